@@ -12,3 +12,4 @@
 //! runtime alike; [`hub`] finds model directories on disk.
 
 pub mod hub;
+pub mod runtime;

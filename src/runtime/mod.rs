@@ -1,0 +1,4 @@
+//! The engine: executes plans with candle.
+
+pub mod eval;
+pub mod train;
