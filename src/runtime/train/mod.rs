@@ -1,1 +1,2 @@
+pub mod adamw;
 pub mod schedule;
