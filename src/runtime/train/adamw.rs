@@ -135,7 +135,7 @@ mod tests {
         let before = p[0] as f64;
         step_in_place(&mut p, &[0.25, 0.0], &mut mo, &cfg, 0.1, 0.5, 1.0, 2);
         let m = 0.9 * 0.05 + 0.1 * 0.25;
-        let v = 0.999 * 0.00025 + 0.001 * 0.0625;
+        let v: f64 = 0.999 * 0.00025 + 0.001 * 0.0625;
         let (bc1, bc2) = (1.0 - 0.9f64.powi(2), 1.0 - 0.999f64.powi(2));
         let expected = before * 0.95 - (0.1 / bc1) * m / (v.sqrt() / bc2.sqrt() + 1e-8);
         assert!(
