@@ -1,2 +1,4 @@
 pub mod adamw;
+pub mod rng;
+pub mod sampler;
 pub mod schedule;
