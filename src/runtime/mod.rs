@@ -1,4 +1,5 @@
 //! The engine: executes plans with candle.
 
 pub mod eval;
+pub mod loss;
 pub mod train;

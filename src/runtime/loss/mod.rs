@@ -1,0 +1,226 @@
+//! Training objectives over sentence embeddings, with the semantics of
+//! sentence-transformers' losses (`compute_loss_from_embeddings`).
+//!
+//! A loss sees the embeddings the model produced for each text column of a
+//! batch (in the data source's column order) plus the batch's float scores,
+//! integer labels or teacher embeddings, and returns a scalar tensor whose
+//! `backward()` reaches the embeddings (and the loss's own trainable
+//! variables, e.g. [`SoftmaxLoss`]'s classifier).
+//!
+//! Everything is built from candle ops that have a backward pass; losses are
+//! dtype-generic (f64 in the gradient tests), and half-precision embeddings
+//! are upcast to f32 first, as sentence-transformers does for CoSENT.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{bail, DType, Result, Tensor, Var};
+
+pub mod angle;
+pub mod cosent;
+pub mod cosine_similarity;
+pub mod mnrl;
+pub mod mse;
+pub mod ops;
+pub mod softmax;
+
+#[cfg(test)]
+pub(crate) mod testutil;
+
+pub use angle::AnglELoss;
+pub use cosent::CoSENTLoss;
+pub use cosine_similarity::CosineSimilarityLoss;
+pub use mnrl::{MultipleNegativesRankingLoss, MultipleNegativesSymmetricRankingLoss};
+pub use mse::MSELoss;
+pub use softmax::SoftmaxLoss;
+
+/// What a loss sees of one batch.
+#[derive(Debug, Clone, Default)]
+pub struct LossInputs {
+    /// One `[batch, dim]` tensor per text column, in the data source's
+    /// column order (`[sentence1, sentence2]`, `[anchor, positive,
+    /// negative...]`).
+    pub embeddings: Vec<Tensor>,
+    /// Float targets, `[batch]` (CosineSimilarityLoss, CoSENT, AnglE).
+    pub scores: Option<Tensor>,
+    /// Integer class labels, `[batch]`, u32 or i64 (SoftmaxLoss).
+    pub labels: Option<Tensor>,
+    /// Precomputed target embeddings for distillation (MSELoss):
+    /// `[batch, dim]` (the same target for every column) or
+    /// `[batch, columns, dim]` (one per column).
+    pub teacher: Option<Tensor>,
+}
+
+impl LossInputs {
+    /// Inputs with only embeddings.
+    pub fn new(embeddings: Vec<Tensor>) -> Self {
+        LossInputs {
+            embeddings,
+            ..Default::default()
+        }
+    }
+
+    pub fn with_scores(mut self, scores: Tensor) -> Self {
+        self.scores = Some(scores);
+        self
+    }
+
+    pub fn with_labels(mut self, labels: Tensor) -> Self {
+        self.labels = Some(labels);
+        self
+    }
+
+    pub fn with_teacher(mut self, teacher: Tensor) -> Self {
+        self.teacher = Some(teacher);
+        self
+    }
+
+    /// The column embeddings, checked: at least `min` (and at most `max`)
+    /// columns, each 2-d with the same `[batch, dim]`, upcast to f32 when in
+    /// half precision. Returns them with `(batch, dim)`.
+    pub fn columns(
+        &self,
+        loss: &str,
+        min: usize,
+        max: Option<usize>,
+    ) -> Result<(Vec<Tensor>, usize, usize)> {
+        let n = self.embeddings.len();
+        if n < min || max.is_some_and(|m| n > m) {
+            let expected = match max {
+                Some(m) if m == min => format!("{min}"),
+                Some(m) => format!("{min} to {m}"),
+                None => format!("at least {min}"),
+            };
+            bail!("{loss} expects {expected} text columns, got {n}");
+        }
+        let mut shape = None;
+        let mut out = Vec::with_capacity(n);
+        for (i, e) in self.embeddings.iter().enumerate() {
+            let dims = e.dims2().map_err(|_| {
+                candle_core::Error::Msg(format!(
+                    "{loss}: embeddings of column {i} must be [batch, dim], got {:?}",
+                    e.dims()
+                ))
+            })?;
+            match shape {
+                None => shape = Some(dims),
+                Some(s) if s != dims => bail!(
+                    "{loss}: embeddings of column {i} have shape {dims:?}, column 0 has {s:?}"
+                ),
+                _ => {}
+            }
+            out.push(ops::float(e)?);
+        }
+        let (batch, dim) = shape.unwrap_or((0, 0));
+        if batch == 0 {
+            bail!("{loss}: empty batch");
+        }
+        Ok((out, batch, dim))
+    }
+
+    /// The float scores as a `[batch]` tensor of `dtype`; integer labels
+    /// stand in when there are no scores (sentence-transformers' losses
+    /// take one label column of any dtype and cast it).
+    pub fn scores_for(&self, loss: &str, batch: usize, dtype: DType) -> Result<Tensor> {
+        let Some(s) = self.scores.as_ref().or(self.labels.as_ref()) else {
+            bail!("{loss} needs a score (or label) per example");
+        };
+        if s.elem_count() != batch {
+            bail!(
+                "{loss} expects {batch} scores (one per example), got shape {:?}",
+                s.dims()
+            );
+        }
+        s.flatten_all()?.to_dtype(dtype)
+    }
+}
+
+/// A training objective.
+pub trait Loss: Send + Sync {
+    /// The sentence-transformers class name, e.g. `"CoSENTLoss"`.
+    fn name(&self) -> &str;
+
+    /// The scalar loss of one batch.
+    fn forward(&self, inputs: &LossInputs) -> Result<Tensor>;
+
+    /// The loss's own parameters (named as in a sentence-transformers state
+    /// dict), which the optimizer updates along with the model's.
+    fn trainable_vars(&self) -> Vec<(String, Var)> {
+        vec![]
+    }
+
+    /// Class logits `[batch, num_labels]` for losses that classify
+    /// ([`SoftmaxLoss`]); `None` for the others.
+    fn logits(&self, _inputs: &LossInputs) -> Result<Option<Tensor>> {
+        Ok(None)
+    }
+}
+
+/// How two embeddings are compared (`similarity_fct` in
+/// sentence-transformers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Similarity {
+    /// `util.cos_sim`.
+    #[default]
+    Cosine,
+    /// `util.dot_score`.
+    Dot,
+}
+
+impl Similarity {
+    /// Parses `cos_sim` / `cosine` and `dot_score` / `dot`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "cos_sim" | "cosine" | "cos" => Some(Similarity::Cosine),
+            "dot_score" | "dot" | "dot_product" => Some(Similarity::Dot),
+            _ => None,
+        }
+    }
+
+    /// The `[n, m]` matrix of similarities between rows of `a` and `b`.
+    pub fn matrix(self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        match self {
+            Similarity::Cosine => ops::cos_sim_matrix(a, b),
+            Similarity::Dot => a.matmul(&b.t()?),
+        }
+    }
+}
+
+/// Saves a loss's trainable variables (if any) as a safetensors file, keyed
+/// by their names (`classifier.weight`, `classifier.bias`).
+pub fn save_vars(loss: &dyn Loss, path: &Path) -> Result<()> {
+    let tensors: HashMap<String, Tensor> = loss
+        .trainable_vars()
+        .into_iter()
+        .map(|(k, v)| (k, v.as_detached_tensor()))
+        .collect();
+    candle_core::safetensors::save(&tensors, path)
+}
+
+/// Loads a loss's trainable variables from a file written by [`save_vars`]
+/// (or by torch's `save_model` of the same module); every variable must be
+/// present with its shape.
+pub fn load_vars(loss: &dyn Loss, path: &Path) -> Result<()> {
+    let vars = loss.trainable_vars();
+    if vars.is_empty() {
+        return Ok(());
+    }
+    let device = vars[0].1.device().clone();
+    let tensors = candle_core::safetensors::load(path, &device)?;
+    for (name, var) in vars {
+        let Some(t) = tensors.get(&name) else {
+            bail!("{}: no tensor `{name}` in {}", loss.name(), path.display());
+        };
+        if t.dims() != var.dims() {
+            bail!(
+                "{}: tensor `{name}` in {} has shape {:?}, expected {:?}",
+                loss.name(),
+                path.display(),
+                t.dims(),
+                var.dims()
+            );
+        }
+        var.set(&t.to_dtype(var.dtype())?)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,85 @@
+//! Test helpers: deterministic inputs and a finite-difference gradient check.
+
+use candle_core::{Device, Result, Tensor, Var};
+
+/// `x[i][j] = sin(0.37 * (c*97 + i*13 + j) + 0.5)`: the same inputs the
+/// reference values were computed from in Python (sentence-transformers
+/// 6.2.0, torch float64).
+pub fn gen(c: usize, n: usize, d: usize) -> Vec<Vec<f64>> {
+    (0..n)
+        .map(|i| {
+            (0..d)
+                .map(|j| (0.37 * (c * 97 + i * 13 + j) as f64 + 0.5).sin())
+                .collect()
+        })
+        .collect()
+}
+
+/// Scores `((7i) mod 5) / 4`, with ties: 0, 0.5, 0.25, 1, 0.75, ...
+pub fn gen_scores(n: usize) -> Vec<f64> {
+    (0..n).map(|i| ((i * 7) % 5) as f64 / 4.0).collect()
+}
+
+pub fn t2(rows: &[Vec<f64>]) -> Tensor {
+    let n = rows.len();
+    let d = rows.first().map_or(0, |r| r.len());
+    let flat: Vec<f64> = rows.iter().flatten().copied().collect();
+    Tensor::from_vec(flat, (n, d), &Device::Cpu).expect("test tensor")
+}
+
+pub fn t1(v: &[f64]) -> Tensor {
+    Tensor::from_slice(v, v.len(), &Device::Cpu).expect("test tensor")
+}
+
+pub fn scalar(t: &Tensor) -> f64 {
+    t.to_vec0::<f64>().expect("scalar loss")
+}
+
+/// Checks the backward gradients of `f` with respect to each input matrix
+/// against central finite differences (step 1e-5, f64): every element must
+/// agree within `1e-6 * max(1, |fd|)`.
+pub fn check_grads(
+    inputs: &[Vec<Vec<f64>>],
+    f: impl Fn(&[Tensor]) -> Result<Tensor>,
+) -> Result<()> {
+    let vars: Vec<Var> = inputs
+        .iter()
+        .map(|m| Var::from_tensor(&t2(m)))
+        .collect::<Result<_>>()?;
+    let tensors: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+    let grads = f(&tensors)?.backward()?;
+    let h = 1e-5;
+    for (k, m) in inputs.iter().enumerate() {
+        let g = grads
+            .get(vars[k].as_tensor())
+            .map(|g| g.to_vec2::<f64>())
+            .transpose()?
+            .unwrap_or_else(|| vec![vec![0.0; m[0].len()]; m.len()]);
+        for i in 0..m.len() {
+            for j in 0..m[i].len() {
+                let eval = |delta: f64| -> Result<f64> {
+                    let ts: Vec<Tensor> = inputs
+                        .iter()
+                        .enumerate()
+                        .map(|(kk, mm)| {
+                            let mut mm = mm.clone();
+                            if kk == k {
+                                mm[i][j] += delta;
+                            }
+                            t2(&mm)
+                        })
+                        .collect();
+                    f(&ts)?.to_vec0::<f64>()
+                };
+                let fd = (eval(h)? - eval(-h)?) / (2.0 * h);
+                let tol = 1e-6 * fd.abs().max(1.0);
+                assert!(
+                    (g[i][j] - fd).abs() <= tol,
+                    "input {k} [{i}][{j}]: backward {} vs finite difference {fd}",
+                    g[i][j]
+                );
+            }
+        }
+    }
+    Ok(())
+}
