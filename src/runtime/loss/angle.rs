@@ -56,12 +56,12 @@ impl Loss for AnglELoss {
         let (cols, batch, _) = inputs.columns(self.name(), 2, None)?;
         let dtype = cols[0].dtype();
         if cols.len() == 2 {
-            let labels = inputs.scores_for(self.name(), batch, dtype)?;
+            let labels = inputs.scores_for(self.name(), batch, dtype, cols[0].device())?;
             let sims = PairSim::Angle.apply(&cols[0], &cols[1])?;
             return cosent_from_similarities(&sims, &labels, self.scale);
         }
         let labels = match inputs.scores {
-            Some(_) => inputs.scores_for(self.name(), batch, dtype)?,
+            Some(_) => inputs.scores_for(self.name(), batch, dtype, cols[0].device())?,
             None => Tensor::ones(batch, dtype, cols[0].device())?,
         };
         let k = cols.len() - 1;

@@ -74,7 +74,7 @@ impl Loss for CoSENTLoss {
 
     fn forward(&self, inputs: &LossInputs) -> Result<Tensor> {
         let (cols, batch, _) = inputs.columns(self.name(), 2, Some(2))?;
-        let labels = inputs.scores_for(self.name(), batch, cols[0].dtype())?;
+        let labels = inputs.scores_for(self.name(), batch, cols[0].dtype(), cols[0].device())?;
         let sims = PairSim::Cosine.apply(&cols[0], &cols[1])?;
         cosent_from_similarities(&sims, &labels, self.scale)
     }
@@ -84,6 +84,7 @@ impl Loss for CoSENTLoss {
 mod tests {
     use super::*;
     use crate::runtime::loss::testutil::*;
+    use candle_core::Var;
 
     fn loss_of(u: Vec<Vec<f64>>, v: Vec<Vec<f64>>, y: &[f64], scale: f64) -> Result<f64> {
         let inputs = LossInputs::new(vec![t2(&u), t2(&v)]).with_scores(t1(y));
@@ -155,6 +156,24 @@ mod tests {
         let inputs = LossInputs::new(vec![u, v]).with_scores(t1(&gen_scores(5)));
         let l = CoSENTLoss::default().forward(&inputs)?.to_vec0::<f32>()?;
         assert!((l as f64 - 24.125964846727605).abs() < 1e-4, "{l}");
+        Ok(())
+    }
+
+    #[test]
+    fn half_precision_embeddings_are_upcast() -> Result<()> {
+        use candle_core::DType;
+        let u = Var::from_tensor(&t2(&gen(0, 5, 4)).to_dtype(DType::BF16)?)?;
+        let v = t2(&gen(1, 5, 4)).to_dtype(DType::BF16)?;
+        let inputs =
+            LossInputs::new(vec![u.as_tensor().clone(), v]).with_scores(t1(&gen_scores(5)));
+        let loss = CoSENTLoss::default().forward(&inputs)?;
+        assert_eq!(loss.dtype(), DType::F32);
+        // bf16 rounding of the inputs moves the value a little.
+        assert!((loss.to_vec0::<f32>()? as f64 - 24.125964846727605).abs() < 0.5);
+        // The gradient reaches the bf16 input through the upcast.
+        let grads = loss.backward()?;
+        let g = grads.get(u.as_tensor()).map(|g| g.dtype());
+        assert_eq!(g, Some(DType::BF16));
         Ok(())
     }
 }

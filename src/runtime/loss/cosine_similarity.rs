@@ -16,7 +16,7 @@ impl Loss for CosineSimilarityLoss {
 
     fn forward(&self, inputs: &LossInputs) -> Result<Tensor> {
         let (cols, batch, _) = inputs.columns(self.name(), 2, Some(2))?;
-        let scores = inputs.scores_for(self.name(), batch, cols[0].dtype())?;
+        let scores = inputs.scores_for(self.name(), batch, cols[0].dtype(), cols[0].device())?;
         let cos = ops::torch_cosine_similarity(&cols[0], &cols[1])?;
         (cos - scores)?.sqr()?.mean_all()
     }

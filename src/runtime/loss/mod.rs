@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::{bail, DType, Result, Tensor, Var};
+use candle_core::{bail, DType, Device, Result, Tensor, Var};
 
 pub mod angle;
 pub mod cosent;
@@ -121,7 +121,13 @@ impl LossInputs {
     /// The float scores as a `[batch]` tensor of `dtype`; integer labels
     /// stand in when there are no scores (sentence-transformers' losses
     /// take one label column of any dtype and cast it).
-    pub fn scores_for(&self, loss: &str, batch: usize, dtype: DType) -> Result<Tensor> {
+    pub fn scores_for(
+        &self,
+        loss: &str,
+        batch: usize,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
         let Some(s) = self.scores.as_ref().or(self.labels.as_ref()) else {
             bail!("{loss} needs a score (or label) per example");
         };
@@ -131,7 +137,7 @@ impl LossInputs {
                 s.dims()
             );
         }
-        s.flatten_all()?.to_dtype(dtype)
+        s.flatten_all()?.to_dtype(dtype)?.to_device(device)
     }
 }
 

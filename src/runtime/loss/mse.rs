@@ -23,7 +23,10 @@ impl Loss for MSELoss {
         let Some(teacher) = &inputs.teacher else {
             bail!("MSELoss needs precomputed teacher embeddings");
         };
-        let teacher = teacher.detach().to_dtype(cols[0].dtype())?;
+        let teacher = teacher
+            .detach()
+            .to_dtype(cols[0].dtype())?
+            .to_device(cols[0].device())?;
         let per_column: Vec<Tensor> = match teacher.dims() {
             &[b, d] if b == batch && d == dim => vec![teacher; cols.len()],
             &[b, c, d] if b == batch && c == cols.len() && d == dim => (0..c)
