@@ -1,4 +1,5 @@
 pub mod adamw;
+pub mod checkpoint;
 pub mod rng;
 pub mod sampler;
 pub mod schedule;

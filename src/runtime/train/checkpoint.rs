@@ -1,0 +1,274 @@
+//! Checkpoints: everything a stage needs to continue exactly where it
+//! stopped, written atomically.
+//!
+//! Layout of one checkpoint, `CHECKPOINTS/step-00000500/`:
+//!
+//! * `state.json`: the trainer's progress (step, data positions, best
+//!   metric...), opaque here;
+//! * `weights.safetensors`: every trainable tensor by name (model and loss
+//!   heads);
+//! * `optimizer.safetensors`: the AdamW moments, `m.NAME` and `v.NAME`.
+//!
+//! A checkpoint is written into `step-N.tmp`, synced, then renamed to
+//! `step-N`: a directory with the final name is always complete, whatever
+//! moment the process was killed at. Leftover `.tmp` directories are removed
+//! by the next save. Only the newest `keep` checkpoints are kept.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+
+use super::adamw::Moments;
+
+/// Errors of checkpoint files.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum CheckpointError {
+    #[error("checkpoint {path}: {source}")]
+    #[diagnostic(code(stpipe::checkpoint::io))]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("checkpoint {path}: {message}")]
+    #[diagnostic(
+        code(stpipe::checkpoint::corrupt),
+        help("delete this checkpoint directory to resume from the one before it")
+    )]
+    Corrupt { path: PathBuf, message: String },
+}
+
+type Result<T> = std::result::Result<T, CheckpointError>;
+
+/// What a checkpoint holds.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    /// Optimizer steps taken when it was written.
+    pub step: u64,
+    /// The trainer's own progress record.
+    pub state: serde_json::Value,
+    /// Trainable tensors by name.
+    pub weights: HashMap<String, Tensor>,
+    /// AdamW moments by parameter name.
+    pub moments: HashMap<String, Moments>,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
+    move |source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn corrupt(path: &Path, message: impl std::fmt::Display) -> CheckpointError {
+    CheckpointError::Corrupt {
+        path: path.to_path_buf(),
+        message: message.to_string(),
+    }
+}
+
+fn step_dir_name(step: u64) -> String {
+    format!("step-{step:08}")
+}
+
+/// The completed checkpoints in `root`, oldest first.
+pub fn list(root: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(io(root)(e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(io(root))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(n) = name.strip_prefix("step-") {
+            if let Ok(step) = n.parse::<u64>() {
+                if entry.path().is_dir() {
+                    out.push((step, entry.path()));
+                }
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).map_err(io(path))?;
+    f.write_all(bytes).map_err(io(path))?;
+    f.sync_all().map_err(io(path))
+}
+
+fn save_tensors(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<()> {
+    candle_core::safetensors::save(tensors, path).map_err(|e| corrupt(path, e))?;
+    std::fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(io(path))
+}
+
+/// Write `ckpt` under `root` atomically, then keep only the newest `keep`.
+pub fn save(root: &Path, ckpt: &Checkpoint, keep: usize) -> Result<PathBuf> {
+    std::fs::create_dir_all(root).map_err(io(root))?;
+    // Leftovers of an interrupted save.
+    for entry in std::fs::read_dir(root).map_err(io(root))?.flatten() {
+        if entry.file_name().to_string_lossy().ends_with(".tmp") {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    let final_dir = root.join(step_dir_name(ckpt.step));
+    let tmp = root.join(format!("{}.tmp", step_dir_name(ckpt.step)));
+    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+
+    let state = serde_json::json!({ "step": ckpt.step, "trainer": ckpt.state });
+    let state_bytes = serde_json::to_vec_pretty(&state).map_err(|e| corrupt(&tmp, e))?;
+    write_file(&tmp.join("state.json"), &state_bytes)?;
+    save_tensors(&tmp.join("weights.safetensors"), &ckpt.weights)?;
+    let mut opt = HashMap::new();
+    for (name, m) in &ckpt.moments {
+        let n = m.m.len();
+        let to_t = |v: &Vec<f32>| Tensor::from_slice(v, n, &Device::Cpu);
+        opt.insert(
+            format!("m.{name}"),
+            to_t(&m.m).map_err(|e| corrupt(&tmp, e))?,
+        );
+        opt.insert(
+            format!("v.{name}"),
+            to_t(&m.v).map_err(|e| corrupt(&tmp, e))?,
+        );
+    }
+    save_tensors(&tmp.join("optimizer.safetensors"), &opt)?;
+
+    if final_dir.exists() {
+        std::fs::remove_dir_all(&final_dir).map_err(io(&final_dir))?;
+    }
+    std::fs::rename(&tmp, &final_dir).map_err(io(&final_dir))?;
+    if let Ok(d) = std::fs::File::open(root) {
+        let _ = d.sync_all();
+    }
+    let all = list(root)?;
+    if all.len() > keep.max(1) {
+        for (_, old) in &all[..all.len() - keep.max(1)] {
+            let _ = std::fs::remove_dir_all(old);
+        }
+    }
+    Ok(final_dir)
+}
+
+/// Read one checkpoint directory.
+pub fn read(dir: &Path, device: &Device) -> Result<Checkpoint> {
+    let state_path = dir.join("state.json");
+    let bytes = std::fs::read(&state_path).map_err(io(&state_path))?;
+    let state: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| corrupt(&state_path, e))?;
+    let step = state["step"]
+        .as_u64()
+        .ok_or_else(|| corrupt(&state_path, "no `step` number"))?;
+    let load = |name: &str| {
+        let p = dir.join(name);
+        candle_core::safetensors::load(&p, device).map_err(|e| corrupt(&p, e))
+    };
+    let weights = load("weights.safetensors")?;
+    let opt_path = dir.join("optimizer.safetensors");
+    let opt = load("optimizer.safetensors")?;
+    let mut moments = HashMap::new();
+    for (key, m) in &opt {
+        let Some(name) = key.strip_prefix("m.") else {
+            continue;
+        };
+        let v = opt
+            .get(&format!("v.{name}"))
+            .ok_or_else(|| corrupt(&opt_path, format!("`m.{name}` has no `v.{name}`")))?;
+        let vec = |t: &Tensor| t.to_vec1::<f32>().map_err(|e| corrupt(&opt_path, e));
+        moments.insert(
+            name.to_string(),
+            Moments {
+                m: vec(m)?,
+                v: vec(v)?,
+            },
+        );
+    }
+    Ok(Checkpoint {
+        step,
+        state: state["trainer"].clone(),
+        weights,
+        moments,
+    })
+}
+
+/// The newest complete checkpoint under `root`, if any.
+pub fn latest(root: &Path, device: &Device) -> Result<Option<Checkpoint>> {
+    match list(root)?.pop() {
+        Some((_, dir)) => read(&dir, device).map(Some),
+        None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ckpt(step: u64) -> Checkpoint {
+        let w = Tensor::from_slice(&[1.0f32, 2.0, 3.0, step as f32], (2, 2), &Device::Cpu).unwrap();
+        Checkpoint {
+            step,
+            state: serde_json::json!({ "epoch": 0, "position": step }),
+            weights: HashMap::from([("encoder.weight".to_string(), w)]),
+            moments: HashMap::from([(
+                "encoder.weight".to_string(),
+                Moments {
+                    m: vec![0.1, 0.2, 0.3, 0.4],
+                    v: vec![0.01, 0.02, 0.03, 0.04],
+                },
+            )]),
+        }
+    }
+
+    #[test]
+    fn round_trip_keep_and_latest() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("checkpoints");
+        assert!(latest(&root, &Device::Cpu).unwrap().is_none());
+        for s in [5, 10, 15] {
+            save(&root, &ckpt(s), 2).unwrap();
+        }
+        let steps: Vec<u64> = list(&root).unwrap().into_iter().map(|(s, _)| s).collect();
+        assert_eq!(steps, vec![10, 15]);
+        let c = latest(&root, &Device::Cpu).unwrap().unwrap();
+        assert_eq!(c.step, 15);
+        assert_eq!(c.state["position"], 15);
+        let w = c.weights["encoder.weight"].to_vec2::<f32>().unwrap();
+        assert_eq!(w, vec![vec![1.0, 2.0], vec![3.0, 15.0]]);
+        assert_eq!(
+            c.moments["encoder.weight"],
+            ckpt(15).moments["encoder.weight"]
+        );
+    }
+
+    #[test]
+    fn an_interrupted_save_is_invisible_and_cleaned_up() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
+        save(&root, &ckpt(5), 3).unwrap();
+        // A save killed half way leaves only a .tmp directory.
+        let half = root.join("step-00000010.tmp");
+        std::fs::create_dir_all(&half).unwrap();
+        std::fs::write(half.join("state.json"), "{").unwrap();
+        assert_eq!(latest(&root, &Device::Cpu).unwrap().unwrap().step, 5);
+        save(&root, &ckpt(10), 3).unwrap();
+        assert!(!half.exists());
+        assert_eq!(latest(&root, &Device::Cpu).unwrap().unwrap().step, 10);
+    }
+
+    #[test]
+    fn corrupt_files_are_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = save(tmp.path(), &ckpt(1), 1).unwrap();
+        std::fs::write(dir.join("optimizer.safetensors"), b"garbage").unwrap();
+        let err = read(&dir, &Device::Cpu).unwrap_err().to_string();
+        assert!(err.contains("optimizer.safetensors"), "{err}");
+    }
+}
