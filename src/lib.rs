@@ -12,3 +12,5 @@
 //! runtime alike; [`hub`] finds model directories on disk.
 
 pub mod hub;
+pub mod diag;
+pub mod syntax;

@@ -1,0 +1,8 @@
+//! Syntax: the pest grammar (`grammar/stp.pest`), a spanned AST and string
+//! interpolation.
+
+pub mod ast;
+pub mod interp;
+mod parse;
+
+pub use parse::parse;
