@@ -14,3 +14,4 @@
 pub mod hub;
 pub mod diag;
 pub mod syntax;
+pub mod registry;
