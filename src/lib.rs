@@ -15,3 +15,4 @@ pub mod hub;
 pub mod diag;
 pub mod syntax;
 pub mod registry;
+pub mod check;
