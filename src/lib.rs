@@ -16,3 +16,5 @@ pub mod diag;
 pub mod syntax;
 pub mod registry;
 pub mod check;
+pub mod cli;
+pub mod plan;
