@@ -82,7 +82,7 @@ fn rule_name(r: &Rule) -> Option<&'static str> {
         | Rule::train_stmt
         | Rule::save_stmt
         | Rule::expect_stmt => "a statement (let, model, data, objective, evaluator, train, save, expect)",
-        Rule::ident | Rule::stage_name => "a name",
+        Rule::ident | Rule::key | Rule::stage_name => "a name",
         Rule::string | Rule::str_inner => "a string",
         Rule::number | Rule::percent => "a number",
         Rule::boolean => "true or false",
