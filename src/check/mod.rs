@@ -286,6 +286,7 @@ impl<'a> Checker<'a> {
                 Some(id.name.clone())
             }
             Some(b) if b.kind == kind => {
+                b.used = true;
                 let (l, _) = line_col(self.src, b.span.start);
                 let d = Diag::error(
                     "use-before-definition",
@@ -343,17 +344,12 @@ impl<'a> Checker<'a> {
         use crate::syntax::interp::{interpolate, InterpError};
         let lets = &self.lets;
         let env = &self.opts.env;
-        let lookup = |name: &str| -> Option<String> {
-            if let Some(v) = lets.get(name) {
-                if let ast::ValueKind::Str(s) = &v.kind {
-                    // A let used inside another string: interpolate it too,
-                    // with the environment only (no recursion between lets).
-                    return interpolate(s, &|n| env.get(n).cloned()).ok();
-                }
-                return None;
+        for name in lets_in(s) {
+            if let Some(b) = self.bindings.get_mut(&name) {
+                b.used = true;
             }
-            env.get(name).cloned()
-        };
+        }
+        let lookup = |name: &str| let_or_env(lets, env, name, 0);
         match interpolate(s, &lookup) {
             Ok(v) => Some(v),
             Err(InterpError::Unset(var)) => {
@@ -419,4 +415,42 @@ impl<'a> Checker<'a> {
             self.diags.push(Diag::warning("unused", span, msg).help(help));
         }
     }
+}
+
+/// The value of `${name}`: a `let` string (itself interpolated, to a fixed
+/// depth) or an environment variable.
+fn let_or_env(
+    lets: &HashMap<String, ast::Value>,
+    env: &HashMap<String, String>,
+    name: &str,
+    depth: usize,
+) -> Option<String> {
+    if let Some(v) = lets.get(name) {
+        if depth > 8 {
+            return None;
+        }
+        return match &v.kind {
+            ast::ValueKind::Str(s) => crate::syntax::interp::interpolate(s, &|n| {
+                let_or_env(lets, env, n, depth + 1)
+            })
+            .ok(),
+            ast::ValueKind::Int(i) => Some(i.to_string()),
+            _ => None,
+        };
+    }
+    env.get(name).cloned()
+}
+
+/// Names referenced as `${name}` in a string (to mark lets as used).
+fn lets_in(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = s;
+    while let Some(i) = rest.find("${") {
+        rest = &rest[i + 2..];
+        let end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        out.push(rest[..end].to_string());
+    }
+    out
 }

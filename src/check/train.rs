@@ -186,7 +186,7 @@ impl Checker<'_> {
                         Diag::error(
                             "label-type",
                             at,
-                            format!("{} needs a {} in `{}`, but column `{}` of `{}` holds {found}", comp.name, want.noun(), l.name, l.name, ds.name),
+                            format!("{} needs {} in `{}`, but column `{}` of `{}` holds {found}", comp.name, if want == ColType::Int { "an integer label" } else { "a float score" }, l.name, l.name, ds.name),
                         )
                         .help(help),
                     );
@@ -630,7 +630,7 @@ impl Checker<'_> {
         value: &ast::Value,
     ) -> Option<Expect> {
         let m = self.check_metric(metric);
-        let v = self.convert(value, ArgType::Float, "an expectation");
+        let v = self.convert(value, ArgType::Float, "the threshold of `expect`");
         let (m, _) = m?;
         let v = v?.as_f64()?;
         if !v.is_finite() {

@@ -17,6 +17,7 @@ const MAX_NESTING: usize = 64;
 /// Parse a whole file. A syntax error yields exactly one diagnostic.
 pub fn parse(src: &str) -> Result<File, Diag> {
     check_nesting(src)?;
+    pest::set_error_detail(true);
     let mut pairs = StpParser::parse(Rule::file, src).map_err(|e| syntax_error(src, e))?;
     let file = pairs
         .next()
@@ -109,10 +110,35 @@ fn rule_name(r: &Rule) -> Option<&'static str> {
 }
 
 fn syntax_error(src: &str, e: pest::error::Error<Rule>) -> Diag {
-    let (start, end) = match e.location {
+    let (mut start, end) = match e.location {
         pest::error::InputLocation::Pos(p) => (p, p),
         pest::error::InputLocation::Span((a, b)) => (a, b),
     };
+    // Literal tokens expected further on than the rules pest reports
+    // (`,` or `)` after an argument, say) make a more precise message.
+    let mut tokens: Vec<String> = Vec::new();
+    if let Some(a) = e.parse_attempts() {
+        if a.max_position > start {
+            for t in a.expected_tokens() {
+                let token = t.to_string();
+                let punct = !token.is_empty()
+                    && token != "#"
+                    && token
+                        .chars()
+                        .all(|c| c.is_ascii_punctuation() && c != '_');
+                if punct {
+                    let t = format!("`{token}`");
+                    if !tokens.contains(&t) {
+                        tokens.push(t);
+                    }
+                }
+            }
+            if !tokens.is_empty() {
+                start = a.max_position;
+            }
+        }
+    }
+    let end = if tokens.is_empty() { end } else { start };
     let start = start.min(src.len());
     // Point at the whole offending token when there is one.
     let mut end = end.max(start).min(src.len());
@@ -130,8 +156,8 @@ fn syntax_error(src: &str, e: pest::error::Error<Rule>) -> Diag {
                 .unwrap_or(start);
         }
     }
-    let mut expected: Vec<&str> = Vec::new();
-    if let pest::error::ErrorVariant::ParsingError { positives, .. } = &e.variant {
+    let mut expected: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    if let (true, pest::error::ErrorVariant::ParsingError { positives, .. }) = (tokens.is_empty(), &e.variant) {
         for r in positives {
             if let Some(n) = rule_name(r) {
                 if !expected.contains(&n) {
@@ -149,6 +175,15 @@ fn syntax_error(src: &str, e: pest::error::Error<Rule>) -> Diag {
         format!("unexpected {found}")
     } else {
         format!("expected {}, found {found}", expected.join(" or "))
+    };
+    let word = &src[start..end];
+    const KEYWORDS: &[&str] = &[
+        "let", "model", "data", "objective", "evaluator", "train", "save", "expect", "true", "false",
+    ];
+    let msg = if expected.contains(&"a name") && KEYWORDS.contains(&word) {
+        format!("`{word}` is a keyword and cannot be used as a name")
+    } else {
+        msg
     };
     Diag::error("syntax", Span::new(start, end), msg)
         .label("here")
