@@ -8,7 +8,7 @@ use crate::check::types::Format;
 /// Rows read to check column choices and infer types.
 pub(crate) const PEEK_ROWS: usize = 5;
 /// Bytes read at most.
-const PEEK_BYTES: u64 = 256 * 1024;
+const PEEK_BYTES: u64 = 64 * 1024;
 
 /// The head of a file.
 #[derive(Debug, Clone, Default)]
