@@ -1,19 +1,12 @@
 //! Data sources: readers, files, columns, transforms.
 
-use super::peek::{peek, Peek};
+use super::columns::{infer, FileCtx};
+use super::peek::peek;
 use super::{BindKind, Checker};
 use crate::check::types::*;
 use crate::diag::{Diag, Span};
 use crate::registry::{self, Family};
-use crate::syntax::ast::{self, ColExprKind, ValueKind};
-
-/// What the column expressions of a file source can see.
-struct FileCtx<'p> {
-    written: String,
-    peek: Option<&'p Peek>,
-    header: bool,
-    json: bool,
-}
+use crate::syntax::ast;
 
 impl Checker<'_> {
     pub(crate) fn check_data(
@@ -106,7 +99,10 @@ impl Checker<'_> {
                 }
                 let (srcs, sp) = get("sources")?;
                 let names: Vec<String> = match srcs {
-                    ArgValue::List(l) => l.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+                    ArgValue::List(l) => l
+                        .iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect(),
                     _ => Vec::new(),
                 };
                 if names.len() < 2 {
@@ -185,7 +181,11 @@ impl Checker<'_> {
                     }
                 };
                 let mut ok = true;
-                for (c, sp, role) in [(&by, by_span, "by"), (&text.0, text.1, "text"), (&label, label_span, "label")] {
+                for (c, sp, role) in [
+                    (&by, by_span, "by"),
+                    (&text.0, text.1, "text"),
+                    (&label, label_span, "label"),
+                ] {
                     if !col_names.contains(&c.as_str()) {
                         let help = match registry::did_you_mean(c, col_names.iter().copied()) {
                             Some(s) => format!("did you mean `{s}`?"),
@@ -217,7 +217,9 @@ impl Checker<'_> {
                             pos_span,
                             "the positive and negative labels are the same",
                         )
-                        .help("e.g. for NLI: `positive: 0, negative: 2` (entailment, contradiction)"),
+                        .help(
+                            "e.g. for NLI: `positive: 0, negative: 2` (entailment, contradiction)",
+                        ),
                     );
                     ok = false;
                 }
@@ -251,11 +253,14 @@ impl Checker<'_> {
                     Format::JsonLines
                 } else {
                     let header = get("header").and_then(|v| v.0.as_bool()).unwrap_or(true);
-                    let quoting = get("quoting").map(|v| v.0.as_str() == Some("csv")).unwrap_or(true);
+                    let quoting = get("quoting")
+                        .map(|v| v.0.as_str() == Some("csv"))
+                        .unwrap_or(true);
                     let delimiter = if reader == "tsv" {
                         '\t'
                     } else {
-                        let (d, dspan) = get("delimiter").unwrap_or((ArgValue::Str(",".into()), source.span));
+                        let (d, dspan) =
+                            get("delimiter").unwrap_or((ArgValue::Str(",".into()), source.span));
                         let d = d.as_str().unwrap_or(",").replace("\\t", "\t");
                         let mut it = d.chars();
                         match (it.next(), it.next()) {
@@ -285,14 +290,22 @@ impl Checker<'_> {
                         Ok(p) => Some(p),
                         Err(e) => {
                             self.err(
-                                Diag::error("unreadable-file", path_span, format!("cannot read `{written}`: {e}"))
-                                    .help("check the file's permissions"),
+                                Diag::error(
+                                    "unreadable-file",
+                                    path_span,
+                                    format!("cannot read `{written}`: {e}"),
+                                )
+                                .help("check the file's permissions"),
                             );
                             return None;
                         }
                     }
                 } else {
-                    let what = if path.is_dir() { "is a directory, not a file" } else { "not found" };
+                    let what = if path.is_dir() {
+                        "is a directory, not a file"
+                    } else {
+                        "not found"
+                    };
                     self.err(
                         Diag::error("file-not-found", path_span, format!("data file `{written}` {what}"))
                             .help(format!(
@@ -313,7 +326,9 @@ impl Checker<'_> {
                     json,
                 };
                 let cols = match columns {
-                    Some(defs) => self.file_columns(&ctx, defs, columns_span.unwrap_or(source.span))?,
+                    Some(defs) => {
+                        self.file_columns(&ctx, defs, columns_span.unwrap_or(source.span))?
+                    }
                     None => match pk.as_ref().and_then(|p| p.header.clone()) {
                         Some(h) => h
                             .iter()
@@ -368,306 +383,6 @@ impl Checker<'_> {
             )
             .help("choose and name the columns in the column blocks of the file sources"),
         );
-    }
-
-    fn file_columns(&mut self, ctx: &FileCtx, defs: &[ast::ColumnDef], block: Span) -> Option<Vec<Column>> {
-        let mut out: Vec<Column> = Vec::new();
-        let mut ok = true;
-        for d in defs {
-            if out.iter().any(|c| c.name == d.name.name) {
-                self.err(
-                    Diag::error(
-                        "duplicate-column",
-                        d.name.span,
-                        format!("column `{}` is defined twice", d.name.name),
-                    )
-                    .help("give each column a distinct name"),
-                );
-                ok = false;
-                continue;
-            }
-            match self.col_expr(ctx, &d.expr) {
-                Some((expr, ty, _)) => out.push(Column {
-                    name: d.name.name.clone(),
-                    expr: Some(expr),
-                    ty,
-                }),
-                None => ok = false,
-            }
-        }
-        if out.is_empty() && ok {
-            self.err(
-                Diag::error("missing-columns", block, "empty column block")
-                    .help("choose at least one column"),
-            );
-            ok = false;
-        }
-        ok.then_some(out)
-    }
-
-    /// A column expression: its resolved form, its type when known, and
-    /// its sample values (for fields).
-    fn col_expr(
-        &mut self,
-        ctx: &FileCtx,
-        e: &ast::ColExpr,
-    ) -> Option<(ColumnExpr, Option<ColType>, Option<Vec<String>>)> {
-        match &e.kind {
-            ColExprKind::Number(n) => {
-                if !n.is_finite() {
-                    self.err(
-                        Diag::error("bad-number", e.span, "this number is out of range")
-                            .help("write a finite number"),
-                    );
-                    return None;
-                }
-                Some((ColumnExpr::Const { value: *n }, Some(ColType::Float), None))
-            }
-            ColExprKind::Binary { op, lhs, rhs } => {
-                let l = self.col_expr(ctx, lhs);
-                let r = self.col_expr(ctx, rhs);
-                let (l, r) = (l?, r?);
-                let mut ok = true;
-                for (side, x) in [(lhs, &l), (rhs, &r)] {
-                    if x.1 == Some(ColType::Text) {
-                        let eg = x.2.as_ref().and_then(|v| v.first().cloned()).unwrap_or_default();
-                        self.err(
-                            Diag::error(
-                                "text-arithmetic",
-                                side.span,
-                                format!("arithmetic on a text column (e.g. {eg:?} in `{}`)", ctx.written),
-                            )
-                            .help("only numeric columns (such as a score) can be computed with"),
-                        );
-                        ok = false;
-                    }
-                }
-                if matches!(op, ast::ArithOp::Div) && r.0 == (ColumnExpr::Const { value: 0.0 }) {
-                    self.err(
-                        Diag::error("division-by-zero", rhs.span, "division by zero")
-                            .help("divide by the scale of the score, e.g. `col(4) / 5.0`"),
-                    );
-                    ok = false;
-                }
-                ok.then(|| {
-                    (
-                        ColumnExpr::Arith {
-                            op: (*op).into(),
-                            lhs: Box::new(l.0),
-                            rhs: Box::new(r.0),
-                        },
-                        Some(ColType::Float),
-                        None,
-                    )
-                })
-            }
-            ColExprKind::Value(v) => {
-                self.err(
-                    Diag::error(
-                        "bad-column",
-                        v.span,
-                        "expected a column expression such as `col(0)` or `col(\"name\")`",
-                    )
-                    .help("choose a column with col(INDEX) or col(\"NAME\"); compute with + - * /; map labels with map(col(...), {...})"),
-                );
-                None
-            }
-            ColExprKind::Call { name, args } => match name.name.as_str() {
-                "col" => self.col_field(ctx, e.span, args),
-                "map" => self.col_map(ctx, e.span, args),
-                other => {
-                    let help = match registry::did_you_mean(other, ["col", "map"]) {
-                        Some(s) => format!("did you mean `{s}`?"),
-                        None => "columns are chosen with col(INDEX) or col(\"NAME\"), labels mapped with map(...)".into(),
-                    };
-                    self.err(
-                        Diag::error(
-                            "unknown-name",
-                            name.span,
-                            format!("unknown column function `{other}`"),
-                        )
-                        .help(help),
-                    );
-                    None
-                }
-            },
-        }
-    }
-
-    fn col_field(
-        &mut self,
-        ctx: &FileCtx,
-        span: Span,
-        args: &[ast::ColExpr],
-    ) -> Option<(ColumnExpr, Option<ColType>, Option<Vec<String>>)> {
-        let bad = |this: &mut Self, sp: Span| {
-            this.err(
-                Diag::error("bad-column", sp, "col takes one column index or name")
-                    .help("e.g. `col(4)` or `col(\"premise\")`"),
-            );
-            None
-        };
-        let [arg] = args else {
-            return bad(self, span);
-        };
-        let (field, idx) = match &arg.kind {
-            ColExprKind::Number(n) if n.fract() == 0.0 && *n >= 0.0 && *n < 1e9 => {
-                let i = *n as usize;
-                if ctx.json {
-                    self.err(
-                        Diag::error("bad-column", arg.span, "JSON Lines columns are chosen by key")
-                            .help("write `col(\"key\")`"),
-                    );
-                    return None;
-                }
-                if let Some(w) = ctx.peek.and_then(Peek::width) {
-                    if i >= w {
-                        self.err(
-                            Diag::error(
-                                "column-out-of-range",
-                                arg.span,
-                                format!("column {i} is out of range: `{}` has {w} columns (0 to {})", ctx.written, w.saturating_sub(1)),
-                            )
-                            .help("columns are numbered from 0"),
-                        );
-                        return None;
-                    }
-                }
-                (FieldRef::Index(i), Some(i))
-            }
-            ColExprKind::Value(ast::Value {
-                kind: ValueKind::Str(s),
-                ..
-            }) => {
-                if !ctx.header {
-                    self.err(
-                        Diag::error(
-                            "column-by-name",
-                            arg.span,
-                            format!("`{}` is read without a header, so columns cannot be chosen by name", ctx.written),
-                        )
-                        .help("choose by index, `col(0)`, or read the header with `header: true`"),
-                    );
-                    return None;
-                }
-                let idx = match ctx.peek {
-                    Some(p) => match p.index_of(s) {
-                        Some(i) => Some(i),
-                        None => {
-                            let names = p.header.clone().unwrap_or_default();
-                            let help = match registry::did_you_mean(s, names.iter().map(String::as_str)) {
-                                Some(x) => format!("did you mean `{x}`?"),
-                                None => format!("its columns are: {}", names.join(", ")),
-                            };
-                            self.err(
-                                Diag::error(
-                                    "unknown-column",
-                                    arg.span,
-                                    format!("`{}` has no column named `{s}`", ctx.written),
-                                )
-                                .help(help),
-                            );
-                            return None;
-                        }
-                    },
-                    None => None,
-                };
-                (FieldRef::Name(s.clone()), idx)
-            }
-            _ => return bad(self, arg.span),
-        };
-        let samples = match (ctx.peek, idx) {
-            (Some(p), Some(i)) => Some(p.values(i)),
-            _ => None,
-        };
-        let ty = samples.as_deref().and_then(infer);
-        Some((ColumnExpr::Field { field }, ty, samples))
-    }
-
-    fn col_map(
-        &mut self,
-        ctx: &FileCtx,
-        span: Span,
-        args: &[ast::ColExpr],
-    ) -> Option<(ColumnExpr, Option<ColType>, Option<Vec<String>>)> {
-        let (input, entries) = match args {
-            [input, ast::ColExpr {
-                kind:
-                    ColExprKind::Value(ast::Value {
-                        kind: ValueKind::Map(entries),
-                        ..
-                    }),
-                ..
-            }] => (input, entries),
-            _ => {
-                self.err(
-                    Diag::error("bad-column", span, "map takes a column and a map of labels")
-                        .help("e.g. `map(col(\"label\"), {\"entailment\": 0, \"neutral\": 1, \"contradiction\": 2})`"),
-                );
-                return None;
-            }
-        };
-        let (inner, _, samples) = self.col_expr(ctx, input)?;
-        let mut map: Vec<(String, i64)> = Vec::new();
-        let mut ok = true;
-        for (k, v) in entries {
-            if map.iter().any(|(x, _)| *x == k.text) {
-                self.err(
-                    Diag::error("duplicate-key", k.span, format!("label `{}` is mapped twice", k.text))
-                        .help("map each label once"),
-                );
-                ok = false;
-                continue;
-            }
-            match v.kind {
-                ValueKind::Int(i) => map.push((k.text.clone(), i)),
-                _ => {
-                    self.err(
-                        Diag::error("type-mismatch", v.span, "labels must map to integers")
-                            .help("e.g. `{\"entailment\": 0}`"),
-                    );
-                    ok = false;
-                }
-            }
-        }
-        if !ok {
-            return None;
-        }
-        if let Some(samples) = &samples {
-            if let Some(missing) = samples.iter().find(|s| !map.iter().any(|(k, _)| k == *s)) {
-                self.err(
-                    Diag::error(
-                        "unmapped-label",
-                        span,
-                        format!("value {missing:?} of `{}` is not in the label map", ctx.written),
-                    )
-                    .help("add it to the map"),
-                );
-                return None;
-            }
-        }
-        Some((
-            ColumnExpr::Map {
-                input: Box::new(inner),
-                map,
-            },
-            Some(ColType::Int),
-            None,
-        ))
-    }
-}
-
-/// The type of sample values: all integers, all numbers, or text.
-pub(crate) fn infer(samples: &[String]) -> Option<ColType> {
-    if samples.is_empty() {
-        return None;
-    }
-    if samples.iter().all(|s| s.trim().parse::<i64>().is_ok()) {
-        Some(ColType::Int)
-    } else if samples.iter().all(|s| s.trim().parse::<f64>().is_ok()) {
-        Some(ColType::Float)
-    } else {
-        Some(ColType::Text)
     }
 }
 

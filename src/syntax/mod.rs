@@ -2,6 +2,7 @@
 //! interpolation.
 
 pub mod ast;
+mod errors;
 pub mod interp;
 mod parse;
 
