@@ -183,3 +183,37 @@ fn data_root_flag_sets_interpolation() {
         String::from_utf8_lossy(&out.stderr).contains("/no/such/root/stsbenchmark/sts-train.csv")
     );
 }
+
+#[test]
+fn misc_fixture_is_valid() {
+    let f = common::repo().join("tests/fixtures/valid-misc.stp");
+    let (report, p) = check_file(&f, &common::options()).unwrap();
+    assert!(report.diags.is_empty(), "{}", report.to_plain());
+    let p = p.unwrap();
+    let base = p.model("base").unwrap();
+    assert!(matches!(
+        base.modules[0],
+        Module::Pretrained { dim: Some(384), .. }
+    ));
+    assert!(matches!(
+        base.modules[1],
+        Module::Dense {
+            in_features: Some(384),
+            out_features: 128,
+            ..
+        }
+    ));
+    let other = p.model("other").unwrap();
+    assert!(matches!(
+        other.modules[1],
+        Module::Pooling {
+            out_dim: Some(1152),
+            ..
+        }
+    ));
+    let scored = p.data_source("scored").unwrap();
+    let names: Vec<&str> = scored.columns.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["query", "answer", "score"]);
+    assert_eq!(p.data_source("qa2").unwrap().limit, Some(1));
+    Plan::build(&p).unwrap();
+}

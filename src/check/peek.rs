@@ -67,17 +67,15 @@ pub(crate) fn peek(path: &Path, format: &Format) -> std::io::Result<Peek> {
                 .filter(|l| !l.trim().is_empty())
                 .take(PEEK_ROWS)
             {
-                let Ok(serde_json::Value::Object(obj)) =
-                    serde_json::from_str::<serde_json::Value>(line)
-                else {
+                let Ok(OrderedObject(obj)) = serde_json::from_str::<OrderedObject>(line) else {
                     rows.push(Vec::new());
                     continue;
                 };
-                let keys: Vec<String> = obj.keys().cloned().collect();
+                let keys: Vec<String> = obj.iter().map(|(k, _)| k.clone()).collect();
                 let h = header.get_or_insert(keys);
                 let row = h
                     .iter()
-                    .map(|k| match obj.get(k) {
+                    .map(|k| match obj.iter().find(|(x, _)| x == k).map(|(_, v)| v) {
                         Some(serde_json::Value::String(s)) => s.clone(),
                         Some(v) => v.to_string(),
                         None => String::new(),
@@ -88,6 +86,32 @@ pub(crate) fn peek(path: &Path, format: &Format) -> std::io::Result<Peek> {
             Peek { header, rows }
         }
     })
+}
+
+/// A JSON object with its keys in file order.
+struct OrderedObject(Vec<(String, serde_json::Value)>);
+
+impl<'de> serde::Deserialize<'de> for OrderedObject {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = OrderedObject;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<OrderedObject, A::Error> {
+                let mut v = Vec::new();
+                while let Some((k, x)) = m.next_entry::<String, serde_json::Value>()? {
+                    v.push((k, x));
+                }
+                Ok(OrderedObject(v))
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 /// Split the first `max` records of delimited text. With `quoting`, fields
