@@ -251,6 +251,11 @@ impl Checker<'_> {
                 let written = path_v.as_str()?.to_string();
                 let format = if reader == "jsonl" {
                     Format::JsonLines
+                } else if reader == "smart" {
+                    Format::Smart {
+                        ids_by_position: get("ids").and_then(|v| v.0.as_str().map(str::to_string))
+                            == Some("position".to_string()),
+                    }
                 } else {
                     let header = get("header").and_then(|v| v.0.as_bool()).unwrap_or(true);
                     let quoting = get("quoting")
@@ -317,7 +322,7 @@ impl Checker<'_> {
                 };
                 let (header, json) = match &format {
                     Format::Delimited { header, .. } => (*header, false),
-                    Format::JsonLines => (true, true),
+                    Format::JsonLines | Format::Smart { .. } => (true, true),
                 };
                 let ctx = FileCtx {
                     written: written.clone(),

@@ -280,6 +280,44 @@ impl Checker<'_> {
         let data = data?;
         let ds = self.out.data_source(&data)?.clone();
         let mut ok = self.check_columns(comp, &ds, data_span);
+        if comp.name == "InformationRetrieval" {
+            for (arg, need) in [
+                ("data", ["id", "text"]),
+                ("corpus", ["id", "text"]),
+                ("relevant", ["query", "doc"]),
+            ] {
+                let Some((ArgValue::Name(n), sp)) = args.get(arg) else {
+                    continue;
+                };
+                let Some(d) = self.out.data_source(n) else {
+                    continue;
+                };
+                let missing: Vec<&str> = need
+                    .iter()
+                    .copied()
+                    .filter(|c| !d.columns.iter().any(|x| x.name == *c))
+                    .collect();
+                if !missing.is_empty() {
+                    let have: Vec<&str> = d.columns.iter().map(|c| c.name.as_str()).collect();
+                    self.err(
+                        Diag::error(
+                            "missing-column",
+                            *sp,
+                            format!(
+                                "InformationRetrieval needs columns {} in `{n}` ({arg}); it has {}",
+                                need.join(", "),
+                                have.join(", ")
+                            ),
+                        )
+                        .help(format!(
+                            "name the columns `{}` in `{n}`'s column block",
+                            need.join("`, `")
+                        )),
+                    );
+                    ok = false;
+                }
+            }
+        }
         if let Some((ArgValue::Name(t), tspan)) = args.get("teacher") {
             ok &= self.check_teacher(&model, t, *tspan);
         }

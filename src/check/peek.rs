@@ -59,6 +59,13 @@ pub(crate) fn peek(path: &Path, format: &Format) -> std::io::Result<Peek> {
             recs.truncate(PEEK_ROWS);
             Peek { header, rows: recs }
         }
+        Format::Smart { ids_by_position } => {
+            let rows = smart(&text, PEEK_ROWS, *ids_by_position);
+            Peek {
+                header: Some(SMART_FIELDS.iter().map(|s| s.to_string()).collect()),
+                rows,
+            }
+        }
         Format::JsonLines => {
             let mut header: Option<Vec<String>> = None;
             let mut rows = Vec::new();
@@ -86,6 +93,52 @@ pub(crate) fn peek(path: &Path, format: &Format) -> std::io::Result<Peek> {
             Peek { header, rows }
         }
     })
+}
+
+/// The fields of a SMART record, in column order.
+pub(crate) const SMART_FIELDS: &[&str] = &["id", "title", "author", "biblio", "text"];
+
+/// The first `max` SMART records: `.I` starts a record, `.T .A .B .W` start
+/// fields whose text runs until the next marker.
+pub(crate) fn smart(text: &str, max: usize, ids_by_position: bool) -> Vec<Vec<String>> {
+    let mut recs: Vec<Vec<String>> = Vec::new();
+    let mut field: Option<usize> = None;
+    for line in text.lines() {
+        let line = line.trim_end_matches('\r');
+        if let Some(rest) = line.strip_prefix(".I") {
+            if recs.len() == max {
+                break;
+            }
+            let id = if ids_by_position {
+                (recs.len() + 1).to_string()
+            } else {
+                rest.trim().to_string()
+            };
+            let mut r = vec![String::new(); SMART_FIELDS.len()];
+            r[0] = id;
+            recs.push(r);
+            field = None;
+            continue;
+        }
+        let marker = match line {
+            ".T" => Some(1),
+            ".A" => Some(2),
+            ".B" => Some(3),
+            ".W" => Some(4),
+            _ => None,
+        };
+        if marker.is_some() {
+            field = marker;
+            continue;
+        }
+        if let (Some(f), Some(r)) = (field, recs.last_mut()) {
+            if !r[f].is_empty() {
+                r[f].push(' ');
+            }
+            r[f].push_str(line.trim());
+        }
+    }
+    recs
 }
 
 /// A JSON object with its keys in file order.
@@ -186,6 +239,14 @@ mod tests {
         let r = delimited(t, '\t', false, 10);
         assert_eq!(r[0][1], "\"b \"\"x\"\" c\"");
         let r = delimited("x,\"y\nz\"\r\nw,v", ',', true, 10);
+        let s = smart(
+            ".I 001\r\n.W\r\nwhat is\r\nlift .\r\n.I 004\r\n.T\r\nt\r\n",
+            5,
+            true,
+        );
+        assert_eq!(s[0], vec!["1", "", "", "", "what is lift ."]);
+        assert_eq!(s[1][0], "2");
+        assert_eq!(s[1][1], "t");
         assert_eq!(r, vec![vec!["x", "y\nz"], vec!["w", "v"]]);
     }
 }

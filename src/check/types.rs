@@ -156,6 +156,13 @@ pub enum Format {
         quoting: bool,
     },
     JsonLines,
+    /// SMART records (`.I id`, `.T` title, `.A` author, `.B` biblio, `.W`
+    /// text), as in the Cranfield collection. Fields: id, title, author,
+    /// biblio, text.
+    Smart {
+        /// Number records 1, 2, 3... in file order instead of using `.I`.
+        ids_by_position: bool,
+    },
 }
 
 /// Where a source's rows come from.

@@ -131,6 +131,12 @@ impl Builder {
         if let Some(t) = ev.args.get("teacher").and_then(|t| t.as_str()) {
             inputs.push(*self.models.get(t)?);
         }
+        // Further data sources (a retrieval corpus, relevance judgements).
+        for v in ev.args.values() {
+            if let Some(n) = v.as_str().and_then(|n| self.data.get(n)) {
+                inputs.push(*n);
+            }
+        }
         let cfg = serde_json::to_value(ev).unwrap_or_default();
         let n = self.add(
             StepKind::Evaluate {
@@ -281,6 +287,11 @@ impl Plan {
                     for e in &s.evaluate {
                         if let Some(ev) = p.evaluator(e) {
                             inputs.extend(b.data.get(&ev.data).copied());
+                            for v in ev.args.values() {
+                                if let Some(n) = v.as_str().and_then(|n| b.data.get(n)) {
+                                    inputs.push(*n);
+                                }
+                            }
                             evs.push(serde_json::to_value(ev).unwrap_or_default());
                         }
                     }

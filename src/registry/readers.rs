@@ -39,6 +39,17 @@ pub const ALL: &[Component] = &[
         metrics: &[],
     },
     Component {
+        name: "smart",
+        family: Family::Reader,
+        doc: "SMART records (`.I`, `.T`, `.A`, `.B`, `.W` markers), as in the Cranfield collection. Fields, chosen by name: `id`, `title`, `author`, `biblio`, `text`.",
+        args: &[
+            req("path", Str, "file path; relative paths start at the pipeline file's directory"),
+            opt("ids", Choice(&["file", "position"]), "file", "`file`: ids from `.I`; `position`: 1, 2, 3... in file order (Cranfield queries are judged by position)"),
+        ],
+        columns: None,
+        metrics: &[],
+    },
+    Component {
         name: "zip",
         family: Family::Transform,
         doc: "Joins line-aligned sources row by row: the columns of the first source, then those of the next (names must differ). Stops at the shortest source.",
