@@ -38,10 +38,11 @@ impl Checker<'_> {
                 continue;
             }
             match self.col_expr(ctx, &d.expr) {
-                Some((expr, ty, _)) => out.push(Column {
+                Some((expr, ty, samples)) => out.push(Column {
                     name: d.name.name.clone(),
                     expr: Some(expr),
                     ty,
+                    samples: samples.unwrap_or_default(),
                 }),
                 None => ok = false,
             }
@@ -106,6 +107,30 @@ impl Checker<'_> {
                     );
                     ok = false;
                 }
+                let samples = match (numbers(&l), numbers(&r)) {
+                    (Some(a), Some(b)) => {
+                        let n = a.len().max(b.len());
+                        let at = |v: &Vec<f64>, i: usize| if v.len() == 1 { v[0] } else { v[i] };
+                        let vals: Vec<String> = (0..n)
+                            .filter(|i| *i < a.len() || a.len() == 1)
+                            .filter(|i| *i < b.len() || b.len() == 1)
+                            .map(|i| {
+                                let (x, y) = (at(&a, i), at(&b, i));
+                                let v = match op {
+                                    ast::ArithOp::Add => x + y,
+                                    ast::ArithOp::Sub => x - y,
+                                    ast::ArithOp::Mul => x * y,
+                                    ast::ArithOp::Div => x / y,
+                                };
+                                v.to_string()
+                            })
+                            .collect();
+                        // A constant alone is not a sample of the file.
+                        (a.len() > 1 || b.len() > 1 || l.2.is_some() || r.2.is_some())
+                            .then_some(vals)
+                    }
+                    _ => None,
+                };
                 ok.then(|| {
                     (
                         ColumnExpr::Arith {
@@ -114,7 +139,7 @@ impl Checker<'_> {
                             rhs: Box::new(r.0),
                         },
                         Some(ColType::Float),
-                        None,
+                        samples,
                     )
                 })
             }
@@ -175,9 +200,9 @@ impl Checker<'_> {
                         Diag::error(
                             "bad-column",
                             arg.span,
-                            "JSON Lines columns are chosen by key",
+                            "columns of JSON Lines and SMART files are chosen by name",
                         )
-                        .help("write `col(\"key\")`"),
+                        .help("write `col(\"name\")`; SMART fields are id, title, author, biblio, text"),
                     );
                     return None;
                 }
@@ -327,6 +352,16 @@ impl Checker<'_> {
             Some(ColType::Int),
             None,
         ))
+    }
+}
+
+/// The numbers of an operand: its samples, or its constant.
+type Operand = (ColumnExpr, Option<ColType>, Option<Vec<String>>);
+fn numbers(x: &Operand) -> Option<Vec<f64>> {
+    match (&x.0, &x.2) {
+        (ColumnExpr::Const { value }, _) => Some(vec![*value]),
+        (_, Some(s)) if !s.is_empty() => s.iter().map(|v| v.trim().parse::<f64>().ok()).collect(),
+        _ => None,
     }
 }
 

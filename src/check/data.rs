@@ -135,6 +135,7 @@ impl Checker<'_> {
                                 name: c.name.clone(),
                                 expr: None,
                                 ty: c.ty,
+                                samples: c.samples.clone(),
                             });
                         }
                     }
@@ -232,6 +233,7 @@ impl Checker<'_> {
                         name: n.to_string(),
                         expr: None,
                         ty: Some(ColType::Text),
+                        samples: Vec::new(),
                     })
                     .collect();
                 (
@@ -344,6 +346,7 @@ impl Checker<'_> {
                                     field: FieldRef::Name(n.clone()),
                                 }),
                                 ty: infer(&pk.as_ref().map(|p| p.values(i)).unwrap_or_default()),
+                                samples: pk.as_ref().map(|p| p.values(i)).unwrap_or_default(),
                             })
                             .collect(),
                         None if pk.is_none() => return None,

@@ -132,6 +132,27 @@ impl Checker<'_> {
             );
             return false;
         }
+        if let Some(l) = ds.label_column() {
+            let bad = l
+                .samples
+                .iter()
+                .find(|v| v.trim().parse::<i64>().is_ok_and(|x| x < 0 || x >= n));
+            if let Some(v) = bad {
+                self.err(
+                    Diag::error(
+                        "label-out-of-range",
+                        span,
+                        format!(
+                            "num_labels is {n}, but `{}` has label {} in its first rows",
+                            ds.name,
+                            v.trim()
+                        ),
+                    )
+                    .help(format!("labels must be 0 to {}", n - 1)),
+                );
+                return false;
+            }
+        }
         if let Some(ColumnExpr::Map { map, .. }) = ds.label_column().and_then(|c| c.expr.as_ref()) {
             if let Some((k, v)) = map.iter().find(|(_, v)| *v < 0 || *v >= n) {
                 self.err(
@@ -225,6 +246,35 @@ impl Checker<'_> {
                 }
             }
             (None, None) => {}
+        }
+        if let (Some((lo, hi)), Some(l)) = (spec.label_range, label) {
+            let bad = l.samples.iter().find(|v| {
+                v.trim()
+                    .parse::<f64>()
+                    .is_ok_and(|x| !(lo..=hi).contains(&x))
+            });
+            if let Some(v) = bad {
+                let help = if spec.label == Some(ColType::Float) {
+                    format!("scale the scores into [{lo}, {hi}], e.g. `score: col(4) / 5.0` for 0..5 scores")
+                } else {
+                    format!("labels must be {lo} or {hi}")
+                };
+                self.err(
+                    Diag::error(
+                        "label-range",
+                        at,
+                        format!(
+                            "{} needs `{}` values in [{lo}, {hi}], but `{}` has {} in its first rows",
+                            comp.name,
+                            l.name,
+                            ds.name,
+                            v.trim()
+                        ),
+                    )
+                    .help(help),
+                );
+                ok = false;
+            }
         }
         let texts = ds.text_columns();
         let n = texts.len();

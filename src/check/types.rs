@@ -258,6 +258,9 @@ pub struct Column {
     pub expr: Option<ColumnExpr>,
     /// The type, when known (from the expression or the file's first rows).
     pub ty: Option<ColType>,
+    /// Values of the file's first rows, when known (for diagnostics).
+    #[serde(skip)]
+    pub samples: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -17,6 +17,7 @@ pub const ALL: &[Component] = &[
             min_texts: 2,
             max_texts: Some(2),
             label: Some(ColType::Float),
+            label_range: None,
         }),
         metrics: &[
             "spearman_cosine",
@@ -46,6 +47,7 @@ pub const ALL: &[Component] = &[
             min_texts: 2,
             max_texts: Some(2),
             label: Some(ColType::Int),
+            label_range: None,
         }),
         metrics: &["accuracy"],
     },
@@ -63,6 +65,7 @@ pub const ALL: &[Component] = &[
             min_texts: 2,
             max_texts: Some(2),
             label: Some(ColType::Int),
+            label_range: Some((0.0, 1.0)),
         }),
         metrics: &[
             "cosine_ap",
@@ -104,6 +107,7 @@ pub const ALL: &[Component] = &[
             min_texts: 3,
             max_texts: Some(3),
             label: None,
+            label_range: None,
         }),
         metrics: &[
             "cosine_accuracy",
@@ -158,6 +162,7 @@ pub const ALL: &[Component] = &[
             min_texts: 2,
             max_texts: None,
             label: None,
+            label_range: None,
         }),
         metrics: &["negative_mse"],
     },

@@ -10,24 +10,36 @@ const PAIR_SCORE: Columns = Columns {
     min_texts: 2,
     max_texts: Some(2),
     label: Some(ColType::Float),
+    label_range: None,
 };
 const PAIR_LABEL: Columns = Columns {
     texts: &["sentence1", "sentence2"],
     min_texts: 2,
     max_texts: Some(2),
     label: Some(ColType::Int),
+    label_range: None,
+};
+const UNIT_SCORE: Columns = Columns {
+    label_range: Some((0.0, 1.0)),
+    ..PAIR_SCORE
+};
+const BINARY_LABEL: Columns = Columns {
+    label_range: Some((0.0, 1.0)),
+    ..PAIR_LABEL
 };
 const TRIPLET: Columns = Columns {
     texts: &["anchor", "positive", "negative"],
     min_texts: 3,
     max_texts: Some(3),
     label: None,
+    label_range: None,
 };
 const RANKING: Columns = Columns {
     texts: &["anchor", "positive", "negative..."],
     min_texts: 2,
     max_texts: None,
     label: None,
+    label_range: None,
 };
 
 pub const ALL: &[Component] = &[
@@ -36,7 +48,7 @@ pub const ALL: &[Component] = &[
         family: Family::Loss,
         doc: "Regresses the cosine similarity of two texts on a score in [0, 1] (mean squared error).",
         args: &[req("model", Model, "the model trained")],
-        columns: Some(PAIR_SCORE),
+        columns: Some(UNIT_SCORE),
         metrics: &[],
     },
     Component {
@@ -100,6 +112,7 @@ pub const ALL: &[Component] = &[
             min_texts: 2,
             max_texts: Some(2),
             label: None,
+            label_range: None,
         }),
         metrics: &[],
     },
@@ -116,6 +129,7 @@ pub const ALL: &[Component] = &[
             min_texts: 1,
             max_texts: None,
             label: None,
+            label_range: None,
         }),
         metrics: &[],
     },
@@ -128,7 +142,7 @@ pub const ALL: &[Component] = &[
             opt("distance", Choice(DISTANCES), "cosine", "distance metric"),
             opt("margin", Float, "0.5", "margin for dissimilar pairs"),
         ],
-        columns: Some(PAIR_LABEL),
+        columns: Some(BINARY_LABEL),
         metrics: &[],
     },
     Component {
@@ -140,7 +154,7 @@ pub const ALL: &[Component] = &[
             opt("distance", Choice(DISTANCES), "cosine", "distance metric"),
             opt("margin", Float, "0.5", "margin for dissimilar pairs"),
         ],
-        columns: Some(PAIR_LABEL),
+        columns: Some(BINARY_LABEL),
         metrics: &[],
     },
     Component {
@@ -168,6 +182,7 @@ pub const ALL: &[Component] = &[
             min_texts: 1,
             max_texts: Some(1),
             label: Some(ColType::Int),
+            label_range: None,
         }),
         metrics: &[],
     },

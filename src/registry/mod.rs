@@ -194,6 +194,8 @@ pub struct Columns {
     pub max_texts: Option<usize>,
     /// The label column's type, if one is needed.
     pub label: Option<ColType>,
+    /// The range label values must lie in (checked on the first rows).
+    pub label_range: Option<(f64, f64)>,
 }
 
 impl Columns {
@@ -212,6 +214,9 @@ impl Columns {
                 t.noun()
             )),
             None => s.push_str(" and no label column"),
+        }
+        if let Some((lo, hi)) = self.label_range {
+            s.push_str(&format!(" with values in [{lo}, {hi}]"));
         }
         s
     }
