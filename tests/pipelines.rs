@@ -217,3 +217,63 @@ fn misc_fixture_is_valid() {
     assert_eq!(p.data_source("qa2").unwrap().limit, Some(1));
     Plan::build(&p).unwrap();
 }
+
+#[test]
+fn fingerprints_follow_file_contents() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("a.tsv"), "s1\ts2\tscore\nx\ty\t0.5\n").unwrap();
+    std::fs::write(dir.join("b.tsv"), "s1\ts2\tscore\nu\tv\t0.25\n").unwrap();
+    let models = common::repo().join("../shared/models/all-MiniLM-L6-v2");
+    let src = format!(
+        "model m = Transformer(\"{}\") -> Pooling(mean)\n\
+         data a = tsv(\"a.tsv\") {{ sentence1: col(\"s1\"), sentence2: col(\"s2\"), score: col(\"score\") }}\n\
+         data b = tsv(\"b.tsv\") {{ sentence1: col(\"s1\"), sentence2: col(\"s2\"), score: col(\"score\") }}\n\
+         objective o = CosineSimilarityLoss(m) on a\n\
+         evaluator e = EmbeddingSimilarity(m, b)\n\
+         train m {{ objectives: [o] }}\n\
+         expect e.spearman_cosine > 0.1\n",
+        models.display()
+    );
+    let file = dir.join("p.stp");
+    std::fs::write(&file, src).unwrap();
+    let fps = || {
+        let (r, p) = check_file(&file, &common::options()).unwrap();
+        assert!(!r.has_errors(), "{}", r.to_plain());
+        let plan = Plan::build(&p.unwrap()).unwrap();
+        plan.steps()
+            .map(|(_, s)| (s.kind.tag().to_string(), s.fingerprint.clone()))
+            .collect::<Vec<_>>()
+    };
+    let before = fps();
+    std::fs::write(dir.join("a.tsv"), "s1\ts2\tscore\nx\ty\t0.75\n").unwrap();
+    let after = fps();
+    assert_eq!(before.len(), after.len());
+    for ((tag, x), (_, y)) in before.iter().zip(&after) {
+        match tag.as_str() {
+            // The model and the evaluation data do not read a.tsv...
+            "load-model" => assert_eq!(x, y),
+            // ...but a's load, the training and what follows do.
+            "train" | "evaluate" | "expect" => assert_ne!(x, y, "{tag}"),
+            _ => {}
+        }
+    }
+    assert_ne!(before[1].1, after[1].1, "load data a");
+    assert_eq!(before[2].1, after[2].1, "load data b");
+}
+
+#[test]
+fn model_path_flag_finds_models() {
+    let out = Command::new(env!("CARGO_BIN_EXE_stpipe"))
+        .env_remove("STPIPE_MODEL_PATH")
+        .env("HF_HUB_CACHE", "/nonexistent")
+        .arg("--model-path")
+        .arg(common::repo().join("../shared/models"))
+        .arg("check")
+        .arg(common::repo().join("pipelines/nli.stp"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("ok (0 warning(s))"), "{err}");
+}
