@@ -12,6 +12,9 @@ use crate::diag::{Diag, Span};
 #[grammar = "../grammar/stp.pest"]
 pub(super) struct StpParser;
 
+/// Most arithmetic operators in one column expression.
+const MAX_OPERATORS: usize = 64;
+
 /// Parse a whole file. A syntax error yields exactly one diagnostic.
 pub fn parse(src: &str) -> Result<File, Diag> {
     check_nesting(src)?;
@@ -20,6 +23,26 @@ pub fn parse(src: &str) -> Result<File, Diag> {
     let file = pairs
         .next()
         .ok_or_else(|| Diag::error("syntax", Span::default(), "empty parse"))?;
+    // Bound the depth of column expressions (the checker walks them
+    // recursively).
+    for p in file.clone().into_inner().flatten() {
+        if p.as_rule() == Rule::column {
+            let ops = p
+                .clone()
+                .into_inner()
+                .flatten()
+                .filter(|q| q.as_rule() == Rule::arith_op)
+                .count();
+            if ops > MAX_OPERATORS {
+                return Err(Diag::error(
+                    "syntax",
+                    span(&p),
+                    format!("column expression with more than {MAX_OPERATORS} operators"),
+                )
+                .help("simplify the expression"));
+            }
+        }
+    }
     let mut stmts = Vec::new();
     for p in file.into_inner() {
         if p.as_rule() == Rule::EOI {
