@@ -1,5 +1,6 @@
-//! Every `tests/invalid/NAME.stp` is checked and its diagnostics, one per
-//! line (`error LINE:COL [code] message`), must equal `NAME.expected`.
+//! Every `tests/invalid/NAME.stp` is checked and its diagnostics
+//! (`error LINE:COL [code] message`, then `    help: ...`) must equal
+//! `NAME.expected`.
 //! Regenerate the expectations with `UPDATE=1 cargo test --test invalid`
 //! (and review the diff).
 
@@ -22,7 +23,20 @@ fn invalid_pipelines_report_exact_diagnostics() {
     let mut failures = Vec::new();
     for f in &files {
         let (report, pipeline) = stpipe::check::check_file(f, &opts).unwrap();
-        let got = report.to_plain();
+        // One line per diagnostic, then its help line.
+        let mut got = String::new();
+        for (line, d) in report.to_plain().lines().zip(&report.diags) {
+            got.push_str(line);
+            got.push('\n');
+            if let Some(h) = &d.help {
+                got.push_str(&format!("    help: {h}\n"));
+            }
+        }
+        // Absolute paths in messages: the repository, or its parent
+        // (where `shared/` lives).
+        let repo = common::repo().display().to_string();
+        let parent = common::repo().parent().unwrap().display().to_string();
+        let got = got.replace(&repo, "<repo>").replace(&parent, "<parent>");
         let exp_path = f.with_extension("expected");
         let name = f.file_name().unwrap().to_string_lossy().to_string();
         if !report.has_errors() || pipeline.is_some() {

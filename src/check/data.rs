@@ -316,8 +316,8 @@ impl Checker<'_> {
                     self.err(
                         Diag::error("file-not-found", path_span, format!("data file `{written}` {what}"))
                             .help(format!(
-                                "relative paths start at the pipeline file's directory ({}); the data root can be set with STPIPE_DATA or --data-root",
-                                self.base_dir.display()
+                                "looked for `{}`; relative paths start at the pipeline file's directory, and the data root can be set with STPIPE_DATA or --data-root",
+                                path.display()
                             )),
                     );
                     None

@@ -359,9 +359,23 @@ impl<'a> Checker<'a> {
         use crate::syntax::interp::{interpolate, InterpError};
         let lets = &self.lets;
         let env = &self.opts.env;
-        for name in lets_in(s) {
+        // Mark the lets this string reads, and the lets they read.
+        let mut todo = lets_in(s);
+        let mut seen = 0;
+        while let Some(name) = todo.pop() {
+            seen += 1;
+            if seen > 256 {
+                break;
+            }
             if let Some(b) = self.bindings.get_mut(&name) {
                 b.used = true;
+            }
+            if let Some(ast::Value {
+                kind: ast::ValueKind::Str(inner),
+                ..
+            }) = lets.get(&name)
+            {
+                todo.extend(lets_in(inner));
             }
         }
         let lookup = |name: &str| let_or_env(lets, env, name, 0);
@@ -412,14 +426,25 @@ impl<'a> Checker<'a> {
             .filter(|(_, b)| {
                 matches!(
                     b.kind,
-                    BindKind::Data | BindKind::Objective | BindKind::Evaluator
+                    BindKind::Let | BindKind::Data | BindKind::Objective | BindKind::Evaluator
                 )
             })
             .map(|(n, b)| (b.span, n.clone(), b.kind))
             .collect();
+        // A let read by a string that was not interpolated (because of an
+        // error nearby) still counts as used.
+        let src = self.src;
+        unused.retain(|(_, n, k)| {
+            *k != BindKind::Let
+                || !(src.contains(&format!("${{{n}}}")) || src.contains(&format!("${{{n}:-")))
+        });
         unused.sort_by_key(|u| u.0.start);
         for (span, name, kind) in unused {
             let (msg, help) = match kind {
+                BindKind::Let => (
+                    format!("`{name}` is never used"),
+                    "use it as a value or as `${NAME}` in a string, or remove it",
+                ),
                 BindKind::Data => (
                     format!("data source `{name}` is never used"),
                     "use it in an objective or evaluator, or remove it",

@@ -170,7 +170,12 @@ pub(super) fn syntax_error(src: &str, e: pest::error::Error<Rule>) -> Diag {
     } else {
         msg
     };
+    let statement = expected.iter().any(|e| e.starts_with("a statement"));
+    let help = match crate::registry::did_you_mean(word, KEYWORDS[..8].iter().copied()) {
+        Some(k) if statement && k != word => format!("did you mean `{k}`?"),
+        _ => "see docs/language.md for the syntax of pipeline files".to_string(),
+    };
     Diag::error("syntax", Span::new(start, end), msg)
         .label("here")
-        .help("see docs/language.md for the syntax of pipeline files")
+        .help(help)
 }
