@@ -324,7 +324,12 @@ impl Plan {
                         .as_ref()
                         .map(|m| format!(" best by {}.{}", m.evaluator, m.metric))
                         .unwrap_or_default();
-                    let cfg = serde_json::to_value(sv).unwrap_or_default();
+                    // Fingerprint the path relative to the pipeline, so that
+                    // it does not depend on where the checkout lives.
+                    let mut cfg = serde_json::to_value(sv).unwrap_or_default();
+                    cfg["path"] = serde_json::Value::String(
+                        relative_to(&sv.path, &p.base_dir).display().to_string(),
+                    );
                     b.add(
                         StepKind::Save {
                             model: sv.model.clone(),
@@ -435,4 +440,19 @@ fn dot_escape(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+/// `path` relative to `base` (both absolute, normalised).
+fn relative_to(path: &std::path::Path, base: &std::path::Path) -> std::path::PathBuf {
+    let p: Vec<_> = path.components().collect();
+    let b: Vec<_> = base.components().collect();
+    let common = p.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let mut out = std::path::PathBuf::new();
+    for _ in common..b.len() {
+        out.push("..");
+    }
+    for c in &p[common..] {
+        out.push(c.as_os_str());
+    }
+    out
 }
