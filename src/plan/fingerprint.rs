@@ -98,6 +98,7 @@ pub fn strip_paths(v: &mut serde_json::Value) {
         serde_json::Value::Object(o) => {
             o.remove("dir");
             o.remove("path");
+            o.remove("written");
             for x in o.values_mut() {
                 strip_paths(x);
             }
