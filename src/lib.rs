@@ -9,7 +9,18 @@
 //! * [`runtime`]: candle modules, encoders, training.
 //!
 //! [`registry`] describes every component once, for the checker and the
-//! runtime alike; [`hub`] finds model directories on disk.
+//! runtime alike; [`hub`] finds model directories on disk; [`diag`] holds
+//! the diagnostics type; [`cli`] is the `stpipe` command line.
+//!
+//! The engine's entry point is [`check::check_file`], which returns the
+//! diagnostics and, for a valid file, a typed [`check::Pipeline`]; then
+//! [`plan::Plan::build`] gives the fingerprinted step graph.
 
+pub mod check;
+pub mod cli;
+pub mod diag;
 pub mod hub;
+pub mod plan;
+pub mod registry;
+pub mod syntax;
 pub mod runtime;

@@ -1,3 +1,3 @@
-fn main() {
-    println!("stpipe");
+fn main() -> std::process::ExitCode {
+    stpipe::cli::main()
 }

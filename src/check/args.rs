@@ -1,0 +1,521 @@
+//! Binding call arguments to registry argument specs, with type checks.
+
+use std::collections::BTreeMap;
+
+use super::{BindKind, Checker};
+use crate::check::types::{ArgValue, CallValue, Warmup};
+use crate::diag::{Diag, Span};
+use crate::registry::{self, ArgSpec, ArgType, Component, Family};
+use crate::syntax::ast::{self, Value, ValueKind};
+
+/// Arguments bound to their specs: value and the span it came from (the
+/// call's span for defaults).
+pub(crate) type BoundArgs = BTreeMap<String, (ArgValue, Span)>;
+
+impl Checker<'_> {
+    /// Bind `args` of a call to `comp`'s argument specs. Reports unknown,
+    /// duplicate, missing and mistyped arguments; `None` if any was wrong.
+    /// Defaults are filled in.
+    pub(crate) fn bind(
+        &mut self,
+        comp: &'static Component,
+        args: &[ast::Arg],
+        call_span: Span,
+    ) -> Option<BoundArgs> {
+        let what = comp_label(comp);
+        let mut out = BoundArgs::new();
+        let mut ok = true;
+        let mut given: BTreeMap<&'static str, Span> = BTreeMap::new();
+        let mut pos = 0usize;
+        let mut variadic_vals: Option<(&'static ArgSpec, Vec<Value>, Span)> = None;
+        for a in args {
+            let spec = match &a.name {
+                Some(n) => match comp.arg(&n.name) {
+                    Some(s) => s,
+                    None => {
+                        let names: Vec<&str> = comp.args.iter().map(|a| a.name).collect();
+                        let help = match registry::did_you_mean(&n.name, names.iter().copied()) {
+                            Some(s) => format!("did you mean `{s}`?"),
+                            None if names.is_empty() => format!("{what} takes no arguments"),
+                            None => format!("{what} takes: {}", names.join(", ")),
+                        };
+                        self.err(
+                            Diag::error(
+                                "unknown-argument",
+                                n.span,
+                                format!("unknown argument `{}` of {what}", n.name),
+                            )
+                            .help(help),
+                        );
+                        ok = false;
+                        continue;
+                    }
+                },
+                None => {
+                    // Positional: the next spec not yet given by name.
+                    if let Some((_, vals, sp)) = &mut variadic_vals {
+                        vals.push(a.value.clone());
+                        *sp = Span::new(sp.start, a.span.end);
+                        continue;
+                    }
+                    match comp.args.get(pos) {
+                        Some(s) => {
+                            pos += 1;
+                            if s.variadic {
+                                variadic_vals = Some((s, vec![a.value.clone()], a.span));
+                                given.insert(s.name, a.span);
+                                continue;
+                            }
+                            s
+                        }
+                        None => {
+                            let n = comp.args.len();
+                            let help = if n == 0 {
+                                format!("{what} takes no arguments")
+                            } else {
+                                let names: Vec<&str> = comp.args.iter().map(|a| a.name).collect();
+                                format!("{what} takes: {}", names.join(", "))
+                            };
+                            self.err(
+                                Diag::error(
+                                    "too-many-arguments",
+                                    a.span,
+                                    format!("too many arguments for {what} (at most {n})"),
+                                )
+                                .help(help),
+                            );
+                            ok = false;
+                            continue;
+                        }
+                    }
+                }
+            };
+            if let Some(prev) = given.get(spec.name) {
+                let _ = prev;
+                self.err(
+                    Diag::error(
+                        "duplicate-argument",
+                        a.span,
+                        format!("argument `{}` of {what} is given twice", spec.name),
+                    )
+                    .help("give each argument once"),
+                );
+                ok = false;
+                continue;
+            }
+            given.insert(spec.name, a.span);
+            if spec.variadic {
+                variadic_vals = None;
+                let vals = match &a.value.kind {
+                    ValueKind::List(items) => items.clone(),
+                    _ => vec![a.value.clone()],
+                };
+                match self.convert_list(&vals, spec, &what) {
+                    Some(v) => {
+                        out.insert(spec.name.to_string(), (v, a.span));
+                    }
+                    None => ok = false,
+                }
+                continue;
+            }
+            match self.convert(
+                &a.value,
+                spec.ty,
+                &format!("argument `{}` of {what}", spec.name),
+            ) {
+                Some(v) => {
+                    out.insert(spec.name.to_string(), (v, a.value.span));
+                }
+                None => ok = false,
+            }
+        }
+        if let Some((spec, vals, sp)) = variadic_vals {
+            // A single list as the only variadic value: its items.
+            let vals = match vals.as_slice() {
+                [Value {
+                    kind: ValueKind::List(items),
+                    ..
+                }] => items.clone(),
+                _ => vals,
+            };
+            match self.convert_list(&vals, spec, &what) {
+                Some(v) => {
+                    out.insert(spec.name.to_string(), (v, sp));
+                }
+                None => ok = false,
+            }
+        }
+        for spec in comp.args {
+            if given.contains_key(spec.name) {
+                continue;
+            }
+            if spec.required {
+                self.err(
+                    Diag::error(
+                        "missing-argument",
+                        call_span,
+                        format!("missing argument `{}` of {what}", spec.name),
+                    )
+                    .help(format!(
+                        "add `{}: ...` ({}): {}",
+                        spec.name,
+                        spec.ty.describe(),
+                        spec.doc
+                    )),
+                );
+                ok = false;
+            } else if let Some(def) = spec.default {
+                if let Some(v) = default_value(def, spec) {
+                    out.insert(spec.name.to_string(), (v, call_span));
+                }
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn convert_list(&mut self, vals: &[Value], spec: &ArgSpec, what: &str) -> Option<ArgValue> {
+        let mut items = Vec::new();
+        let mut ok = true;
+        for v in vals {
+            match self.convert(v, spec.ty, &format!("argument `{}` of {what}", spec.name)) {
+                Some(x) => items.push(x),
+                None => ok = false,
+            }
+        }
+        ok.then_some(ArgValue::List(items))
+    }
+
+    /// Substitute `let` names (to a fixed depth).
+    fn deref_let(&mut self, v: &Value) -> Value {
+        let mut cur = v.clone();
+        for _ in 0..8 {
+            let ValueKind::Ident(id) = &cur.kind else {
+                break;
+            };
+            let Some(val) = self.lets.get(&id.name).cloned() else {
+                break;
+            };
+            if let Some(b) = self.bindings.get_mut(&id.name) {
+                b.used = true;
+            }
+            // Keep the use site's span for messages.
+            cur = Value {
+                kind: val.kind,
+                span: v.span,
+            };
+        }
+        cur
+    }
+
+    /// Convert one value to `ty`, reporting a mismatch against `ctx`.
+    pub(crate) fn convert(&mut self, v: &Value, ty: ArgType, ctx: &str) -> Option<ArgValue> {
+        let v = self.deref_let(v);
+        let found = describe_value(&v);
+        let mismatch = |this: &mut Self| {
+            this.err(
+                Diag::error(
+                    "type-mismatch",
+                    v.span,
+                    format!("{ctx} expects {}, found {found}", article(&ty.describe())),
+                )
+                .help(example_for(ty)),
+            );
+            None
+        };
+        match (ty, &v.kind) {
+            (ArgType::Int, ValueKind::Int(i)) => Some(ArgValue::Int(*i)),
+            (ArgType::Count, ValueKind::Int(i)) => {
+                if *i < 0 {
+                    self.err(
+                        Diag::error(
+                            "out-of-range",
+                            v.span,
+                            format!("{ctx} must not be negative"),
+                        )
+                        .help("give a count of 0 or more"),
+                    );
+                    None
+                } else {
+                    Some(ArgValue::Int(*i))
+                }
+            }
+            (ArgType::Float, ValueKind::Int(i)) => Some(ArgValue::Float(*i as f64)),
+            (ArgType::Float, ValueKind::Float(f)) => Some(ArgValue::Float(*f)),
+            (ArgType::Prob, ValueKind::Int(_) | ValueKind::Float(_) | ValueKind::Percent(_)) => {
+                let f = match v.kind {
+                    ValueKind::Int(i) => i as f64,
+                    ValueKind::Float(f) => f,
+                    ValueKind::Percent(p) => p / 100.0,
+                    _ => f64::NAN,
+                };
+                if (0.0..=1.0).contains(&f) {
+                    Some(ArgValue::Float(f))
+                } else {
+                    self.err(
+                        Diag::error(
+                            "out-of-range",
+                            v.span,
+                            format!("{ctx} must be between 0 and 1"),
+                        )
+                        .help("write a probability such as 0.1 or 10%"),
+                    );
+                    None
+                }
+            }
+            (ArgType::Bool, ValueKind::Bool(b)) => Some(ArgValue::Bool(*b)),
+            (ArgType::Str, ValueKind::Str(s)) => self.interpolate(s, v.span).map(ArgValue::Str),
+            (
+                ArgType::Choice(choices),
+                ValueKind::Ident(ast::Ident { name, .. }) | ValueKind::Str(name),
+            ) => match choices.iter().find(|c| c.eq_ignore_ascii_case(name)) {
+                Some(c) => Some(ArgValue::Name(c.to_string())),
+                None => {
+                    let help = match registry::did_you_mean(name, choices.iter().copied()) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => format!("choose one of: {}", choices.join(", ")),
+                    };
+                    self.err(
+                        Diag::error(
+                            "unknown-choice",
+                            v.span,
+                            format!("`{name}` is not a valid value for {ctx}"),
+                        )
+                        .help(help),
+                    );
+                    None
+                }
+            },
+            (ArgType::Model, ValueKind::Ident(id)) => {
+                self.resolve(id, BindKind::Model).map(ArgValue::Name)
+            }
+            (ArgType::Data, ValueKind::Ident(id)) => {
+                self.resolve(id, BindKind::Data).map(ArgValue::Name)
+            }
+            (ArgType::Objective, ValueKind::Ident(id)) => {
+                self.resolve(id, BindKind::Objective).map(ArgValue::Name)
+            }
+            (ArgType::Objectives, ValueKind::Ident(id)) => self
+                .resolve(id, BindKind::Objective)
+                .map(|n| ArgValue::List(vec![ArgValue::Name(n)])),
+            (ArgType::Objectives, ValueKind::List(items)) => {
+                let mut out = Vec::new();
+                let mut ok = true;
+                for it in items {
+                    match self.convert(it, ArgType::Objective, ctx) {
+                        Some(x) => out.push(x),
+                        None => ok = false,
+                    }
+                }
+                ok.then_some(ArgValue::List(out))
+            }
+            (ArgType::StepsOrPercent, ValueKind::Int(i)) if *i >= 0 => {
+                Some(ArgValue::Warmup(Warmup::Steps(*i as u64)))
+            }
+            (ArgType::StepsOrPercent, ValueKind::Percent(p)) => {
+                if (0.0..=100.0).contains(p) {
+                    Some(ArgValue::Warmup(Warmup::Fraction(p / 100.0)))
+                } else {
+                    self.err(
+                        Diag::error(
+                            "out-of-range",
+                            v.span,
+                            format!("{ctx} must be between 0% and 100%"),
+                        )
+                        .help("write a share of all training steps, such as 10%"),
+                    );
+                    None
+                }
+            }
+            (ArgType::FloatPair, ValueKind::List(items)) if items.len() == 2 => {
+                let mut out = Vec::new();
+                for it in items {
+                    out.push(self.convert(it, ArgType::Float, ctx)?);
+                }
+                Some(ArgValue::List(out))
+            }
+            (ArgType::OptimizerCall, _) => self.convert_call(&v, Family::Optimizer, ctx),
+            (ArgType::SchedulerCall, _) => self.convert_call(&v, Family::Scheduler, ctx),
+            (
+                ArgType::ColumnName,
+                ValueKind::Ident(ast::Ident { name, .. }) | ValueKind::Str(name),
+            ) => Some(ArgValue::Str(name.clone())),
+            (ArgType::LabelValue, ValueKind::Int(i)) => Some(ArgValue::Int(*i)),
+            (ArgType::LabelValue, ValueKind::Str(s)) => Some(ArgValue::Str(s.clone())),
+            (ArgType::LabelValue, ValueKind::Ident(id)) => Some(ArgValue::Str(id.name.clone())),
+            _ => mismatch(self),
+        }
+    }
+
+    /// `Name(args)` or a bare `Name` of `family`.
+    fn convert_call(&mut self, v: &Value, family: Family, ctx: &str) -> Option<ArgValue> {
+        let (name, args, span) = match &v.kind {
+            ValueKind::Call(c) => (&c.name, c.args.as_slice(), c.span),
+            ValueKind::Ident(id) => (id, &[][..], id.span),
+            _ => {
+                let noun = family.noun();
+                self.err(
+                    Diag::error(
+                        "type-mismatch",
+                        v.span,
+                        format!(
+                            "{ctx} expects {}, found {}",
+                            article(noun),
+                            describe_value(v)
+                        ),
+                    )
+                    .help(example_for(if family == Family::Optimizer {
+                        ArgType::OptimizerCall
+                    } else {
+                        ArgType::SchedulerCall
+                    })),
+                );
+                return None;
+            }
+        };
+        let comp = self.lookup_component(family, name)?;
+        let args = self.bind(comp, args, span)?;
+        Some(ArgValue::Call(CallValue {
+            name: comp.name.to_string(),
+            args: args.into_iter().map(|(k, (v, _))| (k, v)).collect(),
+        }))
+    }
+
+    /// A registry component by name, reporting unknown names with
+    /// did-you-mean.
+    pub(crate) fn lookup_component(
+        &mut self,
+        family: Family,
+        name: &ast::Ident,
+    ) -> Option<&'static Component> {
+        if let Some(c) = registry::lookup(family, &name.name) {
+            return Some(c);
+        }
+        let names: Vec<&str> = registry::family(family).iter().map(|c| c.name).collect();
+        let help = match registry::did_you_mean(&name.name, names.iter().copied()) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => format!("known {}s: {}", family.noun(), names.join(", ")),
+        };
+        self.err(
+            Diag::error(
+                "unknown-name",
+                name.span,
+                format!("unknown {} `{}`", family.noun(), name.name),
+            )
+            .help(help),
+        );
+        None
+    }
+}
+
+fn comp_label(c: &Component) -> String {
+    match c.family {
+        Family::Stage => "the train stage".to_string(),
+        Family::ObjectiveOptions => "the objective".to_string(),
+        _ => format!("`{}`", c.name),
+    }
+}
+
+fn article(s: &str) -> String {
+    let first = s.chars().next().unwrap_or('x');
+    if "aeiou".contains(first) {
+        format!("an {s}")
+    } else {
+        format!("a {s}")
+    }
+}
+
+pub(crate) fn describe_value(v: &Value) -> String {
+    match &v.kind {
+        ValueKind::Int(i) => format!("the integer {i}"),
+        ValueKind::Float(f) => format!("the number {f}"),
+        ValueKind::Percent(p) => format!("the percentage {p}%"),
+        ValueKind::Bool(b) => format!("`{b}`"),
+        ValueKind::Str(_) => "a string".into(),
+        ValueKind::List(_) => "a list".into(),
+        ValueKind::Map(_) => "a map".into(),
+        ValueKind::Call(c) => format!("a call of `{}`", c.name.name),
+        ValueKind::Ident(id) => format!("the name `{}`", id.name),
+    }
+}
+
+fn example_for(ty: ArgType) -> String {
+    match ty {
+        ArgType::Int | ArgType::Count => "write an integer, e.g. `16`".into(),
+        ArgType::Float | ArgType::Prob => "write a number, e.g. `0.5`".into(),
+        ArgType::Bool => "write `true` or `false`".into(),
+        ArgType::Str => "write a string in double quotes".into(),
+        ArgType::Choice(c) => format!("write one of: {}", c.join(", ")),
+        ArgType::Model => "name a model defined with `model NAME = ...`".into(),
+        ArgType::Data => "name a data source defined with `data NAME = ...`".into(),
+        ArgType::Objective | ArgType::Objectives => {
+            "name objectives defined with `objective NAME = ...`, e.g. `[sim, nli]`".into()
+        }
+        ArgType::StepsOrPercent => "write a number of steps (`100`) or a percentage (`10%`)".into(),
+        ArgType::FloatPair => "write two numbers, e.g. `[0.9, 0.999]`".into(),
+        ArgType::OptimizerCall => "write an optimizer, e.g. `AdamW(lr: 2e-5)`".into(),
+        ArgType::SchedulerCall => "write a scheduler, e.g. `WarmupLinear(warmup: 10%)`".into(),
+        ArgType::ColumnName => "name a column of the source".into(),
+        ArgType::LabelValue => "write a label, e.g. `0` or `\"entailment\"`".into(),
+    }
+}
+
+/// The registry default of an argument as a value, if it is one.
+fn default_value(text: &str, spec: &ArgSpec) -> Option<ArgValue> {
+    let file = crate::syntax::parse(&format!("let d = {text}")).ok()?;
+    let ast::StmtKind::Let { value, .. } = &file.stmts.first()?.kind else {
+        return None;
+    };
+    Some(match (&spec.ty, &value.kind) {
+        (_, ValueKind::Int(i)) if matches!(spec.ty, ArgType::Float | ArgType::Prob) => {
+            ArgValue::Float(*i as f64)
+        }
+        (ArgType::StepsOrPercent, ValueKind::Int(i)) => ArgValue::Warmup(Warmup::Steps(*i as u64)),
+        (_, ValueKind::Int(i)) => ArgValue::Int(*i),
+        (_, ValueKind::Float(f)) => ArgValue::Float(*f),
+        (_, ValueKind::Bool(b)) => ArgValue::Bool(*b),
+        (_, ValueKind::Str(s)) => ArgValue::Str(s.clone()),
+        (_, ValueKind::Ident(id)) => ArgValue::Name(id.name.clone()),
+        (_, ValueKind::List(items)) => ArgValue::List(
+            items
+                .iter()
+                .filter_map(|i| match i.kind {
+                    ValueKind::Float(f) => Some(ArgValue::Float(f)),
+                    ValueKind::Int(n) => Some(ArgValue::Float(n as f64)),
+                    _ => None,
+                })
+                .collect(),
+        ),
+        (_, ValueKind::Call(c)) => {
+            let fam = if spec.ty == ArgType::OptimizerCall {
+                Family::Optimizer
+            } else {
+                Family::Scheduler
+            };
+            let comp = registry::lookup(fam, &c.name.name)?;
+            let mut args = BTreeMap::new();
+            for a in comp.args {
+                if let Some(d) = a.default.and_then(|d| default_value(d, a)) {
+                    args.insert(a.name.to_string(), d);
+                }
+            }
+            for a in &c.args {
+                if let (Some(n), Some(spec)) =
+                    (&a.name, a.name.as_ref().and_then(|n| comp.arg(&n.name)))
+                {
+                    let txt = match &a.value.kind {
+                        ValueKind::Int(i) => i.to_string(),
+                        _ => continue,
+                    };
+                    if let Some(v) = default_value(&txt, spec) {
+                        args.insert(n.name.clone(), v);
+                    }
+                }
+            }
+            ArgValue::Call(CallValue {
+                name: comp.name.to_string(),
+                args,
+            })
+        }
+        _ => return None,
+    })
+}

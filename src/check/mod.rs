@@ -1,0 +1,522 @@
+//! The checker: resolves names, arguments, dimensions, data columns and
+//! files of a parsed pipeline against the [registry](crate::registry), and
+//! reports every problem at once.
+//!
+//! Entry points: [`check_file`] and [`check_source`]; both return a
+//! [`Report`] (diagnostics) and, when there is no error, a typed
+//! [`Pipeline`].
+
+mod args;
+mod columns;
+mod data;
+mod models;
+mod objectives;
+mod peek;
+mod stages;
+pub mod types;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use types::*;
+
+use crate::diag::{line_col, Diag, Report, Span};
+use crate::hub::ModelSearch;
+use crate::syntax::ast::{self, StmtKind};
+
+/// Environment variable naming the data root (`--data-root`).
+pub const DATA_ENV: &str = "STPIPE_DATA";
+
+/// What the checker needs from the outside world.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Variables for `${VAR}` interpolation (the process environment, usually).
+    pub env: HashMap<String, String>,
+    /// Where models are looked for.
+    pub models: ModelSearch,
+}
+
+impl Options {
+    /// The process environment and the default model search.
+    pub fn from_env() -> Self {
+        Options {
+            env: std::env::vars().collect(),
+            models: ModelSearch::from_env(),
+        }
+    }
+}
+
+/// Check a pipeline file. Relative paths in it start at its directory.
+pub fn check_file(
+    path: &Path,
+    opts: &Options,
+) -> Result<(Report, Option<Pipeline>), std::io::Error> {
+    let src = std::fs::read_to_string(path)?;
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let base = abs.parent().map(Path::to_path_buf).unwrap_or_default();
+    let (report, pipeline) = check_source(&path.display().to_string(), src, &base, opts);
+    let pipeline = pipeline.map(|mut p| {
+        p.file = abs;
+        p
+    });
+    Ok((report, pipeline))
+}
+
+/// Check pipeline text; `base_dir` is where relative paths start.
+pub fn check_source(
+    name: &str,
+    src: String,
+    base_dir: &Path,
+    opts: &Options,
+) -> (Report, Option<Pipeline>) {
+    let source = Arc::new(src);
+    let mut report = Report {
+        name: name.to_string(),
+        source: source.clone(),
+        diags: Vec::new(),
+    };
+    let file = match crate::syntax::parse(&source) {
+        Ok(f) => f,
+        Err(d) => {
+            report.diags.push(d);
+            return (report, None);
+        }
+    };
+    let mut ck = Checker::new(&source, base_dir, opts);
+    ck.run(&file);
+    let mut diags = ck.diags;
+    diags.sort_by_key(|d| (d.span.start, d.span.end));
+    report.diags = diags;
+    if report.has_errors() {
+        (report, None)
+    } else {
+        let mut p = ck.out;
+        p.base_dir = base_dir.to_path_buf();
+        (report, Some(p))
+    }
+}
+
+/// What a name is bound to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BindKind {
+    Let,
+    Model,
+    Data,
+    Objective,
+    Evaluator,
+}
+
+impl BindKind {
+    pub(crate) fn noun(self) -> &'static str {
+        match self {
+            BindKind::Let => "a `let` value",
+            BindKind::Model => "a model",
+            BindKind::Data => "a data source",
+            BindKind::Objective => "an objective",
+            BindKind::Evaluator => "an evaluator",
+        }
+    }
+}
+
+pub(crate) struct Binding {
+    kind: BindKind,
+    span: Span,
+    /// Defined (checked) already, in file order.
+    ready: bool,
+    used: bool,
+}
+
+pub(crate) struct Checker<'a> {
+    src: &'a str,
+    base_dir: PathBuf,
+    opts: &'a Options,
+    pub(crate) diags: Vec<Diag>,
+    bindings: HashMap<String, Binding>,
+    lets: HashMap<String, ast::Value>,
+    pub(crate) out: Pipeline,
+    /// Evaluators evaluated during a stage, per model.
+    evaluated: HashMap<String, Vec<String>>,
+    stage_count: usize,
+}
+
+impl<'a> Checker<'a> {
+    fn new(src: &'a str, base_dir: &Path, opts: &'a Options) -> Self {
+        Checker {
+            src,
+            base_dir: base_dir.to_path_buf(),
+            opts,
+            diags: Vec::new(),
+            bindings: HashMap::new(),
+            lets: HashMap::new(),
+            out: Pipeline::default(),
+            evaluated: HashMap::new(),
+            stage_count: 0,
+        }
+    }
+
+    pub(crate) fn err(&mut self, d: Diag) {
+        self.diags.push(d);
+    }
+
+    fn run(&mut self, file: &ast::File) {
+        // First pass: every binding, so that duplicates and forward
+        // references are reported precisely.
+        for s in &file.stmts {
+            let (name, kind) = match &s.kind {
+                StmtKind::Let { name, .. } => (name, BindKind::Let),
+                StmtKind::Model { name, .. } => (name, BindKind::Model),
+                StmtKind::Data { name, .. } => (name, BindKind::Data),
+                StmtKind::Objective { name, .. } => (name, BindKind::Objective),
+                StmtKind::Evaluator { name, .. } => (name, BindKind::Evaluator),
+                _ => continue,
+            };
+            if let Some(prev) = self.bindings.get(&name.name) {
+                let (l, _) = line_col(self.src, prev.span.start);
+                let d = Diag::error(
+                    "duplicate-binding",
+                    name.span,
+                    format!("`{}` is already defined (line {l})", name.name),
+                )
+                .label("defined again here")
+                .help("give each model, data source, objective, evaluator and let a distinct name");
+                self.err(d);
+                continue;
+            }
+            self.bindings.insert(
+                name.name.clone(),
+                Binding {
+                    kind,
+                    span: name.span,
+                    ready: false,
+                    used: false,
+                },
+            );
+        }
+        for s in &file.stmts {
+            match &s.kind {
+                StmtKind::Let { name, value } => {
+                    if self.is_first_def(name) {
+                        self.lets.insert(name.name.clone(), value.clone());
+                        self.mark_ready(name);
+                    }
+                }
+                StmtKind::Model { name, chain } => {
+                    if self.is_first_def(name) {
+                        if let Some(m) = self.check_model(name, chain) {
+                            self.out.models.push(m);
+                        }
+                        self.mark_ready(name);
+                    }
+                }
+                StmtKind::Data {
+                    name,
+                    source,
+                    columns,
+                    columns_span,
+                    limit,
+                } => {
+                    if self.is_first_def(name) {
+                        if let Some(d) = self.check_data(
+                            name,
+                            source,
+                            columns.as_deref(),
+                            *columns_span,
+                            limit.as_ref(),
+                        ) {
+                            self.out.data.push(d);
+                        }
+                        self.mark_ready(name);
+                    }
+                }
+                StmtKind::Objective {
+                    name,
+                    loss,
+                    data,
+                    options,
+                    options_span,
+                } => {
+                    if self.is_first_def(name) {
+                        if let Some(o) =
+                            self.check_objective(name, loss, data, options, *options_span)
+                        {
+                            self.out.objectives.push(o);
+                        }
+                        self.mark_ready(name);
+                    }
+                }
+                StmtKind::Evaluator { name, call } => {
+                    if self.is_first_def(name) {
+                        if let Some(e) = self.check_evaluator(name, call) {
+                            self.out.evaluators.push(e);
+                        }
+                        self.mark_ready(name);
+                    }
+                }
+                StmtKind::Train { model, name, items } => {
+                    self.stage_count += 1;
+                    if let Some(t) = self.check_stage(s.span, model, name.as_ref(), items) {
+                        self.out.steps.push(Step::Train(t));
+                    }
+                }
+                StmtKind::Save { model, path, best } => {
+                    if let Some(sv) = self.check_save(model, path, best.as_ref()) {
+                        self.out.steps.push(Step::Save(sv));
+                    }
+                }
+                StmtKind::Expect { metric, op, value } => {
+                    if let Some(e) = self.check_expect(metric, *op, value) {
+                        self.out.steps.push(Step::Expect(e));
+                    }
+                }
+            }
+        }
+        self.warn_unused();
+    }
+
+    /// Whether this statement is the one that defined `name` (duplicates are
+    /// skipped after their error).
+    fn is_first_def(&self, name: &ast::Ident) -> bool {
+        self.bindings
+            .get(&name.name)
+            .is_some_and(|b| b.span == name.span)
+    }
+
+    fn mark_ready(&mut self, name: &ast::Ident) {
+        if let Some(b) = self.bindings.get_mut(&name.name) {
+            b.ready = true;
+        }
+    }
+
+    /// Resolve a reference to a binding of `kind`; reports undefined names
+    /// (with did-you-mean), wrong kinds and uses before definition.
+    pub(crate) fn resolve(&mut self, id: &ast::Ident, kind: BindKind) -> Option<String> {
+        match self.bindings.get_mut(&id.name) {
+            Some(b) if b.kind == kind && b.ready => {
+                b.used = true;
+                Some(id.name.clone())
+            }
+            Some(b) if b.kind == kind => {
+                b.used = true;
+                let (l, _) = line_col(self.src, b.span.start);
+                let d = Diag::error(
+                    "use-before-definition",
+                    id.span,
+                    format!("`{}` is used before its definition (line {l})", id.name),
+                )
+                .help("move the definition above its first use");
+                self.err(d);
+                None
+            }
+            Some(b) => {
+                let other = b.kind.noun();
+                let d = Diag::error(
+                    "wrong-kind",
+                    id.span,
+                    format!("`{}` is {other}, not {}", id.name, kind.noun()),
+                )
+                .help(format!("name {} here", kind.noun()));
+                self.err(d);
+                None
+            }
+            None => {
+                let candidates: Vec<&str> = self
+                    .bindings
+                    .iter()
+                    .filter(|(_, b)| b.kind == kind)
+                    .map(|(n, _)| n.as_str())
+                    .collect();
+                let help = match crate::registry::did_you_mean(&id.name, candidates.iter().copied())
+                {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None if candidates.is_empty() => {
+                        format!("define {} first", kind.noun())
+                    }
+                    None => {
+                        let mut c = candidates.clone();
+                        c.sort();
+                        format!("defined: {}", c.join(", "))
+                    }
+                };
+                let noun = kind
+                    .noun()
+                    .trim_start_matches("a ")
+                    .trim_start_matches("an ");
+                let d = Diag::error(
+                    "undefined",
+                    id.span,
+                    format!("undefined {noun} `{}`", id.name),
+                )
+                .help(help);
+                self.err(d);
+                None
+            }
+        }
+    }
+
+    /// Interpolate a string with `let` values and the environment.
+    pub(crate) fn interpolate(&mut self, s: &str, span: Span) -> Option<String> {
+        use crate::syntax::interp::{interpolate, InterpError};
+        let lets = &self.lets;
+        let env = &self.opts.env;
+        // Mark the lets this string reads, and the lets they read.
+        let mut todo = lets_in(s);
+        let mut seen = 0;
+        while let Some(name) = todo.pop() {
+            seen += 1;
+            if seen > 256 {
+                break;
+            }
+            if let Some(b) = self.bindings.get_mut(&name) {
+                b.used = true;
+            }
+            if let Some(ast::Value {
+                kind: ast::ValueKind::Str(inner),
+                ..
+            }) = lets.get(&name)
+            {
+                todo.extend(lets_in(inner));
+            }
+        }
+        let lookup = |name: &str| let_or_env(lets, env, name, 0);
+        match interpolate(s, &lookup) {
+            Ok(v) => Some(v),
+            Err(InterpError::Unset(var)) => {
+                let mut d = Diag::error(
+                    "unset-variable",
+                    span,
+                    format!("variable `{var}` is not set"),
+                )
+                .help(format!(
+                    "set it in the environment, or give a default: `${{{var}:-DEFAULT}}`"
+                ));
+                if var == DATA_ENV {
+                    d = d.help(format!(
+                        "set {DATA_ENV} or pass --data-root DIR, or give a default: `${{{DATA_ENV}:-DIR}}`"
+                    ));
+                }
+                self.err(d);
+                None
+            }
+            Err(InterpError::Malformed(m)) => {
+                let d = Diag::error("bad-interpolation", span, format!("bad interpolation: {m}"))
+                    .help("write `${NAME}` or `${NAME:-default}`; `\\$` is a literal dollar");
+                self.err(d);
+                None
+            }
+        }
+    }
+
+    /// A path as written, resolved against the pipeline's directory.
+    pub(crate) fn resolve_path(&self, p: &str) -> PathBuf {
+        let pb = PathBuf::from(p);
+        let joined = if pb.is_absolute() {
+            pb
+        } else {
+            self.base_dir.join(pb)
+        };
+        normalize(&joined)
+    }
+
+    fn warn_unused(&mut self) {
+        let mut unused: Vec<(Span, String, BindKind)> = self
+            .bindings
+            .iter()
+            .filter(|(_, b)| !b.used && b.ready)
+            .filter(|(_, b)| {
+                matches!(
+                    b.kind,
+                    BindKind::Let | BindKind::Data | BindKind::Objective | BindKind::Evaluator
+                )
+            })
+            .map(|(n, b)| (b.span, n.clone(), b.kind))
+            .collect();
+        // A let read by a string that was not interpolated (because of an
+        // error nearby) still counts as used.
+        let src = self.src;
+        unused.retain(|(_, n, k)| {
+            *k != BindKind::Let
+                || !(src.contains(&format!("${{{n}}}")) || src.contains(&format!("${{{n}:-")))
+        });
+        unused.sort_by_key(|u| u.0.start);
+        for (span, name, kind) in unused {
+            let (msg, help) = match kind {
+                BindKind::Let => (
+                    format!("`{name}` is never used"),
+                    "use it as a value or as `${NAME}` in a string, or remove it",
+                ),
+                BindKind::Data => (
+                    format!("data source `{name}` is never used"),
+                    "use it in an objective or evaluator, or remove it",
+                ),
+                BindKind::Objective => (
+                    format!("objective `{name}` is not trained in any stage"),
+                    "list it in a train block's `objectives:`, or remove it",
+                ),
+                _ => (
+                    format!("evaluator `{name}` is never run"),
+                    "use it in `evaluate:`, `expect` or `save ... best by`, or remove it",
+                ),
+            };
+            self.diags
+                .push(Diag::warning("unused", span, msg).help(help));
+        }
+    }
+}
+
+/// The value of `${name}`: a `let` string (itself interpolated, to a fixed
+/// depth) or an environment variable.
+fn let_or_env(
+    lets: &HashMap<String, ast::Value>,
+    env: &HashMap<String, String>,
+    name: &str,
+    depth: usize,
+) -> Option<String> {
+    if let Some(v) = lets.get(name) {
+        if depth > 8 {
+            return None;
+        }
+        return match &v.kind {
+            ast::ValueKind::Str(s) => {
+                crate::syntax::interp::interpolate(s, &|n| let_or_env(lets, env, n, depth + 1)).ok()
+            }
+            ast::ValueKind::Int(i) => Some(i.to_string()),
+            _ => None,
+        };
+    }
+    env.get(name).cloned()
+}
+
+/// Names referenced as `${name}` in a string (to mark lets as used).
+fn lets_in(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = s;
+    while let Some(i) = rest.find("${") {
+        rest = &rest[i + 2..];
+        let end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        out.push(rest[..end].to_string());
+    }
+    out
+}
+
+/// Remove `.` and `name/..` components without touching the file system.
+fn normalize(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) {
+                    out.pop();
+                } else {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}

@@ -1,0 +1,416 @@
+//! Objectives and evaluators, and the data columns their components need.
+
+use std::collections::BTreeMap;
+
+use super::args::BoundArgs;
+use super::{BindKind, Checker};
+use crate::check::types::*;
+use crate::diag::{Diag, Span};
+use crate::registry::{self, Component, Family};
+use crate::syntax::ast;
+
+fn plain(args: BoundArgs, skip: &[&str]) -> BTreeMap<String, ArgValue> {
+    args.into_iter()
+        .filter(|(k, _)| !skip.contains(&k.as_str()))
+        .map(|(k, (v, _))| (k, v))
+        .collect()
+}
+
+impl Checker<'_> {
+    pub(crate) fn check_objective(
+        &mut self,
+        name: &ast::Ident,
+        loss: &ast::Call,
+        data: &ast::Ident,
+        options: &[ast::Arg],
+        options_span: Option<Span>,
+    ) -> Option<Objective> {
+        let comp = self.lookup_component(Family::Loss, &loss.name);
+        let data_name = self.resolve(data, BindKind::Data);
+        let opts = self.bind(
+            registry::objective_options(),
+            options,
+            options_span.unwrap_or(data.span),
+        );
+        let comp = comp?;
+        let args = self.bind(comp, &loss.args, loss.span)?;
+        let data_name = data_name?;
+        let opts = opts?;
+        let model = args.get("model")?.0.as_str()?.to_string();
+        let ds = self.out.data_source(&data_name)?.clone();
+        let mut ok = self.check_columns(comp, &ds, data.span);
+        // Distillation: the teacher's width must match the student's.
+        if let Some((ArgValue::Name(t), tspan)) = args.get("teacher") {
+            ok &= self.check_teacher(&model, t, *tspan);
+        }
+        if comp.name == "SoftmaxLoss" {
+            if let Some((ArgValue::Int(n), nspan)) = args.get("num_labels") {
+                ok &= self.check_num_labels(*n, *nspan, &ds);
+            }
+        }
+        let sampler = match opts.get("sampler").and_then(|v| v.0.as_str()) {
+            Some("no_duplicates") => Sampler::NoDuplicates,
+            Some("group_by_label") => Sampler::GroupByLabel,
+            _ => Sampler::Default,
+        };
+        if sampler == Sampler::GroupByLabel && ds.label_column().is_none() {
+            let sp = opts.get("sampler").map(|v| v.1).unwrap_or(data.span);
+            self.err(
+                Diag::error(
+                    "sampler-needs-label",
+                    sp,
+                    format!("the group_by_label sampler needs a label column, and `{data_name}` has none"),
+                )
+                .help("use `sampler: no_duplicates` or `default`"),
+            );
+            ok = false;
+        }
+        let batch_size = opts
+            .get("batch_size")
+            .and_then(|v| v.0.as_i64())
+            .unwrap_or(32);
+        if batch_size < 1 {
+            let sp = opts.get("batch_size").map(|v| v.1).unwrap_or(data.span);
+            self.err(
+                Diag::error("out-of-range", sp, "the batch size must be at least 1")
+                    .help("e.g. `batch_size: 16`"),
+            );
+            ok = false;
+        }
+        let shuffle = opts
+            .get("shuffle")
+            .and_then(|v| v.0.as_bool())
+            .unwrap_or(true);
+        ok.then(|| Objective {
+            name: name.name.clone(),
+            span: name.span,
+            loss: comp.name.to_string(),
+            model,
+            data: data_name,
+            args: plain(args, &["model"]),
+            batch_size: batch_size.max(1) as usize,
+            shuffle,
+            sampler,
+        })
+    }
+
+    fn check_teacher(&mut self, student: &str, teacher: &str, span: Span) -> bool {
+        if student == teacher {
+            self.err(
+                Diag::error(
+                    "teacher-is-student",
+                    span,
+                    "the teacher is the model being trained",
+                )
+                .help("distil from a different, frozen model"),
+            );
+            return false;
+        }
+        let sd = self.out.model(student).and_then(|m| m.dim);
+        let td = self.out.model(teacher).and_then(|m| m.dim);
+        if let (Some(s), Some(t)) = (sd, td) {
+            if s != t {
+                self.err(
+                    Diag::error(
+                        "dimension-mismatch",
+                        span,
+                        format!("teacher `{teacher}` gives {t}-dimensional embeddings but student `{student}` gives {s}"),
+                    )
+                    .help(format!("make the widths match, e.g. end the student with `-> Dense({t}, identity)`")),
+                );
+                return false;
+            }
+        }
+        true
+    }
+
+    fn check_num_labels(&mut self, n: i64, span: Span, ds: &DataSource) -> bool {
+        if n < 2 {
+            self.err(
+                Diag::error("out-of-range", span, "num_labels must be at least 2")
+                    .help("the number of classes of the label column"),
+            );
+            return false;
+        }
+        if let Some(l) = ds.label_column() {
+            let bad = l
+                .samples
+                .iter()
+                .find(|v| v.trim().parse::<i64>().is_ok_and(|x| x < 0 || x >= n));
+            if let Some(v) = bad {
+                self.err(
+                    Diag::error(
+                        "label-out-of-range",
+                        span,
+                        format!(
+                            "num_labels is {n}, but `{}` has label {} in its first rows",
+                            ds.name,
+                            v.trim()
+                        ),
+                    )
+                    .help(format!("labels must be 0 to {}", n - 1)),
+                );
+                return false;
+            }
+        }
+        if let Some(ColumnExpr::Map { map, .. }) = ds.label_column().and_then(|c| c.expr.as_ref()) {
+            if let Some((k, v)) = map.iter().find(|(_, v)| *v < 0 || *v >= n) {
+                self.err(
+                    Diag::error(
+                        "label-out-of-range",
+                        span,
+                        format!(
+                            "num_labels is {n}, but `{}` maps {k:?} to label {v}",
+                            ds.name
+                        ),
+                    )
+                    .help(format!("labels must be 0 to {}", n - 1)),
+                );
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Whether `ds` has the columns `comp` needs; reports what is wrong.
+    pub(crate) fn check_columns(&mut self, comp: &Component, ds: &DataSource, at: Span) -> bool {
+        let Some(spec) = comp.columns else {
+            return true;
+        };
+        let names: Vec<String> = ds.columns.iter().map(|c| c.name.clone()).collect();
+        let have = names.join(", ");
+        let need = spec.describe();
+        let mut ok = true;
+        let label = ds.label_column();
+        match (spec.label, label) {
+            (Some(t), None) => {
+                self.err(
+                    Diag::error(
+                        "missing-label",
+                        at,
+                        format!("{} needs a {} column named `label` or `score`; `{}` has columns {have}", comp.name, t.noun(), ds.name),
+                    )
+                    .help(format!("{} needs {need}", comp.name)),
+                );
+                ok = false;
+            }
+            (None, Some(l)) => {
+                self.err(
+                    Diag::error(
+                        "unexpected-label",
+                        at,
+                        format!(
+                            "{} takes no label column, but `{}` has `{}`",
+                            comp.name, ds.name, l.name
+                        ),
+                    )
+                    .help(format!("{} needs {need}", comp.name)),
+                );
+                ok = false;
+            }
+            (Some(want), Some(l)) => {
+                let bad = match (want, l.ty) {
+                    (ColType::Float, Some(ColType::Text)) => Some("text"),
+                    (ColType::Int, Some(ColType::Text)) => Some("text"),
+                    (ColType::Int, Some(ColType::Float)) => Some("non-integer numbers"),
+                    _ => None,
+                };
+                if let Some(found) = bad {
+                    let help = if found == "text" && want == ColType::Int {
+                        "map text labels to integers: `label: map(col(...), {\"entailment\": 0, ...})`".to_string()
+                    } else if want == ColType::Int {
+                        "class labels must be integers 0, 1, 2, ...".to_string()
+                    } else {
+                        "choose the numeric score column, e.g. `score: col(4) / 5.0`".to_string()
+                    };
+                    self.err(
+                        Diag::error(
+                            "label-type",
+                            at,
+                            format!(
+                                "{} needs {} in `{}`, but column `{}` of `{}` holds {found}",
+                                comp.name,
+                                if want == ColType::Int {
+                                    "an integer label"
+                                } else {
+                                    "a float score"
+                                },
+                                l.name,
+                                l.name,
+                                ds.name
+                            ),
+                        )
+                        .help(help),
+                    );
+                    ok = false;
+                }
+            }
+            (None, None) => {}
+        }
+        if let (Some((lo, hi)), Some(l)) = (spec.label_range, label) {
+            let bad = l.samples.iter().find(|v| {
+                v.trim()
+                    .parse::<f64>()
+                    .is_ok_and(|x| !(lo..=hi).contains(&x))
+            });
+            if let Some(v) = bad {
+                let help = if spec.label == Some(ColType::Float) {
+                    format!("scale the scores into [{lo}, {hi}], e.g. `score: col(4) / 5.0` for 0..5 scores")
+                } else {
+                    format!("labels must be {lo} or {hi}")
+                };
+                self.err(
+                    Diag::error(
+                        "label-range",
+                        at,
+                        format!(
+                            "{} needs `{}` values in [{lo}, {hi}], but `{}` has {} in its first rows",
+                            comp.name,
+                            l.name,
+                            ds.name,
+                            v.trim()
+                        ),
+                    )
+                    .help(help),
+                );
+                ok = false;
+            }
+        }
+        let texts = ds.text_columns();
+        let n = texts.len();
+        let too_few = n < spec.min_texts;
+        let too_many = spec.max_texts.is_some_and(|m| n > m);
+        if too_few || too_many {
+            let tn: Vec<&str> = texts.iter().map(|c| c.name.as_str()).collect();
+            self.err(
+                Diag::error(
+                    "text-columns",
+                    at,
+                    format!(
+                        "{} needs {need}; `{}` has {n} text column(s){}",
+                        comp.name,
+                        ds.name,
+                        if tn.is_empty() { String::new() } else { format!(": {}", tn.join(", ")) }
+                    ),
+                )
+                .help("choose the columns in the source's column block; the label column must be named `label` or `score`"),
+            );
+            ok = false;
+        } else if let Some(c) = texts
+            .iter()
+            .find(|c| matches!(c.ty, Some(ColType::Int | ColType::Float)))
+        {
+            self.err(
+                Diag::error(
+                    "text-type",
+                    at,
+                    format!(
+                        "{} reads `{}` of `{}` as text, but it holds numbers",
+                        comp.name, c.name, ds.name
+                    ),
+                )
+                .help("name a numeric column `label` or `score` to use it as the label"),
+            );
+            ok = false;
+        }
+        ok
+    }
+
+    pub(crate) fn check_evaluator(
+        &mut self,
+        name: &ast::Ident,
+        call: &ast::Call,
+    ) -> Option<Evaluator> {
+        let comp = self.lookup_component(Family::Evaluator, &call.name)?;
+        let args = self.bind(comp, &call.args, call.span)?;
+        let model = args.get("model")?.0.as_str()?.to_string();
+        let (data, data_span) = args
+            .get("data")
+            .map(|(v, s)| (v.as_str().map(str::to_string), *s))?;
+        let data = data?;
+        let ds = self.out.data_source(&data)?.clone();
+        let mut ok = self.check_columns(comp, &ds, data_span);
+        if comp.name == "InformationRetrieval" {
+            for (arg, need) in [
+                ("data", ["id", "text"]),
+                ("corpus", ["id", "text"]),
+                ("relevant", ["query", "doc"]),
+            ] {
+                let Some((ArgValue::Name(n), sp)) = args.get(arg) else {
+                    continue;
+                };
+                let Some(d) = self.out.data_source(n) else {
+                    continue;
+                };
+                let missing: Vec<&str> = need
+                    .iter()
+                    .copied()
+                    .filter(|c| !d.columns.iter().any(|x| x.name == *c))
+                    .collect();
+                if !missing.is_empty() {
+                    let have: Vec<&str> = d.columns.iter().map(|c| c.name.as_str()).collect();
+                    self.err(
+                        Diag::error(
+                            "missing-column",
+                            *sp,
+                            format!(
+                                "InformationRetrieval needs columns {} in `{n}` ({arg}); it has {}",
+                                need.join(", "),
+                                have.join(", ")
+                            ),
+                        )
+                        .help(format!(
+                            "name the columns `{}` in `{n}`'s column block",
+                            need.join("`, `")
+                        )),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        if let Some((ArgValue::Name(t), tspan)) = args.get("teacher") {
+            ok &= self.check_teacher(&model, t, *tspan);
+        }
+        if let Some((ArgValue::Name(o), ospan)) = args.get("objective") {
+            if let Some(obj) = self.out.objective(o).cloned() {
+                if obj.loss != "SoftmaxLoss" {
+                    self.err(
+                        Diag::error(
+                            "needs-classifier",
+                            *ospan,
+                            format!(
+                                "LabelAccuracy needs a SoftmaxLoss objective, but `{o}` uses {}",
+                                obj.loss
+                            ),
+                        )
+                        .help(
+                            "name the SoftmaxLoss objective whose classifier should be evaluated",
+                        ),
+                    );
+                    ok = false;
+                } else if obj.model != model {
+                    self.err(
+                        Diag::error(
+                            "model-mismatch",
+                            *ospan,
+                            format!("objective `{o}` trains `{}`, but this evaluator evaluates `{model}`", obj.model),
+                        )
+                        .help("use an objective of the same model"),
+                    );
+                    ok = false;
+                }
+            } else {
+                ok = false;
+            }
+        }
+        ok.then(|| Evaluator {
+            name: name.name.clone(),
+            span: name.span,
+            kind: comp.name.to_string(),
+            model,
+            data,
+            args: plain(args, &["model", "data"]),
+            metrics: comp.metrics.iter().map(|m| m.to_string()).collect(),
+        })
+    }
+}

@@ -1,0 +1,70 @@
+//! `stpipe check FILE...`
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use super::DiagFormat;
+use crate::check::{check_file, Options};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Pipeline files.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Output format of diagnostics.
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: DiagFormat,
+}
+
+pub fn run(args: &Args, opts: &Options) -> ExitCode {
+    let mut invalid = false;
+    let mut usage = false;
+    let mut json = Vec::new();
+    for f in &args.files {
+        match check_file(f, opts) {
+            Ok((report, _)) => {
+                invalid |= report.has_errors();
+                match args.format {
+                    DiagFormat::Human => {
+                        super::print_human(&report);
+                        let errors = report.diags.iter().filter(|d| d.is_error()).count();
+                        let warnings = report.diags.len() - errors;
+                        if errors == 0 {
+                            eprintln!("{}: ok ({warnings} warning(s))", f.display());
+                        } else {
+                            eprintln!("{}: {errors} error(s), {warnings} warning(s)", f.display());
+                        }
+                    }
+                    DiagFormat::Json => json.push(serde_json::json!({
+                        "file": f.display().to_string(),
+                        "valid": !report.has_errors(),
+                        "diagnostics": report.to_json(),
+                    })),
+                }
+            }
+            Err(e) => {
+                usage = true;
+                match args.format {
+                    DiagFormat::Human => eprintln!("error: cannot read {}: {e}", f.display()),
+                    DiagFormat::Json => json.push(serde_json::json!({
+                        "file": f.display().to_string(),
+                        "valid": false,
+                        "error": e.to_string(),
+                        "diagnostics": [],
+                    })),
+                }
+            }
+        }
+    }
+    if args.format == DiagFormat::Json {
+        let doc = serde_json::json!({ "files": json });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    }
+    if usage {
+        ExitCode::from(2)
+    } else if invalid {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}

@@ -1,0 +1,98 @@
+//! The `stpipe` command line.
+
+mod check;
+mod components;
+mod plan;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::check::{Options, DATA_ENV};
+
+/// Train sentence-embedding models from declarative `.stp` pipelines.
+#[derive(Debug, Parser)]
+#[command(name = "stpipe", version, about)]
+pub struct Cli {
+    /// Data root: sets STPIPE_DATA for `${STPIPE_DATA}` in pipelines.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_root: Option<PathBuf>,
+    /// A directory searched for models before STPIPE_MODEL_PATH (repeatable).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub model_path: Vec<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check pipelines and report every problem.
+    Check(check::Args),
+    /// Print the execution plan of a pipeline.
+    Plan(plan::Args),
+    /// Print the reference of every component (Markdown).
+    Components,
+}
+
+/// Output formats of diagnostics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiagFormat {
+    /// Human-readable, with source excerpts.
+    Human,
+    /// One JSON document on stdout.
+    Json,
+}
+
+impl Cli {
+    /// Checker options from the environment and the global flags.
+    pub fn options(&self) -> Options {
+        let mut o = Options::from_env();
+        if let Some(d) = &self.data_root {
+            o.env.insert(DATA_ENV.to_string(), d.display().to_string());
+        }
+        o.models = o.models.with_paths_first(&self.model_path);
+        o
+    }
+}
+
+/// Run the command line; the exit code follows `stpipe check`'s contract:
+/// 0 valid, 1 invalid pipeline, 2 usage error.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let opts = cli.options();
+    match &cli.command {
+        Command::Check(a) => check::run(a, &opts),
+        Command::Plan(a) => plan::run(a, &opts),
+        Command::Components => components::run(),
+    }
+}
+
+/// Print a report's diagnostics for humans, on stderr.
+pub(crate) fn print_human(report: &crate::diag::Report) {
+    let handler = miette::GraphicalReportHandler::new_themed(
+        if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            miette::GraphicalTheme::unicode()
+        } else {
+            miette::GraphicalTheme::unicode_nocolor()
+        },
+    );
+    for d in report.miette() {
+        let mut s = String::new();
+        if handler.render_report(&mut s, &d).is_ok() {
+            eprintln!("{s}");
+        } else {
+            eprintln!("{}", d.diag.message);
+        }
+    }
+}

@@ -1,0 +1,458 @@
+//! The execution plan: a DAG of fingerprinted steps (load model, load data,
+//! train stage, evaluate, save, expect), printed as text or Graphviz DOT.
+
+pub mod fingerprint;
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::visit::EdgeRef;
+use petgraph::Direction;
+use serde::Serialize;
+
+use crate::check::{DataKind, Module, Pipeline, Step};
+use fingerprint::{combine, strip_paths, FileHasher};
+
+/// What a step does.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum StepKind {
+    LoadModel {
+        model: String,
+    },
+    LoadData {
+        data: String,
+    },
+    Train {
+        stage: String,
+        model: String,
+    },
+    Evaluate {
+        evaluator: String,
+        model: String,
+    },
+    Save {
+        model: String,
+        path: String,
+    },
+    Expect {
+        evaluator: String,
+        metric: String,
+        op: String,
+        value: f64,
+    },
+}
+
+impl StepKind {
+    pub fn tag(&self) -> &'static str {
+        match self {
+            StepKind::LoadModel { .. } => "load-model",
+            StepKind::LoadData { .. } => "load-data",
+            StepKind::Train { .. } => "train",
+            StepKind::Evaluate { .. } => "evaluate",
+            StepKind::Save { .. } => "save",
+            StepKind::Expect { .. } => "expect",
+        }
+    }
+}
+
+/// One node of the plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanStep {
+    pub kind: StepKind,
+    /// A short description.
+    pub label: String,
+    /// SHA-256 (hex) of configuration, inputs and file contents.
+    pub fingerprint: String,
+}
+
+/// The plan: edges go from a step to the steps that need its result.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub graph: DiGraph<PlanStep, ()>,
+}
+
+/// Why a plan could not be built (a file vanished or is unreadable).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read `{path}` to fingerprint it: {source}")]
+pub struct PlanError {
+    pub path: String,
+    #[source]
+    pub source: std::io::Error,
+}
+
+struct Builder {
+    g: DiGraph<PlanStep, ()>,
+    hasher: FileHasher,
+    data: HashMap<String, NodeIndex>,
+    models: HashMap<String, NodeIndex>,
+    evals: HashMap<(String, NodeIndex), NodeIndex>,
+}
+
+impl Builder {
+    fn fp(&self, n: NodeIndex) -> &str {
+        &self.g[n].fingerprint
+    }
+
+    fn add(
+        &mut self,
+        kind: StepKind,
+        label: String,
+        config: serde_json::Value,
+        inputs: &[NodeIndex],
+        extra: &[String],
+    ) -> NodeIndex {
+        let mut ins: Vec<&str> = inputs.iter().map(|n| self.fp(*n)).collect();
+        ins.extend(extra.iter().map(String::as_str));
+        let fingerprint = combine(kind.tag(), &config, &ins);
+        let n = self.g.add_node(PlanStep {
+            kind,
+            label,
+            fingerprint,
+        });
+        let mut seen = Vec::new();
+        for i in inputs {
+            if !seen.contains(i) {
+                self.g.add_edge(*i, n, ());
+                seen.push(*i);
+            }
+        }
+        n
+    }
+
+    fn evaluate(&mut self, p: &Pipeline, name: &str) -> Option<NodeIndex> {
+        let ev = p.evaluator(name)?;
+        let state = *self.models.get(&ev.model)?;
+        if let Some(n) = self.evals.get(&(name.to_string(), state)) {
+            return Some(*n);
+        }
+        let mut inputs = vec![state, *self.data.get(&ev.data)?];
+        if let Some(t) = ev.args.get("teacher").and_then(|t| t.as_str()) {
+            inputs.push(*self.models.get(t)?);
+        }
+        // Further data sources (a retrieval corpus, relevance judgements).
+        for v in ev.args.values() {
+            if let Some(n) = v.as_str().and_then(|n| self.data.get(n)) {
+                inputs.push(*n);
+            }
+        }
+        let cfg = serde_json::to_value(ev).unwrap_or_default();
+        let n = self.add(
+            StepKind::Evaluate {
+                evaluator: name.to_string(),
+                model: ev.model.clone(),
+            },
+            format!("evaluate {name} ({} of {})", ev.kind, ev.model),
+            cfg,
+            &inputs,
+            &[],
+        );
+        self.evals.insert((name.to_string(), state), n);
+        Some(n)
+    }
+}
+
+fn chain_label(m: &crate::check::Model) -> String {
+    let parts: Vec<String> = m
+        .modules
+        .iter()
+        .map(|x| match x {
+            Module::Transformer { model, .. } => format!("Transformer({model})"),
+            Module::Pretrained { model, .. } => format!("load({model})"),
+            Module::Pooling { modes, .. } => {
+                let v: Vec<String> = modes
+                    .iter()
+                    .map(|m| format!("{m:?}").to_lowercase())
+                    .collect();
+                format!("Pooling({})", v.join(", "))
+            }
+            Module::Dense {
+                out_features,
+                activation,
+                ..
+            } => {
+                format!(
+                    "Dense({out_features}, {})",
+                    format!("{activation:?}").to_lowercase()
+                )
+            }
+            Module::Normalize => "Normalize".into(),
+            Module::LayerNorm { .. } => "LayerNorm".into(),
+            Module::Dropout { p } => format!("Dropout({p})"),
+        })
+        .collect();
+    let dim = m.dim.map(|d| format!(" [{d}]")).unwrap_or_default();
+    format!("{}{dim}", parts.join(" -> "))
+}
+
+impl Plan {
+    /// Lower a checked pipeline. Reads (and hashes) every data file and
+    /// local model directory.
+    pub fn build(p: &Pipeline) -> Result<Plan, PlanError> {
+        let mut b = Builder {
+            g: DiGraph::new(),
+            hasher: FileHasher::default(),
+            data: HashMap::new(),
+            models: HashMap::new(),
+            evals: HashMap::new(),
+        };
+        for m in &p.models {
+            let mut extra = Vec::new();
+            for module in &m.modules {
+                if let Module::Transformer { dir: Some(d), .. }
+                | Module::Pretrained { dir: Some(d), .. } = module
+                {
+                    extra.push(b.hasher.dir(d).map_err(|e| PlanError {
+                        path: d.display().to_string(),
+                        source: e,
+                    })?);
+                }
+            }
+            let mut cfg = serde_json::to_value(m).unwrap_or_default();
+            strip_paths(&mut cfg);
+            let n = b.add(
+                StepKind::LoadModel {
+                    model: m.name.clone(),
+                },
+                format!("load model {}: {}", m.name, chain_label(m)),
+                cfg,
+                &[],
+                &extra,
+            );
+            b.models.insert(m.name.clone(), n);
+        }
+        for d in &p.data {
+            let mut extra = Vec::new();
+            let mut inputs = Vec::new();
+            let what = match &d.kind {
+                DataKind::File { path, written, .. } => {
+                    extra.push(b.hasher.file(path).map_err(|e| PlanError {
+                        path: written.clone(),
+                        source: e,
+                    })?);
+                    written.clone()
+                }
+                DataKind::Zip { sources } => {
+                    inputs.extend(sources.iter().filter_map(|s| b.data.get(s).copied()));
+                    format!("zip({})", sources.join(", "))
+                }
+                DataKind::Triplets { source, by, .. } => {
+                    inputs.extend(b.data.get(source).copied());
+                    format!("triplets of {source} by {by}")
+                }
+                DataKind::Ref { source } => {
+                    inputs.extend(b.data.get(source).copied());
+                    source.clone()
+                }
+            };
+            let cols: Vec<&str> = d.columns.iter().map(|c| c.name.as_str()).collect();
+            let limit = d.limit.map(|l| format!(", limit {l}")).unwrap_or_default();
+            let mut cfg = serde_json::to_value(d).unwrap_or_default();
+            strip_paths(&mut cfg);
+            let n = b.add(
+                StepKind::LoadData {
+                    data: d.name.clone(),
+                },
+                format!(
+                    "load data {}: {what} {{{}}}{limit}",
+                    d.name,
+                    cols.join(", ")
+                ),
+                cfg,
+                &inputs,
+                &extra,
+            );
+            b.data.insert(d.name.clone(), n);
+        }
+        for step in &p.steps {
+            match step {
+                Step::Train(s) => {
+                    let Some(&state) = b.models.get(&s.model) else {
+                        continue;
+                    };
+                    let mut inputs = vec![state];
+                    let mut cfg = serde_json::json!({ "stage": s });
+                    let mut objs = Vec::new();
+                    for o in &s.objectives {
+                        if let Some(obj) = p.objective(o) {
+                            inputs.extend(b.data.get(&obj.data).copied());
+                            objs.push(serde_json::to_value(obj).unwrap_or_default());
+                        }
+                    }
+                    for t in &s.teachers {
+                        inputs.extend(b.models.get(t).copied());
+                    }
+                    let mut evs = Vec::new();
+                    for e in &s.evaluate {
+                        if let Some(ev) = p.evaluator(e) {
+                            inputs.extend(b.data.get(&ev.data).copied());
+                            for v in ev.args.values() {
+                                if let Some(n) = v.as_str().and_then(|n| b.data.get(n)) {
+                                    inputs.push(*n);
+                                }
+                            }
+                            evs.push(serde_json::to_value(ev).unwrap_or_default());
+                        }
+                    }
+                    cfg["objectives"] = serde_json::Value::Array(objs);
+                    cfg["evaluators"] = serde_json::Value::Array(evs);
+                    let n = b.add(
+                        StepKind::Train {
+                            stage: s.name.clone(),
+                            model: s.model.clone(),
+                        },
+                        format!(
+                            "train {} ({}): {}",
+                            s.name,
+                            s.model,
+                            s.objectives.join(", ")
+                        ),
+                        cfg,
+                        &inputs,
+                        &[],
+                    );
+                    b.models.insert(s.model.clone(), n);
+                }
+                Step::Save(sv) => {
+                    let Some(&state) = b.models.get(&sv.model) else {
+                        continue;
+                    };
+                    let path = sv.path.display().to_string();
+                    let best = sv
+                        .best_by
+                        .as_ref()
+                        .map(|m| format!(" best by {}.{}", m.evaluator, m.metric))
+                        .unwrap_or_default();
+                    // Fingerprint the path relative to the pipeline, so that
+                    // it does not depend on where the checkout lives.
+                    let mut cfg = serde_json::to_value(sv).unwrap_or_default();
+                    cfg["path"] = serde_json::Value::String(
+                        relative_to(&sv.path, &p.base_dir).display().to_string(),
+                    );
+                    b.add(
+                        StepKind::Save {
+                            model: sv.model.clone(),
+                            path: path.clone(),
+                        },
+                        format!("save {} to {path}{best}", sv.model),
+                        cfg,
+                        &[state],
+                        &[],
+                    );
+                }
+                Step::Expect(e) => {
+                    let Some(ev) = b.evaluate(p, &e.metric.evaluator) else {
+                        continue;
+                    };
+                    let cfg = serde_json::to_value(e).unwrap_or_default();
+                    b.add(
+                        StepKind::Expect {
+                            evaluator: e.metric.evaluator.clone(),
+                            metric: e.metric.metric.clone(),
+                            op: e.op.to_string(),
+                            value: e.value,
+                        },
+                        format!(
+                            "expect {}.{} {} {}",
+                            e.metric.evaluator, e.metric.metric, e.op, e.value
+                        ),
+                        cfg,
+                        &[ev],
+                        &[],
+                    );
+                }
+            }
+        }
+        Ok(Plan { graph: b.g })
+    }
+
+    /// Steps in execution order (insertion order is topological).
+    pub fn steps(&self) -> impl Iterator<Item = (NodeIndex, &PlanStep)> {
+        self.graph.node_indices().map(move |n| (n, &self.graph[n]))
+    }
+
+    /// The steps whose results `n` needs.
+    pub fn inputs(&self, n: NodeIndex) -> Vec<NodeIndex> {
+        let mut v: Vec<NodeIndex> = self
+            .graph
+            .edges_directed(n, Direction::Incoming)
+            .map(|e| e.source())
+            .collect();
+        v.sort();
+        v
+    }
+
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "{} steps", self.graph.node_count());
+        for (n, st) in self.steps() {
+            let deps: Vec<String> = self
+                .inputs(n)
+                .iter()
+                .map(|d| format!("#{}", d.index() + 1))
+                .collect();
+            let after = if deps.is_empty() {
+                String::new()
+            } else {
+                format!("  <- {}", deps.join(", "))
+            };
+            let _ = writeln!(
+                s,
+                "#{:<3} {:<10} {}  {}{after}",
+                n.index() + 1,
+                st.kind.tag(),
+                &st.fingerprint[..16],
+                st.label
+            );
+        }
+        s
+    }
+
+    pub fn to_dot(&self) -> String {
+        let mut s = String::from("digraph plan {\n  rankdir=TB;\n  node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\", fontsize=10];\n");
+        for (n, st) in self.steps() {
+            let color = match st.kind {
+                StepKind::LoadModel { .. } => "#dbeafe",
+                StepKind::LoadData { .. } => "#dcfce7",
+                StepKind::Train { .. } => "#fde68a",
+                StepKind::Evaluate { .. } => "#e9d5ff",
+                StepKind::Save { .. } => "#fecaca",
+                StepKind::Expect { .. } => "#e5e7eb",
+            };
+            let label = format!("{}\n{}", st.label, &st.fingerprint[..12]);
+            let _ = writeln!(
+                s,
+                "  n{} [label=\"{}\", fillcolor=\"{color}\"];",
+                n.index(),
+                dot_escape(&label)
+            );
+        }
+        for e in self.graph.edge_references() {
+            let _ = writeln!(s, "  n{} -> n{};", e.source().index(), e.target().index());
+        }
+        s.push_str("}\n");
+        s
+    }
+}
+
+fn dot_escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// `path` relative to `base` (both absolute, normalised).
+fn relative_to(path: &std::path::Path, base: &std::path::Path) -> std::path::PathBuf {
+    let p: Vec<_> = path.components().collect();
+    let b: Vec<_> = base.components().collect();
+    let common = p.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let mut out = std::path::PathBuf::new();
+    for _ in common..b.len() {
+        out.push("..");
+    }
+    for c in &p[common..] {
+        out.push(c.as_os_str());
+    }
+    out
+}

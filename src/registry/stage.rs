@@ -1,0 +1,38 @@
+//! Settings of a train stage and options of an objective.
+
+use super::{maybe, opt, req, ArgType::*, Component, Family};
+
+pub const MIXING: &[&str] = &["round_robin", "proportional"];
+pub const SAMPLERS: &[&str] = &["default", "no_duplicates", "group_by_label"];
+
+pub const STAGE: Component = Component {
+    name: "train",
+    family: Family::Stage,
+    doc: "A training stage of one model. Stages run in file order; a later stage of the same model fine-tunes the result of the earlier one. Besides the settings below, `evaluate: EVALUATOR or [EVALUATORS] every N steps` evaluates during training (always also at each epoch end), and `checkpoint: every N steps, keep K` writes resumable checkpoints.",
+    args: &[
+        req("objectives", Objectives, "the objectives trained (several = multi-task)"),
+        opt("epochs", Count, "1", "passes over the data (ignored when max_steps is set)"),
+        maybe("max_steps", Count, "stop after this many optimizer steps"),
+        opt("optimizer", OptimizerCall, "AdamW()", "the optimizer and its parameters"),
+        opt("scheduler", SchedulerCall, "WarmupLinear(warmup: 0)", "the learning-rate schedule"),
+        opt("max_grad_norm", Float, "1.0", "gradient clipping norm"),
+        opt("gradient_accumulation", Count, "1", "batches accumulated per optimizer step"),
+        opt("seed", Int, "42", "random seed (shuffling, dropout, initialisation)"),
+        opt("mixing", Choice(MIXING), "round_robin", "how batches of several objectives interleave: one of each in turn, or in proportion to their sizes"),
+    ],
+    columns: None,
+    metrics: &[],
+};
+
+pub const OBJECTIVE_OPTIONS: Component = Component {
+    name: "objective",
+    family: Family::ObjectiveOptions,
+    doc: "How an objective's data is batched.",
+    args: &[
+        opt("batch_size", Count, "32", "examples per batch"),
+        opt("shuffle", Bool, "true", "shuffle the data every epoch"),
+        opt("sampler", Choice(SAMPLERS), "default", "`no_duplicates`: no text twice in a batch (for in-batch negatives); `group_by_label`: batches hold several examples of each label"),
+    ],
+    columns: None,
+    metrics: &[],
+};

@@ -1,0 +1,279 @@
+//! The example pipelines check clean and plan; the reference is up to date;
+//! the command line keeps its exit-code contract.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use stpipe::check::{check_file, Module, Step};
+use stpipe::plan::{Plan, StepKind};
+
+fn pipelines() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(common::repo().join("pipelines"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "stp"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn example_pipelines_are_valid() {
+    let files = pipelines();
+    assert!(files.len() >= 5);
+    for f in files {
+        let (report, p) = check_file(&f, &common::options()).unwrap();
+        assert!(
+            report.diags.is_empty(),
+            "{}:\n{}",
+            f.display(),
+            report.to_plain()
+        );
+        let p = p.unwrap();
+        assert!(!p.models.is_empty());
+        assert!(!p.steps.is_empty());
+    }
+}
+
+#[test]
+fn sts_pipeline_resolves_types() {
+    let f = common::repo().join("pipelines/sts.stp");
+    let (_, p) = check_file(&f, &common::options()).unwrap();
+    let p = p.unwrap();
+    let m = p.model("sbert").unwrap();
+    assert_eq!(m.dim, Some(384));
+    assert!(matches!(
+        m.modules[0],
+        Module::Transformer {
+            hidden_size: Some(384),
+            max_seq_length: Some(128),
+            ..
+        }
+    ));
+    let train = p.data_source("sts_train").unwrap();
+    assert!(matches!(&train.kind, stpipe::check::DataKind::File { path, .. } if path.is_file()));
+    assert_eq!(
+        train.label_column().unwrap().ty,
+        Some(stpipe::check::ColType::Float)
+    );
+    let stage = p.stages().next().unwrap();
+    assert_eq!(stage.warmup, stpipe::check::Warmup::Fraction(0.1));
+    assert_eq!(stage.evaluate_every, Some(200));
+    assert_eq!(stage.checkpoint_keep, Some(2));
+    assert_eq!(stage.optimizer.args["lr"].as_f64(), Some(2e-5));
+    assert_eq!(p.objective("sim").unwrap().batch_size, 16);
+    assert!(matches!(p.steps.last(), Some(Step::Expect(e)) if e.value == 0.84));
+}
+
+#[test]
+fn nli_widths_follow_the_chain() {
+    let f = common::repo().join("pipelines/nli.stp");
+    let (_, p) = check_file(&f, &common::options()).unwrap();
+    let p = p.unwrap();
+    let m = p.model("sbert").unwrap();
+    assert_eq!(m.dim, Some(256));
+    assert!(matches!(
+        m.modules[2],
+        Module::Dense {
+            in_features: Some(384),
+            out_features: 256,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn two_stage_plan_orders_stages() {
+    let f = common::repo().join("pipelines/two-stage.stp");
+    let (_, p) = check_file(&f, &common::options()).unwrap();
+    let plan = Plan::build(&p.unwrap()).unwrap();
+    let stage = |name: &str| {
+        plan.steps()
+            .find(|(_, s)| matches!(&s.kind, StepKind::Train { stage, .. } if stage == name))
+            .map(|(n, _)| n)
+            .unwrap()
+    };
+    let (s1, s2) = (stage("nli_stage"), stage("sts_stage"));
+    assert!(
+        plan.inputs(s2).contains(&s1),
+        "stage 2 must depend on stage 1"
+    );
+    let dot = plan.to_dot();
+    assert!(dot.contains(&format!("n{} -> n{};", s1.index(), s2.index())));
+    // Fingerprints are stable across builds.
+    let (_, p2) = check_file(&f, &common::options()).unwrap();
+    let plan2 = Plan::build(&p2.unwrap()).unwrap();
+    let fps = |p: &Plan| {
+        p.steps()
+            .map(|(_, s)| s.fingerprint.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(fps(&plan), fps(&plan2));
+}
+
+#[test]
+fn reference_is_up_to_date() {
+    let path = common::repo().join("docs/reference.md");
+    let want = stpipe::registry::reference_markdown();
+    if std::env::var_os("UPDATE").is_some() {
+        std::fs::write(&path, &want).unwrap();
+    }
+    let have = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        have == want,
+        "docs/reference.md is out of date: regenerate it with \
+         `cargo run -q -- components > docs/reference.md` (or UPDATE=1 cargo test --test pipelines)"
+    );
+}
+
+fn stpipe() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_stpipe"));
+    c.env("STPIPE_MODEL_PATH", common::repo().join("../shared/models"));
+    c.env_remove("STPIPE_DATA");
+    c
+}
+
+#[test]
+fn cli_exit_codes() {
+    let repo = common::repo();
+    let ok = stpipe().arg("check").args(pipelines()).output().unwrap();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let bad = stpipe()
+        .args(["check", "--format", "json"])
+        .arg(repo.join("tests/invalid/unknown-loss.stp"))
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&bad.stdout).unwrap();
+    let d = &doc["files"][0]["diagnostics"][0];
+    assert_eq!(d["code"], "unknown-name");
+    assert_eq!(d["line"], 6);
+    assert!(d["help"].as_str().unwrap().contains("CosineSimilarityLoss"));
+    let usage = stpipe().args(["check", "--no-such-flag"]).output().unwrap();
+    assert_eq!(usage.status.code(), Some(2));
+    let missing = stpipe()
+        .args(["check", "/no/such/file.stp"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    let comps = stpipe().arg("components").output().unwrap();
+    assert_eq!(comps.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&comps.stdout).contains("MultipleNegativesRankingLoss"));
+}
+
+#[test]
+fn data_root_flag_sets_interpolation() {
+    let repo = common::repo();
+    let out = stpipe()
+        .arg("--data-root")
+        .arg("/no/such/root")
+        .arg("check")
+        .arg(repo.join("pipelines/sts.stp"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("/no/such/root/stsbenchmark/sts-train.csv")
+    );
+}
+
+#[test]
+fn misc_fixture_is_valid() {
+    let f = common::repo().join("tests/fixtures/valid-misc.stp");
+    let (report, p) = check_file(&f, &common::options()).unwrap();
+    assert!(report.diags.is_empty(), "{}", report.to_plain());
+    let p = p.unwrap();
+    let base = p.model("base").unwrap();
+    assert!(matches!(
+        base.modules[0],
+        Module::Pretrained { dim: Some(384), .. }
+    ));
+    assert!(matches!(
+        base.modules[1],
+        Module::Dense {
+            in_features: Some(384),
+            out_features: 128,
+            ..
+        }
+    ));
+    let other = p.model("other").unwrap();
+    assert!(matches!(
+        other.modules[1],
+        Module::Pooling {
+            out_dim: Some(1152),
+            ..
+        }
+    ));
+    let scored = p.data_source("scored").unwrap();
+    let names: Vec<&str> = scored.columns.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["query", "answer", "score"]);
+    assert_eq!(p.data_source("qa2").unwrap().limit, Some(1));
+    Plan::build(&p).unwrap();
+}
+
+#[test]
+fn fingerprints_follow_file_contents() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("a.tsv"), "s1\ts2\tscore\nx\ty\t0.5\n").unwrap();
+    std::fs::write(dir.join("b.tsv"), "s1\ts2\tscore\nu\tv\t0.25\n").unwrap();
+    let models = common::repo().join("../shared/models/all-MiniLM-L6-v2");
+    let src = format!(
+        "model m = Transformer(\"{}\") -> Pooling(mean)\n\
+         data a = tsv(\"a.tsv\") {{ sentence1: col(\"s1\"), sentence2: col(\"s2\"), score: col(\"score\") }}\n\
+         data b = tsv(\"b.tsv\") {{ sentence1: col(\"s1\"), sentence2: col(\"s2\"), score: col(\"score\") }}\n\
+         objective o = CosineSimilarityLoss(m) on a\n\
+         evaluator e = EmbeddingSimilarity(m, b)\n\
+         train m {{ objectives: [o] }}\n\
+         expect e.spearman_cosine > 0.1\n",
+        models.display()
+    );
+    let file = dir.join("p.stp");
+    std::fs::write(&file, src).unwrap();
+    let fps = || {
+        let (r, p) = check_file(&file, &common::options()).unwrap();
+        assert!(!r.has_errors(), "{}", r.to_plain());
+        let plan = Plan::build(&p.unwrap()).unwrap();
+        plan.steps()
+            .map(|(_, s)| (s.kind.tag().to_string(), s.fingerprint.clone()))
+            .collect::<Vec<_>>()
+    };
+    let before = fps();
+    std::fs::write(dir.join("a.tsv"), "s1\ts2\tscore\nx\ty\t0.75\n").unwrap();
+    let after = fps();
+    assert_eq!(before.len(), after.len());
+    for ((tag, x), (_, y)) in before.iter().zip(&after) {
+        match tag.as_str() {
+            // The model and the evaluation data do not read a.tsv...
+            "load-model" => assert_eq!(x, y),
+            // ...but a's load, the training and what follows do.
+            "train" | "evaluate" | "expect" => assert_ne!(x, y, "{tag}"),
+            _ => {}
+        }
+    }
+    assert_ne!(before[1].1, after[1].1, "load data a");
+    assert_eq!(before[2].1, after[2].1, "load data b");
+}
+
+#[test]
+fn model_path_flag_finds_models() {
+    let out = Command::new(env!("CARGO_BIN_EXE_stpipe"))
+        .env_remove("STPIPE_MODEL_PATH")
+        .env("HF_HUB_CACHE", "/nonexistent")
+        .arg("--model-path")
+        .arg(common::repo().join("../shared/models"))
+        .arg("check")
+        .arg(common::repo().join("pipelines/nli.stp"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("ok (0 warning(s))"), "{err}");
+}
