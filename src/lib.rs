@@ -11,10 +11,12 @@
 //! [`registry`] describes every component once, for the checker and the
 //! runtime alike; [`hub`] finds model directories on disk.
 
-pub mod hub;
-pub mod diag;
-pub mod syntax;
-pub mod registry;
 pub mod check;
 pub mod cli;
+pub mod data;
+pub mod diag;
+pub mod hub;
 pub mod plan;
+pub mod registry;
+pub mod runtime;
+pub mod syntax;

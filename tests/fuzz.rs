@@ -40,18 +40,109 @@ impl Rng {
 }
 
 const DICTIONARY: &[&str] = &[
-    "let", "model", "data", "objective", "evaluator", "train", "save", "expect", "on", "to",
-    "best", "by", "limit", "every", "steps", "keep", "as", "true", "false", "->", "(", ")", "[",
-    "]", "{", "}", ",", ":", ".", "=", ">=", "<", "%", "/", "*", "+", "-", "#", "\"", "\n",
-    "Transformer", "Pooling", "Dense", "Normalize", "LayerNorm", "Dropout", "load", "tsv", "csv",
-    "jsonl", "zip", "triplets", "col", "map", "CosineSimilarityLoss", "SoftmaxLoss",
-    "MultipleNegativesRankingLoss", "MSELoss", "EmbeddingSimilarity", "LabelAccuracy",
-    "BinaryClassification", "MSE", "AdamW", "WarmupLinear", "objectives", "epochs", "evaluate",
-    "checkpoint", "teacher", "num_labels", "batch_size", "sampler", "0", "1", "-1", "2e-5",
-    "10%", "150%", "1e400", "99999999999999999999999", "0.0", "\"${STPIPE_DATA}\"",
-    "\"${X:-${Y:-z}}\"", "\"${\"", "\"\\$\"", "\"../../shared/data/snli/validation.tsv\"",
-    "\"/dev/null\"", "\"/\"", "\"\"", "é", "\u{1F600}", "\t", "\r\n", "sbert", "sts_train",
-    "dev", "spearman_cosine", "mean", "cls", "tanh", "label", "score", "premise",
+    "let",
+    "model",
+    "data",
+    "objective",
+    "evaluator",
+    "train",
+    "save",
+    "expect",
+    "on",
+    "to",
+    "best",
+    "by",
+    "limit",
+    "every",
+    "steps",
+    "keep",
+    "as",
+    "true",
+    "false",
+    "->",
+    "(",
+    ")",
+    "[",
+    "]",
+    "{",
+    "}",
+    ",",
+    ":",
+    ".",
+    "=",
+    ">=",
+    "<",
+    "%",
+    "/",
+    "*",
+    "+",
+    "-",
+    "#",
+    "\"",
+    "\n",
+    "Transformer",
+    "Pooling",
+    "Dense",
+    "Normalize",
+    "LayerNorm",
+    "Dropout",
+    "load",
+    "tsv",
+    "csv",
+    "jsonl",
+    "zip",
+    "triplets",
+    "col",
+    "map",
+    "CosineSimilarityLoss",
+    "SoftmaxLoss",
+    "MultipleNegativesRankingLoss",
+    "MSELoss",
+    "EmbeddingSimilarity",
+    "LabelAccuracy",
+    "BinaryClassification",
+    "MSE",
+    "AdamW",
+    "WarmupLinear",
+    "objectives",
+    "epochs",
+    "evaluate",
+    "checkpoint",
+    "teacher",
+    "num_labels",
+    "batch_size",
+    "sampler",
+    "0",
+    "1",
+    "-1",
+    "2e-5",
+    "10%",
+    "150%",
+    "1e400",
+    "99999999999999999999999",
+    "0.0",
+    "\"${STPIPE_DATA}\"",
+    "\"${X:-${Y:-z}}\"",
+    "\"${\"",
+    "\"\\$\"",
+    "\"../../shared/data/snli/validation.tsv\"",
+    "\"/dev/null\"",
+    "\"/\"",
+    "\"\"",
+    "é",
+    "\u{1F600}",
+    "\t",
+    "\r\n",
+    "sbert",
+    "sts_train",
+    "dev",
+    "spearman_cosine",
+    "mean",
+    "cls",
+    "tanh",
+    "label",
+    "score",
+    "premise",
 ];
 
 fn tokens(s: &str) -> Vec<String> {
@@ -105,7 +196,8 @@ fn mutate(rng: &mut Rng, corpus: &[(PathBuf, String)]) -> (PathBuf, String) {
                                     == t[i].chars().all(|c| c.is_ascii_digit())
                             })
                             .collect();
-                        if t[i].chars().all(|c| c.is_alphanumeric() || c == '_') && !same.is_empty() {
+                        if t[i].chars().all(|c| c.is_alphanumeric() || c == '_') && !same.is_empty()
+                        {
                             t[i] = rng.pick(&same).to_string();
                         }
                     }
@@ -155,7 +247,10 @@ fn mutate(rng: &mut Rng, corpus: &[(PathBuf, String)]) -> (PathBuf, String) {
         // Token soup.
         _ => {
             let n = rng.below(80);
-            (0..n).map(|_| *rng.pick(DICTIONARY)).collect::<Vec<_>>().join(" ")
+            (0..n)
+                .map(|_| *rng.pick(DICTIONARY))
+                .collect::<Vec<_>>()
+                .join(" ")
         }
     };
     (dir, text)

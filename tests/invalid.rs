@@ -34,9 +34,7 @@ fn invalid_pipelines_report_exact_diagnostics() {
         }
         let expected = std::fs::read_to_string(&exp_path).unwrap_or_default();
         if got != expected {
-            failures.push(format!(
-                "{name}:\n--- expected\n{expected}--- got\n{got}"
-            ));
+            failures.push(format!("{name}:\n--- expected\n{expected}--- got\n{got}"));
         }
         // Diagnostics render without panicking.
         for d in report.miette() {

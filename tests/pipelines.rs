@@ -25,7 +25,12 @@ fn example_pipelines_are_valid() {
     assert!(files.len() >= 5);
     for f in files {
         let (report, p) = check_file(&f, &common::options()).unwrap();
-        assert!(report.diags.is_empty(), "{}:\n{}", f.display(), report.to_plain());
+        assert!(
+            report.diags.is_empty(),
+            "{}:\n{}",
+            f.display(),
+            report.to_plain()
+        );
         let p = p.unwrap();
         assert!(!p.models.is_empty());
         assert!(p.stages().count() >= 1);
@@ -39,10 +44,20 @@ fn sts_pipeline_resolves_types() {
     let p = p.unwrap();
     let m = p.model("sbert").unwrap();
     assert_eq!(m.dim, Some(384));
-    assert!(matches!(m.modules[0], Module::Transformer { hidden_size: Some(384), max_seq_length: Some(128), .. }));
+    assert!(matches!(
+        m.modules[0],
+        Module::Transformer {
+            hidden_size: Some(384),
+            max_seq_length: Some(128),
+            ..
+        }
+    ));
     let train = p.data_source("sts_train").unwrap();
     assert!(matches!(&train.kind, stpipe::check::DataKind::File { path, .. } if path.is_file()));
-    assert_eq!(train.label_column().unwrap().ty, Some(stpipe::check::ColType::Float));
+    assert_eq!(
+        train.label_column().unwrap().ty,
+        Some(stpipe::check::ColType::Float)
+    );
     let stage = p.stages().next().unwrap();
     assert_eq!(stage.warmup, stpipe::check::Warmup::Fraction(0.1));
     assert_eq!(stage.evaluate_every, Some(200));
@@ -59,7 +74,14 @@ fn nli_widths_follow_the_chain() {
     let p = p.unwrap();
     let m = p.model("sbert").unwrap();
     assert_eq!(m.dim, Some(256));
-    assert!(matches!(m.modules[2], Module::Dense { in_features: Some(384), out_features: 256, .. }));
+    assert!(matches!(
+        m.modules[2],
+        Module::Dense {
+            in_features: Some(384),
+            out_features: 256,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -74,13 +96,20 @@ fn two_stage_plan_orders_stages() {
             .unwrap()
     };
     let (s1, s2) = (stage("nli_stage"), stage("sts_stage"));
-    assert!(plan.inputs(s2).contains(&s1), "stage 2 must depend on stage 1");
+    assert!(
+        plan.inputs(s2).contains(&s1),
+        "stage 2 must depend on stage 1"
+    );
     let dot = plan.to_dot();
     assert!(dot.contains(&format!("n{} -> n{};", s1.index(), s2.index())));
     // Fingerprints are stable across builds.
     let (_, p2) = check_file(&f, &common::options()).unwrap();
     let plan2 = Plan::build(&p2.unwrap()).unwrap();
-    let fps = |p: &Plan| p.steps().map(|(_, s)| s.fingerprint.clone()).collect::<Vec<_>>();
+    let fps = |p: &Plan| {
+        p.steps()
+            .map(|(_, s)| s.fingerprint.clone())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(fps(&plan), fps(&plan2));
 }
 
@@ -110,7 +139,12 @@ fn stpipe() -> Command {
 fn cli_exit_codes() {
     let repo = common::repo();
     let ok = stpipe().arg("check").args(pipelines()).output().unwrap();
-    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     let bad = stpipe()
         .args(["check", "--format", "json"])
         .arg(repo.join("tests/invalid/unknown-loss.stp"))
@@ -124,7 +158,10 @@ fn cli_exit_codes() {
     assert!(d["help"].as_str().unwrap().contains("CosineSimilarityLoss"));
     let usage = stpipe().args(["check", "--no-such-flag"]).output().unwrap();
     assert_eq!(usage.status.code(), Some(2));
-    let missing = stpipe().args(["check", "/no/such/file.stp"]).output().unwrap();
+    let missing = stpipe()
+        .args(["check", "/no/such/file.stp"])
+        .output()
+        .unwrap();
     assert_eq!(missing.status.code(), Some(2));
     let comps = stpipe().arg("components").output().unwrap();
     assert_eq!(comps.status.code(), Some(0));
@@ -142,5 +179,7 @@ fn data_root_flag_sets_interpolation() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/root/stsbenchmark/sts-train.csv"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("/no/such/root/stsbenchmark/sts-train.csv")
+    );
 }

@@ -118,7 +118,11 @@ impl Checker<'_> {
                 }
                 continue;
             }
-            match self.convert(&a.value, spec.ty, &format!("argument `{}` of {what}", spec.name)) {
+            match self.convert(
+                &a.value,
+                spec.ty,
+                &format!("argument `{}` of {what}", spec.name),
+            ) {
                 Some(v) => {
                     out.insert(spec.name.to_string(), (v, a.value.span));
                 }
@@ -152,7 +156,12 @@ impl Checker<'_> {
                         call_span,
                         format!("missing argument `{}` of {what}", spec.name),
                     )
-                    .help(format!("add `{}: ...` ({}): {}", spec.name, spec.ty.describe(), spec.doc)),
+                    .help(format!(
+                        "add `{}: ...` ({}): {}",
+                        spec.name,
+                        spec.ty.describe(),
+                        spec.doc
+                    )),
                 );
                 ok = false;
             } else if let Some(def) = spec.default {
@@ -218,8 +227,12 @@ impl Checker<'_> {
             (ArgType::Count, ValueKind::Int(i)) => {
                 if *i < 0 {
                     self.err(
-                        Diag::error("out-of-range", v.span, format!("{ctx} must not be negative"))
-                            .help("give a count of 0 or more"),
+                        Diag::error(
+                            "out-of-range",
+                            v.span,
+                            format!("{ctx} must not be negative"),
+                        )
+                        .help("give a count of 0 or more"),
                     );
                     None
                 } else {
@@ -239,36 +252,45 @@ impl Checker<'_> {
                     Some(ArgValue::Float(f))
                 } else {
                     self.err(
-                        Diag::error("out-of-range", v.span, format!("{ctx} must be between 0 and 1"))
-                            .help("write a probability such as 0.1 or 10%"),
+                        Diag::error(
+                            "out-of-range",
+                            v.span,
+                            format!("{ctx} must be between 0 and 1"),
+                        )
+                        .help("write a probability such as 0.1 or 10%"),
                     );
                     None
                 }
             }
             (ArgType::Bool, ValueKind::Bool(b)) => Some(ArgValue::Bool(*b)),
             (ArgType::Str, ValueKind::Str(s)) => self.interpolate(s, v.span).map(ArgValue::Str),
-            (ArgType::Choice(choices), ValueKind::Ident(ast::Ident { name, .. }) | ValueKind::Str(name)) => {
-                match choices.iter().find(|c| c.eq_ignore_ascii_case(name)) {
-                    Some(c) => Some(ArgValue::Name(c.to_string())),
-                    None => {
-                        let help = match registry::did_you_mean(name, choices.iter().copied()) {
-                            Some(s) => format!("did you mean `{s}`?"),
-                            None => format!("choose one of: {}", choices.join(", ")),
-                        };
-                        self.err(
-                            Diag::error(
-                                "unknown-choice",
-                                v.span,
-                                format!("`{name}` is not a valid value for {ctx}"),
-                            )
-                            .help(help),
-                        );
-                        None
-                    }
+            (
+                ArgType::Choice(choices),
+                ValueKind::Ident(ast::Ident { name, .. }) | ValueKind::Str(name),
+            ) => match choices.iter().find(|c| c.eq_ignore_ascii_case(name)) {
+                Some(c) => Some(ArgValue::Name(c.to_string())),
+                None => {
+                    let help = match registry::did_you_mean(name, choices.iter().copied()) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => format!("choose one of: {}", choices.join(", ")),
+                    };
+                    self.err(
+                        Diag::error(
+                            "unknown-choice",
+                            v.span,
+                            format!("`{name}` is not a valid value for {ctx}"),
+                        )
+                        .help(help),
+                    );
+                    None
                 }
+            },
+            (ArgType::Model, ValueKind::Ident(id)) => {
+                self.resolve(id, BindKind::Model).map(ArgValue::Name)
             }
-            (ArgType::Model, ValueKind::Ident(id)) => self.resolve(id, BindKind::Model).map(ArgValue::Name),
-            (ArgType::Data, ValueKind::Ident(id)) => self.resolve(id, BindKind::Data).map(ArgValue::Name),
+            (ArgType::Data, ValueKind::Ident(id)) => {
+                self.resolve(id, BindKind::Data).map(ArgValue::Name)
+            }
             (ArgType::Objective, ValueKind::Ident(id)) => {
                 self.resolve(id, BindKind::Objective).map(ArgValue::Name)
             }
@@ -313,9 +335,10 @@ impl Checker<'_> {
             }
             (ArgType::OptimizerCall, _) => self.convert_call(&v, Family::Optimizer, ctx),
             (ArgType::SchedulerCall, _) => self.convert_call(&v, Family::Scheduler, ctx),
-            (ArgType::ColumnName, ValueKind::Ident(ast::Ident { name, .. }) | ValueKind::Str(name)) => {
-                Some(ArgValue::Str(name.clone()))
-            }
+            (
+                ArgType::ColumnName,
+                ValueKind::Ident(ast::Ident { name, .. }) | ValueKind::Str(name),
+            ) => Some(ArgValue::Str(name.clone())),
             (ArgType::LabelValue, ValueKind::Int(i)) => Some(ArgValue::Int(*i)),
             (ArgType::LabelValue, ValueKind::Str(s)) => Some(ArgValue::Str(s.clone())),
             (ArgType::LabelValue, ValueKind::Ident(id)) => Some(ArgValue::Str(id.name.clone())),
@@ -334,7 +357,11 @@ impl Checker<'_> {
                     Diag::error(
                         "type-mismatch",
                         v.span,
-                        format!("{ctx} expects {}, found {}", article(noun), describe_value(v)),
+                        format!(
+                            "{ctx} expects {}, found {}",
+                            article(noun),
+                            describe_value(v)
+                        ),
                     )
                     .help(example_for(if family == Family::Optimizer {
                         ArgType::OptimizerCall
@@ -472,7 +499,9 @@ fn default_value(text: &str, spec: &ArgSpec) -> Option<ArgValue> {
                 }
             }
             for a in &c.args {
-                if let (Some(n), Some(spec)) = (&a.name, a.name.as_ref().and_then(|n| comp.arg(&n.name))) {
+                if let (Some(n), Some(spec)) =
+                    (&a.name, a.name.as_ref().and_then(|n| comp.arg(&n.name)))
+                {
                     let txt = match &a.value.kind {
                         ValueKind::Int(i) => i.to_string(),
                         _ => continue,

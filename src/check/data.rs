@@ -106,7 +106,10 @@ impl Checker<'_> {
                 }
                 let (srcs, sp) = get("sources")?;
                 let names: Vec<String> = match srcs {
-                    ArgValue::List(l) => l.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+                    ArgValue::List(l) => l
+                        .iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect(),
                     _ => Vec::new(),
                 };
                 if names.len() < 2 {
@@ -185,7 +188,11 @@ impl Checker<'_> {
                     }
                 };
                 let mut ok = true;
-                for (c, sp, role) in [(&by, by_span, "by"), (&text.0, text.1, "text"), (&label, label_span, "label")] {
+                for (c, sp, role) in [
+                    (&by, by_span, "by"),
+                    (&text.0, text.1, "text"),
+                    (&label, label_span, "label"),
+                ] {
                     if !col_names.contains(&c.as_str()) {
                         let help = match registry::did_you_mean(c, col_names.iter().copied()) {
                             Some(s) => format!("did you mean `{s}`?"),
@@ -217,7 +224,9 @@ impl Checker<'_> {
                             pos_span,
                             "the positive and negative labels are the same",
                         )
-                        .help("e.g. for NLI: `positive: 0, negative: 2` (entailment, contradiction)"),
+                        .help(
+                            "e.g. for NLI: `positive: 0, negative: 2` (entailment, contradiction)",
+                        ),
                     );
                     ok = false;
                 }
@@ -251,11 +260,14 @@ impl Checker<'_> {
                     Format::JsonLines
                 } else {
                     let header = get("header").and_then(|v| v.0.as_bool()).unwrap_or(true);
-                    let quoting = get("quoting").map(|v| v.0.as_str() == Some("csv")).unwrap_or(true);
+                    let quoting = get("quoting")
+                        .map(|v| v.0.as_str() == Some("csv"))
+                        .unwrap_or(true);
                     let delimiter = if reader == "tsv" {
                         '\t'
                     } else {
-                        let (d, dspan) = get("delimiter").unwrap_or((ArgValue::Str(",".into()), source.span));
+                        let (d, dspan) =
+                            get("delimiter").unwrap_or((ArgValue::Str(",".into()), source.span));
                         let d = d.as_str().unwrap_or(",").replace("\\t", "\t");
                         let mut it = d.chars();
                         match (it.next(), it.next()) {
@@ -285,14 +297,22 @@ impl Checker<'_> {
                         Ok(p) => Some(p),
                         Err(e) => {
                             self.err(
-                                Diag::error("unreadable-file", path_span, format!("cannot read `{written}`: {e}"))
-                                    .help("check the file's permissions"),
+                                Diag::error(
+                                    "unreadable-file",
+                                    path_span,
+                                    format!("cannot read `{written}`: {e}"),
+                                )
+                                .help("check the file's permissions"),
                             );
                             return None;
                         }
                     }
                 } else {
-                    let what = if path.is_dir() { "is a directory, not a file" } else { "not found" };
+                    let what = if path.is_dir() {
+                        "is a directory, not a file"
+                    } else {
+                        "not found"
+                    };
                     self.err(
                         Diag::error("file-not-found", path_span, format!("data file `{written}` {what}"))
                             .help(format!(
@@ -313,7 +333,9 @@ impl Checker<'_> {
                     json,
                 };
                 let cols = match columns {
-                    Some(defs) => self.file_columns(&ctx, defs, columns_span.unwrap_or(source.span))?,
+                    Some(defs) => {
+                        self.file_columns(&ctx, defs, columns_span.unwrap_or(source.span))?
+                    }
                     None => match pk.as_ref().and_then(|p| p.header.clone()) {
                         Some(h) => h
                             .iter()
@@ -370,7 +392,12 @@ impl Checker<'_> {
         );
     }
 
-    fn file_columns(&mut self, ctx: &FileCtx, defs: &[ast::ColumnDef], block: Span) -> Option<Vec<Column>> {
+    fn file_columns(
+        &mut self,
+        ctx: &FileCtx,
+        defs: &[ast::ColumnDef],
+        block: Span,
+    ) -> Option<Vec<Column>> {
         let mut out: Vec<Column> = Vec::new();
         let mut ok = true;
         for d in defs {
@@ -430,12 +457,18 @@ impl Checker<'_> {
                 let mut ok = true;
                 for (side, x) in [(lhs, &l), (rhs, &r)] {
                     if x.1 == Some(ColType::Text) {
-                        let eg = x.2.as_ref().and_then(|v| v.first().cloned()).unwrap_or_default();
+                        let eg =
+                            x.2.as_ref()
+                                .and_then(|v| v.first().cloned())
+                                .unwrap_or_default();
                         self.err(
                             Diag::error(
                                 "text-arithmetic",
                                 side.span,
-                                format!("arithmetic on a text column (e.g. {eg:?} in `{}`)", ctx.written),
+                                format!(
+                                    "arithmetic on a text column (e.g. {eg:?} in `{}`)",
+                                    ctx.written
+                                ),
                             )
                             .help("only numeric columns (such as a score) can be computed with"),
                         );
@@ -515,8 +548,12 @@ impl Checker<'_> {
                 let i = *n as usize;
                 if ctx.json {
                     self.err(
-                        Diag::error("bad-column", arg.span, "JSON Lines columns are chosen by key")
-                            .help("write `col(\"key\")`"),
+                        Diag::error(
+                            "bad-column",
+                            arg.span,
+                            "JSON Lines columns are chosen by key",
+                        )
+                        .help("write `col(\"key\")`"),
                     );
                     return None;
                 }
@@ -526,7 +563,11 @@ impl Checker<'_> {
                             Diag::error(
                                 "column-out-of-range",
                                 arg.span,
-                                format!("column {i} is out of range: `{}` has {w} columns (0 to {})", ctx.written, w.saturating_sub(1)),
+                                format!(
+                                    "column {i} is out of range: `{}` has {w} columns (0 to {})",
+                                    ctx.written,
+                                    w.saturating_sub(1)
+                                ),
                             )
                             .help("columns are numbered from 0"),
                         );
@@ -555,10 +596,11 @@ impl Checker<'_> {
                         Some(i) => Some(i),
                         None => {
                             let names = p.header.clone().unwrap_or_default();
-                            let help = match registry::did_you_mean(s, names.iter().map(String::as_str)) {
-                                Some(x) => format!("did you mean `{x}`?"),
-                                None => format!("its columns are: {}", names.join(", ")),
-                            };
+                            let help =
+                                match registry::did_you_mean(s, names.iter().map(String::as_str)) {
+                                    Some(x) => format!("did you mean `{x}`?"),
+                                    None => format!("its columns are: {}", names.join(", ")),
+                                };
                             self.err(
                                 Diag::error(
                                     "unknown-column",
@@ -613,8 +655,12 @@ impl Checker<'_> {
         for (k, v) in entries {
             if map.iter().any(|(x, _)| *x == k.text) {
                 self.err(
-                    Diag::error("duplicate-key", k.span, format!("label `{}` is mapped twice", k.text))
-                        .help("map each label once"),
+                    Diag::error(
+                        "duplicate-key",
+                        k.span,
+                        format!("label `{}` is mapped twice", k.text),
+                    )
+                    .help("map each label once"),
                 );
                 ok = false;
                 continue;
@@ -639,7 +685,10 @@ impl Checker<'_> {
                     Diag::error(
                         "unmapped-label",
                         span,
-                        format!("value {missing:?} of `{}` is not in the label map", ctx.written),
+                        format!(
+                            "value {missing:?} of `{}` is not in the label map",
+                            ctx.written
+                        ),
                     )
                     .help("add it to the map"),
                 );

@@ -46,7 +46,10 @@ impl Options {
 }
 
 /// Check a pipeline file. Relative paths in it start at its directory.
-pub fn check_file(path: &Path, opts: &Options) -> Result<(Report, Option<Pipeline>), std::io::Error> {
+pub fn check_file(
+    path: &Path,
+    opts: &Options,
+) -> Result<(Report, Option<Pipeline>), std::io::Error> {
     let src = std::fs::read_to_string(path)?;
     let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let base = abs.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -212,9 +215,13 @@ impl<'a> Checker<'a> {
                     limit,
                 } => {
                     if self.is_first_def(name) {
-                        if let Some(d) =
-                            self.check_data(name, source, columns.as_deref(), *columns_span, limit.as_ref())
-                        {
+                        if let Some(d) = self.check_data(
+                            name,
+                            source,
+                            columns.as_deref(),
+                            *columns_span,
+                            limit.as_ref(),
+                        ) {
                             self.out.data.push(d);
                         }
                         self.mark_ready(name);
@@ -228,7 +235,9 @@ impl<'a> Checker<'a> {
                     options_span,
                 } => {
                     if self.is_first_def(name) {
-                        if let Some(o) = self.check_objective(name, loss, data, options, *options_span) {
+                        if let Some(o) =
+                            self.check_objective(name, loss, data, options, *options_span)
+                        {
                             self.out.objectives.push(o);
                         }
                         self.mark_ready(name);
@@ -315,7 +324,8 @@ impl<'a> Checker<'a> {
                     .filter(|(_, b)| b.kind == kind)
                     .map(|(n, _)| n.as_str())
                     .collect();
-                let help = match crate::registry::did_you_mean(&id.name, candidates.iter().copied()) {
+                let help = match crate::registry::did_you_mean(&id.name, candidates.iter().copied())
+                {
                     Some(s) => format!("did you mean `{s}`?"),
                     None if candidates.is_empty() => {
                         format!("define {} first", kind.noun())
@@ -326,7 +336,10 @@ impl<'a> Checker<'a> {
                         format!("defined: {}", c.join(", "))
                     }
                 };
-                let noun = kind.noun().trim_start_matches("a ").trim_start_matches("an ");
+                let noun = kind
+                    .noun()
+                    .trim_start_matches("a ")
+                    .trim_start_matches("an ");
                 let d = Diag::error(
                     "undefined",
                     id.span,
@@ -393,7 +406,12 @@ impl<'a> Checker<'a> {
             .bindings
             .iter()
             .filter(|(_, b)| !b.used && b.ready)
-            .filter(|(_, b)| matches!(b.kind, BindKind::Data | BindKind::Objective | BindKind::Evaluator))
+            .filter(|(_, b)| {
+                matches!(
+                    b.kind,
+                    BindKind::Data | BindKind::Objective | BindKind::Evaluator
+                )
+            })
             .map(|(n, b)| (b.span, n.clone(), b.kind))
             .collect();
         unused.sort_by_key(|u| u.0.start);
@@ -412,7 +430,8 @@ impl<'a> Checker<'a> {
                     "use it in `evaluate:`, `expect` or `save ... best by`, or remove it",
                 ),
             };
-            self.diags.push(Diag::warning("unused", span, msg).help(help));
+            self.diags
+                .push(Diag::warning("unused", span, msg).help(help));
         }
     }
 }
@@ -430,10 +449,9 @@ fn let_or_env(
             return None;
         }
         return match &v.kind {
-            ast::ValueKind::Str(s) => crate::syntax::interp::interpolate(s, &|n| {
-                let_or_env(lets, env, n, depth + 1)
-            })
-            .ok(),
+            ast::ValueKind::Str(s) => {
+                crate::syntax::interp::interpolate(s, &|n| let_or_env(lets, env, n, depth + 1)).ok()
+            }
             ast::ValueKind::Int(i) => Some(i.to_string()),
             _ => None,
         };

@@ -63,7 +63,9 @@ impl Checker<'_> {
             let get = |k: &str| args.get(k).map(|(v, _)| v.clone());
             let module = match comp.name {
                 "Transformer" => {
-                    let spec = get("model").and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+                    let spec = get("model")
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default();
                     let span = args.get("model").map(|a| a.1).unwrap_or(call.span);
                     let dir = self.locate_model(&spec, span);
                     let hidden = dir.as_deref().and_then(transformer_width);
@@ -72,7 +74,9 @@ impl Checker<'_> {
                             Diag::warning(
                                 "model-config",
                                 span,
-                                format!("could not read `hidden_size` from the config.json of `{spec}`"),
+                                format!(
+                                    "could not read `hidden_size` from the config.json of `{spec}`"
+                                ),
                             )
                             .help("dimensions after the Transformer will not be checked"),
                         );
@@ -81,13 +85,19 @@ impl Checker<'_> {
                     Module::Transformer {
                         model: spec,
                         dir,
-                        max_seq_length: get("max_seq_length").and_then(|v| v.as_i64()).map(|v| v as usize),
-                        do_lower_case: get("do_lower_case").and_then(|v| v.as_bool()).unwrap_or(false),
+                        max_seq_length: get("max_seq_length")
+                            .and_then(|v| v.as_i64())
+                            .map(|v| v as usize),
+                        do_lower_case: get("do_lower_case")
+                            .and_then(|v| v.as_bool())
+                            .unwrap_or(false),
                         hidden_size: hidden,
                     }
                 }
                 "load" => {
-                    let spec = get("model").and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+                    let spec = get("model")
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default();
                     let span = args.get("model").map(|a| a.1).unwrap_or(call.span);
                     let dir = self.locate_model(&spec, span);
                     let (d, has_pooling) = match dir.as_deref() {
@@ -124,8 +134,12 @@ impl Checker<'_> {
                     };
                     if modes.is_empty() {
                         self.err(
-                            Diag::error("empty-pooling", call.span, "Pooling needs at least one mode")
-                                .help("e.g. `Pooling(mean)`"),
+                            Diag::error(
+                                "empty-pooling",
+                                call.span,
+                                "Pooling needs at least one mode",
+                            )
+                            .help("e.g. `Pooling(mean)`"),
                         );
                         ok = false;
                     }
@@ -158,8 +172,12 @@ impl Checker<'_> {
                     if out <= 0 {
                         let span = args.get("out_features").map(|a| a.1).unwrap_or(call.span);
                         self.err(
-                            Diag::error("out-of-range", span, "Dense needs a positive output width")
-                                .help("e.g. `Dense(256, tanh)`"),
+                            Diag::error(
+                                "out-of-range",
+                                span,
+                                "Dense needs a positive output width",
+                            )
+                            .help("e.g. `Dense(256, tanh)`"),
                         );
                         ok = false;
                     }
@@ -188,7 +206,10 @@ impl Checker<'_> {
                 Diag::error(
                     "needs-pooling",
                     last,
-                    format!("model `{}` gives token embeddings, not sentence embeddings", name.name),
+                    format!(
+                        "model `{}` gives token embeddings, not sentence embeddings",
+                        name.name
+                    ),
                 )
                 .help("add `-> Pooling(mean)` after the Transformer"),
             );
@@ -226,8 +247,12 @@ impl Checker<'_> {
                     );
                 } else {
                     self.err(
-                        Diag::error("model-not-found", span, format!("model directory `{spec}` not found"))
-                            .help(nf.hint),
+                        Diag::error(
+                            "model-not-found",
+                            span,
+                            format!("model directory `{spec}` not found"),
+                        )
+                        .help(nf.hint),
                     );
                 }
                 None
@@ -285,7 +310,9 @@ pub(crate) fn saved_model_width(dir: &Path) -> (Option<usize>, bool) {
                     .as_object()
                     .map(|o| {
                         o.iter()
-                            .filter(|(k, v)| k.starts_with("pooling_mode_") && v.as_bool() == Some(true))
+                            .filter(|(k, v)| {
+                                k.starts_with("pooling_mode_") && v.as_bool() == Some(true)
+                            })
                             .count()
                     })
                     .unwrap_or(1)

@@ -62,8 +62,14 @@ pub(crate) fn peek(path: &Path, format: &Format) -> std::io::Result<Peek> {
         Format::JsonLines => {
             let mut header: Option<Vec<String>> = None;
             let mut rows = Vec::new();
-            for line in text.lines().filter(|l| !l.trim().is_empty()).take(PEEK_ROWS) {
-                let Ok(serde_json::Value::Object(obj)) = serde_json::from_str::<serde_json::Value>(line) else {
+            for line in text
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .take(PEEK_ROWS)
+            {
+                let Ok(serde_json::Value::Object(obj)) =
+                    serde_json::from_str::<serde_json::Value>(line)
+                else {
                     rows.push(Vec::new());
                     continue;
                 };

@@ -27,7 +27,11 @@ impl Checker<'_> {
     ) -> Option<Objective> {
         let comp = self.lookup_component(Family::Loss, &loss.name);
         let data_name = self.resolve(data, BindKind::Data);
-        let opts = self.bind(registry::objective_options(), options, options_span.unwrap_or(data.span));
+        let opts = self.bind(
+            registry::objective_options(),
+            options,
+            options_span.unwrap_or(data.span),
+        );
         let comp = comp?;
         let args = self.bind(comp, &loss.args, loss.span)?;
         let data_name = data_name?;
@@ -61,7 +65,10 @@ impl Checker<'_> {
             );
             ok = false;
         }
-        let batch_size = opts.get("batch_size").and_then(|v| v.0.as_i64()).unwrap_or(32);
+        let batch_size = opts
+            .get("batch_size")
+            .and_then(|v| v.0.as_i64())
+            .unwrap_or(32);
         if batch_size < 1 {
             let sp = opts.get("batch_size").map(|v| v.1).unwrap_or(data.span);
             self.err(
@@ -70,7 +77,10 @@ impl Checker<'_> {
             );
             ok = false;
         }
-        let shuffle = opts.get("shuffle").and_then(|v| v.0.as_bool()).unwrap_or(true);
+        let shuffle = opts
+            .get("shuffle")
+            .and_then(|v| v.0.as_bool())
+            .unwrap_or(true);
         ok.then(|| Objective {
             name: name.name.clone(),
             span: name.span,
@@ -87,8 +97,12 @@ impl Checker<'_> {
     fn check_teacher(&mut self, student: &str, teacher: &str, span: Span) -> bool {
         if student == teacher {
             self.err(
-                Diag::error("teacher-is-student", span, "the teacher is the model being trained")
-                    .help("distil from a different, frozen model"),
+                Diag::error(
+                    "teacher-is-student",
+                    span,
+                    "the teacher is the model being trained",
+                )
+                .help("distil from a different, frozen model"),
             );
             return false;
         }
@@ -124,7 +138,10 @@ impl Checker<'_> {
                     Diag::error(
                         "label-out-of-range",
                         span,
-                        format!("num_labels is {n}, but `{}` maps {k:?} to label {v}", ds.name),
+                        format!(
+                            "num_labels is {n}, but `{}` maps {k:?} to label {v}",
+                            ds.name
+                        ),
                     )
                     .help(format!("labels must be 0 to {}", n - 1)),
                 );
@@ -161,7 +178,10 @@ impl Checker<'_> {
                     Diag::error(
                         "unexpected-label",
                         at,
-                        format!("{} takes no label column, but `{}` has `{}`", comp.name, ds.name, l.name),
+                        format!(
+                            "{} takes no label column, but `{}` has `{}`",
+                            comp.name, ds.name, l.name
+                        ),
                     )
                     .help(format!("{} needs {need}", comp.name)),
                 );
@@ -186,7 +206,18 @@ impl Checker<'_> {
                         Diag::error(
                             "label-type",
                             at,
-                            format!("{} needs {} in `{}`, but column `{}` of `{}` holds {found}", comp.name, if want == ColType::Int { "an integer label" } else { "a float score" }, l.name, l.name, ds.name),
+                            format!(
+                                "{} needs {} in `{}`, but column `{}` of `{}` holds {found}",
+                                comp.name,
+                                if want == ColType::Int {
+                                    "an integer label"
+                                } else {
+                                    "a float score"
+                                },
+                                l.name,
+                                l.name,
+                                ds.name
+                            ),
                         )
                         .help(help),
                     );
@@ -215,12 +246,18 @@ impl Checker<'_> {
                 .help("choose the columns in the source's column block; the label column must be named `label` or `score`"),
             );
             ok = false;
-        } else if let Some(c) = texts.iter().find(|c| matches!(c.ty, Some(ColType::Int | ColType::Float))) {
+        } else if let Some(c) = texts
+            .iter()
+            .find(|c| matches!(c.ty, Some(ColType::Int | ColType::Float)))
+        {
             self.err(
                 Diag::error(
                     "text-type",
                     at,
-                    format!("{} reads `{}` of `{}` as text, but it holds numbers", comp.name, c.name, ds.name),
+                    format!(
+                        "{} reads `{}` of `{}` as text, but it holds numbers",
+                        comp.name, c.name, ds.name
+                    ),
                 )
                 .help("name a numeric column `label` or `score` to use it as the label"),
             );
@@ -229,11 +266,17 @@ impl Checker<'_> {
         ok
     }
 
-    pub(crate) fn check_evaluator(&mut self, name: &ast::Ident, call: &ast::Call) -> Option<Evaluator> {
+    pub(crate) fn check_evaluator(
+        &mut self,
+        name: &ast::Ident,
+        call: &ast::Call,
+    ) -> Option<Evaluator> {
         let comp = self.lookup_component(Family::Evaluator, &call.name)?;
         let args = self.bind(comp, &call.args, call.span)?;
         let model = args.get("model")?.0.as_str()?.to_string();
-        let (data, data_span) = args.get("data").map(|(v, s)| (v.as_str().map(str::to_string), *s))?;
+        let (data, data_span) = args
+            .get("data")
+            .map(|(v, s)| (v.as_str().map(str::to_string), *s))?;
         let data = data?;
         let ds = self.out.data_source(&data)?.clone();
         let mut ok = self.check_columns(comp, &ds, data_span);
@@ -247,9 +290,14 @@ impl Checker<'_> {
                         Diag::error(
                             "needs-classifier",
                             *ospan,
-                            format!("LabelAccuracy needs a SoftmaxLoss objective, but `{o}` uses {}", obj.loss),
+                            format!(
+                                "LabelAccuracy needs a SoftmaxLoss objective, but `{o}` uses {}",
+                                obj.loss
+                            ),
                         )
-                        .help("name the SoftmaxLoss objective whose classifier should be evaluated"),
+                        .help(
+                            "name the SoftmaxLoss objective whose classifier should be evaluated",
+                        ),
                     );
                     ok = false;
                 } else if obj.model != model {
@@ -290,8 +338,12 @@ impl Checker<'_> {
             Some(n) => {
                 if self.out.stages().any(|s| s.name == n.name) {
                     self.err(
-                        Diag::error("duplicate-binding", n.span, format!("stage `{}` is already defined", n.name))
-                            .help("give each stage a distinct name"),
+                        Diag::error(
+                            "duplicate-binding",
+                            n.span,
+                            format!("stage `{}` is already defined", n.name),
+                        )
+                        .help("give each stage a distinct name"),
                     );
                     return None;
                 }
@@ -311,11 +363,17 @@ impl Checker<'_> {
                     value: value.clone(),
                     span: Span::new(key.span.start, value.span.end),
                 }),
-                StageItem::Evaluate { what, every, span: isp } => {
+                StageItem::Evaluate {
+                    what,
+                    every,
+                    span: isp,
+                } => {
                     if evaluate.is_some() {
                         self.err(
                             Diag::error("duplicate-argument", *isp, "`evaluate` is given twice")
-                                .help("list all evaluators once: `evaluate: [dev, test] every 100 steps`"),
+                                .help(
+                                "list all evaluators once: `evaluate: [dev, test] every 100 steps`",
+                            ),
                         );
                         ok = false;
                         continue;
@@ -334,8 +392,12 @@ impl Checker<'_> {
                             },
                             _ => {
                                 self.err(
-                                    Diag::error("type-mismatch", v.span, "`evaluate` expects evaluator names")
-                                        .help("e.g. `evaluate: dev every 200 steps`"),
+                                    Diag::error(
+                                        "type-mismatch",
+                                        v.span,
+                                        "`evaluate` expects evaluator names",
+                                    )
+                                    .help("e.g. `evaluate: dev every 200 steps`"),
                                 );
                                 ok = false;
                             }
@@ -350,7 +412,11 @@ impl Checker<'_> {
                         None => ok = false,
                     }
                 }
-                StageItem::Checkpoint { every, keep, span: isp } => {
+                StageItem::Checkpoint {
+                    every,
+                    keep,
+                    span: isp,
+                } => {
                     if checkpoint.is_some() {
                         self.err(
                             Diag::error("duplicate-argument", *isp, "`checkpoint` is given twice")
@@ -361,17 +427,23 @@ impl Checker<'_> {
                     }
                     let e = self.positive_steps(every, "`every` of `checkpoint`");
                     let k = match keep {
-                        Some(k) => match self.convert(k, ArgType::Count, "`keep` of `checkpoint`") {
-                            Some(ArgValue::Int(n)) if n >= 1 => Some(Some(n as usize)),
-                            Some(_) => {
-                                self.err(
-                                    Diag::error("out-of-range", k.span, "`keep` must be at least 1")
+                        Some(k) => {
+                            match self.convert(k, ArgType::Count, "`keep` of `checkpoint`") {
+                                Some(ArgValue::Int(n)) if n >= 1 => Some(Some(n as usize)),
+                                Some(_) => {
+                                    self.err(
+                                        Diag::error(
+                                            "out-of-range",
+                                            k.span,
+                                            "`keep` must be at least 1",
+                                        )
                                         .help("the number of checkpoints kept on disk"),
-                                );
-                                None
+                                    );
+                                    None
+                                }
+                                None => None,
                             }
-                            None => None,
-                        },
+                        }
                         None => Some(None),
                     };
                     match (e, k) {
@@ -390,13 +462,20 @@ impl Checker<'_> {
         let get = |k: &str| args.get(k).map(|(v, s)| (v.clone(), *s));
         let (objs, objs_span) = get("objectives")?;
         let objectives: Vec<String> = match objs {
-            ArgValue::List(l) => l.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+            ArgValue::List(l) => l
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
             _ => Vec::new(),
         };
         if objectives.is_empty() {
             self.err(
-                Diag::error("no-objectives", objs_span, "a train stage needs at least one objective")
-                    .help("e.g. `objectives: [sim]`"),
+                Diag::error(
+                    "no-objectives",
+                    objs_span,
+                    "a train stage needs at least one objective",
+                )
+                .help("e.g. `objectives: [sim]`"),
             );
             return None;
         }
@@ -404,8 +483,12 @@ impl Checker<'_> {
         for (i, o) in objectives.iter().enumerate() {
             if objectives[..i].contains(o) {
                 self.err(
-                    Diag::error("duplicate-argument", objs_span, format!("objective `{o}` is listed twice"))
-                        .help("list each objective once"),
+                    Diag::error(
+                        "duplicate-argument",
+                        objs_span,
+                        format!("objective `{o}` is listed twice"),
+                    )
+                    .help("list each objective once"),
                 );
                 ok = false;
             }
@@ -419,9 +502,13 @@ impl Checker<'_> {
                     Diag::error(
                         "model-mismatch",
                         objs_span,
-                        format!("objective `{o}` trains `{m}`, but this stage trains `{model_name}`"),
+                        format!(
+                            "objective `{o}` trains `{m}`, but this stage trains `{model_name}`"
+                        ),
                     )
-                    .help(format!("train `{m}` in its own stage, or bind `{o}` to `{model_name}`")),
+                    .help(format!(
+                        "train `{m}` in its own stage, or bind `{o}` to `{model_name}`"
+                    )),
                 );
                 ok = false;
             }
@@ -438,24 +525,38 @@ impl Checker<'_> {
                     let d = Diag::warning(
                         "model-mismatch",
                         eval_span,
-                        format!("evaluator `{e}` evaluates `{}`, not `{model_name}` trained here", ev.model),
+                        format!(
+                            "evaluator `{e}` evaluates `{}`, not `{model_name}` trained here",
+                            ev.model
+                        ),
                     )
                     .help("evaluate the model being trained");
                     self.err(d);
                 }
             }
         }
-        let max_steps = get("max_steps").and_then(|v| v.0.as_i64()).map(|v| v as u64);
-        if let (Some(_), Some((_, es))) = (max_steps, args.get("epochs").filter(|(_, s)| *s != span)) {
+        let max_steps = get("max_steps")
+            .and_then(|v| v.0.as_i64())
+            .map(|v| v as u64);
+        if let (Some(_), Some((_, es))) =
+            (max_steps, args.get("epochs").filter(|(_, s)| *s != span))
+        {
             self.err(
-                Diag::warning("ignored-setting", *es, "`epochs` is ignored when `max_steps` is set")
-                    .help("remove one of them"),
+                Diag::warning(
+                    "ignored-setting",
+                    *es,
+                    "`epochs` is ignored when `max_steps` is set",
+                )
+                .help("remove one of them"),
             );
         }
         let epochs = get("epochs").and_then(|v| v.0.as_i64()).unwrap_or(1);
         if epochs < 1 {
             let es = get("epochs").map(|v| v.1).unwrap_or(span);
-            self.err(Diag::error("out-of-range", es, "`epochs` must be at least 1").help("e.g. `epochs: 1`"));
+            self.err(
+                Diag::error("out-of-range", es, "`epochs` must be at least 1")
+                    .help("e.g. `epochs: 1`"),
+            );
             ok = false;
         }
         let scheduler = match get("scheduler") {
@@ -486,12 +587,18 @@ impl Checker<'_> {
                 ok = false;
             }
         }
-        let accum = get("gradient_accumulation").and_then(|v| v.0.as_i64()).unwrap_or(1);
+        let accum = get("gradient_accumulation")
+            .and_then(|v| v.0.as_i64())
+            .unwrap_or(1);
         if accum < 1 {
             let sp = get("gradient_accumulation").map(|v| v.1).unwrap_or(span);
             self.err(
-                Diag::error("out-of-range", sp, "`gradient_accumulation` must be at least 1")
-                    .help("the number of batches per optimizer step"),
+                Diag::error(
+                    "out-of-range",
+                    sp,
+                    "`gradient_accumulation` must be at least 1",
+                )
+                .help("the number of batches per optimizer step"),
             );
             ok = false;
         }
@@ -512,10 +619,15 @@ impl Checker<'_> {
             optimizer,
             scheduler,
             warmup,
-            max_grad_norm: get("max_grad_norm").and_then(|v| v.0.as_f64()).unwrap_or(1.0),
+            max_grad_norm: get("max_grad_norm")
+                .and_then(|v| v.0.as_f64())
+                .unwrap_or(1.0),
             gradient_accumulation: accum.max(1) as usize,
             seed: get("seed").and_then(|v| v.0.as_i64()).unwrap_or(42) as u64,
-            mixing: match get("mixing").and_then(|v| v.0.as_str().map(str::to_string)).as_deref() {
+            mixing: match get("mixing")
+                .and_then(|v| v.0.as_str().map(str::to_string))
+                .as_deref()
+            {
                 Some("proportional") => Mixing::Proportional,
                 _ => Mixing::RoundRobin,
             },
@@ -532,8 +644,12 @@ impl Checker<'_> {
             ArgValue::Int(n) if n >= 1 => Some(n as u64),
             _ => {
                 self.err(
-                    Diag::error("out-of-range", v.span, format!("{ctx} must be at least 1 step"))
-                        .help("e.g. `every 100 steps`"),
+                    Diag::error(
+                        "out-of-range",
+                        v.span,
+                        format!("{ctx} must be at least 1 step"),
+                    )
+                    .help("e.g. `every 100 steps`"),
                 );
                 None
             }
@@ -545,15 +661,20 @@ impl Checker<'_> {
         let ev = self.resolve(&m.evaluator, BindKind::Evaluator)?;
         let ev = self.out.evaluator(&ev)?.clone();
         if !ev.metrics.iter().any(|x| *x == m.metric.name) {
-            let help = match registry::did_you_mean(&m.metric.name, ev.metrics.iter().map(String::as_str)) {
-                Some(s) => format!("did you mean `{s}`?"),
-                None => format!("{} produces: {}", ev.kind, ev.metrics.join(", ")),
-            };
+            let help =
+                match registry::did_you_mean(&m.metric.name, ev.metrics.iter().map(String::as_str))
+                {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => format!("{} produces: {}", ev.kind, ev.metrics.join(", ")),
+                };
             self.err(
                 Diag::error(
                     "unknown-metric",
                     m.metric.span,
-                    format!("{} evaluator `{}` has no metric `{}`", ev.kind, ev.name, m.metric.name),
+                    format!(
+                        "{} evaluator `{}` has no metric `{}`",
+                        ev.kind, ev.name, m.metric.name
+                    ),
                 )
                 .help(help),
             );
@@ -585,7 +706,10 @@ impl Checker<'_> {
                         Diag::error(
                             "model-mismatch",
                             b.evaluator.span,
-                            format!("evaluator `{}` evaluates `{}`, not the saved model `{model_name}`", ev.name, ev.model),
+                            format!(
+                                "evaluator `{}` evaluates `{}`, not the saved model `{model_name}`",
+                                ev.name, ev.model
+                            ),
                         )
                         .help("choose the best checkpoint by an evaluator of the saved model"),
                     );
@@ -613,7 +737,9 @@ impl Checker<'_> {
         let model_name = model_name?;
         let path = path?.as_str()?.to_string();
         if path.is_empty() {
-            self.err(Diag::error("bad-path", model.span, "empty save path").help("give a directory"));
+            self.err(
+                Diag::error("bad-path", model.span, "empty save path").help("give a directory"),
+            );
             return None;
         }
         Some(Save {
@@ -634,7 +760,10 @@ impl Checker<'_> {
         let (m, _) = m?;
         let v = v?.as_f64()?;
         if !v.is_finite() {
-            self.err(Diag::error("bad-number", value.span, "this number is out of range").help("write a finite number"));
+            self.err(
+                Diag::error("bad-number", value.span, "this number is out of range")
+                    .help("write a finite number"),
+            );
             return None;
         }
         if v.abs() > 1.0 && !m.metric.contains("mse") {
@@ -644,7 +773,10 @@ impl Checker<'_> {
                 Diag::warning(
                     "metric-scale",
                     value.span,
-                    format!("`{}` lies between -1 and 1; {v} looks like a percentage", m.metric),
+                    format!(
+                        "`{}` lies between -1 and 1; {v} looks like a percentage",
+                        m.metric
+                    ),
                 )
                 .help(format!("write {}", v / 100.0)),
             );

@@ -204,8 +204,12 @@ pub enum FieldRef {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ColumnExpr {
-    Field { field: FieldRef },
-    Const { value: f64 },
+    Field {
+        field: FieldRef,
+    },
+    Const {
+        value: f64,
+    },
     Arith {
         op: ArithOpName,
         lhs: Box<ColumnExpr>,

@@ -63,7 +63,11 @@ pub fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     let opts = cli.options();
@@ -76,11 +80,13 @@ pub fn main() -> ExitCode {
 
 /// Print a report's diagnostics for humans, on stderr.
 pub(crate) fn print_human(report: &crate::diag::Report) {
-    let handler = miette::GraphicalReportHandler::new_themed(if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        miette::GraphicalTheme::unicode()
-    } else {
-        miette::GraphicalTheme::unicode_nocolor()
-    });
+    let handler = miette::GraphicalReportHandler::new_themed(
+        if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            miette::GraphicalTheme::unicode()
+        } else {
+            miette::GraphicalTheme::unicode_nocolor()
+        },
+    );
     for d in report.miette() {
         let mut s = String::new();
         if handler.render_report(&mut s, &d).is_ok() {

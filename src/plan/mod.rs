@@ -18,12 +18,30 @@ use fingerprint::{combine, strip_paths, FileHasher};
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum StepKind {
-    LoadModel { model: String },
-    LoadData { data: String },
-    Train { stage: String, model: String },
-    Evaluate { evaluator: String, model: String },
-    Save { model: String, path: String },
-    Expect { evaluator: String, metric: String, op: String, value: f64 },
+    LoadModel {
+        model: String,
+    },
+    LoadData {
+        data: String,
+    },
+    Train {
+        stage: String,
+        model: String,
+    },
+    Evaluate {
+        evaluator: String,
+        model: String,
+    },
+    Save {
+        model: String,
+        path: String,
+    },
+    Expect {
+        evaluator: String,
+        metric: String,
+        op: String,
+        value: f64,
+    },
 }
 
 impl StepKind {
@@ -77,7 +95,14 @@ impl Builder {
         &self.g[n].fingerprint
     }
 
-    fn add(&mut self, kind: StepKind, label: String, config: serde_json::Value, inputs: &[NodeIndex], extra: &[String]) -> NodeIndex {
+    fn add(
+        &mut self,
+        kind: StepKind,
+        label: String,
+        config: serde_json::Value,
+        inputs: &[NodeIndex],
+        extra: &[String],
+    ) -> NodeIndex {
         let mut ins: Vec<&str> = inputs.iter().map(|n| self.fp(*n)).collect();
         ins.extend(extra.iter().map(String::as_str));
         let fingerprint = combine(kind.tag(), &config, &ins);
@@ -130,11 +155,21 @@ fn chain_label(m: &crate::check::Model) -> String {
             Module::Transformer { model, .. } => format!("Transformer({model})"),
             Module::Pretrained { model, .. } => format!("load({model})"),
             Module::Pooling { modes, .. } => {
-                let v: Vec<String> = modes.iter().map(|m| format!("{m:?}").to_lowercase()).collect();
+                let v: Vec<String> = modes
+                    .iter()
+                    .map(|m| format!("{m:?}").to_lowercase())
+                    .collect();
                 format!("Pooling({})", v.join(", "))
             }
-            Module::Dense { out_features, activation, .. } => {
-                format!("Dense({out_features}, {})", format!("{activation:?}").to_lowercase())
+            Module::Dense {
+                out_features,
+                activation,
+                ..
+            } => {
+                format!(
+                    "Dense({out_features}, {})",
+                    format!("{activation:?}").to_lowercase()
+                )
             }
             Module::Normalize => "Normalize".into(),
             Module::LayerNorm { .. } => "LayerNorm".into(),
@@ -159,7 +194,9 @@ impl Plan {
         for m in &p.models {
             let mut extra = Vec::new();
             for module in &m.modules {
-                if let Module::Transformer { dir: Some(d), .. } | Module::Pretrained { dir: Some(d), .. } = module {
+                if let Module::Transformer { dir: Some(d), .. }
+                | Module::Pretrained { dir: Some(d), .. } = module
+                {
                     extra.push(b.hasher.dir(d).map_err(|e| PlanError {
                         path: d.display().to_string(),
                         source: e,
@@ -169,7 +206,9 @@ impl Plan {
             let mut cfg = serde_json::to_value(m).unwrap_or_default();
             strip_paths(&mut cfg);
             let n = b.add(
-                StepKind::LoadModel { model: m.name.clone() },
+                StepKind::LoadModel {
+                    model: m.name.clone(),
+                },
                 format!("load model {}: {}", m.name, chain_label(m)),
                 cfg,
                 &[],
@@ -206,8 +245,14 @@ impl Plan {
             let mut cfg = serde_json::to_value(d).unwrap_or_default();
             strip_paths(&mut cfg);
             let n = b.add(
-                StepKind::LoadData { data: d.name.clone() },
-                format!("load data {}: {what} {{{}}}{limit}", d.name, cols.join(", ")),
+                StepKind::LoadData {
+                    data: d.name.clone(),
+                },
+                format!(
+                    "load data {}: {what} {{{}}}{limit}",
+                    d.name,
+                    cols.join(", ")
+                ),
                 cfg,
                 &inputs,
                 &extra,
@@ -217,7 +262,9 @@ impl Plan {
         for step in &p.steps {
             match step {
                 Step::Train(s) => {
-                    let Some(&state) = b.models.get(&s.model) else { continue };
+                    let Some(&state) = b.models.get(&s.model) else {
+                        continue;
+                    };
                     let mut inputs = vec![state];
                     let mut cfg = serde_json::json!({ "stage": s });
                     let mut objs = Vec::new();
@@ -244,7 +291,12 @@ impl Plan {
                             stage: s.name.clone(),
                             model: s.model.clone(),
                         },
-                        format!("train {} ({}): {}", s.name, s.model, s.objectives.join(", ")),
+                        format!(
+                            "train {} ({}): {}",
+                            s.name,
+                            s.model,
+                            s.objectives.join(", ")
+                        ),
                         cfg,
                         &inputs,
                         &[],
@@ -252,7 +304,9 @@ impl Plan {
                     b.models.insert(s.model.clone(), n);
                 }
                 Step::Save(sv) => {
-                    let Some(&state) = b.models.get(&sv.model) else { continue };
+                    let Some(&state) = b.models.get(&sv.model) else {
+                        continue;
+                    };
                     let path = sv.path.display().to_string();
                     let best = sv
                         .best_by
@@ -272,7 +326,9 @@ impl Plan {
                     );
                 }
                 Step::Expect(e) => {
-                    let Some(ev) = b.evaluate(p, &e.metric.evaluator) else { continue };
+                    let Some(ev) = b.evaluate(p, &e.metric.evaluator) else {
+                        continue;
+                    };
                     let cfg = serde_json::to_value(e).unwrap_or_default();
                     b.add(
                         StepKind::Expect {
@@ -281,7 +337,10 @@ impl Plan {
                             op: e.op.to_string(),
                             value: e.value,
                         },
-                        format!("expect {}.{} {} {}", e.metric.evaluator, e.metric.metric, e.op, e.value),
+                        format!(
+                            "expect {}.{} {} {}",
+                            e.metric.evaluator, e.metric.metric, e.op, e.value
+                        ),
                         cfg,
                         &[ev],
                         &[],
@@ -312,7 +371,11 @@ impl Plan {
         let mut s = String::new();
         let _ = writeln!(s, "{} steps", self.graph.node_count());
         for (n, st) in self.steps() {
-            let deps: Vec<String> = self.inputs(n).iter().map(|d| format!("#{}", d.index() + 1)).collect();
+            let deps: Vec<String> = self
+                .inputs(n)
+                .iter()
+                .map(|d| format!("#{}", d.index() + 1))
+                .collect();
             let after = if deps.is_empty() {
                 String::new()
             } else {
@@ -342,7 +405,12 @@ impl Plan {
                 StepKind::Expect { .. } => "#e5e7eb",
             };
             let label = format!("{}\n{}", st.label, &st.fingerprint[..12]);
-            let _ = writeln!(s, "  n{} [label=\"{}\", fillcolor=\"{color}\"];", n.index(), dot_escape(&label));
+            let _ = writeln!(
+                s,
+                "  n{} [label=\"{}\", fillcolor=\"{color}\"];",
+                n.index(),
+                dot_escape(&label)
+            );
         }
         for e in self.graph.edge_references() {
             let _ = writeln!(s, "  n{} -> n{};", e.source().index(), e.target().index());
@@ -353,5 +421,7 @@ impl Plan {
 }
 
 fn dot_escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }

@@ -69,7 +69,10 @@ pub enum ArithOp {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ColExprKind {
     Number(f64),
-    Call { name: Ident, args: Vec<ColExpr> },
+    Call {
+        name: Ident,
+        args: Vec<ColExpr>,
+    },
     Binary {
         op: ArithOp,
         lhs: Box<ColExpr>,

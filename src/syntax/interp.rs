@@ -12,7 +12,10 @@ pub enum InterpError {
 /// Replace every `${NAME}` / `${NAME:-default}` in `s`, looking names up with
 /// `lookup`. `\$` stands for a literal dollar sign. Defaults may themselves
 /// contain `${...}`.
-pub fn interpolate(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, InterpError> {
+pub fn interpolate(
+    s: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, InterpError> {
     interpolate_depth(s, lookup, 0)
 }
 
@@ -72,11 +75,7 @@ fn interpolate_depth(
             Some(k) => (&body[..k], Some(&body[k + 2..])),
             None => (body, None),
         };
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(InterpError::Malformed(format!(
                 "`${{{body}}}` is not a variable reference"
             )));

@@ -82,7 +82,9 @@ fn rule_name(r: &Rule) -> Option<&'static str> {
         | Rule::evaluator_stmt
         | Rule::train_stmt
         | Rule::save_stmt
-        | Rule::expect_stmt => "a statement (let, model, data, objective, evaluator, train, save, expect)",
+        | Rule::expect_stmt => {
+            "a statement (let, model, data, objective, evaluator, train, save, expect)"
+        }
         Rule::ident | Rule::key | Rule::stage_name => "a name",
         Rule::string | Rule::str_inner => "a string",
         Rule::number | Rule::percent => "a number",
@@ -123,9 +125,7 @@ fn syntax_error(src: &str, e: pest::error::Error<Rule>) -> Diag {
                 let token = t.to_string();
                 let punct = !token.is_empty()
                     && token != "#"
-                    && token
-                        .chars()
-                        .all(|c| c.is_ascii_punctuation() && c != '_');
+                    && token.chars().all(|c| c.is_ascii_punctuation() && c != '_');
                 if punct {
                     let t = format!("`{token}`");
                     if !tokens.contains(&t) {
@@ -157,7 +157,9 @@ fn syntax_error(src: &str, e: pest::error::Error<Rule>) -> Diag {
         }
     }
     let mut expected: Vec<&str> = tokens.iter().map(String::as_str).collect();
-    if let (true, pest::error::ErrorVariant::ParsingError { positives, .. }) = (tokens.is_empty(), &e.variant) {
+    if let (true, pest::error::ErrorVariant::ParsingError { positives, .. }) =
+        (tokens.is_empty(), &e.variant)
+    {
         for r in positives {
             if let Some(n) = rule_name(r) {
                 if !expected.contains(&n) {
@@ -178,7 +180,16 @@ fn syntax_error(src: &str, e: pest::error::Error<Rule>) -> Diag {
     };
     let word = &src[start..end];
     const KEYWORDS: &[&str] = &[
-        "let", "model", "data", "objective", "evaluator", "train", "save", "expect", "true", "false",
+        "let",
+        "model",
+        "data",
+        "objective",
+        "evaluator",
+        "train",
+        "save",
+        "expect",
+        "true",
+        "false",
     ];
     let msg = if expected.contains(&"a name") && KEYWORDS.contains(&word) {
         format!("`{word}` is a keyword and cannot be used as a name")

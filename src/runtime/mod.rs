@@ -1,0 +1,3 @@
+//! The engine: executes plans with candle.
+
+pub mod data;
