@@ -18,9 +18,10 @@
 
 pub mod check;
 pub mod cli;
+pub mod data;
 pub mod diag;
 pub mod hub;
 pub mod plan;
 pub mod registry;
-pub mod syntax;
 pub mod runtime;
+pub mod syntax;

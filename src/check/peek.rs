@@ -4,6 +4,9 @@ use std::io::Read;
 use std::path::Path;
 
 use crate::check::types::Format;
+use crate::data::json::OrderedObject;
+use crate::data::records::Records;
+use crate::data::smart::{smart, SMART_FIELDS};
 
 /// Rows read to check column choices and infer types.
 pub(crate) const PEEK_ROWS: usize = 5;
@@ -50,7 +53,10 @@ pub(crate) fn peek(path: &Path, format: &Format) -> std::io::Result<Peek> {
             header,
             quoting,
         } => {
-            let mut recs = delimited(&text, *delimiter, *quoting, PEEK_ROWS + 1);
+            let mut recs: Vec<Vec<String>> = Records::new(text.as_bytes(), *delimiter, *quoting)
+                .take(PEEK_ROWS + 1)
+                .map_while(|r| r.ok().map(|r| r.fields))
+                .collect();
             let header = if *header && !recs.is_empty() {
                 Some(recs.remove(0))
             } else {
@@ -93,160 +99,4 @@ pub(crate) fn peek(path: &Path, format: &Format) -> std::io::Result<Peek> {
             Peek { header, rows }
         }
     })
-}
-
-/// The fields of a SMART record, in column order.
-pub(crate) const SMART_FIELDS: &[&str] = &["id", "title", "author", "biblio", "text"];
-
-/// The first `max` SMART records: `.I` starts a record, `.T .A .B .W` start
-/// fields whose text runs until the next marker.
-pub(crate) fn smart(text: &str, max: usize, ids_by_position: bool) -> Vec<Vec<String>> {
-    let mut recs: Vec<Vec<String>> = Vec::new();
-    let mut field: Option<usize> = None;
-    for line in text.lines() {
-        let line = line.trim_end_matches('\r');
-        if let Some(rest) = line.strip_prefix(".I") {
-            if recs.len() == max {
-                break;
-            }
-            let id = if ids_by_position {
-                (recs.len() + 1).to_string()
-            } else {
-                rest.trim().to_string()
-            };
-            let mut r = vec![String::new(); SMART_FIELDS.len()];
-            r[0] = id;
-            recs.push(r);
-            field = None;
-            continue;
-        }
-        let marker = match line {
-            ".T" => Some(1),
-            ".A" => Some(2),
-            ".B" => Some(3),
-            ".W" => Some(4),
-            _ => None,
-        };
-        if marker.is_some() {
-            field = marker;
-            continue;
-        }
-        if let (Some(f), Some(r)) = (field, recs.last_mut()) {
-            if !r[f].is_empty() {
-                r[f].push(' ');
-            }
-            r[f].push_str(line.trim());
-        }
-    }
-    recs
-}
-
-/// A JSON object with its keys in file order.
-struct OrderedObject(Vec<(String, serde_json::Value)>);
-
-impl<'de> serde::Deserialize<'de> for OrderedObject {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = OrderedObject;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut m: A,
-            ) -> Result<OrderedObject, A::Error> {
-                let mut v = Vec::new();
-                while let Some((k, x)) = m.next_entry::<String, serde_json::Value>()? {
-                    v.push((k, x));
-                }
-                Ok(OrderedObject(v))
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
-/// Split the first `max` records of delimited text. With `quoting`, fields
-/// may be double-quoted (a quoted field may span lines; `""` is a quote).
-pub(crate) fn delimited(text: &str, delim: char, quoting: bool, max: usize) -> Vec<Vec<String>> {
-    let mut recs = Vec::new();
-    let mut rec = Vec::new();
-    let mut field = String::new();
-    let mut in_quotes = false;
-    let mut at_field_start = true;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if recs.len() >= max {
-            break;
-        }
-        if in_quotes {
-            if c == '"' {
-                if chars.peek() == Some(&'"') {
-                    chars.next();
-                    field.push('"');
-                } else {
-                    in_quotes = false;
-                }
-            } else {
-                field.push(c);
-            }
-            continue;
-        }
-        if quoting && c == '"' && at_field_start {
-            in_quotes = true;
-            at_field_start = false;
-            continue;
-        }
-        if c == delim {
-            rec.push(std::mem::take(&mut field));
-            at_field_start = true;
-            continue;
-        }
-        if c == '\n' || c == '\r' {
-            if c == '\r' && chars.peek() == Some(&'\n') {
-                chars.next();
-            }
-            rec.push(std::mem::take(&mut field));
-            if !(rec.len() == 1 && rec[0].is_empty()) {
-                recs.push(std::mem::take(&mut rec));
-            } else {
-                rec.clear();
-            }
-            at_field_start = true;
-            continue;
-        }
-        at_field_start = false;
-        field.push(c);
-    }
-    if recs.len() < max && (!field.is_empty() || !rec.is_empty()) {
-        rec.push(field);
-        recs.push(rec);
-    }
-    recs
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn splits_quoted_and_unquoted() {
-        let t = "a\t\"b \"\"x\"\" c\"\td\n1\t2\t3\n";
-        let r = delimited(t, '\t', true, 10);
-        assert_eq!(r[0], vec!["a", "b \"x\" c", "d"]);
-        assert_eq!(r[1], vec!["1", "2", "3"]);
-        let r = delimited(t, '\t', false, 10);
-        assert_eq!(r[0][1], "\"b \"\"x\"\" c\"");
-        let r = delimited("x,\"y\nz\"\r\nw,v", ',', true, 10);
-        let s = smart(
-            ".I 001\r\n.W\r\nwhat is\r\nlift .\r\n.I 004\r\n.T\r\nt\r\n",
-            5,
-            true,
-        );
-        assert_eq!(s[0], vec!["1", "", "", "", "what is lift ."]);
-        assert_eq!(s[1][0], "2");
-        assert_eq!(s[1][1], "t");
-        assert_eq!(r, vec![vec!["x", "y\nz"], vec!["w", "v"]]);
-    }
 }

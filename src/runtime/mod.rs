@@ -1,5 +1,6 @@
 //! The engine: executes plans with candle.
 
+pub mod data;
 pub mod eval;
 pub mod loss;
 pub mod train;

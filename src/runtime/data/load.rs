@@ -1,0 +1,249 @@
+//! Reading files and resolving derived sources.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+
+use super::expr::{self, Row, Typed};
+use super::transform;
+use super::{DataError, Dataset, Example, Label};
+use crate::check::types::{ColType, Column, DataKind, DataSource, Format, Pipeline};
+use crate::data::json::OrderedObject;
+use crate::data::records::Records;
+use crate::data::smart::{smart, SMART_FIELDS};
+
+/// How to load.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Count and skip rows that cannot be read instead of stopping.
+    pub skip_bad_rows: bool,
+    /// Read at most this many examples from every source (smoke runs).
+    pub max_rows: Option<usize>,
+}
+
+/// Load the data source `name` of a checked pipeline.
+pub fn load(pipeline: &Pipeline, name: &str, opts: &LoadOptions) -> Result<Dataset, DataError> {
+    load_depth(pipeline, name, opts, 0)
+}
+
+pub(super) fn load_depth(
+    pipeline: &Pipeline,
+    name: &str,
+    opts: &LoadOptions,
+    depth: usize,
+) -> Result<Dataset, DataError> {
+    let source = pipeline
+        .data_source(name)
+        .ok_or_else(|| DataError::Source {
+            name: name.to_string(),
+            message: "no such data source in the pipeline".to_string(),
+            help: "data sources are declared with `data NAME = ...`".to_string(),
+        })?;
+    if depth > 64 {
+        return Err(DataError::Source {
+            name: name.to_string(),
+            message: "data sources refer to each other in a cycle".to_string(),
+            help: "a source may only be built from sources declared before it".to_string(),
+        });
+    }
+    let limit = match (source.limit, opts.max_rows) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let mut ds = match &source.kind {
+        DataKind::File { path, format, .. } => read_file(source, path, format, limit, opts)?,
+        DataKind::Ref { source: inner } => {
+            let mut d = load_depth(pipeline, inner, opts, depth + 1)?;
+            d.name = source.name.clone();
+            d
+        }
+        DataKind::Zip { sources } => {
+            let parts = sources
+                .iter()
+                .map(|s| load_depth(pipeline, s, opts, depth + 1))
+                .collect::<Result<Vec<_>, _>>()?;
+            transform::zip(&source.name, parts)?
+        }
+        DataKind::Triplets {
+            source: inner,
+            by,
+            text,
+            label,
+            positive,
+            negative,
+        } => {
+            let pairs = load_depth(pipeline, inner, opts, depth + 1)?;
+            transform::triplets(&source.name, &pairs, by, text, label, positive, negative)?
+        }
+    };
+    if let Some(n) = limit {
+        ds.examples.truncate(n);
+    }
+    Ok(ds)
+}
+
+/// The type a column is read as: its checked type, else by name.
+fn column_type(c: &Column) -> ColType {
+    c.ty.unwrap_or(match c.name.as_str() {
+        "score" => ColType::Float,
+        "label" => ColType::Int,
+        _ => ColType::Text,
+    })
+}
+
+fn is_label(c: &Column) -> bool {
+    c.name == "label" || c.name == "score"
+}
+
+fn read_file(
+    source: &DataSource,
+    path: &Path,
+    format: &Format,
+    limit: Option<usize>,
+    opts: &LoadOptions,
+) -> Result<Dataset, DataError> {
+    let io_err = |e: std::io::Error| DataError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let reader = BufReader::new(File::open(path).map_err(io_err)?);
+    let mut ds = Dataset {
+        name: source.name.clone(),
+        text_columns: source
+            .columns
+            .iter()
+            .filter(|c| !is_label(c))
+            .map(|c| c.name.clone())
+            .collect(),
+        label_column: source
+            .columns
+            .iter()
+            .find(|c| is_label(c))
+            .map(|c| c.name.clone()),
+        examples: Vec::new(),
+        skipped: 0,
+    };
+    let push = |line: usize,
+                fields: &[String],
+                names: Option<&[String]>,
+                ds: &mut Dataset|
+     -> Result<(), DataError> {
+        match example(source, &Row { fields, names }) {
+            Ok(e) => ds.examples.push(e),
+            Err((column, message)) if !opts.skip_bad_rows => {
+                return Err(DataError::BadRow {
+                    path: path.to_path_buf(),
+                    line,
+                    message: format!("column `{column}`: {message}"),
+                    help: "fix the row, or let the source skip bad rows".to_string(),
+                })
+            }
+            Err(_) => ds.skipped += 1,
+        }
+        Ok(())
+    };
+    let full = |ds: &Dataset| limit.is_some_and(|n| ds.examples.len() >= n);
+    match format {
+        Format::Delimited {
+            delimiter,
+            header,
+            quoting,
+        } => {
+            let mut records = Records::new(reader, *delimiter, *quoting);
+            let names = if *header {
+                match records.next() {
+                    Some(r) => Some(r.map_err(io_err)?.fields),
+                    None => None,
+                }
+            } else {
+                None
+            };
+            for rec in records {
+                if full(&ds) {
+                    break;
+                }
+                let rec = rec.map_err(io_err)?;
+                push(rec.line, &rec.fields, names.as_deref(), &mut ds)?;
+            }
+        }
+        Format::Smart { ids_by_position } => {
+            let mut text = String::new();
+            let mut reader = reader;
+            std::io::Read::read_to_string(&mut reader, &mut text).map_err(io_err)?;
+            let names: Vec<String> = SMART_FIELDS.iter().map(|s| s.to_string()).collect();
+            // SMART records are numbered by position: the row number is the
+            // record number.
+            for (i, rec) in smart(&text, limit.unwrap_or(usize::MAX), *ids_by_position)
+                .into_iter()
+                .enumerate()
+            {
+                push(i + 1, &rec, Some(&names), &mut ds)?;
+            }
+        }
+        Format::JsonLines => {
+            for (i, line) in reader.lines().enumerate() {
+                if full(&ds) {
+                    break;
+                }
+                let line = line.map_err(io_err)?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let (names, fields) = match json_row(&line) {
+                    Ok(v) => v,
+                    Err(message) if !opts.skip_bad_rows => {
+                        return Err(DataError::BadRow {
+                            path: path.to_path_buf(),
+                            line: i + 1,
+                            message,
+                            help: "every line must be one JSON object".to_string(),
+                        })
+                    }
+                    Err(_) => {
+                        ds.skipped += 1;
+                        continue;
+                    }
+                };
+                push(i + 1, &fields, Some(&names), &mut ds)?;
+            }
+        }
+    }
+    Ok(ds)
+}
+
+/// Keys (in file order) and values of one JSON Lines row.
+fn json_row(line: &str) -> Result<(Vec<String>, Vec<String>), String> {
+    serde_json::from_str::<OrderedObject>(line)
+        .map(OrderedObject::into_fields)
+        .map_err(|e| format!("not a JSON object: {e}"))
+}
+
+/// One example from a row; on failure the column at fault and why.
+fn example(source: &DataSource, row: &Row) -> Result<Example, (String, String)> {
+    let mut texts = Vec::with_capacity(source.columns.len());
+    let mut label = None;
+    for c in &source.columns {
+        let fail = |m: String| (c.name.clone(), m);
+        let e = c
+            .expr
+            .as_ref()
+            .ok_or_else(|| fail("the column has no expression".to_string()))?;
+        let cell = expr::eval(e, row).map_err(fail)?;
+        let ty = if is_label(c) {
+            column_type(c)
+        } else {
+            ColType::Text
+        };
+        match expr::typed(cell, ty).map_err(fail)? {
+            Typed::Text(t) if !is_label(c) => texts.push(t),
+            Typed::Text(t) => {
+                return Err(fail(format!(
+                    "`{t}` is not a label; map text labels to integers with map(...)"
+                )))
+            }
+            Typed::Score(s) => label = Some(Label::Score(s)),
+            Typed::Class(k) => label = Some(Label::Class(k)),
+        }
+    }
+    Ok(Example { texts, label })
+}
