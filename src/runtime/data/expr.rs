@@ -157,7 +157,7 @@ mod tests {
             rhs: field(1),
         };
         assert_eq!(eval(&bad, &row).unwrap_err(), "`x` is not a number");
-        assert!(eval(&*field(7), &row)
+        assert!(eval(&field(7), &row)
             .unwrap_err()
             .contains("field 7 is missing"));
         let m2 = ColumnExpr::Map {
