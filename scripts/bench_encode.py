@@ -86,6 +86,7 @@ def main() -> int:
                 "batch_size": args.batch_size,
                 "torch_threads": threads,
                 "warmup_s": round(warm, 4),
+                "loadavg_1m_at_end": round(os.getloadavg()[0], 2),  # the machine is shared: context for the timings
                 "sentence_transformers": sentence_transformers.__version__,
                 "torch": torch.__version__,
             }

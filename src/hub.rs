@@ -52,10 +52,7 @@ pub struct Located {
 /// A model spec that could not be found locally.
 #[derive(Debug, Clone, thiserror::Error, miette::Diagnostic)]
 #[error("model `{spec}` was not found locally")]
-#[diagnostic(
-    code(stpipe::model_not_found),
-    help("{hint}")
-)]
+#[diagnostic(code(stpipe::model_not_found), help("{hint}"))]
 pub struct NotFound {
     pub spec: String,
     /// Every place that was looked at, in order.
@@ -173,8 +170,7 @@ pub fn is_hub_id(spec: &str) -> bool {
     parts.len() <= 2
         && parts.iter().all(|p| {
             !p.is_empty()
-                && p
-                    .chars()
+                && p.chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         })
 }
@@ -182,7 +178,11 @@ pub fn is_hub_id(spec: &str) -> bool {
 /// The Hugging Face hub cache directory, following the same variables as
 /// `huggingface_hub`.
 pub fn hf_cache_dir() -> Option<PathBuf> {
-    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     var("HF_HUB_CACHE")
         .or_else(|| var("HUGGINGFACE_HUB_CACHE"))
         .or_else(|| var("HF_HOME").map(|h| h.join("hub")))

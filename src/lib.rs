@@ -11,4 +11,6 @@
 //! [`registry`] describes every component once, for the checker and the
 //! runtime alike; [`hub`] finds model directories on disk.
 
+pub mod cli;
 pub mod hub;
+pub mod runtime;

@@ -1,3 +1,6 @@
-fn main() {
-    println!("stpipe");
+use clap::Parser;
+
+fn main() -> miette::Result<()> {
+    let cli = stpipe::cli::Cli::parse();
+    stpipe::cli::run(cli)
 }

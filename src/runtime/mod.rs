@@ -1,0 +1,24 @@
+//! The model runtime on candle: modules, the sentence encoder, the
+//! sentence-transformers directory format and model download.
+//!
+//! ```no_run
+//! use stpipe::runtime::{EncodeOptions, SentenceEncoder};
+//! let enc = SentenceEncoder::load("models/all-MiniLM-L6-v2".as_ref())?;
+//! let emb = enc.encode(&["a sentence"], &EncodeOptions::default())?; // [1, 384]
+//! for v in enc.named_vars() { println!("{} {:?}", v.name, v.var.dims()); }
+//! enc.save("out/model".as_ref())?;
+//! # Ok::<(), stpipe::runtime::Error>(())
+//! ```
+
+pub mod download;
+pub mod encoder;
+pub mod error;
+pub mod modules;
+pub mod ops;
+pub mod st_format;
+pub mod weights;
+
+pub use encoder::{EncodeOptions, NamedVar, SentenceEncoder};
+pub use error::{Error, Result};
+pub use modules::{Features, Module};
+pub use ops::Ctx;
