@@ -13,6 +13,7 @@
 pub mod download;
 pub mod encoder;
 pub mod error;
+mod kernels;
 pub mod modules;
 pub mod ops;
 pub mod st_format;

@@ -9,10 +9,11 @@
 
 use std::sync::Mutex;
 
-use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor, D};
+use candle_core::{DType, Tensor, D};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use super::error::Result;
+use super::kernels;
 
 /// How a forward pass runs.
 #[derive(Debug)]
@@ -52,8 +53,62 @@ impl Ctx {
     }
 }
 
+fn fused_ok(x: &Tensor, ctx: &Ctx) -> bool {
+    !ctx.grad && x.dtype() == DType::F32 && x.device().is_cpu()
+}
+
 /// `x @ w^T + b` over the last dimension, for `x` of any rank.
-pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, ctx: &Ctx) -> Result<Tensor> {
+    if fused_ok(x, ctx) && w.dtype() == DType::F32 {
+        return kernels::linear(x, w, b, false);
+    }
+    linear_composed(x, w, b)
+}
+
+/// `gelu(x @ w^T + b)`, fused into one kernel in inference.
+pub fn linear_gelu(x: &Tensor, w: &Tensor, b: Option<&Tensor>, ctx: &Ctx) -> Result<Tensor> {
+    if fused_ok(x, ctx) && w.dtype() == DType::F32 {
+        return kernels::linear(x, w, b, true);
+    }
+    gelu(&linear_composed(x, w, b)?, ctx)
+}
+
+/// Multi-head self-attention: q, k, v `[batch, seq, hidden]` (q not yet
+/// scaled), key mask `[batch, seq]` (1 token, 0 padding); returns
+/// `[batch, seq, hidden]`. Attention dropout applies in training mode.
+pub fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &Tensor,
+    heads: usize,
+    dropout_p: f64,
+    ctx: &Ctx,
+) -> Result<Tensor> {
+    if fused_ok(q, ctx) && !ctx.train {
+        return kernels::attention(q, k, v, mask, heads);
+    }
+    let (b, s, h) = q.dims3()?;
+    let d = h / heads;
+    let split = |t: &Tensor| -> Result<Tensor> {
+        Ok(t.reshape((b, s, heads, d))?.transpose(1, 2)?.contiguous()?)
+    };
+    let q = split(&(q * (1.0 / (d as f64).sqrt()))?)?;
+    let k = split(k)?;
+    let v = split(v)?;
+    // Additive mask: 0 for tokens, -1e9 for padding, [b, 1, 1, s].
+    let bias = ((mask.to_dtype(DType::F32)? - 1.0)? * 1e9)?.reshape((b, 1, 1, s))?;
+    let scores = q.matmul(&k.t()?)?.broadcast_add(&bias)?;
+    let probs = softmax(&scores, ctx)?;
+    let probs = dropout(&probs, dropout_p, ctx)?;
+    Ok(probs
+        .matmul(&v)?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape((b, s, h))?)
+}
+
+fn linear_composed(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     let dims = x.dims().to_vec();
     let (in_dim, rows) = match dims.split_last() {
         Some((last, rest)) => (*last, rest.iter().product::<usize>()),
@@ -122,131 +177,14 @@ pub fn gelu(x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
     if x.dtype() == DType::F32 && x.device().is_cpu() {
         // The fused kernel has a backward, so it serves training too.
         let _ = ctx;
-        return Ok(x.apply_op1(FastGelu)?);
+        return Ok(x.apply_op1(kernels::FastGelu)?);
     }
     Ok(x.gelu_erf()?)
 }
 
-/// A vectorised, multi-threaded erf-GELU for f32 on the CPU, with backward.
-struct FastGelu;
-
-impl CustomOp1 for FastGelu {
-    fn name(&self) -> &'static str {
-        "fast-gelu-erf"
-    }
-
-    fn cpu_fwd(
-        &self,
-        storage: &CpuStorage,
-        layout: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let src = match storage {
-            CpuStorage::F32(v) => v,
-            _ => candle_core::bail!("fast-gelu-erf: f32 only"),
-        };
-        let src = match layout.contiguous_offsets() {
-            Some((a, b)) => &src[a..b],
-            None => candle_core::bail!("fast-gelu-erf: input must be contiguous"),
-        };
-        let mut out = vec![0f32; src.len()];
-        gelu_slice_par(src, &mut out);
-        Ok((CpuStorage::F32(out), layout.shape().clone()))
-    }
-
-    fn bwd(
-        &self,
-        arg: &Tensor,
-        _res: &Tensor,
-        grad_res: &Tensor,
-    ) -> candle_core::Result<Option<Tensor>> {
-        // d/dx [x Phi(x)] = Phi(x) + x phi(x)
-        let cdf = ((arg / std::f64::consts::SQRT_2)?.erf()? + 1.0)? * 0.5;
-        let pdf = (arg.sqr()? * -0.5)?.exp()? * (1.0 / (2.0 * std::f64::consts::PI).sqrt());
-        let d = (cdf? + (arg * pdf?)?)?;
-        Ok(Some(grad_res.mul(&d)?))
-    }
-}
-
-fn gelu_slice_par(src: &[f32], dst: &mut [f32]) {
-    use rayon::prelude::*;
-    const CHUNK: usize = 1 << 14;
-    if src.len() <= CHUNK {
-        gelu_slice(src, dst);
-        return;
-    }
-    dst.par_chunks_mut(CHUNK)
-        .zip(src.par_chunks(CHUNK))
-        .for_each(|(d, s)| gelu_slice(s, d));
-}
-
-fn gelu_slice(src: &[f32], dst: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports the features the function is compiled for.
-            unsafe { gelu_slice_avx512(src, dst) };
-            return;
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: as above.
-            unsafe { gelu_slice_avx2(src, dst) };
-            return;
-        }
-    }
-    gelu_slice_generic(src, dst);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
-unsafe fn gelu_slice_avx512(src: &[f32], dst: &mut [f32]) {
-    gelu_slice_generic(src, dst)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn gelu_slice_avx2(src: &[f32], dst: &mut [f32]) {
-    gelu_slice_generic(src, dst)
-}
-
-#[inline(always)]
-fn gelu_slice_generic(src: &[f32], dst: &mut [f32]) {
-    for (d, &x) in dst.iter_mut().zip(src) {
-        *d = 0.5 * x * (1.0 + erf_f32(x * std::f32::consts::FRAC_1_SQRT_2));
-    }
-}
-
-/// Branch-free `exp` for f32 (relative error ~1e-7), so that loops over it
-/// vectorise.
-#[inline(always)]
-fn exp_f32(x: f32) -> f32 {
-    let x = x.clamp(-87.0, 88.0);
-    let n = (x * std::f32::consts::LOG2_E).round();
-    let r = x - n * 0.693_145_75 - n * 1.428_606_8e-6;
-    // Taylor/minimax polynomial of e^r on [-ln2/2, ln2/2].
-    let p = 1.0
-        + r * (1.0
-            + r * (0.5
-                + r * (0.166_666_67
-                    + r * (0.041_666_668 + r * (0.008_333_334 + r * 0.001_388_889)))));
-    let bits = ((n as i32 + 127) as u32) << 23;
-    p * f32::from_bits(bits)
-}
-
-/// Branch-free erf (Abramowitz & Stegun 7.1.26 refined to |error| < 1.5e-7).
-#[inline(always)]
-fn erf_f32(x: f32) -> f32 {
-    let a = x.abs();
-    let t = 1.0 / (1.0 + 0.327_591_1 * a);
-    let poly = t
-        * (0.254_829_6
-            + t * (-0.284_496_74 + t * (1.421_413_7 + t * (-1.453_152_1 + t * 1.061_405_4))));
-    let y = 1.0 - poly * exp_f32(-a * a);
-    y.copysign(x)
-}
-
 #[cfg(test)]
 mod tests {
+    use super::kernels::{erf_f32, exp_f32};
     use super::*;
 
     #[test]

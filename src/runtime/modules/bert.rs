@@ -117,8 +117,8 @@ struct Linear {
 }
 
 impl Linear {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        ops::linear(x, self.w.as_tensor(), Some(self.b.as_tensor()))
+    fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+        ops::linear(x, self.w.as_tensor(), Some(self.b.as_tensor()), ctx)
     }
 }
 
@@ -294,42 +294,32 @@ impl Bert {
         x = norm(&x, &self.emb_norm, c.layer_norm_eps, ctx)?;
         x = ops::dropout(&x, c.hidden_dropout_prob, ctx)?;
 
-        // Additive mask: 0 for tokens, -1e9 for padding, [b, 1, 1, s].
-        let bias = ((attention_mask.to_dtype(DType::F32)? - 1.0)? * 1e9)?.reshape((b, 1, 1, s))?;
+        let mask = attention_mask.to_dtype(DType::F32)?;
         for layer in &self.layers {
-            x = self.layer_forward(layer, &x, &bias, ctx)?;
+            x = self.layer_forward(layer, &x, &mask, ctx)?;
         }
         Ok(x)
     }
 
-    fn layer_forward(&self, l: &Layer, x: &Tensor, bias: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+    fn layer_forward(&self, l: &Layer, x: &Tensor, mask: &Tensor, ctx: &Ctx) -> Result<Tensor> {
         let c = &self.config;
-        let (b, s, h) = x.dims3()?;
-        let heads = c.num_attention_heads;
-        let d = h / heads;
-        let split = |t: Tensor| -> Result<Tensor> {
-            Ok(t.reshape((b, s, heads, d))?.transpose(1, 2)?.contiguous()?)
-        };
-        let q = split((l.q.forward(x)? * (1.0 / (d as f64).sqrt()))?)?;
-        let k = split(l.k.forward(x)?)?;
-        let v = split(l.v.forward(x)?)?;
-        let scores = q.matmul(&k.t()?)?.broadcast_add(bias)?;
-        let probs = ops::softmax(&scores, ctx)?;
-        let probs = ops::dropout(&probs, c.attention_probs_dropout_prob, ctx)?;
-        let attn = probs
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .contiguous()?
-            .reshape((b, s, h))?;
-        let attn = ops::dropout(&l.attn_out.forward(&attn)?, c.hidden_dropout_prob, ctx)?;
+        let attn = ops::attention(
+            &l.q.forward(x, ctx)?,
+            &l.k.forward(x, ctx)?,
+            &l.v.forward(x, ctx)?,
+            mask,
+            c.num_attention_heads,
+            c.attention_probs_dropout_prob,
+            ctx,
+        )?;
+        let attn = ops::dropout(&l.attn_out.forward(&attn, ctx)?, c.hidden_dropout_prob, ctx)?;
         let x = norm(&(attn + x)?, &l.attn_norm, c.layer_norm_eps, ctx)?;
-        let inter = l.inter.forward(&x)?;
         let inter = if c.hidden_act == "relu" {
-            inter.relu()?
+            l.inter.forward(&x, ctx)?.relu()?
         } else {
-            ops::gelu(&inter, ctx)?
+            ops::linear_gelu(&x, l.inter.w.as_tensor(), Some(l.inter.b.as_tensor()), ctx)?
         };
-        let out = ops::dropout(&l.out.forward(&inter)?, c.hidden_dropout_prob, ctx)?;
+        let out = ops::dropout(&l.out.forward(&inter, ctx)?, c.hidden_dropout_prob, ctx)?;
         norm(&(out + x)?, &l.out_norm, c.layer_norm_eps, ctx)
     }
 }

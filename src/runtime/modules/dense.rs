@@ -167,6 +167,7 @@ impl Module for Dense {
             &x.to_dtype(DType::F32)?,
             self.weight.as_tensor(),
             self.bias.as_ref().map(|b| b.as_tensor()),
+            ctx,
         )?;
         f.sentence_embedding = Some(self.activation.apply(&y, ctx)?);
         Ok(f)
