@@ -65,6 +65,11 @@ impl WeightFile {
         self.tensors.keys().map(|s| s.as_str())
     }
 
+    /// The raw tensor `name`, if present.
+    pub fn tensor(&self, name: &str) -> Option<&Tensor> {
+        self.tensors.get(name)
+    }
+
     /// Whether the file holds a tensor called `name`.
     pub fn contains(&self, name: &str) -> bool {
         self.tensors.contains_key(name)

@@ -153,6 +153,9 @@ pub struct Bert {
     layers: Vec<Layer>,
     /// Every parameter by its name in the weights file, in load order.
     named: Vec<(String, Var)>,
+    /// Tensors the encoder does not use (the pooler), kept so that a saved
+    /// model is complete for other tools.
+    pub passthrough: Vec<(String, Tensor)>,
 }
 
 impl Bert {
@@ -227,9 +230,17 @@ impl Bert {
                 out_norm,
             });
         }
+        let pooler = format!("{prefix}pooler.");
+        let mut passthrough: Vec<(String, Tensor)> = w
+            .names()
+            .filter(|n| n.starts_with(&pooler))
+            .filter_map(|n| w.tensor(n).map(|t| (n.to_string(), t.clone())))
+            .collect();
+        passthrough.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(Bert {
             config,
             prefix,
+            passthrough,
             word,
             position,
             token_type,

@@ -173,10 +173,9 @@ impl Module for Transformer {
 
     fn save(&self, dir: &Path) -> Result<()> {
         write_json(&dir.join("config.json"), &self.config_raw)?;
-        save_safetensors(
-            &dir.join("model.safetensors"),
-            &vars_to_tensors(&self.named_vars()),
-        )?;
+        let mut tensors = vars_to_tensors(&self.named_vars());
+        tensors.extend(self.bert.passthrough.iter().cloned());
+        save_safetensors(&dir.join("model.safetensors"), &tensors)?;
         for (name, bytes) in &self.tokenizer_files {
             let p = dir.join(name);
             std::fs::write(&p, bytes).map_err(|e| Error::io(&p, e))?;
