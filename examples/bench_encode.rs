@@ -8,6 +8,7 @@ use std::time::Instant;
 use stpipe::runtime::{EncodeOptions, SentenceEncoder};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    stpipe::runtime::init_threads();
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 3 {
         eprintln!("usage: bench_encode MODEL_DIR STS_TEST_CSV [BATCH] [RUNS]");

@@ -140,6 +140,21 @@ pub fn layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64, ctx: &Ctx) -> Re
     Ok(xn.broadcast_mul(w)?.broadcast_add(b)?)
 }
 
+/// `layer_norm(x + residual)`, fused into one pass in inference.
+pub fn add_layer_norm(
+    x: &Tensor,
+    residual: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    eps: f64,
+    ctx: &Ctx,
+) -> Result<Tensor> {
+    if fused_ok(x, ctx) && residual.dtype() == DType::F32 {
+        return kernels::add_layer_norm(x, residual, w, b, eps);
+    }
+    layer_norm(&(x + residual)?, w, b, eps, ctx)
+}
+
 /// Softmax over the last dimension.
 pub fn softmax(x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
     if !ctx.grad {

@@ -324,15 +324,19 @@ impl Bert {
             ctx,
         )?;
         let attn = ops::dropout(&l.attn_out.forward(&attn, ctx)?, c.hidden_dropout_prob, ctx)?;
-        let x = norm(&(attn + x)?, &l.attn_norm, c.layer_norm_eps, ctx)?;
+        let x = add_norm(&attn, x, &l.attn_norm, c.layer_norm_eps, ctx)?;
         let inter = if c.hidden_act == "relu" {
             l.inter.forward(&x, ctx)?.relu()?
         } else {
             ops::linear_gelu(&x, l.inter.w.as_tensor(), Some(l.inter.b.as_tensor()), ctx)?
         };
         let out = ops::dropout(&l.out.forward(&inter, ctx)?, c.hidden_dropout_prob, ctx)?;
-        norm(&(out + x)?, &l.out_norm, c.layer_norm_eps, ctx)
+        add_norm(&out, &x, &l.out_norm, c.layer_norm_eps, ctx)
     }
+}
+
+fn add_norm(x: &Tensor, residual: &Tensor, n: &Norm, eps: f64, ctx: &Ctx) -> Result<Tensor> {
+    ops::add_layer_norm(x, residual, n.w.as_tensor(), n.b.as_tensor(), eps, ctx)
 }
 
 fn norm(x: &Tensor, n: &Norm, eps: f64, ctx: &Ctx) -> Result<Tensor> {
