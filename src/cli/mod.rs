@@ -2,6 +2,7 @@
 
 mod check;
 mod components;
+pub mod encode;
 mod plan;
 
 use std::path::PathBuf;
@@ -33,6 +34,8 @@ pub enum Command {
     Plan(plan::Args),
     /// Print the reference of every component (Markdown).
     Components,
+    /// Encode sentences (one per line) into embeddings.
+    Encode(encode::EncodeArgs),
 }
 
 /// Output formats of diagnostics.
@@ -70,11 +73,24 @@ pub fn main() -> ExitCode {
             };
         }
     };
+    crate::runtime::init_threads();
     let opts = cli.options();
-    match &cli.command {
-        Command::Check(a) => check::run(a, &opts),
-        Command::Plan(a) => plan::run(a, &opts),
+    match cli.command {
+        Command::Check(a) => check::run(&a, &opts),
+        Command::Plan(a) => plan::run(&a, &opts),
         Command::Components => components::run(),
+        Command::Encode(a) => report_result(encode::run(a, &opts.models)),
+    }
+}
+
+/// Print a failed command's diagnostic on stderr: exit code 1.
+pub(crate) fn report_result(r: miette::Result<()>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e:?}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -1,6 +1,41 @@
-//! The engine: executes plans with candle.
+//! The engine on candle: modules, the sentence encoder, the
+//! sentence-transformers directory format and model download; data loading,
+//! losses, evaluators and training.
+//!
+//! ```no_run
+//! use stpipe::runtime::{EncodeOptions, SentenceEncoder};
+//! let enc = SentenceEncoder::load("models/all-MiniLM-L6-v2".as_ref())?;
+//! let emb = enc.encode(&["a sentence"], &EncodeOptions::default())?; // [1, 384]
+//! for v in enc.named_vars() { println!("{} {:?}", v.name, v.var.dims()); }
+//! enc.save("out/model".as_ref())?;
+//! # Ok::<(), stpipe::runtime::Error>(())
+//! ```
 
 pub mod data;
+pub mod download;
+pub mod encoder;
+pub mod error;
 pub mod eval;
+mod kernels;
 pub mod loss;
+pub mod modules;
+pub mod ops;
+pub mod st_format;
 pub mod train;
+pub mod weights;
+
+/// Configure threading for the runtime; call once at program start, before
+/// any tensor work. stpipe's fused kernels and gemm parallelise through
+/// rayon; candle's own elementwise pool spin-waits between ops, which on a
+/// small or shared machine steals cores from them (measured: ~15% of encode
+/// time). Unless `CANDLE_NUM_THREADS` is set, that pool is made single-threaded.
+pub fn init_threads() {
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
+}
+
+pub use encoder::{EncodeOptions, NamedVar, SentenceEncoder};
+pub use error::{Error, Result};
+pub use modules::{Features, Module};
+pub use ops::Ctx;

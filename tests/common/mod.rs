@@ -1,8 +1,9 @@
-//! Shared test setup: a fixed environment and the shared model directory.
+//! Shared test setup: a fixed environment, the shared model and data
+//! directories, and tiny random models made on the fly.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use stpipe::check::Options;
 use stpipe::hub::ModelSearch;
@@ -22,3 +23,155 @@ pub fn options() -> Options {
         },
     }
 }
+
+use candle_core::{Device, Tensor};
+use stpipe::runtime::weights::save_safetensors;
+
+/// The shared directory (`../shared` from the crate, or `STPIPE_SHARED`).
+pub fn shared_dir() -> PathBuf {
+    match std::env::var_os("STPIPE_SHARED") {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"),
+    }
+}
+
+/// The MiniLM model directory, or `None` (with a printed reason) when the
+/// shared files are absent.
+pub fn minilm_dir() -> Option<PathBuf> {
+    let d = shared_dir().join("models/all-MiniLM-L6-v2");
+    if d.join("model.safetensors").is_file() {
+        Some(d)
+    } else {
+        eprintln!("SKIPPED: {} is absent", d.display());
+        None
+    }
+}
+
+const WORDS: &[&str] = &[
+    "the", "a", "cat", "dog", "sat", "on", "mat", "runs", "fast", "slow", "red", "blue", "big",
+    "small", "house", "tree", "##s", "##ed", "##ing", "and", "is", "was", "with", ".", ",", "!",
+];
+
+/// Write a tiny random 2-layer BERT (config.json, model.safetensors,
+/// vocab.txt, tokenizer.json built with the tokenizers crate) into `dir`.
+pub fn write_tiny_bert(dir: &Path, seed: u64) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut vocab: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    vocab.extend(WORDS.iter().map(|s| s.to_string()));
+    std::fs::write(dir.join("vocab.txt"), vocab.join("\n") + "\n").unwrap();
+    let tok =
+        stpipe::runtime::modules::tokenizer::bert_wordpiece(&dir.join("vocab.txt"), true).unwrap();
+    tok.save(dir.join("tokenizer.json"), false).unwrap();
+
+    let (h, layers, inter, max_pos, types) = (32usize, 2usize, 64usize, 64usize, 2usize);
+    let config = serde_json::json!({
+        "model_type": "bert",
+        "architectures": ["BertModel"],
+        "vocab_size": vocab.len(),
+        "hidden_size": h,
+        "num_hidden_layers": layers,
+        "num_attention_heads": 4,
+        "intermediate_size": inter,
+        "hidden_act": "gelu",
+        "hidden_dropout_prob": 0.1,
+        "attention_probs_dropout_prob": 0.1,
+        "max_position_embeddings": max_pos,
+        "type_vocab_size": types,
+        "layer_norm_eps": 1e-12,
+        "pad_token_id": 0
+    });
+    std::fs::write(
+        dir.join("config.json"),
+        serde_json::to_string_pretty(&config).unwrap(),
+    )
+    .unwrap();
+
+    let dev = Device::Cpu;
+    let mut k = seed;
+    let mut rnd = |shape: &[usize], scale: f64| -> Tensor {
+        k += 1;
+        let n: usize = shape.iter().product();
+        // Deterministic pseudo-random values (xorshift).
+        let mut s = k.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let v: Vec<f32> = (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0) as f32 * scale as f32
+            })
+            .collect();
+        Tensor::from_vec(v, shape, &dev).unwrap()
+    };
+    let mut t: Vec<(String, Tensor)> = Vec::new();
+    let mut push = |name: &str, shape: &[usize], scale: f64, add_one: bool| {
+        let mut x = rnd(shape, scale);
+        if add_one {
+            x = (x + 1.0).unwrap();
+        }
+        t.push((name.to_string(), x));
+    };
+    push(
+        "embeddings.word_embeddings.weight",
+        &[vocab.len(), h],
+        0.5,
+        false,
+    );
+    push(
+        "embeddings.position_embeddings.weight",
+        &[max_pos, h],
+        0.1,
+        false,
+    );
+    push(
+        "embeddings.token_type_embeddings.weight",
+        &[types, h],
+        0.1,
+        false,
+    );
+    push("embeddings.LayerNorm.weight", &[h], 0.1, true);
+    push("embeddings.LayerNorm.bias", &[h], 0.1, false);
+    for i in 0..layers {
+        let p = format!("encoder.layer.{i}.");
+        for (n, o, ii) in [
+            ("attention.self.query", h, h),
+            ("attention.self.key", h, h),
+            ("attention.self.value", h, h),
+            ("attention.output.dense", h, h),
+            ("intermediate.dense", inter, h),
+            ("output.dense", h, inter),
+        ] {
+            push(&format!("{p}{n}.weight"), &[o, ii], 0.3, false);
+            push(&format!("{p}{n}.bias"), &[o], 0.1, false);
+        }
+        for n in ["attention.output.LayerNorm", "output.LayerNorm"] {
+            push(&format!("{p}{n}.weight"), &[h], 0.1, true);
+            push(&format!("{p}{n}.bias"), &[h], 0.1, false);
+        }
+    }
+    save_safetensors(&dir.join("model.safetensors"), &t).unwrap();
+}
+
+/// Cosine similarity and max abs difference of two equal-length vectors.
+pub fn compare(a: &[f32], b: &[f32]) -> (f64, f64) {
+    let (mut dot, mut na, mut nb, mut maxd) = (0f64, 0f64, 0f64, 0f64);
+    for (&x, &y) in a.iter().zip(b) {
+        let (x, y) = (x as f64, y as f64);
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+        maxd = maxd.max((x - y).abs());
+    }
+    (dot / (na.sqrt() * nb.sqrt()).max(1e-30), maxd)
+}
+
+pub const SENTENCES: &[&str] = &[
+    "the cat sat on the mat.",
+    "a big dog runs fast",
+    "red house",
+    "the small blue tree was with a cat and a dog and a house!",
+    "cats",
+];

@@ -1,0 +1,147 @@
+//! `stpipe encode`: sentences in, embeddings out.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use clap::{Args, ValueEnum};
+use miette::{Context, IntoDiagnostic};
+
+use crate::hub::ModelSearch;
+use crate::runtime::{EncodeOptions, SentenceEncoder};
+
+/// Output formats of `stpipe encode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// One JSON array of floats per line.
+    Jsonl,
+    /// A NumPy `.npy` array `[n, dim]` of float32.
+    Npy,
+    /// A safetensors file with one tensor `embeddings` `[n, dim]` f32.
+    Safetensors,
+}
+
+/// Arguments of `stpipe encode`.
+#[derive(Debug, Args)]
+pub struct EncodeArgs {
+    /// A model directory or a Hugging Face Hub id.
+    #[arg(long)]
+    pub model: String,
+    /// Sentences per forward pass.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// L2-normalise the embeddings.
+    #[arg(long)]
+    pub normalize: bool,
+    /// Override the model's max_seq_length (tokens).
+    #[arg(long)]
+    pub max_seq_length: Option<usize>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Jsonl)]
+    pub format: Format,
+    /// Output file (default: standard output).
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// Input file, one sentence per line (default or `-`: standard input).
+    pub input: Option<PathBuf>,
+}
+
+/// Run `stpipe encode`.
+pub fn run(args: EncodeArgs, search: &ModelSearch) -> miette::Result<()> {
+    let cwd = std::env::current_dir().into_diagnostic()?;
+    let mut enc = SentenceEncoder::from_spec(&args.model, search, &cwd)?;
+    if let Some(n) = args.max_seq_length {
+        enc.transformer_mut().set_max_seq_length(n)?;
+    }
+    let lines = read_lines(args.input.as_deref())?;
+    let opts = EncodeOptions {
+        batch_size: args.batch_size.max(1),
+        normalize: args.normalize,
+        progress: lines.len() > 256,
+    };
+    let emb = enc.encode(&lines, &opts)?;
+    let (n, dim) = emb.dims2().into_diagnostic()?;
+    let bytes = match args.format {
+        Format::Jsonl => {
+            let rows = emb.to_vec2::<f32>().into_diagnostic()?;
+            let mut s = String::with_capacity(n * dim * 12);
+            for r in rows {
+                s.push_str(&serde_json::to_string(&r).into_diagnostic()?);
+                s.push('\n');
+            }
+            s.into_bytes()
+        }
+        Format::Npy => npy_bytes(
+            &emb.flatten_all()
+                .into_diagnostic()?
+                .to_vec1::<f32>()
+                .into_diagnostic()?,
+            n,
+            dim,
+        ),
+        Format::Safetensors => {
+            let tmp = tempfile_path()?;
+            crate::runtime::weights::save_safetensors(&tmp, &[("embeddings".to_string(), emb)])?;
+            let b = std::fs::read(&tmp).into_diagnostic()?;
+            let _ = std::fs::remove_file(&tmp);
+            b
+        }
+    };
+    match &args.output {
+        Some(p) => std::fs::write(p, bytes)
+            .into_diagnostic()
+            .wrap_err_with(|| format!("cannot write {}", p.display()))?,
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&bytes).into_diagnostic()?;
+            out.flush().into_diagnostic()?;
+        }
+    }
+    Ok(())
+}
+
+fn read_lines(input: Option<&Path>) -> miette::Result<Vec<String>> {
+    let reader: Box<dyn BufRead> = match input {
+        None => Box::new(std::io::stdin().lock()),
+        Some(p) if p.as_os_str() == "-" => Box::new(std::io::stdin().lock()),
+        Some(p) => Box::new(std::io::BufReader::new(
+            std::fs::File::open(p)
+                .into_diagnostic()
+                .wrap_err_with(|| format!("cannot open {}", p.display()))?,
+        )),
+    };
+    let mut lines = Vec::new();
+    for l in reader.lines() {
+        let l = l.into_diagnostic().wrap_err("cannot read the input")?;
+        lines.push(l.strip_suffix('\r').unwrap_or(&l).to_string());
+    }
+    Ok(lines)
+}
+
+fn tempfile_path() -> miette::Result<PathBuf> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    Ok(std::env::temp_dir().join(format!(
+        "stpipe-encode-{}-{nanos}.safetensors",
+        std::process::id()
+    )))
+}
+
+/// A little-endian float32 `.npy` (format version 1.0) of shape `[n, dim]`.
+pub fn npy_bytes(data: &[f32], n: usize, dim: usize) -> Vec<u8> {
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({n}, {dim}), }}");
+    // magic(6) + version(2) + len(2) + header + '\n', padded to 64 bytes.
+    let total = 10 + header.len() + 1;
+    let pad = (64 - total % 64) % 64;
+    header.push_str(&" ".repeat(pad));
+    header.push('\n');
+    let mut out = Vec::with_capacity(10 + header.len() + data.len() * 4);
+    out.extend_from_slice(b"\x93NUMPY\x01\x00");
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    for v in data {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}

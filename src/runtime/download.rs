@@ -1,0 +1,110 @@
+//! Finding a model on disk, and downloading a Hub id into the standard
+//! Hugging Face cache when it is not there and the machine is online.
+
+use std::path::{Path, PathBuf};
+
+use super::error::{Error, Result};
+use crate::hub::{is_hub_id, ModelSearch};
+
+/// Files worth downloading from a model repository.
+fn wanted(file: &str) -> bool {
+    let top = !file.contains('/') || is_module_dir_file(file);
+    top && (file.ends_with(".json")
+        || file.ends_with(".safetensors")
+        || file == "vocab.txt"
+        || file.ends_with(".model")
+        || file == "merges.txt")
+}
+
+fn is_module_dir_file(file: &str) -> bool {
+    // `1_Pooling/config.json`, `2_Dense/model.safetensors`, ...
+    let mut parts = file.split('/');
+    let first = parts.next().unwrap_or("");
+    parts.clone().count() == 1
+        && first
+            .split_once('_')
+            .is_some_and(|(n, _)| n.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// The directory of `spec`: a local path, a search-path entry, a cached
+/// snapshot, or (for a Hub id, when online) a fresh download.
+pub fn resolve(spec: &str, search: &ModelSearch, base_dir: &Path) -> Result<PathBuf> {
+    let not_found = match search.locate(spec, base_dir) {
+        Ok(l) => return Ok(l.dir),
+        Err(nf) => nf,
+    };
+    let tried: Vec<String> = not_found
+        .tried
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let tried = tried.join(", ");
+    if !is_hub_id(spec) {
+        return Err(Error::ModelUnavailable {
+            spec: spec.to_string(),
+            msg: format!("no such directory (looked at: {tried})"),
+        });
+    }
+    let offline = ["HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "STPIPE_OFFLINE"]
+        .iter()
+        .any(|k| std::env::var(k).is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true")));
+    if offline {
+        return Err(Error::ModelUnavailable {
+            spec: spec.to_string(),
+            msg: format!("not found locally (looked at: {tried}) and offline mode is on"),
+        });
+    }
+    download(spec, search.hf_cache.as_deref()).map_err(|msg| Error::ModelUnavailable {
+        spec: spec.to_string(),
+        msg: format!("not found locally (looked at: {tried}); download failed: {msg}"),
+    })
+}
+
+fn download(spec: &str, cache: Option<&Path>) -> std::result::Result<PathBuf, String> {
+    let mut builder = hf_hub::api::sync::ApiBuilder::new().with_progress(true);
+    if let Some(c) = cache {
+        builder = builder.with_cache_dir(c.to_path_buf());
+    }
+    let api = builder.build().map_err(|e| e.to_string())?;
+    let repo = api.model(spec.to_string());
+    let info = repo
+        .info()
+        .map_err(|e| format!("cannot list the repository: {e}"))?;
+    let files: Vec<String> = info
+        .siblings
+        .iter()
+        .map(|s| s.rfilename.clone())
+        .filter(|f| wanted(f))
+        .collect();
+    let has_st = files.iter().any(|f| f == "model.safetensors");
+    let mut dir: Option<PathBuf> = None;
+    for f in &files {
+        let p = repo.get(f).map_err(|e| format!("{f}: {e}"))?;
+        if dir.is_none() && !f.contains('/') {
+            dir = p.parent().map(Path::to_path_buf);
+        }
+    }
+    if !has_st {
+        // Older repositories only have PyTorch weights.
+        if let Ok(p) = repo.get("pytorch_model.bin") {
+            dir = dir.or_else(|| p.parent().map(Path::to_path_buf));
+        }
+    }
+    dir.ok_or_else(|| "the repository has no model files".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picks_model_files() {
+        assert!(wanted("config.json"));
+        assert!(wanted("model.safetensors"));
+        assert!(wanted("1_Pooling/config.json"));
+        assert!(wanted("2_Dense/model.safetensors"));
+        assert!(!wanted("onnx/model.onnx"));
+        assert!(!wanted("openvino/openvino_model.xml"));
+        assert!(!wanted("README.md"));
+    }
+}

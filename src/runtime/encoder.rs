@@ -1,0 +1,214 @@
+//! `SentenceEncoder`: a chain of modules that turns texts into vectors.
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor, Var};
+
+use super::error::{Error, Result};
+use super::modules::{Features, Module, Transformer};
+use super::ops::Ctx;
+
+/// A trainable parameter of the chain.
+#[derive(Debug, Clone)]
+pub struct NamedVar {
+    /// Index of the module in the chain.
+    pub module: usize,
+    /// The module's type name (`Transformer`, `Dense`, ...).
+    pub module_type: &'static str,
+    /// The tensor's name in that module's weights file.
+    pub name: String,
+    pub var: Var,
+}
+
+/// Options of [`SentenceEncoder::encode`].
+#[derive(Debug, Clone)]
+pub struct EncodeOptions {
+    pub batch_size: usize,
+    /// L2-normalise the output (on top of any Normalize module).
+    pub normalize: bool,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+}
+
+impl Default for EncodeOptions {
+    fn default() -> Self {
+        EncodeOptions {
+            batch_size: 32,
+            normalize: false,
+            progress: false,
+        }
+    }
+}
+
+/// Transformer -> Pooling -> ... as one model.
+#[derive(Debug)]
+pub struct SentenceEncoder {
+    modules: Vec<Box<dyn Module>>,
+    device: Device,
+}
+
+impl SentenceEncoder {
+    /// A chain whose first module is a [`Transformer`].
+    pub fn new(modules: Vec<Box<dyn Module>>) -> Result<Self> {
+        match modules.first() {
+            Some(m) if m.as_any().is::<Transformer>() => {}
+            _ => return Err(Error::Msg("the first module must be a Transformer".into())),
+        }
+        Ok(SentenceEncoder {
+            modules,
+            device: Device::Cpu,
+        })
+    }
+
+    /// Load a sentence-transformers (or plain Hugging Face) directory.
+    pub fn load(dir: &Path) -> Result<Self> {
+        super::st_format::load_dir(dir, &Device::Cpu)
+    }
+
+    /// Resolve a path or Hub id (downloading when online) and load it.
+    pub fn from_spec(
+        spec: &str,
+        search: &crate::hub::ModelSearch,
+        base_dir: &Path,
+    ) -> Result<Self> {
+        let dir = super::download::resolve(spec, search, base_dir)?;
+        Self::load(&dir)
+    }
+
+    /// Save in the legacy sentence-transformers layout, atomically.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        super::st_format::save_dir(self, dir)
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn modules(&self) -> &[Box<dyn Module>] {
+        &self.modules
+    }
+
+    /// Append a module (e.g. a fresh Dense or a Normalize).
+    pub fn push(&mut self, m: Box<dyn Module>) {
+        self.modules.push(m);
+    }
+
+    /// The Transformer at the head of the chain.
+    pub fn transformer(&self) -> &Transformer {
+        // `new` guarantees the first module is a Transformer.
+        self.modules
+            .first()
+            .and_then(|m| m.as_any().downcast_ref::<Transformer>())
+            .unwrap_or_else(|| unreachable!("checked in SentenceEncoder::new"))
+    }
+
+    /// The Transformer, mutably (e.g. to change `max_seq_length`).
+    pub fn transformer_mut(&mut self) -> &mut Transformer {
+        self.modules
+            .first_mut()
+            .and_then(|m| m.as_any_mut().downcast_mut::<Transformer>())
+            .unwrap_or_else(|| unreachable!("checked in SentenceEncoder::new"))
+    }
+
+    /// The width of the sentence embeddings.
+    pub fn dim(&self) -> usize {
+        self.modules
+            .iter()
+            .rev()
+            .find_map(|m| m.out_dim())
+            .unwrap_or(0)
+    }
+
+    /// Every trainable parameter of the chain, in module order.
+    pub fn named_vars(&self) -> Vec<NamedVar> {
+        let mut out = Vec::new();
+        for (i, m) in self.modules.iter().enumerate() {
+            for (name, var) in m.named_vars() {
+                out.push(NamedVar {
+                    module: i,
+                    module_type: m.type_name(),
+                    name,
+                    var,
+                });
+            }
+        }
+        out
+    }
+
+    /// Just the vars, for an optimizer.
+    pub fn vars(&self) -> Vec<Var> {
+        self.named_vars().into_iter().map(|n| n.var).collect()
+    }
+
+    /// Tokenise texts with the Transformer's tokenizer.
+    pub fn tokenize(&self, texts: &[&str]) -> Result<Features> {
+        self.transformer().tokenize(texts, &self.device)
+    }
+
+    /// Run the chain on tokenised features.
+    pub fn forward(&self, mut f: Features, ctx: &Ctx) -> Result<Features> {
+        for m in &self.modules {
+            f = m.forward(f, ctx)?;
+        }
+        Ok(f)
+    }
+
+    /// Sentence embeddings `[n, dim]` of one batch, in the graph of `ctx`
+    /// (for training: call `backward` on a loss of the result).
+    pub fn embed(&self, texts: &[&str], ctx: &Ctx) -> Result<Tensor> {
+        let f = self.forward(self.tokenize(texts)?, ctx)?;
+        f.sentence_embedding
+            .ok_or_else(|| Error::Msg("the model produced no sentence embedding".into()))
+    }
+
+    /// Encode many texts in inference mode: batches of similar lengths
+    /// (longest first), results in input order, `[n, dim]` f32.
+    pub fn encode<S: AsRef<str>>(&self, texts: &[S], opts: &EncodeOptions) -> Result<Tensor> {
+        let n = texts.len();
+        let dim = self.dim();
+        if n == 0 {
+            return Ok(Tensor::zeros((0, dim), DType::F32, &self.device)?);
+        }
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(texts[i].as_ref().chars().count()));
+        let ctx = Ctx::eval();
+        let bar = if opts.progress {
+            let pb = indicatif::ProgressBar::new(n as u64);
+            pb.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} encoding [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            Some(pb)
+        } else {
+            None
+        };
+        let mut out = vec![0f32; n * dim];
+        for chunk in order.chunks(opts.batch_size.max(1)) {
+            let batch: Vec<&str> = chunk.iter().map(|&i| texts[i].as_ref()).collect();
+            let mut emb = self.embed(&batch, &ctx)?.to_dtype(DType::F32)?;
+            if opts.normalize {
+                emb = super::modules::normalize::l2_normalize(&emb)?;
+            }
+            let rows = emb.to_vec2::<f32>()?;
+            for (&i, row) in chunk.iter().zip(rows) {
+                if row.len() != dim {
+                    return Err(Error::Msg(format!(
+                        "embedding width {} differs from the model's {dim}",
+                        row.len()
+                    )));
+                }
+                out[i * dim..(i + 1) * dim].copy_from_slice(&row);
+            }
+            if let Some(pb) = &bar {
+                pb.inc(chunk.len() as u64);
+            }
+        }
+        if let Some(pb) = bar {
+            pb.finish_and_clear();
+        }
+        Ok(Tensor::from_vec(out, (n, dim), &self.device)?)
+    }
+}

@@ -1,0 +1,246 @@
+//! `Pooling`: token embeddings -> one sentence embedding.
+//!
+//! Several modes concatenate in sentence-transformers' order: cls, max, mean,
+//! mean_sqrt_len_tokens, weightedmean, lasttoken. Padding never contributes.
+
+use std::any::Any;
+use std::path::Path;
+
+use candle_core::{DType, Tensor};
+use serde_json::{json, Value};
+
+use super::{Features, Module};
+use crate::runtime::error::{read_json, write_json, Error, Result};
+use crate::runtime::ops::Ctx;
+
+/// One pooling strategy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolingMode {
+    Cls,
+    Max,
+    Mean,
+    MeanSqrtLen,
+    WeightedMean,
+    LastToken,
+}
+
+impl PoolingMode {
+    /// In sentence-transformers' concatenation order.
+    pub const ALL: [PoolingMode; 6] = [
+        PoolingMode::Cls,
+        PoolingMode::Max,
+        PoolingMode::Mean,
+        PoolingMode::MeanSqrtLen,
+        PoolingMode::WeightedMean,
+        PoolingMode::LastToken,
+    ];
+
+    /// The legacy `pooling_mode_*` key.
+    pub fn config_key(self) -> &'static str {
+        match self {
+            PoolingMode::Cls => "pooling_mode_cls_token",
+            PoolingMode::Max => "pooling_mode_max_tokens",
+            PoolingMode::Mean => "pooling_mode_mean_tokens",
+            PoolingMode::MeanSqrtLen => "pooling_mode_mean_sqrt_len_tokens",
+            PoolingMode::WeightedMean => "pooling_mode_weightedmean_tokens",
+            PoolingMode::LastToken => "pooling_mode_lasttoken",
+        }
+    }
+
+    /// The short name (`cls`, `mean`, ...), as in a pipeline file.
+    pub fn name(self) -> &'static str {
+        match self {
+            PoolingMode::Cls => "cls",
+            PoolingMode::Max => "max",
+            PoolingMode::Mean => "mean",
+            PoolingMode::MeanSqrtLen => "mean_sqrt_len_tokens",
+            PoolingMode::WeightedMean => "weightedmean",
+            PoolingMode::LastToken => "lasttoken",
+        }
+    }
+
+    /// Parse a short name, accepting the usual aliases.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "cls" | "cls_token" => PoolingMode::Cls,
+            "max" | "max_tokens" => PoolingMode::Max,
+            "mean" | "mean_tokens" => PoolingMode::Mean,
+            "mean_sqrt_len_tokens" | "mean_sqrt_len" => PoolingMode::MeanSqrtLen,
+            "weightedmean" | "weightedmean_tokens" | "weighted_mean" => PoolingMode::WeightedMean,
+            "lasttoken" | "last_token" | "last" => PoolingMode::LastToken,
+            _ => return None,
+        })
+    }
+}
+
+/// Pools `[batch, seq, dim]` token embeddings into `[batch, k * dim]`.
+#[derive(Debug, Clone)]
+pub struct Pooling {
+    pub dim: usize,
+    /// The active modes, kept in sentence-transformers' order.
+    modes: Vec<PoolingMode>,
+}
+
+impl Pooling {
+    /// A pooling layer over `dim`-wide token embeddings; the modes are put
+    /// in canonical order and deduplicated. No mode means mean.
+    pub fn new(dim: usize, modes: &[PoolingMode]) -> Self {
+        let mut active: Vec<PoolingMode> = PoolingMode::ALL
+            .iter()
+            .copied()
+            .filter(|m| modes.contains(m))
+            .collect();
+        if active.is_empty() {
+            active.push(PoolingMode::Mean);
+        }
+        Pooling { dim, modes: active }
+    }
+
+    pub fn modes(&self) -> &[PoolingMode] {
+        &self.modes
+    }
+
+    /// Read `config.json` in the legacy (`word_embedding_dimension`,
+    /// `pooling_mode_*` flags) or the newer (`embedding_dimension`,
+    /// `pooling_mode` string or list) layout.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let path = dir.join("config.json");
+        let v: Value = read_json(&path)?;
+        let dim = v
+            .get("word_embedding_dimension")
+            .or_else(|| v.get("embedding_dimension"))
+            .and_then(Value::as_u64)
+            .ok_or_else(|| {
+                Error::config(
+                    &path,
+                    "no `word_embedding_dimension` / `embedding_dimension`",
+                )
+            })? as usize;
+        let mut modes = Vec::new();
+        let mut parse_name = |s: &str| -> Result<()> {
+            let m = PoolingMode::parse(s)
+                .ok_or_else(|| Error::config(&path, format!("unknown pooling mode `{s}`")))?;
+            modes.push(m);
+            Ok(())
+        };
+        match v.get("pooling_mode") {
+            Some(Value::String(s)) => parse_name(s)?,
+            Some(Value::Array(list)) => {
+                for item in list {
+                    match item.as_str() {
+                        Some(s) => parse_name(s)?,
+                        None => {
+                            return Err(Error::config(
+                                &path,
+                                "`pooling_mode` list must hold strings",
+                            ))
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        for m in PoolingMode::ALL {
+            if v.get(m.config_key()).and_then(Value::as_bool) == Some(true) {
+                modes.push(m);
+            }
+        }
+        Ok(Pooling::new(dim, &modes))
+    }
+}
+
+impl Module for Pooling {
+    fn type_name(&self) -> &'static str {
+        "Pooling"
+    }
+
+    fn forward(&self, mut f: Features, _ctx: &Ctx) -> Result<Features> {
+        let te = Features::need(&f.token_embeddings, "token_embeddings", "Pooling")?;
+        let (b, s, _h) = te.dims3()?;
+        let mask = match &f.attention_mask {
+            Some(m) => m.to_dtype(te.dtype())?,
+            None => Tensor::ones((b, s), te.dtype(), te.device())?,
+        };
+        let m3 = mask.unsqueeze(2)?; // [b, s, 1]
+        let mut outs = Vec::with_capacity(self.modes.len());
+        let mut sum_cache: Option<(Tensor, Tensor)> = None;
+        let mut sums = |te: &Tensor| -> Result<(Tensor, Tensor)> {
+            if let Some(c) = &sum_cache {
+                return Ok(c.clone());
+            }
+            let sum = te.broadcast_mul(&m3)?.sum(1)?;
+            let count = m3.sum(1)?.clamp(1e-9f32, f32::MAX)?;
+            sum_cache = Some((sum.clone(), count.clone()));
+            Ok((sum, count))
+        };
+        for mode in &self.modes {
+            let out = match mode {
+                PoolingMode::Cls => te.narrow(1, 0, 1)?.squeeze(1)?,
+                PoolingMode::Max => {
+                    let penalty = ((&m3 - 1.0)? * 1e9)?;
+                    te.broadcast_add(&penalty)?.max(1)?
+                }
+                PoolingMode::Mean => {
+                    let (sum, count) = sums(te)?;
+                    sum.broadcast_div(&count)?
+                }
+                PoolingMode::MeanSqrtLen => {
+                    let (sum, count) = sums(te)?;
+                    sum.broadcast_div(&count.sqrt()?)?
+                }
+                PoolingMode::WeightedMean => {
+                    let pos = Tensor::arange(1u32, s as u32 + 1, te.device())?
+                        .to_dtype(te.dtype())?
+                        .reshape((1, s, 1))?;
+                    let w = m3.broadcast_mul(&pos)?;
+                    let sum = te.broadcast_mul(&w)?.sum(1)?;
+                    let total = w.sum(1)?.clamp(1e-9f32, f32::MAX)?;
+                    sum.broadcast_div(&total)?
+                }
+                PoolingMode::LastToken => {
+                    // Right padding: the last real token is at len - 1.
+                    let len = mask.sum_keepdim(1)?; // [b, 1]
+                    let pos = Tensor::arange(1u32, s as u32 + 1, te.device())?
+                        .to_dtype(DType::F32)?
+                        .reshape((1, s))?;
+                    let onehot = pos
+                        .broadcast_eq(&len.to_dtype(DType::F32)?)?
+                        .to_dtype(te.dtype())?
+                        .unsqueeze(2)?;
+                    te.broadcast_mul(&onehot)?.sum(1)?
+                }
+            };
+            outs.push(out);
+        }
+        let emb = if outs.len() == 1 {
+            outs.remove(0)
+        } else {
+            Tensor::cat(&outs, 1)?
+        };
+        f.sentence_embedding = Some(emb);
+        Ok(f)
+    }
+
+    fn out_dim(&self) -> Option<usize> {
+        Some(self.dim * self.modes.len())
+    }
+
+    fn save(&self, dir: &Path) -> Result<()> {
+        let mut v = json!({ "word_embedding_dimension": self.dim });
+        if let Some(obj) = v.as_object_mut() {
+            for m in PoolingMode::ALL {
+                obj.insert(m.config_key().into(), Value::Bool(self.modes.contains(&m)));
+            }
+            obj.insert("include_prompt".into(), Value::Bool(true));
+        }
+        write_json(&dir.join("config.json"), &v)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}

@@ -1,0 +1,210 @@
+//! Text -> padded id tensors, on the `tokenizers` crate.
+//!
+//! Truncation is set here (to the model's `max_seq_length`); padding is done
+//! per batch to the longest sequence, on the right.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use tokenizers::{Tokenizer, TruncationParams};
+
+use super::Features;
+use crate::runtime::error::{Error, Result};
+
+/// A tokenizer configured for one model.
+#[derive(Clone)]
+pub struct TextTokenizer {
+    tok: Tokenizer,
+    /// Where it was read from (for error messages).
+    pub path: PathBuf,
+    pub pad_id: u32,
+    pub max_len: usize,
+    /// Lower-case inputs before tokenising (`do_lower_case`).
+    pub lowercase_input: bool,
+}
+
+impl std::fmt::Debug for TextTokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TextTokenizer")
+            .field("path", &self.path)
+            .field("pad_id", &self.pad_id)
+            .field("max_len", &self.max_len)
+            .finish()
+    }
+}
+
+fn tok_err(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Tokenizer {
+        path: path.to_path_buf(),
+        msg: e.to_string(),
+    }
+}
+
+impl TextTokenizer {
+    /// Load `tokenizer.json` from `dir`, or build a BERT WordPiece tokenizer
+    /// from `vocab.txt` when only that is present.
+    pub fn load(
+        dir: &Path,
+        max_len: usize,
+        lowercase_vocab: bool,
+        pad_hint: Option<u32>,
+    ) -> Result<Self> {
+        let json = dir.join("tokenizer.json");
+        let vocab = dir.join("vocab.txt");
+        let tok = if json.is_file() {
+            Tokenizer::from_file(&json).map_err(|e| tok_err(&json, e))?
+        } else if vocab.is_file() {
+            bert_wordpiece(&vocab, lowercase_vocab)?
+        } else {
+            return Err(Error::missing(
+                &json,
+                "the tokenizer (neither tokenizer.json nor vocab.txt is present)",
+            ));
+        };
+        let path = if json.is_file() { json } else { vocab };
+        Self::from_tokenizer(tok, path, max_len, pad_hint)
+    }
+
+    /// Wrap an existing tokenizer.
+    pub fn from_tokenizer(
+        mut tok: Tokenizer,
+        path: PathBuf,
+        max_len: usize,
+        pad_hint: Option<u32>,
+    ) -> Result<Self> {
+        let pad_id = tok
+            .get_padding()
+            .map(|p| p.pad_id)
+            .or_else(|| ["[PAD]", "<pad>"].iter().find_map(|t| tok.token_to_id(t)))
+            .or(pad_hint)
+            .unwrap_or(0);
+        tok.with_padding(None);
+        tok.with_truncation(Some(TruncationParams {
+            max_length: max_len,
+            ..Default::default()
+        }))
+        .map_err(|e| tok_err(&path, e))?;
+        Ok(TextTokenizer {
+            tok,
+            path,
+            pad_id,
+            max_len,
+            lowercase_input: false,
+        })
+    }
+
+    /// The underlying tokenizer (truncation set, padding off).
+    pub fn inner(&self) -> &Tokenizer {
+        &self.tok
+    }
+
+    /// Change the truncation length.
+    pub fn set_max_len(&mut self, max_len: usize) -> Result<()> {
+        self.max_len = max_len;
+        self.tok
+            .with_truncation(Some(TruncationParams {
+                max_length: max_len,
+                ..Default::default()
+            }))
+            .map_err(|e| tok_err(&self.path, e))?;
+        Ok(())
+    }
+
+    /// Write `tokenizer.json` without the runtime's truncation setting.
+    pub fn save_json(&self, path: &Path) -> Result<()> {
+        let mut t = self.tok.clone();
+        t.with_truncation(None).map_err(|e| tok_err(path, e))?;
+        t.save(path, false).map_err(|e| tok_err(path, e))
+    }
+
+    /// Tokenise a batch into right-padded `[batch, seq]` tensors.
+    pub fn encode(&self, texts: &[&str], device: &Device) -> Result<Features> {
+        let inputs: Vec<String> = texts
+            .iter()
+            .map(|t| {
+                if self.lowercase_input {
+                    t.to_lowercase()
+                } else {
+                    t.to_string()
+                }
+            })
+            .collect();
+        let encs = self
+            .tok
+            .encode_batch(inputs, true)
+            .map_err(|e| tok_err(&self.path, e))?;
+        let b = encs.len();
+        let s = encs
+            .iter()
+            .map(|e| e.get_ids().len())
+            .max()
+            .unwrap_or(0)
+            .max(1);
+        let mut ids = vec![self.pad_id; b * s];
+        let mut types = vec![0u32; b * s];
+        let mut mask = vec![0f32; b * s];
+        for (i, e) in encs.iter().enumerate() {
+            for (j, ((&id, &ty), &m)) in e
+                .get_ids()
+                .iter()
+                .zip(e.get_type_ids())
+                .zip(e.get_attention_mask())
+                .enumerate()
+            {
+                ids[i * s + j] = id;
+                types[i * s + j] = ty;
+                mask[i * s + j] = m as f32;
+            }
+        }
+        Ok(Features {
+            input_ids: Some(Tensor::from_vec(ids, (b, s), device)?),
+            token_type_ids: Some(Tensor::from_vec(types, (b, s), device)?),
+            attention_mask: Some(Tensor::from_vec(mask, (b, s), device)?),
+            ..Default::default()
+        })
+    }
+}
+
+/// A BERT WordPiece tokenizer (BERT normaliser, pre-tokeniser, `[CLS] ...
+/// [SEP]` template) built from a `vocab.txt`.
+pub fn bert_wordpiece(vocab_path: &Path, lowercase: bool) -> Result<Tokenizer> {
+    use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
+    use tokenizers::models::wordpiece::WordPiece;
+    use tokenizers::normalizers::bert::BertNormalizer;
+    use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
+    use tokenizers::processors::bert::BertProcessing;
+
+    let text = std::fs::read_to_string(vocab_path).map_err(|e| Error::io(vocab_path, e))?;
+    let mut vocab: HashMap<String, u32> = HashMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let tok = line.trim_end_matches('\r');
+        if !tok.is_empty() {
+            vocab.insert(tok.to_string(), i as u32);
+        }
+    }
+    let need = |t: &str| -> Result<u32> {
+        vocab
+            .get(t)
+            .copied()
+            .ok_or_else(|| tok_err(vocab_path, format!("vocabulary has no `{t}` token")))
+    };
+    let cls = need("[CLS]")?;
+    let sep = need("[SEP]")?;
+    need("[UNK]")?;
+    let model = WordPiece::builder()
+        .files(vocab_path.to_string_lossy().into_owned())
+        .unk_token("[UNK]".into())
+        .build()
+        .map_err(|e| tok_err(vocab_path, e))?;
+    let mut tok = Tokenizer::new(model);
+    tok.with_normalizer(Some(BertNormalizer::new(true, true, None, lowercase)))
+        .map_err(|e| tok_err(vocab_path, e))?;
+    tok.with_pre_tokenizer(Some(BertPreTokenizer));
+    tok.with_post_processor(Some(BertProcessing::new(
+        ("[SEP]".into(), sep),
+        ("[CLS]".into(), cls),
+    )));
+    tok.with_decoder(Some(WordPieceDecoder::default()));
+    Ok(tok)
+}

@@ -1,0 +1,225 @@
+//! `Transformer`: tokenizer + BERT-family encoder, producing token embeddings.
+//!
+//! Loads a Hugging Face model directory: `config.json`, `model.safetensors`
+//! (or `pytorch_model.bin`), `tokenizer.json` (or `vocab.txt`), and the
+//! sentence-transformers `sentence_bert_config.json` when present.
+
+use std::any::Any;
+use std::path::Path;
+
+use candle_core::{Device, Var};
+use serde_json::{json, Value};
+
+use super::bert::{read_config, Bert};
+use super::tokenizer::TextTokenizer;
+use super::{Features, Module};
+use crate::runtime::error::{write_json, Error, Result};
+use crate::runtime::ops::Ctx;
+use crate::runtime::weights::{save_safetensors, vars_to_tensors, WeightFile};
+
+/// Tokenizer files copied verbatim when the model is saved.
+const TOKENIZER_FILES: &[&str] = &[
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+    "added_tokens.json",
+    "sentencepiece.bpe.model",
+    "merges.txt",
+    "vocab.json",
+];
+
+/// Names sentence-transformers has used for the Transformer's own config.
+const ST_CONFIG_FILES: &[&str] = &[
+    "sentence_bert_config.json",
+    "sentence_roberta_config.json",
+    "sentence_distilbert_config.json",
+    "sentence_camembert_config.json",
+    "sentence_albert_config.json",
+    "sentence_xlm-roberta_config.json",
+    "sentence_xlnet_config.json",
+];
+
+/// A tokenizer and a trainable encoder.
+#[derive(Debug, Clone)]
+pub struct Transformer {
+    pub bert: Bert,
+    pub tokenizer: TextTokenizer,
+    pub max_seq_length: usize,
+    pub do_lower_case: bool,
+    config_raw: Value,
+    tokenizer_files: Vec<(String, Vec<u8>)>,
+}
+
+impl Transformer {
+    /// Load from a model directory; `max_seq_length` overrides the one the
+    /// directory declares.
+    pub fn load(dir: &Path, max_seq_length: Option<usize>, device: &Device) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(Error::missing(dir, "model directory"));
+        }
+        let cpath = dir.join("config.json");
+        let (config, config_raw) = read_config(&cpath)?;
+
+        // sentence-transformers' own settings.
+        let mut declared_len: Option<usize> = None;
+        let mut do_lower_case = false;
+        if let Some(p) = ST_CONFIG_FILES
+            .iter()
+            .map(|n| dir.join(n))
+            .find(|p| p.is_file())
+        {
+            let v: Value = crate::runtime::error::read_json(&p)?;
+            declared_len = v
+                .get("max_seq_length")
+                .and_then(Value::as_u64)
+                .map(|x| x as usize);
+            do_lower_case = v
+                .get("do_lower_case")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+        }
+        let tcfg_path = dir.join("tokenizer_config.json");
+        let mut lowercase_vocab = true;
+        if tcfg_path.is_file() {
+            let v: Value = crate::runtime::error::read_json(&tcfg_path)?;
+            if declared_len.is_none() {
+                declared_len = v
+                    .get("model_max_length")
+                    .and_then(Value::as_f64)
+                    .filter(|x| *x > 0.0 && *x < 1e6)
+                    .map(|x| x as usize);
+            }
+            if let Some(b) = v.get("do_lower_case").and_then(Value::as_bool) {
+                lowercase_vocab = b;
+            }
+        }
+        let pos_limit = if config.roberta_positions() {
+            config
+                .max_position_embeddings
+                .saturating_sub(config.pad_token_id.unwrap_or(1) as usize + 1)
+        } else {
+            config.max_position_embeddings
+        };
+        let max_len = max_seq_length
+            .or(declared_len)
+            .unwrap_or(pos_limit)
+            .min(pos_limit)
+            .max(2);
+
+        let weights = WeightFile::load_from_dir(dir, device)?;
+        let bert = Bert::load(config, &cpath, &weights)?;
+        let mut tokenizer =
+            TextTokenizer::load(dir, max_len, lowercase_vocab, bert.config.pad_token_id)?;
+        tokenizer.lowercase_input = do_lower_case;
+
+        let mut tokenizer_files = Vec::new();
+        for name in TOKENIZER_FILES {
+            let p = dir.join(name);
+            if p.is_file() {
+                let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
+                tokenizer_files.push((name.to_string(), bytes));
+            }
+        }
+        Ok(Transformer {
+            bert,
+            tokenizer,
+            max_seq_length: max_len,
+            do_lower_case,
+            config_raw,
+            tokenizer_files,
+        })
+    }
+
+    /// The width of the token embeddings.
+    pub fn hidden_size(&self) -> usize {
+        self.bert.config.hidden_size
+    }
+
+    /// Change the truncation length.
+    pub fn set_max_seq_length(&mut self, n: usize) -> Result<()> {
+        self.max_seq_length = n;
+        self.tokenizer.set_max_len(n)
+    }
+
+    /// Tokenise texts into a padded batch.
+    pub fn tokenize(&self, texts: &[&str], device: &Device) -> Result<Features> {
+        self.tokenizer.encode(texts, device)
+    }
+}
+
+impl Module for Transformer {
+    fn type_name(&self) -> &'static str {
+        "Transformer"
+    }
+
+    fn forward(&self, mut f: Features, ctx: &Ctx) -> Result<Features> {
+        let ids = Features::need(&f.input_ids, "input_ids", "Transformer")?;
+        let mask = Features::need(&f.attention_mask, "attention_mask", "Transformer")?;
+        let te = self
+            .bert
+            .forward(ids, f.token_type_ids.as_ref(), mask, ctx)?;
+        f.token_embeddings = Some(te);
+        Ok(f)
+    }
+
+    fn out_dim(&self) -> Option<usize> {
+        Some(self.hidden_size())
+    }
+
+    fn named_vars(&self) -> Vec<(String, Var)> {
+        self.bert.named_vars()
+    }
+
+    fn save(&self, dir: &Path) -> Result<()> {
+        write_json(&dir.join("config.json"), &self.config_raw)?;
+        let mut tensors = vars_to_tensors(&self.named_vars());
+        tensors.extend(self.bert.passthrough.iter().cloned());
+        save_safetensors(&dir.join("model.safetensors"), &tensors)?;
+        for (name, bytes) in &self.tokenizer_files {
+            let p = dir.join(name);
+            std::fs::write(&p, bytes).map_err(|e| Error::io(&p, e))?;
+        }
+        if !self
+            .tokenizer_files
+            .iter()
+            .any(|(n, _)| n == "tokenizer.json")
+        {
+            self.tokenizer.save_json(&dir.join("tokenizer.json"))?;
+        }
+        if !self
+            .tokenizer_files
+            .iter()
+            .any(|(n, _)| n == "tokenizer_config.json")
+        {
+            write_json(
+                &dir.join("tokenizer_config.json"),
+                &json!({
+                    "model_max_length": self.max_seq_length,
+                    "do_lower_case": true,
+                    "cls_token": "[CLS]",
+                    "sep_token": "[SEP]",
+                    "pad_token": "[PAD]",
+                    "unk_token": "[UNK]",
+                    "mask_token": "[MASK]",
+                    "tokenizer_class": "BertTokenizer",
+                }),
+            )?;
+        }
+        write_json(
+            &dir.join("sentence_bert_config.json"),
+            &json!({
+                "max_seq_length": self.max_seq_length,
+                "do_lower_case": self.do_lower_case,
+            }),
+        )
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}

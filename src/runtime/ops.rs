@@ -1,0 +1,248 @@
+//! The numeric building blocks every module calls.
+//!
+//! Modules never call candle's kernels directly for GELU, layer norm, softmax
+//! or dropout: they call these functions with the forward context, and this
+//! file picks the implementation. With gradients off (encoding, evaluation)
+//! it uses fused kernels that have no backward; with gradients on (training)
+//! it uses kernels that have one, so every weight gets its gradient. A faster
+//! fused kernel can be dropped in here without touching any module.
+
+use std::sync::Mutex;
+
+use candle_core::{DType, Tensor, D};
+use rand::{rngs::StdRng, Rng, SeedableRng};
+
+use super::error::Result;
+use super::kernels;
+
+/// How a forward pass runs.
+#[derive(Debug)]
+pub struct Ctx {
+    /// Training mode: dropout is active.
+    pub train: bool,
+    /// Gradients are needed: use only ops that have a backward.
+    pub grad: bool,
+    rng: Mutex<StdRng>,
+}
+
+impl Ctx {
+    /// Inference: no dropout, fused kernels, no backward.
+    pub fn eval() -> Self {
+        Ctx {
+            train: false,
+            grad: false,
+            rng: Mutex::new(StdRng::seed_from_u64(0)),
+        }
+    }
+
+    /// Training: dropout active (its masks drawn from `seed`), gradients on.
+    pub fn train(seed: u64) -> Self {
+        Ctx {
+            train: true,
+            grad: true,
+            rng: Mutex::new(StdRng::seed_from_u64(seed)),
+        }
+    }
+
+    /// Gradients on but dropout off (e.g. gradient checks).
+    pub fn eval_with_grad() -> Self {
+        Ctx {
+            grad: true,
+            ..Ctx::eval()
+        }
+    }
+}
+
+fn fused_ok(x: &Tensor, ctx: &Ctx) -> bool {
+    !ctx.grad && x.dtype() == DType::F32 && x.device().is_cpu()
+}
+
+/// `x @ w^T + b` over the last dimension, for `x` of any rank.
+pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, ctx: &Ctx) -> Result<Tensor> {
+    if fused_ok(x, ctx) && w.dtype() == DType::F32 {
+        return kernels::linear(x, w, b, false);
+    }
+    linear_composed(x, w, b)
+}
+
+/// `gelu(x @ w^T + b)`, fused into one kernel in inference.
+pub fn linear_gelu(x: &Tensor, w: &Tensor, b: Option<&Tensor>, ctx: &Ctx) -> Result<Tensor> {
+    if fused_ok(x, ctx) && w.dtype() == DType::F32 {
+        return kernels::linear(x, w, b, true);
+    }
+    gelu(&linear_composed(x, w, b)?, ctx)
+}
+
+/// Multi-head self-attention: q, k, v `[batch, seq, hidden]` (q not yet
+/// scaled), key mask `[batch, seq]` (1 token, 0 padding); returns
+/// `[batch, seq, hidden]`. Attention dropout applies in training mode.
+pub fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &Tensor,
+    heads: usize,
+    dropout_p: f64,
+    ctx: &Ctx,
+) -> Result<Tensor> {
+    if fused_ok(q, ctx) && !ctx.train {
+        return kernels::attention(q, k, v, mask, heads);
+    }
+    let (b, s, h) = q.dims3()?;
+    let d = h / heads;
+    let split = |t: &Tensor| -> Result<Tensor> {
+        Ok(t.reshape((b, s, heads, d))?.transpose(1, 2)?.contiguous()?)
+    };
+    let q = split(&(q * (1.0 / (d as f64).sqrt()))?)?;
+    let k = split(k)?;
+    let v = split(v)?;
+    // Additive mask: 0 for tokens, -1e9 for padding, [b, 1, 1, s].
+    let bias = ((mask.to_dtype(DType::F32)? - 1.0)? * 1e9)?.reshape((b, 1, 1, s))?;
+    let scores = q.matmul(&k.t()?)?.broadcast_add(&bias)?;
+    let probs = softmax(&scores, ctx)?;
+    let probs = dropout(&probs, dropout_p, ctx)?;
+    Ok(probs
+        .matmul(&v)?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape((b, s, h))?)
+}
+
+fn linear_composed(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+    let dims = x.dims().to_vec();
+    let (in_dim, rows) = match dims.split_last() {
+        Some((last, rest)) => (*last, rest.iter().product::<usize>()),
+        None => return Err(candle_core::Error::Msg("linear on a scalar".into()).into()),
+    };
+    let out_dim = w.dim(0)?;
+    let x2 = x.reshape((rows, in_dim))?;
+    let mut y = x2.matmul(&w.t()?)?;
+    if let Some(b) = b {
+        y = y.broadcast_add(b)?;
+    }
+    let mut out_dims = dims;
+    if let Some(last) = out_dims.last_mut() {
+        *last = out_dim;
+    }
+    Ok(y.reshape(out_dims)?)
+}
+
+/// Layer normalisation over the last dimension.
+pub fn layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64, ctx: &Ctx) -> Result<Tensor> {
+    if !ctx.grad && x.dtype() == DType::F32 {
+        let x = x.contiguous()?;
+        return Ok(candle_nn::ops::layer_norm(&x, w, b, eps as f32)?);
+    }
+    let mean = x.mean_keepdim(D::Minus1)?;
+    let xc = x.broadcast_sub(&mean)?;
+    let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
+    let xn = xc.broadcast_div(&(var + eps)?.sqrt()?)?;
+    Ok(xn.broadcast_mul(w)?.broadcast_add(b)?)
+}
+
+/// `layer_norm(x + residual)`, fused into one pass in inference.
+pub fn add_layer_norm(
+    x: &Tensor,
+    residual: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    eps: f64,
+    ctx: &Ctx,
+) -> Result<Tensor> {
+    if fused_ok(x, ctx) && residual.dtype() == DType::F32 {
+        return kernels::add_layer_norm(x, residual, w, b, eps);
+    }
+    layer_norm(&(x + residual)?, w, b, eps, ctx)
+}
+
+/// Softmax over the last dimension.
+pub fn softmax(x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+    if !ctx.grad {
+        let x = x.contiguous()?;
+        return Ok(candle_nn::ops::softmax_last_dim(&x)?);
+    }
+    Ok(candle_nn::ops::softmax(x, D::Minus1)?)
+}
+
+/// Inverted dropout, active only in training mode.
+pub fn dropout(x: &Tensor, p: f64, ctx: &Ctx) -> Result<Tensor> {
+    if !ctx.train || p <= 0.0 {
+        return Ok(x.clone());
+    }
+    if p >= 1.0 {
+        return Ok(x.zeros_like()?);
+    }
+    let n = x.elem_count();
+    let scale = (1.0 / (1.0 - p)) as f32;
+    let mask: Vec<f32> = {
+        let mut rng = match ctx.rng.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        (0..n)
+            .map(|_| if rng.random::<f64>() < p { 0.0 } else { scale })
+            .collect()
+    };
+    let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
+    Ok((x * mask)?)
+}
+
+/// GELU with the exact (erf) formula, as BERT uses it.
+pub fn gelu(x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+    if x.dtype() == DType::F32 && x.device().is_cpu() {
+        // The fused kernel has a backward, so it serves training too.
+        let _ = ctx;
+        return Ok(x.apply_op1(kernels::FastGelu)?);
+    }
+    Ok(x.gelu_erf()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kernels::{erf_f32, exp_f32};
+    use super::*;
+
+    #[test]
+    fn fast_erf_and_exp_are_accurate() {
+        let mut worst_erf = 0f64;
+        let mut worst_exp = 0f64;
+        for i in -4000..4000 {
+            let x = i as f32 / 500.0;
+            let e = (erf_f32(x) as f64 - libm_erf(x as f64)).abs();
+            worst_erf = worst_erf.max(e);
+            let ex = ((exp_f32(x) as f64 - (x as f64).exp()) / (x as f64).exp()).abs();
+            worst_exp = worst_exp.max(ex);
+        }
+        assert!(worst_erf < 1e-6, "erf error {worst_erf}");
+        assert!(worst_exp < 5e-7, "exp error {worst_exp}");
+    }
+
+    fn libm_erf(x: f64) -> f64 {
+        let t = Tensor::new(&[x], &candle_core::Device::Cpu).unwrap();
+        t.erf().unwrap().to_vec1::<f64>().unwrap()[0]
+    }
+
+    #[test]
+    fn fused_gelu_matches_candle_and_has_gradient() {
+        let dev = candle_core::Device::Cpu;
+        let v = candle_core::Var::new(&[-3.0f32, -1.0, -0.1, 0.0, 0.5, 2.0, 7.0], &dev).unwrap();
+        let ours = gelu(v.as_tensor(), &Ctx::train(1)).unwrap();
+        let theirs = v.as_tensor().gelu_erf().unwrap();
+        let diff = (&ours - &theirs)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(diff < 1e-5);
+        let g1 = ours.sum_all().unwrap().backward().unwrap();
+        let g2 = theirs.sum_all().unwrap().backward().unwrap();
+        let a = g1.get(v.as_tensor()).unwrap().to_vec1::<f32>().unwrap();
+        let b = g2.get(v.as_tensor()).unwrap().to_vec1::<f32>().unwrap();
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() < 1e-4, "{a:?} vs {b:?}");
+        }
+    }
+}
