@@ -4,6 +4,7 @@ mod check;
 mod components;
 pub mod encode;
 mod plan;
+mod run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +37,8 @@ pub enum Command {
     Components,
     /// Encode sentences (one per line) into embeddings.
     Encode(encode::EncodeArgs),
+    /// Train: execute a pipeline end to end.
+    Run(run::Args),
 }
 
 /// Output formats of diagnostics.
@@ -79,6 +82,7 @@ pub fn main() -> ExitCode {
         Command::Check(a) => check::run(&a, &opts),
         Command::Plan(a) => plan::run(&a, &opts),
         Command::Components => components::run(),
+        Command::Run(a) => run::run(&a, &opts),
         Command::Encode(a) => report_result(encode::run(a, &opts.models)),
     }
 }

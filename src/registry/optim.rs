@@ -11,7 +11,7 @@ pub const OPTIMIZERS: &[Component] = &[
             opt("lr", Float, "2e-5", "learning rate"),
             opt("weight_decay", Float, "0.01", "decoupled weight decay"),
             opt("betas", FloatPair, "[0.9, 0.999]", "moment decay rates"),
-            opt("eps", Float, "1e-6", "numerical stabiliser"),
+            opt("eps", Float, "1e-8", "numerical stabiliser"),
         ],
         columns: None,
         metrics: &[],

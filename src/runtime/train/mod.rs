@@ -1,5 +1,15 @@
+//! Training: optimizer, schedules, sampling, checkpoints, the stage loop
+//! and the pipeline runner.
+
 pub mod adamw;
+pub mod build;
 pub mod checkpoint;
+pub mod error;
+pub mod evaluate;
+pub mod log;
+pub mod optim;
 pub mod rng;
+pub mod run;
 pub mod sampler;
 pub mod schedule;
+pub mod stage;

@@ -1,0 +1,101 @@
+//! `stpipe run FILE`: check, plan and execute a pipeline.
+//!
+//! Exit codes: 0 when the run finished and every `expect` held; 1 when the
+//! pipeline is invalid or the run failed; 2 on usage errors; 3 when the run
+//! finished but an `expect` did not hold.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::check::{check_file, Options};
+use crate::runtime::train::run::{run as run_pipeline, RunOptions};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Pipeline file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Run directory: resolved pipeline, metrics log, checkpoints, summary
+    /// [default: runs/<pipeline name>].
+    #[arg(long, value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
+    /// Stop every stage after this many optimizer steps (smoke runs).
+    #[arg(long, value_name = "N")]
+    pub max_steps: Option<u64>,
+    /// Read at most this many rows from every data source (smoke runs).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Skip (and count) data rows that cannot be read instead of stopping.
+    #[arg(long)]
+    pub skip_bad_rows: bool,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+pub fn run(args: &Args, opts: &Options) -> ExitCode {
+    let (report, pipeline) = match check_file(&args.file, opts) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", args.file.display());
+            return ExitCode::from(2);
+        }
+    };
+    if !report.diags.is_empty() {
+        super::print_human(&report);
+    }
+    let Some(pipeline) = pipeline else {
+        return ExitCode::from(1);
+    };
+    let plan = match crate::plan::Plan::build(&pipeline) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let stem = args
+        .file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "pipeline".to_string());
+    let run_opts = RunOptions {
+        run_dir: args
+            .run_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("runs").join(stem)),
+        search: opts.models.clone(),
+        max_steps: args.max_steps,
+        limit: args.limit,
+        skip_bad_rows: args.skip_bad_rows,
+        progress: !args.quiet,
+    };
+    let summary = match run_pipeline(&pipeline, &plan, &run_opts) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{:?}", miette::Report::new(e));
+            return ExitCode::from(1);
+        }
+    };
+    eprintln!("run directory: {}", run_opts.run_dir.display());
+    for (name, metric, v) in &summary.final_metrics {
+        eprintln!("  {name}.{metric} = {v:.4}");
+    }
+    for p in &summary.saved {
+        eprintln!("  saved {}", p.display());
+    }
+    let mut failed = false;
+    for e in &summary.expectations {
+        let mark = if e.passed { "ok  " } else { "FAIL" };
+        eprintln!(
+            "  {mark} expect {}.{} {} {} (got {:.4})",
+            e.evaluator, e.metric, e.op, e.threshold, e.value
+        );
+        failed |= !e.passed;
+    }
+    if failed {
+        eprintln!("error: an expectation did not hold");
+        return ExitCode::from(3);
+    }
+    ExitCode::SUCCESS
+}

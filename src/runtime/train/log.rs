@@ -1,0 +1,116 @@
+//! What a run reports: a progress bar per stage on stderr, and a metrics
+//! log (JSON Lines) in the run directory.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::runtime::eval::EvalMetrics;
+
+use super::error::{Result, RunError};
+
+/// The run's log: `metrics.jsonl` plus what is shown on the terminal.
+pub struct RunLog {
+    path: PathBuf,
+    file: std::fs::File,
+    progress: bool,
+    /// Every evaluation of the run, in order: (stage, step, evaluator, metrics).
+    pub evaluations: Vec<(String, u64, String, EvalMetrics)>,
+}
+
+impl RunLog {
+    pub fn open(run_dir: &Path, progress: bool) -> Result<Self> {
+        let path = run_dir.join("metrics.jsonl");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|source| RunError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(RunLog {
+            path,
+            file,
+            progress,
+            evaluations: Vec::new(),
+        })
+    }
+
+    fn write(&mut self, v: serde_json::Value) {
+        // The log is a record, not a reason to stop training: a failed
+        // write is reported once per line on stderr.
+        if writeln!(self.file, "{v}").is_err() {
+            eprintln!("warning: cannot append to {}", self.path.display());
+        }
+    }
+
+    /// A line for the user (stderr) and the log.
+    pub fn note(&mut self, msg: &str) {
+        eprintln!("{msg}");
+        self.write(serde_json::json!({ "note": msg }));
+    }
+
+    /// A progress bar for a stage of `total` steps, `done` already taken.
+    pub fn stage_bar(&self, stage: &str, total: u64, done: u64) -> ProgressBar {
+        if !self.progress {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::new(total);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {pos}/{len} {msg} (eta {eta})",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(stage.to_string());
+        bar.set_position(done);
+        bar
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn step(
+        &mut self,
+        stage: &str,
+        step: u64,
+        losses: &[(String, f32)],
+        lr: f64,
+        grad_norm: f64,
+        examples_per_s: f64,
+        bar: &ProgressBar,
+    ) {
+        let shown: Vec<String> = losses.iter().map(|(o, l)| format!("{o} {l:.4}")).collect();
+        bar.set_position(step);
+        bar.set_message(format!(
+            "loss {} | lr {lr:.2e} | {examples_per_s:.1} ex/s",
+            shown.join(", ")
+        ));
+        let losses: serde_json::Map<String, serde_json::Value> = losses
+            .iter()
+            .map(|(o, l)| (o.clone(), serde_json::json!(l)))
+            .collect();
+        self.write(serde_json::json!({
+            "stage": stage, "step": step, "loss": losses, "lr": lr,
+            "grad_norm": grad_norm, "examples_per_s": examples_per_s,
+        }));
+    }
+
+    pub fn eval(&mut self, stage: &str, step: u64, evaluator: &str, m: &EvalMetrics) {
+        let metrics: serde_json::Map<String, serde_json::Value> = m
+            .entries
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::json!(v)))
+            .collect();
+        let primary = m.primary_value().unwrap_or(f64::NAN);
+        if self.progress {
+            eprintln!("  [{stage} step {step}] {evaluator}.{} = {primary:.4}", m.primary);
+        }
+        self.write(serde_json::json!({
+            "stage": stage, "step": step, "evaluator": evaluator, "metrics": metrics,
+        }));
+        self.evaluations
+            .push((stage.to_string(), step, evaluator.to_string(), m.clone()));
+    }
+}
