@@ -7,6 +7,18 @@ use std::time::Instant;
 
 use stpipe::runtime::{EncodeOptions, SentenceEncoder};
 
+/// User + system CPU time of this process (Linux `/proc/self/stat`), so
+/// that timings on a shared machine can be compared by CPU work too.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses).
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the full line: 11 and 12 here.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     stpipe::runtime::init_threads();
     let args: Vec<String> = std::env::args().collect();
