@@ -45,19 +45,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Warm-up on a slice.
     enc.encode(&sentences[..batch.min(sentences.len())], &opts)?;
     let mut times = Vec::new();
+    let mut cpu_times = Vec::new();
     for i in 0..runs {
         let t = Instant::now();
+        let c0 = cpu_seconds();
         let e = enc.encode(&sentences, &opts)?;
         let s = t.elapsed().as_secs_f64();
+        let c = cpu_seconds() - c0;
         eprintln!(
-            "run {}: {:.3}s ({:.1} sentences/s) {:?}",
+            "run {}: {:.3}s wall, {:.3}s cpu ({:.1} sentences/s) {:?}",
             i + 1,
             s,
+            c,
             sentences.len() as f64 / s,
             e.dims()
         );
         times.push(s);
+        cpu_times.push(c);
     }
+    cpu_times.sort_by(|a, b| a.total_cmp(b));
+    eprintln!(
+        "stpipe: median CPU time per pass {:.3}s = {:.1} sentences per CPU-second",
+        cpu_times[cpu_times.len() / 2],
+        sentences.len() as f64 / cpu_times[cpu_times.len() / 2]
+    );
     times.sort_by(|a, b| a.total_cmp(b));
     let median = times[times.len() / 2];
     println!(
