@@ -7,6 +7,18 @@ use std::time::Instant;
 
 use stpipe::runtime::{EncodeOptions, SentenceEncoder};
 
+/// User + system CPU time of this process (Linux `/proc/self/stat`), so
+/// that timings on a shared machine can be compared by CPU work too.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses).
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the full line: 11 and 12 here.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     stpipe::runtime::init_threads();
     let args: Vec<String> = std::env::args().collect();
@@ -33,19 +45,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Warm-up on a slice.
     enc.encode(&sentences[..batch.min(sentences.len())], &opts)?;
     let mut times = Vec::new();
+    let mut cpu_times = Vec::new();
     for i in 0..runs {
         let t = Instant::now();
+        let c0 = cpu_seconds();
         let e = enc.encode(&sentences, &opts)?;
         let s = t.elapsed().as_secs_f64();
+        let c = cpu_seconds() - c0;
         eprintln!(
-            "run {}: {:.3}s ({:.1} sentences/s) {:?}",
+            "run {}: {:.3}s wall, {:.3}s cpu ({:.1} sentences/s) {:?}",
             i + 1,
             s,
+            c,
             sentences.len() as f64 / s,
             e.dims()
         );
         times.push(s);
+        cpu_times.push(c);
     }
+    cpu_times.sort_by(|a, b| a.total_cmp(b));
+    eprintln!(
+        "stpipe: median CPU time per pass {:.3}s = {:.1} sentences per CPU-second",
+        cpu_times[cpu_times.len() / 2],
+        sentences.len() as f64 / cpu_times[cpu_times.len() / 2]
+    );
     times.sort_by(|a, b| a.total_cmp(b));
     let median = times[times.len() / 2];
     println!(

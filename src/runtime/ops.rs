@@ -73,29 +73,39 @@ pub fn linear_gelu(x: &Tensor, w: &Tensor, b: Option<&Tensor>, ctx: &Ctx) -> Res
     gelu(&linear_composed(x, w, b)?, ctx)
 }
 
-/// Multi-head self-attention: q, k, v `[batch, seq, hidden]` (q not yet
-/// scaled), key mask `[batch, seq]` (1 token, 0 padding); returns
-/// `[batch, seq, hidden]`. Attention dropout applies in training mode.
-pub fn attention(
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
+/// A linear projection's weight `[out, in]` and bias `[out]`.
+pub type Proj<'a> = (&'a Tensor, &'a Tensor);
+
+/// Multi-head self-attention of `x` `[batch, seq, hidden]` with query, key
+/// and value projections, key mask `[batch, seq]` (1 token, 0 padding);
+/// returns `[batch, seq, hidden]` before the output projection. Attention
+/// dropout applies in training mode. In inference the three projections
+/// run as one matmul and the attention as one fused kernel.
+#[allow(clippy::too_many_arguments)]
+pub fn self_attention(
+    x: &Tensor,
+    q: Proj,
+    k: Proj,
+    v: Proj,
     mask: &Tensor,
     heads: usize,
     dropout_p: f64,
     ctx: &Ctx,
 ) -> Result<Tensor> {
-    if fused_ok(q, ctx) && !ctx.train {
-        return kernels::attention(q, k, v, mask, heads);
+    if fused_ok(x, ctx) && !ctx.train {
+        let w = Tensor::cat(&[q.0, k.0, v.0], 0)?;
+        let b = Tensor::cat(&[q.1, k.1, v.1], 0)?;
+        let qkv = kernels::linear(x, &w, Some(&b), false)?;
+        return kernels::attention_packed(&qkv, mask, heads);
     }
-    let (b, s, h) = q.dims3()?;
+    let (b, s, h) = x.dims3()?;
     let d = h / heads;
-    let split = |t: &Tensor| -> Result<Tensor> {
+    let split = |t: Tensor| -> Result<Tensor> {
         Ok(t.reshape((b, s, heads, d))?.transpose(1, 2)?.contiguous()?)
     };
-    let q = split(&(q * (1.0 / (d as f64).sqrt()))?)?;
-    let k = split(k)?;
-    let v = split(v)?;
+    let q = split((linear(x, q.0, Some(q.1), ctx)? * (1.0 / (d as f64).sqrt()))?)?;
+    let k = split(linear(x, k.0, Some(k.1), ctx)?)?;
+    let v = split(linear(x, v.0, Some(v.1), ctx)?)?;
     // Additive mask: 0 for tokens, -1e9 for padding, [b, 1, 1, s].
     let bias = ((mask.to_dtype(DType::F32)? - 1.0)? * 1e9)?.reshape((b, 1, 1, s))?;
     let scores = q.matmul(&k.t()?)?.broadcast_add(&bias)?;

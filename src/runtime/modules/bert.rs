@@ -120,6 +120,10 @@ impl Linear {
     fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
         ops::linear(x, self.w.as_tensor(), Some(self.b.as_tensor()), ctx)
     }
+
+    fn proj(&self) -> ops::Proj<'_> {
+        (self.w.as_tensor(), self.b.as_tensor())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -314,10 +318,11 @@ impl Bert {
 
     fn layer_forward(&self, l: &Layer, x: &Tensor, mask: &Tensor, ctx: &Ctx) -> Result<Tensor> {
         let c = &self.config;
-        let attn = ops::attention(
-            &l.q.forward(x, ctx)?,
-            &l.k.forward(x, ctx)?,
-            &l.v.forward(x, ctx)?,
+        let attn = ops::self_attention(
+            x,
+            l.q.proj(),
+            l.k.proj(),
+            l.v.proj(),
             mask,
             c.num_attention_heads,
             c.attention_probs_dropout_prob,

@@ -1,0 +1,189 @@
+//! Multi-head self-attention in one kernel (inference).
+
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::f32_slice;
+use super::gelu::exp_f32;
+use crate::runtime::error::Result;
+
+/// Multi-head self-attention over packed projections `qkv`
+/// `[batch, seq, 3 * hidden]` (q, k, v side by side), with a key mask
+/// `[batch, seq]`, fused (inference only: no backward). Output
+/// `[batch, seq, hidden]`.
+pub(crate) struct AttentionOp {
+    pub heads: usize,
+    pub scale: f32,
+    /// 1.0 for tokens, 0.0 for padding, `[batch * seq]`.
+    pub mask: Vec<f32>,
+}
+
+impl CustomOp1 for AttentionOp {
+    fn name(&self) -> &'static str {
+        "fused-attention"
+    }
+
+    fn cpu_fwd(&self, st: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let qkv = f32_slice(st, l, "fused-attention qkv")?;
+        let (b, s, h3) = l.shape().dims3()?;
+        let h = h3 / 3;
+        if h3 % 3 != 0 || self.mask.len() != b * s {
+            candle_core::bail!("fused-attention: shape mismatch");
+        }
+        if self.heads == 0 || h % self.heads != 0 {
+            candle_core::bail!(
+                "fused-attention: {h} not divisible into {} heads",
+                self.heads
+            );
+        }
+        let mut out = vec![0f32; b * s * h];
+        let (heads, scale) = (self.heads, self.scale);
+        out.par_chunks_mut(s * h).enumerate().for_each(|(bi, o)| {
+            let x = &qkv[bi * s * h3..(bi + 1) * s * h3];
+            let keys: Vec<usize> = (0..s).filter(|&j| self.mask[bi * s + j] > 0.5).collect();
+            attend(x, &x[h..], &x[2 * h..], h3, &keys, o, s, h, heads, scale);
+        });
+        Ok((CpuStorage::F32(out), Shape::from((b, s, h))))
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn attend(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    ld: usize,
+    keys: &[usize],
+    o: &mut [f32],
+    s: usize,
+    h: usize,
+    heads: usize,
+    scale: f32,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports the features the function is compiled for.
+            unsafe { attend_avx512(q, k, v, ld, keys, o, s, h, heads, scale) };
+            return;
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: as above.
+            unsafe { attend_avx2(q, k, v, ld, keys, o, s, h, heads, scale) };
+            return;
+        }
+    }
+    attend_generic(q, k, v, ld, keys, o, s, h, heads, scale)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
+unsafe fn attend_avx512(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    ld: usize,
+    keys: &[usize],
+    o: &mut [f32],
+    s: usize,
+    h: usize,
+    heads: usize,
+    scale: f32,
+) {
+    attend_generic(q, k, v, ld, keys, o, s, h, heads, scale)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn attend_avx2(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    ld: usize,
+    keys: &[usize],
+    o: &mut [f32],
+    s: usize,
+    h: usize,
+    heads: usize,
+    scale: f32,
+) {
+    attend_generic(q, k, v, ld, keys, o, s, h, heads, scale)
+}
+
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    const L: usize = 16;
+    let mut acc = [0f32; L];
+    let (ca, cb) = (a.chunks_exact(L), b.chunks_exact(L));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..L {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let mut sum: f32 = acc.iter().sum();
+    for (x, y) in ra.iter().zip(rb) {
+        sum += x * y;
+    }
+    sum
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn attend_generic(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    ld: usize,
+    keys: &[usize],
+    o: &mut [f32],
+    s: usize,
+    h: usize,
+    heads: usize,
+    scale: f32,
+) {
+    let d = h / heads;
+    let mut p = vec![0f32; keys.len()];
+    for head in 0..heads {
+        let off = head * d;
+        for i in 0..s {
+            let qi = &q[i * ld + off..i * ld + off + d];
+            let mut mx = f32::NEG_INFINITY;
+            for (pj, &j) in p.iter_mut().zip(keys) {
+                let sc = dot(qi, &k[j * ld + off..j * ld + off + d]) * scale;
+                *pj = sc;
+                mx = mx.max(sc);
+            }
+            let mut sum = 0f32;
+            for pj in p.iter_mut() {
+                let e = exp_f32(*pj - mx);
+                *pj = e;
+                sum += e;
+            }
+            let inv = if sum > 0.0 { 1.0 / sum } else { 0.0 };
+            let oi = &mut o[i * h + off..i * h + off + d];
+            for (pj, &j) in p.iter().zip(keys) {
+                let w = pj * inv;
+                let vj = &v[j * ld + off..j * ld + off + d];
+                for (x, y) in oi.iter_mut().zip(vj) {
+                    *x += w * y;
+                }
+            }
+        }
+    }
+}
+
+/// The fused attention on packed `[batch, seq, 3 * hidden]` projections.
+pub(crate) fn attention_packed(qkv: &Tensor, mask: &Tensor, heads: usize) -> Result<Tensor> {
+    let (_b, _s, h3) = qkv.dims3()?;
+    let scale = 1.0 / ((h3 / 3 / heads.max(1)) as f32).sqrt();
+    let mask = mask
+        .to_dtype(candle_core::DType::F32)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    let op = AttentionOp { heads, scale, mask };
+    Ok(qkv.contiguous()?.apply_op1_no_bwd(&op)?)
+}

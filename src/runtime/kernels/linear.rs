@@ -1,0 +1,110 @@
+//! Linear layer with the bias (and optionally GELU) fused in (inference).
+
+use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
+
+use super::f32_slice;
+use super::gelu::gelu_slice_par;
+use crate::runtime::error::Result;
+
+/// Number of threads for gemm.
+fn parallelism() -> gemm::Parallelism {
+    let n = rayon::current_num_threads();
+    if n > 1 {
+        gemm::Parallelism::Rayon(n)
+    } else {
+        gemm::Parallelism::None
+    }
+}
+
+/// `x [rows, in] @ w[out, in]^T + b`, optionally followed by GELU, in one
+/// pass over the output (inference only: no backward).
+pub(crate) struct LinearOp {
+    pub gelu: bool,
+}
+
+impl CustomOp3 for LinearOp {
+    fn name(&self) -> &'static str {
+        "fused-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_slice(xs, xl, "fused-linear x")?;
+        let w = f32_slice(ws, wl, "fused-linear w")?;
+        let b = f32_slice(bs, bl, "fused-linear b")?;
+        let (rows, inp) = xl.shape().dims2()?;
+        let (out, inp2) = wl.shape().dims2()?;
+        if inp != inp2 || b.len() != out {
+            candle_core::bail!(
+                "fused-linear: shapes {:?} {:?} {:?}",
+                xl.shape(),
+                wl.shape(),
+                bl.shape()
+            );
+        }
+        let mut dst = Vec::with_capacity(rows * out);
+        for _ in 0..rows {
+            dst.extend_from_slice(b);
+        }
+        // SAFETY: the pointers cover rows*inp, out*inp and rows*out elements,
+        // laid out with the strides given.
+        unsafe {
+            gemm::gemm(
+                rows,
+                out,
+                inp,
+                dst.as_mut_ptr(),
+                1,
+                out as isize,
+                true,
+                x.as_ptr(),
+                1,
+                inp as isize,
+                w.as_ptr(),
+                inp as isize,
+                1,
+                1.0f32,
+                1.0f32,
+                false,
+                false,
+                false,
+                parallelism(),
+            );
+        }
+        if self.gelu {
+            let src = dst.clone();
+            gelu_slice_par(&src, &mut dst);
+        }
+        Ok((CpuStorage::F32(dst), Shape::from((rows, out))))
+    }
+}
+
+/// The fused linear: `x` of any rank, `[.., in]` -> `[.., out]`.
+pub(crate) fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, gelu: bool) -> Result<Tensor> {
+    let dims = x.dims().to_vec();
+    let inp = *dims.last().unwrap_or(&0);
+    let rows = x.elem_count() / inp.max(1);
+    let out = w.dim(0)?;
+    let zeros;
+    let b = match b {
+        Some(b) => b,
+        None => {
+            zeros = Tensor::zeros(out, candle_core::DType::F32, x.device())?;
+            &zeros
+        }
+    };
+    let x2 = x.reshape((rows, inp))?.contiguous()?;
+    let y = x2.apply_op3_no_bwd(&w.contiguous()?, &b.contiguous()?, &LinearOp { gelu })?;
+    let mut out_dims = dims;
+    if let Some(l) = out_dims.last_mut() {
+        *l = out;
+    }
+    Ok(y.reshape(out_dims)?)
+}
