@@ -110,7 +110,10 @@ fn activation_of(a: ct::Activation) -> Activation {
 }
 
 fn f64_arg(o: &Objective, name: &str, default: f64) -> f64 {
-    o.args.get(name).and_then(ArgValue::as_f64).unwrap_or(default)
+    o.args
+        .get(name)
+        .and_then(ArgValue::as_f64)
+        .unwrap_or(default)
 }
 
 /// Build the loss of an objective for a model of width `dim`.

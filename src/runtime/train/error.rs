@@ -36,7 +36,9 @@ pub enum RunError {
     #[error("stage `{stage}`: the loss of objective `{objective}` became {value} at step {step}")]
     #[diagnostic(
         code(stpipe::run::non_finite_loss),
-        help("lower the learning rate or check the data's scores; the last good checkpoint is kept")
+        help(
+            "lower the learning rate or check the data's scores; the last good checkpoint is kept"
+        )
     )]
     NonFiniteLoss {
         stage: String,

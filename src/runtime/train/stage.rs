@@ -131,17 +131,19 @@ fn adamw_config(stage: &Stage) -> Result<AdamWConfig> {
     if stage.optimizer.name != "AdamW" {
         return Err(unsupported(
             &format!("stage `{}`", stage.name),
-            &format!("the optimizer `{}` has no training implementation yet", stage.optimizer.name),
+            &format!(
+                "the optimizer `{}` has no training implementation yet",
+                stage.optimizer.name
+            ),
             "use AdamW",
         ));
     }
     let a = &stage.optimizer.args;
     let f = |k: &str, d: f64| a.get(k).and_then(ArgValue::as_f64).unwrap_or(d);
     let betas = match a.get("betas") {
-        Some(ArgValue::List(v)) if v.len() == 2 => (
-            v[0].as_f64().unwrap_or(0.9),
-            v[1].as_f64().unwrap_or(0.999),
-        ),
+        Some(ArgValue::List(v)) if v.len() == 2 => {
+            (v[0].as_f64().unwrap_or(0.9), v[1].as_f64().unwrap_or(0.999))
+        }
         _ => (0.9, 0.999),
     };
     Ok(AdamWConfig {
@@ -163,7 +165,12 @@ fn schedule_kind(stage: &Stage) -> Result<ScheduleKind> {
         )
     })?;
     if let ScheduleKind::WarmupCosineWithHardRestarts { cycles } = &mut kind {
-        if let Some(c) = stage.scheduler.args.get("cycles").and_then(ArgValue::as_f64) {
+        if let Some(c) = stage
+            .scheduler
+            .args
+            .get("cycles")
+            .and_then(ArgValue::as_f64)
+        {
             *cycles = c;
         }
     }
@@ -177,7 +184,11 @@ fn batch_tensors<'d>(
 ) -> Result<(Vec<Vec<&'d str>>, LossInputs)> {
     let ncols = feed.data.text_columns.len();
     let cols: Vec<Vec<&str>> = (0..ncols)
-        .map(|c| idx.iter().map(|&i| feed.data.examples[i].texts[c].as_str()).collect())
+        .map(|c| {
+            idx.iter()
+                .map(|&i| feed.data.examples[i].texts[c].as_str())
+                .collect()
+        })
         .collect();
     let mut inputs = LossInputs::default();
     let labels: Vec<Option<Label>> = idx.iter().map(|&i| feed.data.examples[i].label).collect();
@@ -218,7 +229,10 @@ fn batch_tensors<'d>(
 /// Train one stage; returns the best metric values seen.
 pub fn run_stage(stage: &Stage, env: &StageEnv, log: &mut RunLog) -> Result<Vec<Best>> {
     let model = env.models.get(&stage.model).ok_or_else(|| {
-        RunError::Invalid(format!("stage `{}`: model `{}` is not built", stage.name, stage.model))
+        RunError::Invalid(format!(
+            "stage `{}`: model `{}` is not built",
+            stage.name, stage.model
+        ))
     })?;
     let device = model.device().clone();
 
@@ -229,7 +243,10 @@ pub fn run_stage(stage: &Stage, env: &StageEnv, log: &mut RunLog) -> Result<Vec<
             RunError::Invalid(format!("stage `{}`: no objective `{name}`", stage.name))
         })?;
         let data = env.datasets.get(&o.data).ok_or_else(|| {
-            RunError::Invalid(format!("objective `{name}`: data `{}` is not loaded", o.data))
+            RunError::Invalid(format!(
+                "objective `{name}`: data `{}` is not loaded",
+                o.data
+            ))
         })?;
         if data.is_empty() {
             return Err(RunError::Invalid(format!(
@@ -285,7 +302,10 @@ pub fn run_stage(stage: &Stage, env: &StageEnv, log: &mut RunLog) -> Result<Vec<
         .collect::<Result<_>>()?;
     let turns_per_epoch = epoch_turns(stage.mixing, &counts, stage.seed, 0).len();
     if turns_per_epoch == 0 {
-        return Err(RunError::Invalid(format!("stage `{}` has no batches", stage.name)));
+        return Err(RunError::Invalid(format!(
+            "stage `{}` has no batches",
+            stage.name
+        )));
     }
     let accum = stage.gradient_accumulation.max(1);
     let epoch_steps = (stage.epochs * turns_per_epoch).div_ceil(accum) as u64;
@@ -354,7 +374,12 @@ pub fn run_stage(stage: &Stage, env: &StageEnv, log: &mut RunLog) -> Result<Vec<
         let mut crossed_epoch = false;
         for g in first..last {
             let epoch = g / turns_per_epoch;
-            let turns = epoch_turns(stage.mixing, &counts_for(&mut feeds, stage.seed, epoch)?, stage.seed, epoch);
+            let turns = epoch_turns(
+                stage.mixing,
+                &counts_for(&mut feeds, stage.seed, epoch)?,
+                stage.seed,
+                epoch,
+            );
             let Some(&(o, b)) = turns.get(g % turns_per_epoch) else {
                 continue;
             };
@@ -402,7 +427,10 @@ pub fn run_stage(stage: &Stage, env: &StageEnv, log: &mut RunLog) -> Result<Vec<
         }
     }
     if evaluated_at.is_none() && start == total && !stage.evaluate.is_empty() {
-        log.note(&format!("stage `{}`: already trained ({total} steps)", stage.name));
+        log.note(&format!(
+            "stage `{}`: already trained ({total} steps)",
+            stage.name
+        ));
     }
     bar.finish_and_clear();
     // The final state, so that a re-run with the same fingerprint skips the
@@ -469,7 +497,10 @@ fn evaluate_stage(
                 continue;
             }
             let Some(v) = m.get(metric) else { continue };
-            let improved = match best.iter().find(|b| &b.evaluator == e && &b.metric == metric) {
+            let improved = match best
+                .iter()
+                .find(|b| &b.evaluator == e && &b.metric == metric)
+            {
                 Some(b) => v > b.value,
                 None => true,
             };
@@ -500,7 +531,11 @@ fn evaluate_stage(
 
 /// The weights kept for the best value of `evaluator.metric` in a stage
 /// directory, if any.
-pub fn best_weights(stage_dir: &Path, evaluator: &str, metric: &str) -> Result<Option<HashMap<String, Tensor>>> {
+pub fn best_weights(
+    stage_dir: &Path,
+    evaluator: &str,
+    metric: &str,
+) -> Result<Option<HashMap<String, Tensor>>> {
     let root = stage_dir.join("best").join(format!("{evaluator}.{metric}"));
     Ok(checkpoint::latest(&root, &Device::Cpu)?.map(|c| c.weights))
 }
