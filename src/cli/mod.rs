@@ -87,6 +87,28 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Check a pipeline file and build its plan. Diagnostics (warnings too) go
+/// to stderr; on failure the exit code to return: 2 when the file cannot be
+/// read, 1 when the pipeline is invalid or cannot be planned.
+pub(crate) fn check_and_plan(
+    file: &std::path::Path,
+    opts: &Options,
+) -> Result<(crate::check::Pipeline, crate::plan::Plan), ExitCode> {
+    let (report, pipeline) = crate::check::check_file(file, opts).map_err(|e| {
+        eprintln!("error: cannot read {}: {e}", file.display());
+        ExitCode::from(2)
+    })?;
+    if !report.diags.is_empty() {
+        print_human(&report);
+    }
+    let pipeline = pipeline.ok_or(ExitCode::from(1))?;
+    let plan = crate::plan::Plan::build(&pipeline).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(1)
+    })?;
+    Ok((pipeline, plan))
+}
+
 /// Print a failed command's diagnostic on stderr: exit code 1.
 pub(crate) fn report_result(r: miette::Result<()>) -> ExitCode {
     match r {

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::ValueEnum;
 
-use crate::check::{check_file, Options};
+use crate::check::Options;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PlanFormat {
@@ -24,23 +24,9 @@ pub struct Args {
 }
 
 pub fn run(args: &Args, opts: &Options) -> ExitCode {
-    let (report, pipeline) = match check_file(&args.file, opts) {
+    let (_, plan) = match super::check_and_plan(&args.file, opts) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot read {}: {e}", args.file.display());
-            return ExitCode::from(2);
-        }
-    };
-    let Some(pipeline) = pipeline else {
-        super::print_human(&report);
-        return ExitCode::from(1);
-    };
-    let plan = match crate::plan::Plan::build(&pipeline) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     match args.format {
         PlanFormat::Text => print!("{}", plan.to_text()),

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::check::{check_file, Options};
+use crate::check::Options;
 use crate::runtime::train::run::{run as run_pipeline, RunOptions};
 
 #[derive(Debug, clap::Args)]
@@ -34,25 +34,9 @@ pub struct Args {
 }
 
 pub fn run(args: &Args, opts: &Options) -> ExitCode {
-    let (report, pipeline) = match check_file(&args.file, opts) {
+    let (pipeline, plan) = match super::check_and_plan(&args.file, opts) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot read {}: {e}", args.file.display());
-            return ExitCode::from(2);
-        }
-    };
-    if !report.diags.is_empty() {
-        super::print_human(&report);
-    }
-    let Some(pipeline) = pipeline else {
-        return ExitCode::from(1);
-    };
-    let plan = match crate::plan::Plan::build(&pipeline) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     let stem = args
         .file
