@@ -127,4 +127,12 @@ fn bad_rows_stop_with_the_line_or_are_counted() {
     )
     .unwrap();
     assert_eq!(capped.len(), 1);
+
+    // The source itself may ask for bad rows to be skipped.
+    let p = inline(
+        tmp.path(),
+        "data pairs = tsv(\"pairs.tsv\", header: false, skip_bad_rows: true) { sentence1: col(0), sentence2: col(1), score: col(2) / 5.0 }\n",
+    );
+    let ds = load(&p, "pairs", &LoadOptions::default()).unwrap();
+    assert_eq!((ds.len(), ds.skipped), (7, 1));
 }

@@ -368,6 +368,9 @@ impl Checker<'_> {
                         path,
                         written,
                         format,
+                        skip_bad_rows: get("skip_bad_rows")
+                            .and_then(|v| v.0.as_bool())
+                            .unwrap_or(false),
                     },
                     cols,
                 )

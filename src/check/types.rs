@@ -175,6 +175,8 @@ pub enum DataKind {
         /// The path as written, after interpolation.
         written: String,
         format: Format,
+        /// Count and skip rows that cannot be read instead of stopping.
+        skip_bad_rows: bool,
     },
     /// Row-by-row join of line-aligned sources.
     Zip { sources: Vec<String> },

@@ -11,6 +11,7 @@ pub const ALL: &[Component] = &[
         doc: "A tab-separated file. Columns are chosen in the column block by index (`col(0)`) or, with a header, by name (`col(\"premise\")`).",
         args: &[
             req("path", Str, "file path; relative paths start at the pipeline file's directory"),
+            opt("skip_bad_rows", Bool, "false", "count and skip rows that cannot be read (bad number, missing field, unknown label) instead of stopping the run"),
             opt("header", Bool, "true", "the first line names the columns"),
             opt("quoting", Choice(QUOTING), "csv", "`csv`: fields may be double-quoted, `\"\"` escapes a quote; `none`: quotes are ordinary characters"),
         ],
@@ -23,6 +24,7 @@ pub const ALL: &[Component] = &[
         doc: "A delimiter-separated file (comma by default).",
         args: &[
             req("path", Str, "file path; relative paths start at the pipeline file's directory"),
+            opt("skip_bad_rows", Bool, "false", "count and skip rows that cannot be read (bad number, missing field, unknown label) instead of stopping the run"),
             opt("header", Bool, "true", "the first line names the columns"),
             opt("quoting", Choice(QUOTING), "csv", "`csv`: fields may be double-quoted; `none`: quotes are ordinary characters"),
             opt("delimiter", Str, "\",\"", "the one-character field separator"),
@@ -34,7 +36,10 @@ pub const ALL: &[Component] = &[
         name: "jsonl",
         family: Family::Reader,
         doc: "JSON Lines: one JSON object per line; columns are chosen by key (`col(\"text\")`).",
-        args: &[req("path", Str, "file path; relative paths start at the pipeline file's directory")],
+        args: &[
+            req("path", Str, "file path; relative paths start at the pipeline file's directory"),
+            opt("skip_bad_rows", Bool, "false", "count and skip rows that cannot be read (bad number, missing field, unknown label) instead of stopping the run"),
+        ],
         columns: None,
         metrics: &[],
     },
@@ -44,6 +49,7 @@ pub const ALL: &[Component] = &[
         doc: "SMART records (`.I`, `.T`, `.A`, `.B`, `.W` markers), as in the Cranfield collection. Fields, chosen by name: `id`, `title`, `author`, `biblio`, `text`.",
         args: &[
             req("path", Str, "file path; relative paths start at the pipeline file's directory"),
+            opt("skip_bad_rows", Bool, "false", "count and skip rows that cannot be read (bad number, missing field, unknown label) instead of stopping the run"),
             opt("ids", Choice(&["file", "position"]), "file", "`file`: ids from `.I`; `position`: 1, 2, 3... in file order (Cranfield queries are judged by position)"),
         ],
         columns: None,

@@ -51,7 +51,18 @@ pub(super) fn load_depth(
         (a, b) => a.or(b),
     };
     let mut ds = match &source.kind {
-        DataKind::File { path, format, .. } => read_file(source, path, format, limit, opts)?,
+        DataKind::File {
+            path,
+            format,
+            skip_bad_rows,
+            ..
+        } => {
+            let opts = LoadOptions {
+                skip_bad_rows: opts.skip_bad_rows || *skip_bad_rows,
+                ..opts.clone()
+            };
+            read_file(source, path, format, limit, &opts)?
+        }
         DataKind::Ref { source: inner } => {
             let mut d = load_depth(pipeline, inner, opts, depth + 1)?;
             d.name = source.name.clone();
