@@ -10,6 +10,18 @@ use crate::runtime::eval::EvalMetrics;
 
 use super::error::{Result, RunError};
 
+/// Whether `file` is non-empty and its last byte is not a newline.
+fn ends_without_newline(file: &mut std::fs::File) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    if file.metadata()?.len() == 0 {
+        return Ok(false);
+    }
+    file.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8; 1];
+    file.read_exact(&mut last)?;
+    Ok(last[0] != b'\n')
+}
+
 /// The run's log: `metrics.jsonl` plus what is shown on the terminal.
 pub struct RunLog {
     path: PathBuf,
@@ -22,14 +34,21 @@ pub struct RunLog {
 impl RunLog {
     pub fn open(run_dir: &Path, progress: bool) -> Result<Self> {
         let path = run_dir.join("metrics.jsonl");
-        let file = std::fs::OpenOptions::new()
+        let io = |source| RunError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .read(true)
             .open(&path)
-            .map_err(|source| RunError::Io {
-                path: path.clone(),
-                source,
-            })?;
+            .map_err(io)?;
+        // A run killed in the middle of a line leaves it without its
+        // newline: end it, so that this run's lines stay whole.
+        if ends_without_newline(&mut file).map_err(io)? {
+            file.write_all(b"\n").map_err(io)?;
+        }
         Ok(RunLog {
             path,
             file,
@@ -39,9 +58,12 @@ impl RunLog {
     }
 
     fn write(&mut self, v: serde_json::Value) {
-        // The log is a record, not a reason to stop training: a failed
-        // write is reported once per line on stderr.
-        if writeln!(self.file, "{v}").is_err() {
+        // One write per line (formatting straight into the file would issue
+        // one per JSON token, and a kill could tear the line). The log is a
+        // record, not a reason to stop training: a failed write is reported
+        // once per line on stderr.
+        let line = format!("{v}\n");
+        if self.file.write_all(line.as_bytes()).is_err() {
             eprintln!("warning: cannot append to {}", self.path.display());
         }
     }
@@ -59,11 +81,9 @@ impl RunLog {
         }
         let bar = ProgressBar::new(total);
         bar.set_style(
-            ProgressStyle::with_template(
-                "{prefix} [{bar:30}] {pos}/{len} {msg} (eta {eta})",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} (eta {eta})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
         );
         bar.set_prefix(stage.to_string());
         bar.set_position(done);
@@ -105,7 +125,10 @@ impl RunLog {
             .collect();
         let primary = m.primary_value().unwrap_or(f64::NAN);
         if self.progress {
-            eprintln!("  [{stage} step {step}] {evaluator}.{} = {primary:.4}", m.primary);
+            eprintln!(
+                "  [{stage} step {step}] {evaluator}.{} = {primary:.4}",
+                m.primary
+            );
         }
         self.write(serde_json::json!({
             "stage": stage, "step": step, "evaluator": evaluator, "metrics": metrics,

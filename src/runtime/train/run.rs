@@ -79,6 +79,21 @@ fn stage_seed(p: &Pipeline, model: &str) -> u64 {
         .unwrap_or(42)
 }
 
+/// What a stage's checkpoints must match to be resumed: the plan's
+/// fingerprint and the options that change what the steps do. A smoke run
+/// (`--max-steps` shortens the schedule, `--limit` the data) is not resumed
+/// by a full run in the same run directory, nor the other way round.
+fn checkpoint_fingerprint(plan: &str, opts: &RunOptions) -> String {
+    let mut fp = plan.to_string();
+    if let Some(n) = opts.max_steps {
+        fp.push_str(&format!("+max-steps={n}"));
+    }
+    if let Some(n) = opts.limit {
+        fp.push_str(&format!("+limit={n}"));
+    }
+    fp
+}
+
 fn compare(value: f64, op: &str, threshold: f64) -> bool {
     match op {
         ">=" => value >= threshold,
@@ -159,7 +174,10 @@ pub fn run(p: &Pipeline, plan: &Plan, opts: &RunOptions) -> Result<RunSummary> {
                     datasets: &datasets,
                     losses: &losses,
                     dir: dir.clone(),
-                    fingerprint: fingerprints.get(&stage.name).cloned().unwrap_or_default(),
+                    fingerprint: checkpoint_fingerprint(
+                        fingerprints.get(&stage.name).map_or("", String::as_str),
+                        opts,
+                    ),
                     track_best,
                     max_steps: opts.max_steps,
                     progress: opts.progress,

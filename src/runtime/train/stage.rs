@@ -349,12 +349,22 @@ pub fn run_stage(stage: &Stage, env: &StageEnv, log: &mut RunLog) -> Result<Vec<
                     stage.name, c.step
                 ));
             }
-            _ => log.note(&format!(
-                "stage `{}`: ignoring checkpoints of a different configuration in {}",
-                stage.name,
-                ckpt_dir.display()
-            )),
+            _ => {
+                // They would outlive this run's own checkpoints (pruning
+                // keeps the highest steps) and hide them from a resume.
+                log.note(&format!(
+                    "stage `{}`: ignoring checkpoints of a different configuration in {} (removed)",
+                    stage.name,
+                    ckpt_dir.display()
+                ));
+                remove_tree(&ckpt_dir)?;
+            }
         }
+    }
+    if start == 0 {
+        // Best weights kept by another configuration (or a smoke run) must
+        // not stand in for this run's: a fresh start tracks them anew.
+        remove_tree(&best_dir)?;
     }
 
     let bar = log.stage_bar(&stage.name, total, start);
@@ -437,6 +447,17 @@ pub fn run_stage(stage: &Stage, env: &StageEnv, log: &mut RunLog) -> Result<Vec<
     // stage entirely.
     save_checkpoint(&ckpt_dir, env, &opt, total, &best, stage.checkpoint_keep)?;
     Ok(best)
+}
+
+/// Remove a directory tree; an absent one is fine.
+fn remove_tree(path: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(RunError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
 }
 
 fn counts_for(feeds: &mut [Feed], seed: u64, epoch: usize) -> Result<Vec<usize>> {
