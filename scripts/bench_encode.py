@@ -28,20 +28,12 @@ import sentence_transformers  # noqa: E402
 from sentence_transformers import SentenceTransformer  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sts_data import read_sts  # noqa: E402
 
 
 def read_sts_sentences(path: Path) -> list[str]:
-    s1, s2 = [], []
-    with open(path, encoding="utf8", newline="\n") as f:
-        for line in f:
-            line = line.rstrip("\n").rstrip("\r")
-            if not line:
-                continue
-            cols = line.split("\t")
-            if len(cols) < 7:
-                raise SystemExit(f"short row in {path}: {line!r}")
-            s1.append(cols[5])
-            s2.append(cols[6])
+    s1, s2, _ = read_sts(path)
     return s1 + s2
 
 

@@ -75,23 +75,16 @@ Layout notes (ST 6.x, not the legacy `sentence_transformers.models.*` one):
 """
 
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sts_data import read_sts  # noqa: E402
+
+
 def read_sentences(shared: Path, n: int) -> list[str]:
     path = shared / "data" / "stsbenchmark" / "sts-test.csv"
-    out: list[str] = []
-    with open(path, encoding="utf8", newline="\n") as f:
-        for line in f:
-            line = line.rstrip("\n").rstrip("\r")
-            if not line:
-                continue
-            cols = line.split("\t")
-            if len(cols) < 7:
-                raise SystemExit(f"short row in {path}: {line!r}")
-            s = cols[5]
-            if "\n" in s or "\r" in s:
-                raise SystemExit(f"sentence contains a newline: {s!r}")
-            out.append(s)
-            if len(out) == n:
-                break
+    out, _, _ = read_sts(path, n)
+    for s in out:
+        if "\n" in s or "\r" in s:
+            raise SystemExit(f"sentence contains a newline: {s!r}")
     if len(out) != n:
         raise SystemExit(f"only {len(out)} rows in {path}")
     return out

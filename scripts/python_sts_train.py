@@ -40,25 +40,8 @@ from sentence_transformers.sentence_transformer.evaluation.embedding_similarity 
 from sentence_transformers.sentence_transformer.losses.cosine_similarity import CosineSimilarityLoss  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def read_sts(path: Path, limit: int | None = None) -> tuple[list[str], list[str], list[float]]:
-    """STS benchmark TSV: no header, no quoting; genre, file, year, id, score, s1, s2[, extra...]."""
-    s1, s2, scores = [], [], []
-    with open(path, encoding="utf8", newline="\n") as f:
-        for line in f:
-            line = line.rstrip("\n").rstrip("\r")
-            if not line:
-                continue
-            cols = line.split("\t")
-            if len(cols) < 7:
-                raise SystemExit(f"short row in {path}: {line!r}")
-            scores.append(float(cols[4]) / 5.0)
-            s1.append(cols[5])
-            s2.append(cols[6])
-            if limit is not None and len(s1) == limit:
-                break
-    return s1, s2, scores
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sts_data import read_sts  # noqa: E402
 
 
 def build_model(model_dir: Path) -> SentenceTransformer:
