@@ -10,25 +10,9 @@
 //!   as batch triplet losses need.
 
 use super::rng::Rng;
+/// The sampler kinds are those the checker resolves pipelines to.
+pub use crate::check::types::Sampler;
 use std::collections::{BTreeMap, HashSet};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sampler {
-    Default,
-    NoDuplicates,
-    GroupByLabel,
-}
-
-impl Sampler {
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name.to_ascii_lowercase().replace('-', "_").as_str() {
-            "default" | "batch_sampler" => Some(Sampler::Default),
-            "no_duplicates" => Some(Sampler::NoDuplicates),
-            "group_by_label" => Some(Sampler::GroupByLabel),
-            _ => None,
-        }
-    }
-}
 
 /// What a sampler may need to know of the examples.
 pub struct SampleKeys<'a> {

@@ -258,11 +258,7 @@ pub fn run_stage(stage: &Stage, env: &StageEnv, log: &mut RunLog) -> Result<Vec<
             .losses
             .get(name)
             .ok_or_else(|| RunError::Invalid(format!("objective `{name}` has no loss")))?;
-        let sampler = match o.sampler {
-            crate::check::types::Sampler::Default => Sampler::Default,
-            crate::check::types::Sampler::NoDuplicates => Sampler::NoDuplicates,
-            crate::check::types::Sampler::GroupByLabel => Sampler::GroupByLabel,
-        };
+        let sampler = o.sampler;
         let teacher = match o.args.get("teacher").and_then(ArgValue::as_str) {
             Some(t) => {
                 let teacher = env.models.get(t).ok_or_else(|| {
