@@ -316,6 +316,9 @@ impl Checker<'_> {
             },
             evaluate,
             evaluate_every,
+            evaluate_at_start: get("evaluate_at_start")
+                .and_then(|v| v.0.as_bool())
+                .unwrap_or(true),
             checkpoint_every: checkpoint.map(|c| c.0),
             checkpoint_keep: checkpoint.and_then(|c| c.1),
             teachers,

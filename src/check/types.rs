@@ -418,6 +418,8 @@ pub struct Stage {
     /// `evaluate_every` steps when set).
     pub evaluate: Vec<String>,
     pub evaluate_every: Option<u64>,
+    /// Evaluate once before training (the baseline, logged as step 0).
+    pub evaluate_at_start: bool,
     pub checkpoint_every: Option<u64>,
     pub checkpoint_keep: Option<usize>,
     /// Frozen models the objectives also read (distillation teachers).

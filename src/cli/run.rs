@@ -63,7 +63,13 @@ pub fn run(args: &Args, opts: &Options) -> ExitCode {
     };
     eprintln!("run directory: {}", run_opts.run_dir.display());
     for (name, metric, v) in &summary.final_metrics {
-        eprintln!("  {name}.{metric} = {v:.4}");
+        let before = summary
+            .baseline_metrics
+            .iter()
+            .find(|(n, m, _)| n == name && m == metric)
+            .map(|(_, _, b)| format!(" (before training {b:.4})"))
+            .unwrap_or_default();
+        eprintln!("  {name}.{metric} = {v:.4}{before}");
     }
     for p in &summary.saved {
         eprintln!("  saved {}", p.display());

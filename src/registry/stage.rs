@@ -19,6 +19,7 @@ pub const STAGE: Component = Component {
         opt("gradient_accumulation", Count, "1", "batches accumulated per optimizer step"),
         opt("seed", Int, "42", "random seed (shuffling, dropout, initialisation)"),
         opt("mixing", Choice(MIXING), "round_robin", "how batches of several objectives interleave: one of each in turn, or in proportion to their sizes"),
+        opt("evaluate_at_start", Bool, "true", "run the stage's evaluators once before the first step (logged as step 0, the baseline the summary compares with; never a candidate for `best by`)"),
     ],
     columns: None,
     metrics: &[],

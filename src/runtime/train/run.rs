@@ -50,6 +50,9 @@ pub struct RunSummary {
     pub expectations: Vec<ExpectOutcome>,
     /// The last value of every evaluator's primary metric.
     pub final_metrics: Vec<(String, String, f64)>,
+    /// The first value of every evaluator's primary metric at step 0 (before
+    /// training; see the stage setting `evaluate_at_start`).
+    pub baseline_metrics: Vec<(String, String, f64)>,
 }
 
 impl RunSummary {
@@ -240,8 +243,15 @@ pub fn run(p: &Pipeline, plan: &Plan, opts: &RunOptions) -> Result<RunSummary> {
             }
         }
     }
-    for (_, _, name, m) in &log.evaluations {
+    for (stage, step, name, m) in &log.evaluations {
         if let Some(v) = m.primary_value() {
+            let in_stage = p.stages().any(|s| &s.name == stage);
+            if *step == 0 && in_stage && !summary.baseline_metrics.iter().any(|(n, _, _)| n == name)
+            {
+                summary
+                    .baseline_metrics
+                    .push((name.clone(), m.primary.clone(), v));
+            }
             summary.final_metrics.retain(|(n, _, _)| n != name);
             summary
                 .final_metrics

@@ -363,6 +363,10 @@ pub fn run_stage(stage: &Stage, env: &StageEnv, log: &mut RunLog) -> Result<Vec<
         remove_tree(&best_dir)?;
     }
 
+    if start == 0 && stage.evaluate_at_start && !stage.evaluate.is_empty() {
+        // The untrained baseline: logged as step 0, never kept as "best".
+        evaluate_stage(stage, env, 0, None, &best_dir, &opt, log)?;
+    }
     let bar = log.stage_bar(&stage.name, total, start);
     let total_turns = if stage.max_steps.is_some() || env.max_steps.is_some() {
         total as usize * accum
@@ -423,7 +427,7 @@ pub fn run_stage(stage: &Stage, env: &StageEnv, log: &mut RunLog) -> Result<Vec<
 
         let every = stage.evaluate_every.is_some_and(|n| n > 0 && step % n == 0);
         if every || crossed_epoch || step == total {
-            evaluate_stage(stage, env, step, &mut best, &best_dir, &opt, log)?;
+            evaluate_stage(stage, env, step, Some(&mut best), &best_dir, &opt, log)?;
             evaluated_at = Some(step);
         }
         if let Some(n) = stage.checkpoint_every {
@@ -489,11 +493,13 @@ fn save_checkpoint(
     Ok(())
 }
 
+/// Run the stage's evaluators after `step` steps; with `best`, keep the
+/// weights of every tracked metric that improved.
 fn evaluate_stage(
     stage: &Stage,
     env: &StageEnv,
     step: u64,
-    best: &mut Vec<Best>,
+    best: Option<&mut Vec<Best>>,
     best_dir: &Path,
     opt: &Optimizer,
     log: &mut RunLog,
@@ -503,12 +509,16 @@ fn evaluate_stage(
         datasets: env.datasets,
         losses: env.losses,
     };
+    let mut best = best;
     for name in &stage.evaluate {
         let Some(ev) = env.pipeline.evaluator(name) else {
             continue;
         };
         let m = super::evaluate::evaluate(ev, &cx)?;
         log.eval(&stage.name, step, name, &m);
+        let Some(best) = best.as_deref_mut() else {
+            continue;
+        };
         for (e, metric) in &env.track_best {
             if e != name {
                 continue;
