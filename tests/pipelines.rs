@@ -6,7 +6,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-use stpipe::check::{check_file, Module, Step};
+use stpipe::check::{check_file, Module, PoolingMode, Step};
 use stpipe::plan::{Plan, StepKind};
 
 fn pipelines() -> Vec<PathBuf> {
@@ -73,15 +73,16 @@ fn nli_widths_follow_the_chain() {
     let (_, p) = check_file(&f, &common::options()).unwrap();
     let p = p.unwrap();
     let m = p.model("sbert").unwrap();
-    assert_eq!(m.dim, Some(256));
+    assert_eq!(m.dim, Some(384));
     assert!(matches!(
-        m.modules[2],
-        Module::Dense {
-            in_features: Some(384),
-            out_features: 256,
-            ..
-        }
+        &m.modules[1],
+        Module::Pooling {
+            modes,
+            in_dim: Some(384),
+            out_dim: Some(384),
+        } if modes == &[PoolingMode::Cls]
     ));
+    assert!(matches!(m.modules[2], Module::Normalize));
 }
 
 #[test]
