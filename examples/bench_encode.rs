@@ -20,7 +20,7 @@ fn cpu_seconds() -> f64 {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    stpipe::runtime::init_threads();
+    stpipe::runtime::process::init(stpipe::runtime::process::Workload::Inference);
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 3 {
         eprintln!("usage: bench_encode MODEL_DIR STS_TEST_CSV [BATCH] [RUNS]");

@@ -76,7 +76,11 @@ pub fn main() -> ExitCode {
             };
         }
     };
-    crate::runtime::init_threads();
+    use crate::runtime::process::{self, Workload};
+    process::init(match cli.command {
+        Command::Run(_) => Workload::Training,
+        _ => Workload::Inference,
+    });
     let opts = cli.options();
     match cli.command {
         Command::Check(a) => check::run(&a, &opts),

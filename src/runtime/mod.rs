@@ -20,20 +20,10 @@ mod kernels;
 pub mod loss;
 pub mod modules;
 pub mod ops;
+pub mod process;
 pub mod st_format;
 pub mod train;
 pub mod weights;
-
-/// Configure threading for the runtime; call once at program start, before
-/// any tensor work. stpipe's fused kernels and gemm parallelise through
-/// rayon; candle's own elementwise pool spin-waits between ops, which on a
-/// small or shared machine steals cores from them (measured: ~15% of encode
-/// time). Unless `CANDLE_NUM_THREADS` is set, that pool is made single-threaded.
-pub fn init_threads() {
-    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
-        std::env::set_var("CANDLE_NUM_THREADS", "1");
-    }
-}
 
 pub use encoder::{EncodeOptions, NamedVar, SentenceEncoder};
 pub use error::{Error, Result};
