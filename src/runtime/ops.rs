@@ -57,6 +57,11 @@ fn fused_ok(x: &Tensor, ctx: &Ctx) -> bool {
     !ctx.grad && x.dtype() == DType::F32 && x.device().is_cpu()
 }
 
+/// Whether the fused kernels with a backward can serve `x` (training).
+fn fused_ok_grad(x: &Tensor) -> bool {
+    x.dtype() == DType::F32 && x.device().is_cpu()
+}
+
 /// `x @ w^T + b` over the last dimension, for `x` of any rank.
 pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, ctx: &Ctx) -> Result<Tensor> {
     if fused_ok(x, ctx) && w.dtype() == DType::F32 {
@@ -128,7 +133,11 @@ fn linear_composed(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor>
     let x2 = x.reshape((rows, in_dim))?;
     let mut y = x2.matmul(&w.t()?)?;
     if let Some(b) = b {
-        y = y.broadcast_add(b)?;
+        y = if fused_ok_grad(&y) && b.dtype() == DType::F32 {
+            y.contiguous()?.apply_op2(b, kernels::AddBias)?
+        } else {
+            y.broadcast_add(b)?
+        };
     }
     let mut out_dims = dims;
     if let Some(last) = out_dims.last_mut() {
@@ -143,6 +152,16 @@ pub fn layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64, ctx: &Ctx) -> Re
         let x = x.contiguous()?;
         return Ok(candle_nn::ops::layer_norm(&x, w, b, eps as f32)?);
     }
+    if fused_ok_grad(x) && w.dtype() == DType::F32 && b.dtype() == DType::F32 {
+        let x = x.contiguous()?;
+        return Ok(x.apply_op3(w, b, kernels::LayerNorm { eps: eps as f32 })?);
+    }
+    layer_norm_composed(x, w, b, eps)
+}
+
+/// Layer norm from candle ops (any dtype or device; the reference the fused
+/// kernel is tested against).
+fn layer_norm_composed(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Result<Tensor> {
     let mean = x.mean_keepdim(D::Minus1)?;
     let xc = x.broadcast_sub(&mean)?;
     let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
@@ -171,6 +190,9 @@ pub fn softmax(x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
         let x = x.contiguous()?;
         return Ok(candle_nn::ops::softmax_last_dim(&x)?);
     }
+    if fused_ok_grad(x) {
+        return Ok(x.contiguous()?.apply_op1(kernels::Softmax)?);
+    }
     Ok(candle_nn::ops::softmax(x, D::Minus1)?)
 }
 
@@ -182,17 +204,24 @@ pub fn dropout(x: &Tensor, p: f64, ctx: &Ctx) -> Result<Tensor> {
     if p >= 1.0 {
         return Ok(x.zeros_like()?);
     }
-    let n = x.elem_count();
-    let scale = (1.0 / (1.0 - p)) as f32;
-    let mask: Vec<f32> = {
+    let seed = {
         let mut rng = match ctx.rng.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
-        (0..n)
-            .map(|_| if rng.random::<f64>() < p { 0.0 } else { scale })
-            .collect()
+        rng.random::<u64>()
     };
+    if fused_ok_grad(x) {
+        // The mask is a function of (seed, index), regenerated backward.
+        let op = kernels::Dropout { seed, p: p as f32 };
+        return Ok(x.contiguous()?.apply_op1(op)?);
+    }
+    let n = x.elem_count();
+    let scale = (1.0 / (1.0 - p)) as f32;
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mask: Vec<f32> = (0..n)
+        .map(|_| if rng.random::<f64>() < p { 0.0 } else { scale })
+        .collect();
     let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
     Ok((x * mask)?)
 }
@@ -230,6 +259,177 @@ mod tests {
     fn libm_erf(x: f64) -> f64 {
         let t = Tensor::new(&[x], &candle_core::Device::Cpu).unwrap();
         t.erf().unwrap().to_vec1::<f64>().unwrap()[0]
+    }
+
+    /// Values and input gradients (for a fixed random output weighting) of
+    /// `f` at `x`, and the gradients of `extra`.
+    fn value_and_grads(
+        f: impl Fn(&Tensor) -> Tensor,
+        x: &candle_core::Var,
+        extra: &[&candle_core::Var],
+    ) -> (Vec<f32>, Vec<Vec<f32>>) {
+        let y = f(x.as_tensor());
+        let n = y.elem_count();
+        let weights: Vec<f32> = (0..n)
+            .map(|i| ((i * 7919 % 97) as f32 / 48.5) - 1.0)
+            .collect();
+        let wt = Tensor::from_vec(weights, y.shape(), y.device()).unwrap();
+        let grads = (&y * &wt).unwrap().sum_all().unwrap().backward().unwrap();
+        let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let mut gs = vec![flat(grads.get(x.as_tensor()).unwrap())];
+        for v in extra {
+            gs.push(flat(grads.get(v.as_tensor()).unwrap()));
+        }
+        (flat(&y), gs)
+    }
+
+    fn assert_close(a: &[f32], b: &[f32], tol: f32, what: &str) {
+        assert_eq!(a.len(), b.len(), "{what}");
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!(
+                (x - y).abs() <= tol * (1.0 + y.abs()),
+                "{what}[{i}]: {x} vs {y}"
+            );
+        }
+    }
+
+    fn random_var(shape: &[usize], seed: u64, scale: f32) -> candle_core::Var {
+        let mut rng = crate::runtime::train::rng::Rng::new(seed);
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n)
+            .map(|_| (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0)
+            .map(|u| u * scale)
+            .collect();
+        candle_core::Var::from_tensor(
+            &Tensor::from_vec(v, shape, &candle_core::Device::Cpu).unwrap(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn fused_layer_norm_matches_the_composed_one_with_gradients() {
+        let x = random_var(&[3, 5, 48], 1, 3.0);
+        let w = random_var(&[48], 2, 1.5);
+        let b = random_var(&[48], 3, 0.5);
+        let ctx = Ctx::train(1);
+        let (y1, g1) = value_and_grads(
+            |x| layer_norm(x, w.as_tensor(), b.as_tensor(), 1e-12, &ctx).unwrap(),
+            &x,
+            &[&w, &b],
+        );
+        let (y2, g2) = value_and_grads(
+            |x| layer_norm_composed(x, w.as_tensor(), b.as_tensor(), 1e-12).unwrap(),
+            &x,
+            &[&w, &b],
+        );
+        assert_close(&y1, &y2, 1e-5, "value");
+        for (i, what) in ["dx", "dw", "db"].iter().enumerate() {
+            assert_close(&g1[i], &g2[i], 1e-4, what);
+        }
+        // A strided input (a transpose) is made contiguous first.
+        let xt = random_var(&[48, 4], 4, 1.0);
+        let (y3, _) = value_and_grads(
+            |x| layer_norm(&x.t().unwrap(), w.as_tensor(), b.as_tensor(), 1e-5, &ctx).unwrap(),
+            &xt,
+            &[],
+        );
+        let (y4, _) = value_and_grads(
+            |x| layer_norm_composed(&x.t().unwrap(), w.as_tensor(), b.as_tensor(), 1e-5).unwrap(),
+            &xt,
+            &[],
+        );
+        assert_close(&y3, &y4, 1e-5, "strided value");
+    }
+
+    #[test]
+    fn fused_softmax_matches_candle_with_gradients() {
+        // Large magnitudes too, and a row of -1e9 (masked) entries.
+        let x = random_var(&[2, 3, 7, 33], 5, 20.0);
+        let ctx = Ctx::train(1);
+        let mask = {
+            let mut m = vec![0f32; 33];
+            m[30..].iter_mut().for_each(|v| *v = -1e9);
+            Tensor::from_vec(m, 33, &candle_core::Device::Cpu).unwrap()
+        };
+        let (y1, g1) = value_and_grads(
+            |x| softmax(&x.broadcast_add(&mask).unwrap(), &ctx).unwrap(),
+            &x,
+            &[],
+        );
+        let (y2, g2) = value_and_grads(
+            |x| candle_nn::ops::softmax(&x.broadcast_add(&mask).unwrap(), D::Minus1).unwrap(),
+            &x,
+            &[],
+        );
+        assert_close(&y1, &y2, 1e-6, "value");
+        assert_close(&g1[0], &g2[0], 1e-5, "dx");
+        assert!(y1.iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn fused_bias_add_matches_broadcast_add_with_gradients() {
+        let x = random_var(&[3, 700, 24], 7, 2.0);
+        let w = random_var(&[16, 24], 8, 0.5);
+        let b = random_var(&[16], 9, 1.0);
+        let ctx = Ctx::train(1);
+        let (y1, g1) = value_and_grads(
+            |x| linear(x, w.as_tensor(), Some(b.as_tensor()), &ctx).unwrap(),
+            &x,
+            &[&w, &b],
+        );
+        let (y2, g2) = value_and_grads(
+            |x| {
+                x.broadcast_matmul(&w.as_tensor().t().unwrap())
+                    .unwrap()
+                    .broadcast_add(b.as_tensor())
+                    .unwrap()
+            },
+            &x,
+            &[&w, &b],
+        );
+        assert_close(&y1, &y2, 1e-5, "value");
+        for (i, what) in ["dx", "dw", "db"].iter().enumerate() {
+            assert_close(&g1[i], &g2[i], 1e-4, what);
+        }
+    }
+
+    #[test]
+    fn dropout_masks_are_seeded_scaled_and_shared_with_the_backward() {
+        let x = random_var(&[50_000], 10, 1.0);
+        let run =
+            |seed: u64| value_and_grads(|x| dropout(x, 0.1, &Ctx::train(seed)).unwrap(), &x, &[]);
+        let (y1, g1) = run(3);
+        let (y2, g2) = run(3);
+        let (y3, _) = run(4);
+        assert_eq!(y1, y2, "same seed, same mask");
+        assert_eq!(g1, g2);
+        assert_ne!(y1, y3, "another seed, another mask");
+        let xs = x.as_tensor().to_vec1::<f32>().unwrap();
+        let dropped = y1.iter().filter(|v| **v == 0.0).count() as f64 / y1.len() as f64;
+        assert!((dropped - 0.1).abs() < 0.01, "dropped {dropped}");
+        // Kept values are scaled by 1/(1-p); the gradient uses the same mask.
+        let (_, gref) = value_and_grads(|x| x.clone(), &x, &[]);
+        for i in 0..xs.len() {
+            if y1[i] == 0.0 {
+                assert_eq!(g1[0][i], 0.0);
+            } else {
+                assert!((y1[i] - xs[i] / 0.9).abs() < 1e-6);
+                assert!((g1[0][i] - gref[0][i] / 0.9).abs() < 1e-6);
+            }
+        }
+        // Inference leaves the input alone.
+        let e = dropout(x.as_tensor(), 0.1, &Ctx::eval()).unwrap();
+        assert_eq!(e.to_vec1::<f32>().unwrap(), xs);
+    }
+
+    #[test]
+    fn fused_gelu_gradient_matches_candle_over_a_range() {
+        let x = random_var(&[4000], 6, 8.0);
+        let ctx = Ctx::train(1);
+        let (y1, g1) = value_and_grads(|x| gelu(x, &ctx).unwrap(), &x, &[]);
+        let (y2, g2) = value_and_grads(|x| x.gelu_erf().unwrap(), &x, &[]);
+        assert_close(&y1, &y2, 1e-5, "value");
+        assert_close(&g1[0], &g2[0], 1e-5, "dx");
     }
 
     #[test]

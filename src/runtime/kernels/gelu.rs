@@ -1,6 +1,6 @@
 //! Erf-GELU: vectorised, multi-threaded, with backward.
 
-use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 
 use super::f32_slice;
 
@@ -29,11 +29,97 @@ impl CustomOp1 for FastGelu {
         _res: &Tensor,
         grad_res: &Tensor,
     ) -> candle_core::Result<Option<Tensor>> {
-        // d/dx [x Phi(x)] = Phi(x) + x phi(x)
-        let cdf = ((arg / std::f64::consts::SQRT_2)?.erf()? + 1.0)? * 0.5;
-        let pdf = (arg.sqr()? * -0.5)?.exp()? * (1.0 / (2.0 * std::f64::consts::PI).sqrt());
-        let d = (cdf? + (arg * pdf?)?)?;
-        Ok(Some(grad_res.mul(&d)?))
+        // d/dx [x Phi(x)] = Phi(x) + x phi(x), in one fused pass.
+        let arg = arg.contiguous()?;
+        let grad = grad_res.contiguous()?;
+        Ok(Some(arg.apply_op2_no_bwd(&grad, &GeluGrad)?))
+    }
+}
+
+/// `grad * gelu'(x)` for GELU's backward: one pass instead of ten tensor
+/// ops (erf, exp, squares and products, each allocating).
+struct GeluGrad;
+
+impl CustomOp2 for GeluGrad {
+    fn name(&self) -> &'static str {
+        "fast-gelu-erf-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s1, l1, "fast-gelu-erf-grad")?;
+        let g = f32_slice(s2, l2, "fast-gelu-erf-grad")?;
+        if x.len() != g.len() {
+            candle_core::bail!(
+                "fast-gelu-erf-grad: {} values, {} gradients",
+                x.len(),
+                g.len()
+            );
+        }
+        let mut out = vec![0f32; x.len()];
+        map_chunks_par(x, g, &mut out, gelu_grad_slice);
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+/// `f(a, b, out)` over matching chunks of the three slices, in parallel for
+/// large ones.
+fn map_chunks_par(a: &[f32], b: &[f32], out: &mut [f32], f: fn(&[f32], &[f32], &mut [f32])) {
+    use rayon::prelude::*;
+
+    const CHUNK: usize = 1 << 14;
+    if a.len() <= CHUNK {
+        f(a, b, out);
+        return;
+    }
+    out.par_chunks_mut(CHUNK)
+        .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
+        .for_each(|(o, (a, b))| f(a, b, o));
+}
+
+fn gelu_grad_slice(x: &[f32], g: &[f32], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports the features the function is compiled for.
+            unsafe { gelu_grad_slice_avx512(x, g, out) };
+            return;
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: as above.
+            unsafe { gelu_grad_slice_avx2(x, g, out) };
+            return;
+        }
+    }
+    gelu_grad_slice_generic(x, g, out);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
+unsafe fn gelu_grad_slice_avx512(x: &[f32], g: &[f32], out: &mut [f32]) {
+    gelu_grad_slice_generic(x, g, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gelu_grad_slice_avx2(x: &[f32], g: &[f32], out: &mut [f32]) {
+    gelu_grad_slice_generic(x, g, out)
+}
+
+#[inline(always)]
+fn gelu_grad_slice_generic(x: &[f32], g: &[f32], out: &mut [f32]) {
+    // 1 / sqrt(2 pi)
+    const INV_SQRT_2PI: f32 = 0.398_942_3;
+    for ((o, &x), &g) in out.iter_mut().zip(x).zip(g) {
+        let cdf = 0.5 * (1.0 + erf_f32(x * std::f32::consts::FRAC_1_SQRT_2));
+        let pdf = INV_SQRT_2PI * exp_f32(-0.5 * x * x);
+        *o = g * (cdf + x * pdf);
     }
 }
 

@@ -1,0 +1,113 @@
+//! Softmax over the last dimension, with backward, for training: candle's
+//! `softmax_last_dim` has no backward, and the composed softmax (max, sub,
+//! exp, sum, div) costs five allocating ops forward and more backward.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
+
+use super::f32_slice;
+use super::gelu::exp_f32;
+
+/// Row-wise softmax over the last dimension of a contiguous f32 tensor.
+pub(crate) struct Softmax;
+
+fn last_dim(layout: &Layout, what: &str) -> candle_core::Result<usize> {
+    match layout.dims().last() {
+        Some(&n) if n > 0 => Ok(n),
+        _ => candle_core::bail!("{what}: needs a non-empty last dimension"),
+    }
+}
+
+/// `f(row_in_a, row_in_b, row_out)` over every row, rows in parallel.
+fn rows_par(
+    a: &[f32],
+    b: &[f32],
+    out: &mut [f32],
+    n: usize,
+    f: impl Fn(&[f32], &[f32], &mut [f32]) + Sync,
+) {
+    use rayon::prelude::*;
+
+    // About 16k values per task.
+    let rows_per_task = ((1 << 14) / n).max(1);
+    out.par_chunks_mut(n * rows_per_task)
+        .zip(a.par_chunks(n * rows_per_task))
+        .zip(b.par_chunks(n * rows_per_task))
+        .for_each(|((o, a), b)| {
+            for ((o, a), b) in o.chunks_mut(n).zip(a.chunks(n)).zip(b.chunks(n)) {
+                f(a, b, o);
+            }
+        });
+}
+
+impl CustomOp1 for Softmax {
+    fn name(&self) -> &'static str {
+        "softmax-last-dim"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_slice(storage, layout, self.name())?;
+        let n = last_dim(layout, self.name())?;
+        let mut out = vec![0f32; x.len()];
+        rows_par(x, x, &mut out, n, |x, _, o| softmax_row(x, o));
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _arg: &Tensor,
+        res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        let y = res.contiguous()?;
+        let g = grad_res.contiguous()?;
+        Ok(Some(y.apply_op2_no_bwd(&g, &SoftmaxGrad)?))
+    }
+}
+
+fn softmax_row(x: &[f32], out: &mut [f32]) {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0f32;
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = exp_f32(v - max);
+        sum += *o;
+    }
+    let inv = 1.0 / sum;
+    out.iter_mut().for_each(|o| *o *= inv);
+}
+
+/// `y * (g - sum(g * y))` row by row: the softmax's input gradient from its
+/// output `y` and the output gradient `g`.
+struct SoftmaxGrad;
+
+impl CustomOp2 for SoftmaxGrad {
+    fn name(&self) -> &'static str {
+        "softmax-last-dim-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let y = f32_slice(s1, l1, self.name())?;
+        let g = f32_slice(s2, l2, self.name())?;
+        if y.len() != g.len() {
+            candle_core::bail!("{}: shapes differ", self.name());
+        }
+        let n = last_dim(l1, self.name())?;
+        let mut out = vec![0f32; y.len()];
+        rows_par(y, g, &mut out, n, |y, g, o| {
+            let dot: f32 = y.iter().zip(g).map(|(a, b)| a * b).sum();
+            for ((o, &y), &g) in o.iter_mut().zip(y).zip(g) {
+                *o = y * (g - dot);
+            }
+        });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}

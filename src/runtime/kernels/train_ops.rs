@@ -1,0 +1,160 @@
+//! Small training ops with hand-written backward passes: a bias add whose
+//! backward sums the gradient over rows in one deterministic pass (candle's
+//! broadcast-add backward reduces through a generic strided sum), and
+//! inverted dropout whose mask is a pure function of a seed and the element
+//! index, so that it is neither stored nor drawn one element at a time.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::f32_slice;
+
+/// Values per parallel task.
+const CHUNK: usize = 1 << 14;
+
+/// `x + b` with `b` broadcast over the rows of `x` (its last dimension).
+pub(crate) struct AddBias;
+
+impl CustomOp2 for AddBias {
+    fn name(&self) -> &'static str {
+        "add-bias"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s1, l1, "add-bias x")?;
+        let b = f32_slice(s2, l2, "add-bias b")?;
+        let h = b.len();
+        if h == 0 || l1.dims().last() != Some(&h) {
+            candle_core::bail!("add-bias: the bias must match the last dimension");
+        }
+        let mut out = vec![0f32; x.len()];
+        let rows = (CHUNK / h).max(1) * h;
+        out.par_chunks_mut(rows)
+            .zip(x.par_chunks(rows))
+            .for_each(|(o, x)| {
+                for (o, x) in o.chunks_mut(h).zip(x.chunks(h)) {
+                    for ((o, &x), &b) in o.iter_mut().zip(x).zip(b) {
+                        *o = x + b;
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _x: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = grad.contiguous()?;
+        let db = g.apply_op1_no_bwd(&SumRows)?.reshape(b.shape())?;
+        Ok((Some(g), Some(db)))
+    }
+}
+
+/// The sum over all rows of a contiguous tensor, `[last dim]`: one partial
+/// sum per fixed block of rows, added in block order, so the result does not
+/// depend on thread scheduling (resumed runs reproduce uninterrupted ones
+/// bit for bit).
+struct SumRows;
+
+impl CustomOp1 for SumRows {
+    fn name(&self) -> &'static str {
+        "sum-rows"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let g = f32_slice(s, l, "sum-rows")?;
+        let h = l.dims().last().copied().unwrap_or(0);
+        if h == 0 || !g.len().is_multiple_of(h) {
+            candle_core::bail!("sum-rows: empty rows");
+        }
+        let rows = (CHUNK / h).max(1) * h;
+        let partials: Vec<Vec<f32>> = g
+            .par_chunks(rows)
+            .map(|g| {
+                let mut acc = vec![0f32; h];
+                for r in g.chunks(h) {
+                    acc.iter_mut().zip(r).for_each(|(a, v)| *a += v);
+                }
+                acc
+            })
+            .collect();
+        let mut sum = vec![0f32; h];
+        for p in &partials {
+            sum.iter_mut().zip(p).for_each(|(s, p)| *s += p);
+        }
+        Ok((CpuStorage::F32(sum), Shape::from(h)))
+    }
+}
+
+/// Inverted dropout: element `i` is kept (and scaled by `1 / (1 - p)`) when
+/// the `i`-th value of a counter-based generator keyed by `seed` is at least
+/// `p`. The backward pass regenerates the same mask.
+pub(crate) struct Dropout {
+    pub seed: u64,
+    pub p: f32,
+}
+
+/// SplitMix64 of `seed + i`: a uniform 64-bit value per index.
+#[inline(always)]
+fn mix(seed: u64, i: u64) -> u64 {
+    let mut z = seed.wrapping_add(i.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+impl Dropout {
+    /// `out[i] = x[i] * mask(i)`.
+    fn apply(&self, x: &[f32]) -> Vec<f32> {
+        // Keep when the top 24 bits, as a fraction, are >= p.
+        let threshold = (self.p as f64 * (1u64 << 24) as f64).ceil() as u64;
+        let scale = 1.0 / (1.0 - self.p);
+        let seed = self.seed;
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(CHUNK)
+            .zip(x.par_chunks(CHUNK))
+            .enumerate()
+            .for_each(|(c, (o, x))| {
+                let base = (c * CHUNK) as u64;
+                for (j, (o, &x)) in o.iter_mut().zip(x).enumerate() {
+                    let keep = (mix(seed, base + j as u64) >> 40) >= threshold;
+                    *o = if keep { x * scale } else { 0.0 };
+                }
+            });
+        out
+    }
+}
+
+impl CustomOp1 for Dropout {
+    fn name(&self) -> &'static str {
+        "dropout"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s, l, "dropout")?;
+        Ok((CpuStorage::F32(self.apply(x)), l.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _arg: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        let g = grad.contiguous()?;
+        Ok(Some(g.apply_op1_no_bwd(&Dropout {
+            seed: self.seed,
+            p: self.p,
+        })?))
+    }
+}
