@@ -49,11 +49,13 @@ fn pipeline(train_extra: &str) -> String {
     )
 }
 
-/// Run `src` in a fresh workspace; returns (stderr, metrics log lines,
-/// summary.json).
+/// Run `src` in `dir` (written on the first call); returns (stderr, metrics
+/// log lines, summary.json).
 fn run(dir: &Path, src: &str) -> (String, Vec<serde_json::Value>, serde_json::Value) {
-    common::write_tiny_bert(&dir.join("tiny"), 11);
-    std::fs::write(dir.join("pairs.tsv"), pairs()).unwrap();
+    if !dir.join("tiny").exists() {
+        common::write_tiny_bert(&dir.join("tiny"), 11);
+        std::fs::write(dir.join("pairs.tsv"), pairs()).unwrap();
+    }
     let file = dir.join("p.stp");
     std::fs::write(&file, src).unwrap();
     let run_dir = dir.join("run");
@@ -133,6 +135,16 @@ fn the_untrained_model_is_evaluated_first_and_reported_as_the_baseline() {
         best[0] == 2 || best[0] == 4,
         "the best weights are not from a training step: {best:?}"
     );
+
+    // Run again: the stage is finished and not evaluated anew, but the
+    // summary still has the baseline (kept in the checkpoint).
+    let (_, lines2, summary2) = run(tmp.path(), &pipeline(""));
+    assert_eq!(
+        eval_steps(&lines2),
+        vec![0, 2, 4],
+        "the re-run evaluated again"
+    );
+    assert_eq!(summary2["baseline_metrics"], summary["baseline_metrics"]);
 }
 
 #[test]

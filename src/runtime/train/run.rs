@@ -50,8 +50,10 @@ pub struct RunSummary {
     pub expectations: Vec<ExpectOutcome>,
     /// The last value of every evaluator's primary metric.
     pub final_metrics: Vec<(String, String, f64)>,
-    /// The first value of every evaluator's primary metric at step 0 (before
-    /// training; see the stage setting `evaluate_at_start`).
+    /// Every evaluator's primary metric before training: its step-0 value in
+    /// the first stage that evaluated it (see the stage setting
+    /// `evaluate_at_start`). Kept in checkpoints, so resumed and finished
+    /// runs report it too.
     pub baseline_metrics: Vec<(String, String, f64)>,
 }
 
@@ -185,7 +187,20 @@ pub fn run(p: &Pipeline, plan: &Plan, opts: &RunOptions) -> Result<RunSummary> {
                     max_steps: opts.max_steps,
                     progress: opts.progress,
                 };
-                run_stage(stage, &env, &mut log)?;
+                let outcome = run_stage(stage, &env, &mut log)?;
+                // The first stage's figure is the untrained model's; a later
+                // stage's baseline is the model after the stages before it.
+                for b in outcome.baseline {
+                    if !summary
+                        .baseline_metrics
+                        .iter()
+                        .any(|(n, _, _)| n == &b.evaluator)
+                    {
+                        summary
+                            .baseline_metrics
+                            .push((b.evaluator, b.metric, b.value));
+                    }
+                }
                 last_stage_dir.insert(stage.model.clone(), dir);
             }
             Step::Save(sv) => {
@@ -243,15 +258,8 @@ pub fn run(p: &Pipeline, plan: &Plan, opts: &RunOptions) -> Result<RunSummary> {
             }
         }
     }
-    for (stage, step, name, m) in &log.evaluations {
+    for (_, _, name, m) in &log.evaluations {
         if let Some(v) = m.primary_value() {
-            let in_stage = p.stages().any(|s| &s.name == stage);
-            if *step == 0 && in_stage && !summary.baseline_metrics.iter().any(|(n, _, _)| n == name)
-            {
-                summary
-                    .baseline_metrics
-                    .push((name.clone(), m.primary.clone(), v));
-            }
             summary.final_metrics.retain(|(n, _, _)| n != name);
             summary
                 .final_metrics

@@ -16,6 +16,7 @@ use candle_core::{Device, Tensor};
 
 use crate::check::types::{ArgValue, Mixing, Pipeline, Stage, Warmup};
 use crate::runtime::data::{Dataset, Label};
+use crate::runtime::eval::EvalMetrics;
 use crate::runtime::loss::{Loss, LossInputs};
 use crate::runtime::{Ctx, EncodeOptions, SentenceEncoder};
 
@@ -35,6 +36,24 @@ pub struct Best {
     pub metric: String,
     pub value: f64,
     pub step: u64,
+}
+
+/// The primary metric of one evaluator before training (step 0).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Baseline {
+    pub evaluator: String,
+    pub metric: String,
+    pub value: f64,
+}
+
+/// What a stage reports to the runner.
+#[derive(Debug, Clone, Default)]
+pub struct StageOutcome {
+    /// The best value of every tracked metric during the stage.
+    pub best: Vec<Best>,
+    /// The untrained model's figures; kept in checkpoints, so a resumed or
+    /// already finished stage still reports them.
+    pub baseline: Vec<Baseline>,
 }
 
 /// What the stage needs from the runner.
@@ -58,6 +77,8 @@ pub struct StageEnv<'a> {
 struct Progress {
     fingerprint: String,
     best: Vec<Best>,
+    #[serde(default)]
+    baseline: Vec<Baseline>,
 }
 
 /// Objective `o`'s batches, epoch by epoch.
@@ -226,8 +247,8 @@ fn batch_tensors<'d>(
     Ok((cols, inputs))
 }
 
-/// Train one stage; returns the best metric values seen.
-pub fn run_stage(stage: &Stage, env: &StageEnv, log: &mut RunLog) -> Result<Vec<Best>> {
+/// Train one stage; returns the best metric values seen and the baseline.
+pub fn run_stage(stage: &Stage, env: &StageEnv, log: &mut RunLog) -> Result<StageOutcome> {
     let model = env.models.get(&stage.model).ok_or_else(|| {
         RunError::Invalid(format!(
             "stage `{}`: model `{}` is not built",
@@ -332,6 +353,7 @@ pub fn run_stage(stage: &Stage, env: &StageEnv, log: &mut RunLog) -> Result<Vec<
     let ckpt_dir = env.dir.join("checkpoints");
     let best_dir = env.dir.join("best");
     let mut best: Vec<Best> = Vec::new();
+    let mut baseline: Vec<Baseline> = Vec::new();
     let mut start = 0u64;
     if let Some(c) = checkpoint::latest(&ckpt_dir, &device)? {
         let p: Option<Progress> = serde_json::from_value(c.state.clone()).ok();
@@ -339,6 +361,7 @@ pub fn run_stage(stage: &Stage, env: &StageEnv, log: &mut RunLog) -> Result<Vec<
             Some(p) if p.fingerprint == env.fingerprint => {
                 opt.restore(&c.weights, &c.moments, c.step)?;
                 best = p.best;
+                baseline = p.baseline;
                 start = c.step;
                 log.note(&format!(
                     "stage `{}`: resuming from the checkpoint at step {}",
@@ -365,7 +388,16 @@ pub fn run_stage(stage: &Stage, env: &StageEnv, log: &mut RunLog) -> Result<Vec<
 
     if start == 0 && stage.evaluate_at_start && !stage.evaluate.is_empty() {
         // The untrained baseline: logged as step 0, never kept as "best".
-        evaluate_stage(stage, env, 0, None, &best_dir, &opt, log)?;
+        baseline = evaluate_stage(stage, env, 0, None, &best_dir, &opt, log)?
+            .into_iter()
+            .filter_map(|(evaluator, m)| {
+                Some(Baseline {
+                    value: m.primary_value()?,
+                    metric: m.primary,
+                    evaluator,
+                })
+            })
+            .collect();
     }
     let bar = log.stage_bar(&stage.name, total, start);
     let total_turns = if stage.max_steps.is_some() || env.max_steps.is_some() {
@@ -432,7 +464,14 @@ pub fn run_stage(stage: &Stage, env: &StageEnv, log: &mut RunLog) -> Result<Vec<
         }
         if let Some(n) = stage.checkpoint_every {
             if n > 0 && step % n == 0 && step < total {
-                save_checkpoint(&ckpt_dir, env, &opt, step, &best, stage.checkpoint_keep)?;
+                save_checkpoint(
+                    &ckpt_dir,
+                    env,
+                    &opt,
+                    step,
+                    (&best, &baseline),
+                    stage.checkpoint_keep,
+                )?;
             }
         }
     }
@@ -445,8 +484,15 @@ pub fn run_stage(stage: &Stage, env: &StageEnv, log: &mut RunLog) -> Result<Vec<
     bar.finish_and_clear();
     // The final state, so that a re-run with the same fingerprint skips the
     // stage entirely.
-    save_checkpoint(&ckpt_dir, env, &opt, total, &best, stage.checkpoint_keep)?;
-    Ok(best)
+    save_checkpoint(
+        &ckpt_dir,
+        env,
+        &opt,
+        total,
+        (&best, &baseline),
+        stage.checkpoint_keep,
+    )?;
+    Ok(StageOutcome { best, baseline })
 }
 
 /// Remove a directory tree; an absent one is fine.
@@ -472,12 +518,13 @@ fn save_checkpoint(
     env: &StageEnv,
     opt: &Optimizer,
     step: u64,
-    best: &[Best],
+    (best, baseline): (&[Best], &[Baseline]),
     keep: Option<usize>,
 ) -> Result<()> {
     let state = serde_json::to_value(Progress {
         fingerprint: env.fingerprint.clone(),
         best: best.to_vec(),
+        baseline: baseline.to_vec(),
     })
     .map_err(|e| RunError::Invalid(e.to_string()))?;
     checkpoint::save(
@@ -494,7 +541,8 @@ fn save_checkpoint(
 }
 
 /// Run the stage's evaluators after `step` steps; with `best`, keep the
-/// weights of every tracked metric that improved.
+/// weights of every tracked metric that improved. Returns every evaluator's
+/// metrics.
 fn evaluate_stage(
     stage: &Stage,
     env: &StageEnv,
@@ -503,19 +551,21 @@ fn evaluate_stage(
     best_dir: &Path,
     opt: &Optimizer,
     log: &mut RunLog,
-) -> Result<()> {
+) -> Result<Vec<(String, EvalMetrics)>> {
     let cx = super::evaluate::EvalContext {
         models: env.models,
         datasets: env.datasets,
         losses: env.losses,
     };
     let mut best = best;
+    let mut all = Vec::new();
     for name in &stage.evaluate {
         let Some(ev) = env.pipeline.evaluator(name) else {
             continue;
         };
         let m = super::evaluate::evaluate(ev, &cx)?;
         log.eval(&stage.name, step, name, &m);
+        all.push((name.clone(), m.clone()));
         let Some(best) = best.as_deref_mut() else {
             continue;
         };
@@ -553,7 +603,7 @@ fn evaluate_stage(
             }
         }
     }
-    Ok(())
+    Ok(all)
 }
 
 /// The weights kept for the best value of `evaluator.metric` in a stage
