@@ -47,8 +47,7 @@ impl CustomOp1 for AttentionOp {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn attend(
+simd_dispatch!(fn attend(
     q: &[f32],
     k: &[f32],
     v: &[f32],
@@ -59,59 +58,7 @@ fn attend(
     h: usize,
     heads: usize,
     scale: f32,
-) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports the features the function is compiled for.
-            unsafe { attend_avx512(q, k, v, ld, keys, o, s, h, heads, scale) };
-            return;
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: as above.
-            unsafe { attend_avx2(q, k, v, ld, keys, o, s, h, heads, scale) };
-            return;
-        }
-    }
-    attend_generic(q, k, v, ld, keys, o, s, h, heads, scale)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
-unsafe fn attend_avx512(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    ld: usize,
-    keys: &[usize],
-    o: &mut [f32],
-    s: usize,
-    h: usize,
-    heads: usize,
-    scale: f32,
-) {
-    attend_generic(q, k, v, ld, keys, o, s, h, heads, scale)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn attend_avx2(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    ld: usize,
-    keys: &[usize],
-    o: &mut [f32],
-    s: usize,
-    h: usize,
-    heads: usize,
-    scale: f32,
-) {
-    attend_generic(q, k, v, ld, keys, o, s, h, heads, scale)
-}
+) => attend_generic);
 
 #[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {

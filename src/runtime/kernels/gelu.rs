@@ -2,7 +2,7 @@
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 
-use super::f32_slice;
+use super::{f32_slice, par_blocks, BLOCK};
 
 /// A vectorised, multi-threaded erf-GELU for f32 on the CPU, with backward.
 pub(crate) struct FastGelu;
@@ -62,55 +62,12 @@ impl CustomOp2 for GeluGrad {
             );
         }
         let mut out = vec![0f32; x.len()];
-        map_chunks_par(x, g, &mut out, gelu_grad_slice);
+        par_blocks(x, g, &mut out, BLOCK, gelu_grad_slice);
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
 
-/// `f(a, b, out)` over matching chunks of the three slices, in parallel for
-/// large ones.
-fn map_chunks_par(a: &[f32], b: &[f32], out: &mut [f32], f: fn(&[f32], &[f32], &mut [f32])) {
-    use rayon::prelude::*;
-
-    const CHUNK: usize = 1 << 14;
-    if a.len() <= CHUNK {
-        f(a, b, out);
-        return;
-    }
-    out.par_chunks_mut(CHUNK)
-        .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
-        .for_each(|(o, (a, b))| f(a, b, o));
-}
-
-fn gelu_grad_slice(x: &[f32], g: &[f32], out: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports the features the function is compiled for.
-            unsafe { gelu_grad_slice_avx512(x, g, out) };
-            return;
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: as above.
-            unsafe { gelu_grad_slice_avx2(x, g, out) };
-            return;
-        }
-    }
-    gelu_grad_slice_generic(x, g, out);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
-unsafe fn gelu_grad_slice_avx512(x: &[f32], g: &[f32], out: &mut [f32]) {
-    gelu_grad_slice_generic(x, g, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn gelu_grad_slice_avx2(x: &[f32], g: &[f32], out: &mut [f32]) {
-    gelu_grad_slice_generic(x, g, out)
-}
+simd_dispatch!(fn gelu_grad_slice(x: &[f32], g: &[f32], out: &mut [f32]) => gelu_grad_slice_generic);
 
 #[inline(always)]
 fn gelu_grad_slice_generic(x: &[f32], g: &[f32], out: &mut [f32]) {
@@ -124,47 +81,10 @@ fn gelu_grad_slice_generic(x: &[f32], g: &[f32], out: &mut [f32]) {
 }
 
 pub(crate) fn gelu_slice_par(src: &[f32], dst: &mut [f32]) {
-    use rayon::prelude::*;
-
-    const CHUNK: usize = 1 << 14;
-    if src.len() <= CHUNK {
-        gelu_slice(src, dst);
-        return;
-    }
-    dst.par_chunks_mut(CHUNK)
-        .zip(src.par_chunks(CHUNK))
-        .for_each(|(d, s)| gelu_slice(s, d));
+    par_blocks(src, src, dst, BLOCK, |s, _, d| gelu_slice(s, d));
 }
 
-fn gelu_slice(src: &[f32], dst: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports the features the function is compiled for.
-            unsafe { gelu_slice_avx512(src, dst) };
-            return;
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: as above.
-            unsafe { gelu_slice_avx2(src, dst) };
-            return;
-        }
-    }
-    gelu_slice_generic(src, dst);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
-unsafe fn gelu_slice_avx512(src: &[f32], dst: &mut [f32]) {
-    gelu_slice_generic(src, dst)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn gelu_slice_avx2(src: &[f32], dst: &mut [f32]) {
-    gelu_slice_generic(src, dst)
-}
+simd_dispatch!(fn gelu_slice(src: &[f32], dst: &mut [f32]) => gelu_slice_generic);
 
 #[inline(always)]
 fn gelu_slice_generic(src: &[f32], dst: &mut [f32]) {

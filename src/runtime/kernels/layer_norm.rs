@@ -41,35 +41,7 @@ impl CustomOp2 for AddLayerNormOp {
     }
 }
 
-fn add_ln(x: &[f32], r: &[f32], o: &mut [f32], w: &[f32], b: &[f32], eps: f32) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports the features the function is compiled for.
-            unsafe { add_ln_avx512(x, r, o, w, b, eps) };
-            return;
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: as above.
-            unsafe { add_ln_avx2(x, r, o, w, b, eps) };
-            return;
-        }
-    }
-    add_ln_generic(x, r, o, w, b, eps)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
-unsafe fn add_ln_avx512(x: &[f32], r: &[f32], o: &mut [f32], w: &[f32], b: &[f32], eps: f32) {
-    add_ln_generic(x, r, o, w, b, eps)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn add_ln_avx2(x: &[f32], r: &[f32], o: &mut [f32], w: &[f32], b: &[f32], eps: f32) {
-    add_ln_generic(x, r, o, w, b, eps)
-}
+simd_dispatch!(fn add_ln(x: &[f32], r: &[f32], o: &mut [f32], w: &[f32], b: &[f32], eps: f32) => add_ln_generic);
 
 #[inline(always)]
 fn lane_sum(v: &[f32]) -> f32 {

@@ -5,7 +5,7 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::f32_slice;
+use super::{f32_slice, par_blocks};
 
 /// Rows per parallel task.
 const ROWS: usize = 16;
@@ -53,16 +53,14 @@ impl CustomOp3 for LayerNorm {
         check(self.name(), x, h, &[w.len(), b.len()])?;
         let eps = self.eps;
         let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(ROWS * h)
-            .zip(x.par_chunks(ROWS * h))
-            .for_each(|(o, x)| {
-                for (o, x) in o.chunks_mut(h).zip(x.chunks(h)) {
-                    let (mean, rstd) = moments(x, eps);
-                    for (((o, &x), &w), &b) in o.iter_mut().zip(x).zip(w).zip(b) {
-                        *o = (x - mean) * rstd * w + b;
-                    }
+        par_blocks(x, x, &mut out, ROWS * h, |x, _, o| {
+            for (o, x) in o.chunks_mut(h).zip(x.chunks(h)) {
+                let (mean, rstd) = moments(x, eps);
+                for (((o, &x), &w), &b) in o.iter_mut().zip(x).zip(w).zip(b) {
+                    *o = (x - mean) * rstd * w + b;
                 }
-            });
+            }
+        });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
@@ -116,25 +114,23 @@ impl CustomOp3 for LayerNormGradX {
         }
         let eps = self.eps;
         let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(ROWS * h)
-            .zip(x.par_chunks(ROWS * h).zip(g.par_chunks(ROWS * h)))
-            .for_each(|(o, (x, g))| {
-                for ((o, x), g) in o.chunks_mut(h).zip(x.chunks(h)).zip(g.chunks(h)) {
-                    let (mean, rstd) = moments(x, eps);
-                    let n = h as f32;
-                    let (mut sum_d, mut sum_dx) = (0f32, 0f32);
-                    for ((&x, &g), &w) in x.iter().zip(g).zip(w) {
-                        let d = g * w;
-                        sum_d += d;
-                        sum_dx += d * (x - mean) * rstd;
-                    }
-                    let (mean_d, mean_dx) = (sum_d / n, sum_dx / n);
-                    for (((o, &x), &g), &w) in o.iter_mut().zip(x).zip(g).zip(w) {
-                        let xhat = (x - mean) * rstd;
-                        *o = rstd * (g * w - mean_d - xhat * mean_dx);
-                    }
+        par_blocks(x, g, &mut out, ROWS * h, |x, g, o| {
+            for ((o, x), g) in o.chunks_mut(h).zip(x.chunks(h)).zip(g.chunks(h)) {
+                let (mean, rstd) = moments(x, eps);
+                let n = h as f32;
+                let (mut sum_d, mut sum_dx) = (0f32, 0f32);
+                for ((&x, &g), &w) in x.iter().zip(g).zip(w) {
+                    let d = g * w;
+                    sum_d += d;
+                    sum_dx += d * (x - mean) * rstd;
                 }
-            });
+                let (mean_d, mean_dx) = (sum_d / n, sum_dx / n);
+                for (((o, &x), &g), &w) in o.iter_mut().zip(x).zip(g).zip(w) {
+                    let xhat = (x - mean) * rstd;
+                    *o = rstd * (g * w - mean_d - xhat * mean_dx);
+                }
+            }
+        });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }

@@ -7,6 +7,46 @@
 
 use candle_core::{CpuStorage, Layout};
 
+/// `simd_dispatch!(fn name(args) => generic);` defines `name`, which runs
+/// `generic` compiled for AVX-512 when the CPU has it, else for AVX2+FMA,
+/// else as is. `generic` should be `#[inline(always)]` so that each variant
+/// gets its own vectorised copy.
+macro_rules! simd_dispatch {
+    ($vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) => $generic:ident) => {
+        #[allow(clippy::too_many_arguments)]
+        $vis fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[allow(clippy::too_many_arguments)]
+                #[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
+                unsafe fn avx512($($arg: $ty),*) {
+                    $generic($($arg),*)
+                }
+                #[allow(clippy::too_many_arguments)]
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2($($arg: $ty),*) {
+                    $generic($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512dq")
+                {
+                    // SAFETY: the CPU supports the features `avx512` is compiled for.
+                    unsafe { avx512($($arg),*) };
+                    return;
+                }
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: as above, for `avx2`.
+                    unsafe { avx2($($arg),*) };
+                    return;
+                }
+            }
+            $generic($($arg),*)
+        }
+    };
+}
+
 mod attention;
 mod gelu;
 mod layer_norm;
@@ -24,6 +64,36 @@ pub(crate) use layer_norm_train::LayerNorm;
 pub(crate) use linear::linear;
 pub(crate) use softmax::Softmax;
 pub(crate) use train_ops::{AddBias, Dropout};
+
+/// Values per parallel task in the elementwise and row-wise kernels.
+pub(crate) const BLOCK: usize = 1 << 14;
+
+/// `f(a_block, b_block, out_block)` over aligned blocks of `a`, `b` and
+/// `out` of `block` values each (a multiple of the row length for row-wise
+/// kernels), blocks in parallel. `b` may be `a` for one-input kernels.
+pub(crate) fn par_blocks(
+    a: &[f32],
+    b: &[f32],
+    out: &mut [f32],
+    block: usize,
+    f: impl Fn(&[f32], &[f32], &mut [f32]) + Sync,
+) {
+    use rayon::prelude::*;
+
+    let block = block.max(1);
+    if out.len() <= block {
+        f(a, b, out);
+        return;
+    }
+    out.par_chunks_mut(block)
+        .zip(a.par_chunks(block).zip(b.par_chunks(block)))
+        .for_each(|(o, (a, b))| f(a, b, o));
+}
+
+/// A block of about [`BLOCK`] values made of whole rows of `row` values.
+pub(crate) fn row_block(row: usize) -> usize {
+    (BLOCK / row.max(1)).max(1) * row.max(1)
+}
 
 pub(crate) fn f32_slice<'a>(
     s: &'a CpuStorage,

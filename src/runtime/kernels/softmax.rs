@@ -4,8 +4,8 @@
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 
-use super::f32_slice;
 use super::gelu::exp_f32;
+use super::{f32_slice, par_blocks, row_block};
 
 /// Row-wise softmax over the last dimension of a contiguous f32 tensor.
 pub(crate) struct Softmax;
@@ -17,7 +17,8 @@ fn last_dim(layout: &Layout, what: &str) -> candle_core::Result<usize> {
     }
 }
 
-/// `f(row_in_a, row_in_b, row_out)` over every row, rows in parallel.
+/// `f(row_of_a, row_of_b, row_of_out)` over every row of `n` values, rows in
+/// parallel.
 fn rows_par(
     a: &[f32],
     b: &[f32],
@@ -25,18 +26,11 @@ fn rows_par(
     n: usize,
     f: impl Fn(&[f32], &[f32], &mut [f32]) + Sync,
 ) {
-    use rayon::prelude::*;
-
-    // About 16k values per task.
-    let rows_per_task = ((1 << 14) / n).max(1);
-    out.par_chunks_mut(n * rows_per_task)
-        .zip(a.par_chunks(n * rows_per_task))
-        .zip(b.par_chunks(n * rows_per_task))
-        .for_each(|((o, a), b)| {
-            for ((o, a), b) in o.chunks_mut(n).zip(a.chunks(n)).zip(b.chunks(n)) {
-                f(a, b, o);
-            }
-        });
+    par_blocks(a, b, out, row_block(n), |a, b, o| {
+        for ((o, a), b) in o.chunks_mut(n).zip(a.chunks(n)).zip(b.chunks(n)) {
+            f(a, b, o);
+        }
+    });
 }
 
 impl CustomOp1 for Softmax {

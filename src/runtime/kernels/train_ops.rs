@@ -7,10 +7,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::f32_slice;
-
-/// Values per parallel task.
-const CHUNK: usize = 1 << 14;
+use super::{f32_slice, par_blocks, row_block, BLOCK};
 
 /// `x + b` with `b` broadcast over the rows of `x` (its last dimension).
 pub(crate) struct AddBias;
@@ -34,16 +31,13 @@ impl CustomOp2 for AddBias {
             candle_core::bail!("add-bias: the bias must match the last dimension");
         }
         let mut out = vec![0f32; x.len()];
-        let rows = (CHUNK / h).max(1) * h;
-        out.par_chunks_mut(rows)
-            .zip(x.par_chunks(rows))
-            .for_each(|(o, x)| {
-                for (o, x) in o.chunks_mut(h).zip(x.chunks(h)) {
-                    for ((o, &x), &b) in o.iter_mut().zip(x).zip(b) {
-                        *o = x + b;
-                    }
+        par_blocks(x, x, &mut out, row_block(h), |x, _, o| {
+            for (o, x) in o.chunks_mut(h).zip(x.chunks(h)) {
+                for ((o, &x), &b) in o.iter_mut().zip(x).zip(b) {
+                    *o = x + b;
                 }
-            });
+            }
+        });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
@@ -77,7 +71,7 @@ impl CustomOp1 for SumRows {
         if h == 0 || !g.len().is_multiple_of(h) {
             candle_core::bail!("sum-rows: empty rows");
         }
-        let rows = (CHUNK / h).max(1) * h;
+        let rows = row_block(h);
         let partials: Vec<Vec<f32>> = g
             .par_chunks(rows)
             .map(|g| {
@@ -121,11 +115,11 @@ impl Dropout {
         let scale = 1.0 / (1.0 - self.p);
         let seed = self.seed;
         let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(CHUNK)
-            .zip(x.par_chunks(CHUNK))
+        out.par_chunks_mut(BLOCK)
+            .zip(x.par_chunks(BLOCK))
             .enumerate()
             .for_each(|(c, (o, x))| {
-                let base = (c * CHUNK) as u64;
+                let base = (c * BLOCK) as u64;
                 for (j, (o, &x)) in o.iter_mut().zip(x).enumerate() {
                     let keep = (mix(seed, base + j as u64) >> 40) >= threshold;
                     *o = if keep { x * scale } else { 0.0 };
