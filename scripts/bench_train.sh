@@ -10,7 +10,9 @@
 # stpipe's figure is the `examples_per_s` of its last step in metrics.jsonl
 # (training loop only, no evaluation had run yet); Python's is `pairs_per_s`
 # of scripts/python_sts_train.py (the trainer.train() call alone).
-# STPIPE_SHARED overrides ../shared; PYTHON overrides /work/pyref/bin/python.
+# STPIPE_SHARED overrides ../shared; PYTHON overrides /work/pyref/bin/python;
+# STPIPE_BIN runs another stpipe binary (e.g. an older build) instead of
+# building this checkout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED="${STPIPE_SHARED:-../shared}"
@@ -21,11 +23,14 @@ TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $(cut -d' ' -f1-3 /proc/loadavg)"
-cargo build --release >/dev/null 2>&1 || cargo build --release
+BIN="${STPIPE_BIN:-./target/release/stpipe}"
+if [ -z "${STPIPE_BIN:-}" ]; then
+    cargo build --release >/dev/null 2>&1 || cargo build --release
+fi
 rust=()
 py=()
 for r in $(seq 1 "$RUNS"); do
-    ./target/release/stpipe --model-path "$SHARED/models" run pipelines/sts.stp \
+    "$BIN" --model-path "$SHARED/models" run pipelines/sts.stp \
         --max-steps "$STEPS" --quiet --run-dir "$TMP/run$r" >/dev/null 2>&1 || true
     v=$(grep '"step":'"$STEPS"'[,}]' "$TMP/run$r/metrics.jsonl" | grep -o '"examples_per_s":[0-9.]*' | cut -d: -f2)
     rust+=("$v")

@@ -164,6 +164,7 @@ impl SentenceEncoder {
     /// Encode many texts in inference mode: batches of similar lengths
     /// (longest first), results in input order, `[n, dim]` f32.
     pub fn encode<S: AsRef<str>>(&self, texts: &[S], opts: &EncodeOptions) -> Result<Tensor> {
+        super::fp_env::ensure();
         let n = texts.len();
         let dim = self.dim();
         if n == 0 {

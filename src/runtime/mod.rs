@@ -16,6 +16,7 @@ pub mod download;
 pub mod encoder;
 pub mod error;
 pub mod eval;
+pub mod fp_env;
 mod kernels;
 pub mod loss;
 pub mod modules;

@@ -1,5 +1,5 @@
-//! Process-wide settings for tensor work: candle's thread pool and the
-//! allocator. Call [`init`] once at program start, before any tensor work.
+//! Process-wide settings for tensor work: candle's thread pool, the
+//! allocator and the floating-point environment (subnormals flushed). Call [`init`] once at program start, before any tensor work.
 
 /// What the process is about to do; the best settings differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +20,9 @@ pub fn init(workload: Workload) {
         std::env::set_var("CANDLE_NUM_THREADS", "1");
     }
     keep_freed_memory();
+    // Before any thread exists: every thread created later inherits the
+    // flags, and the pools are built with them.
+    super::fp_env::ensure();
 }
 
 /// Every tensor op allocates its output, and glibc hands blocks of a few
@@ -49,3 +52,39 @@ fn keep_freed_memory() {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn keep_freed_memory() {}
+
+/// One line on the machine's compute for `stpipe run`'s header: which
+/// vectorised kernels run, the thread count, and whether subnormals are
+/// flushed on every compute thread.
+pub fn cpu_summary() -> String {
+    let kernels = kernel_level();
+    let threads = rayon::current_num_threads();
+    let ftz = if super::fp_env::enabled_everywhere() {
+        "subnormals flushed to zero on every compute thread"
+    } else {
+        "subnormals NOT flushed (slow on Intel CPUs)"
+    };
+    format!("cpu: {kernels} kernels, {threads} threads, {ftz}")
+}
+
+/// The instruction set the fused kernels and gemm dispatch to.
+fn kernel_level() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512dq")
+        {
+            return "AVX-512";
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            return "AVX2+FMA";
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        return "NEON";
+    }
+    #[allow(unreachable_code)]
+    "scalar"
+}

@@ -3,6 +3,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 
 use super::{f32_slice, par_blocks, BLOCK};
+use crate::runtime::fp_env::flush;
 
 /// A vectorised, multi-threaded erf-GELU for f32 on the CPU, with backward.
 pub(crate) struct FastGelu;
@@ -76,7 +77,7 @@ fn gelu_grad_slice_generic(x: &[f32], g: &[f32], out: &mut [f32]) {
     for ((o, &x), &g) in out.iter_mut().zip(x).zip(g) {
         let cdf = 0.5 * (1.0 + erf_f32(x * std::f32::consts::FRAC_1_SQRT_2));
         let pdf = INV_SQRT_2PI * exp_f32(-0.5 * x * x);
-        *o = g * (cdf + x * pdf);
+        *o = flush(g * (cdf + x * pdf));
     }
 }
 
@@ -89,15 +90,17 @@ simd_dispatch!(fn gelu_slice(src: &[f32], dst: &mut [f32]) => gelu_slice_generic
 #[inline(always)]
 fn gelu_slice_generic(src: &[f32], dst: &mut [f32]) {
     for (d, &x) in dst.iter_mut().zip(src) {
-        *d = 0.5 * x * (1.0 + erf_f32(x * std::f32::consts::FRAC_1_SQRT_2));
+        *d = flush(0.5 * x * (1.0 + erf_f32(x * std::f32::consts::FRAC_1_SQRT_2)));
     }
 }
 
 /// Branch-free `exp` for f32 (relative error ~1e-7), so that loops over it
-/// vectorise.
+/// vectorise. Below `e^-87` (where the result would soon be subnormal) it
+/// returns exactly 0: see [`crate::runtime::fp_env`] for why a subnormal
+/// must never come out of a kernel.
 #[inline(always)]
-pub(crate) fn exp_f32(x: f32) -> f32 {
-    let x = x.clamp(-87.0, 88.0);
+pub(crate) fn exp_f32(x_in: f32) -> f32 {
+    let x = x_in.clamp(-87.0, 88.0);
     let n = (x * std::f32::consts::LOG2_E).round();
     let r = x - n * 0.693_145_75 - n * 1.428_606_8e-6;
     // Taylor/minimax polynomial of e^r on [-ln2/2, ln2/2].
@@ -107,8 +110,14 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
                 + r * (0.166_666_67
                     + r * (0.041_666_668 + r * (0.008_333_334 + r * 0.001_388_889)))));
     let bits = ((n as i32 + 127) as u32) << 23;
-    p * f32::from_bits(bits)
+    let e = p * f32::from_bits(bits);
+    if x_in < -87.0 {
+        0.0
+    } else {
+        e
+    }
 }
+
 
 /// Branch-free erf (Abramowitz & Stegun 7.1.26 refined to |error| < 1.5e-7).
 #[inline(always)]
@@ -120,4 +129,34 @@ pub(crate) fn erf_f32(x: f32) -> f32 {
             + t * (-0.284_496_74 + t * (1.421_413_7 + t * (-1.453_152_1 + t * 1.061_405_4))));
     let y = 1.0 - poly * exp_f32(-a * a);
     y.copysign(x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tails where the outputs used to be subnormal: `exp` of large
+    /// negative numbers, GELU of very negative inputs, and its derivative
+    /// far from 0.
+    #[test]
+    fn tails_are_zero_not_subnormal() {
+        let xs: Vec<f32> = (0..=2400).map(|i| -200.0 + 0.1 * i as f32).collect();
+        for &x in &xs {
+            let e = exp_f32(x);
+            assert!(!e.is_subnormal(), "exp({x}) = {e:e}");
+            if (-87.0..=40.0).contains(&x) {
+                let want = (x as f64).exp();
+                assert!(((e as f64) - want).abs() <= 1e-6 * want, "exp({x})");
+            } else if x < -87.0 {
+                assert_eq!(e, 0.0, "exp({x})");
+            }
+        }
+        let mut y = vec![0f32; xs.len()];
+        gelu_slice_par(&xs, &mut y);
+        assert!(y.iter().all(|v| !v.is_subnormal()));
+        let g = vec![1e-3f32; xs.len()];
+        let mut dy = vec![0f32; xs.len()];
+        gelu_grad_slice(&xs, &g, &mut dy);
+        assert!(dy.iter().all(|v| !v.is_subnormal()));
+    }
 }

@@ -127,7 +127,7 @@ impl CustomOp3 for LayerNormGradX {
                 let (mean_d, mean_dx) = (sum_d / n, sum_dx / n);
                 for (((o, &x), &g), &w) in o.iter_mut().zip(x).zip(g).zip(w) {
                     let xhat = (x - mean) * rstd;
-                    *o = rstd * (g * w - mean_d - xhat * mean_dx);
+                    *o = crate::runtime::fp_env::flush(rstd * (g * w - mean_d - xhat * mean_dx));
                 }
             }
         });

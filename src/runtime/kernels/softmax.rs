@@ -5,6 +5,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 
 use super::gelu::exp_f32;
+use crate::runtime::fp_env::flush;
 use super::{f32_slice, par_blocks, row_block};
 
 /// Row-wise softmax over the last dimension of a contiguous f32 tensor.
@@ -70,7 +71,7 @@ fn softmax_row(x: &[f32], out: &mut [f32]) {
         sum += *o;
     }
     let inv = 1.0 / sum;
-    out.iter_mut().for_each(|o| *o *= inv);
+    out.iter_mut().for_each(|o| *o = flush(*o * inv));
 }
 
 /// `y * (g - sum(g * y))` row by row: the softmax's input gradient from its
@@ -99,9 +100,34 @@ impl CustomOp2 for SoftmaxGrad {
         rows_par(y, g, &mut out, n, |y, g, o| {
             let dot: f32 = y.iter().zip(g).map(|(a, b)| a * b).sum();
             for ((o, &y), &g) in o.iter_mut().zip(y).zip(g) {
-                *o = y * (g - dot);
+                *o = flush(y * (g - dot));
             }
         });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Masked positions (an additive -1e9) and far-off scores give exactly
+    /// 0, never a subnormal, forward and backward.
+    #[test]
+    fn masked_rows_have_no_subnormals() {
+        let n = 64;
+        let x: Vec<f32> = (0..n)
+            .map(|j| if j % 3 == 0 { -1e9 } else { -(j as f32) * 1.5 })
+            .collect();
+        let mut y = vec![0f32; n];
+        softmax_row(&x, &mut y);
+        assert!(y.iter().all(|v| !v.is_subnormal()), "{y:?}");
+        assert!((y.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert_eq!(y[3], 0.0);
+        let g: Vec<f32> = (0..n).map(|j| 1e-3 * (j as f32).sin()).collect();
+        let dot: f32 = y.iter().zip(&g).map(|(a, b)| a * b).sum();
+        for (&y, &g) in y.iter().zip(&g) {
+            assert!(!flush(y * (g - dot)).is_subnormal());
+        }
     }
 }

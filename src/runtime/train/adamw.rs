@@ -7,6 +7,8 @@
 //! same pass: the caller computes the clip factor once for all parameters
 //! and passes it as `grad_scale`.
 
+use crate::runtime::fp_env::flush;
+
 /// Hyper-parameters; defaults are those of sentence-transformers' `fit`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AdamWConfig {
@@ -90,8 +92,11 @@ pub fn step_in_place(
         .zip(v.iter_mut())
     {
         let g = g * grad_scale;
-        *m = b1 * *m + one_b1 * g;
-        *v = b2 * *v + one_b2 * g * g;
+        // Moments of rarely seen rows (word embeddings) decay towards the
+        // subnormal range; flushing them keeps this loop at full speed on
+        // CPUs that trap on subnormals (see `runtime::fp_env`).
+        *m = flush(b1 * *m + one_b1 * g);
+        *v = flush(b2 * *v + one_b2 * g * g);
         let denom = v.sqrt() * inv_sqrt_bc2 + eps;
         *p = *p * decay - step_size * *m / denom;
     }

@@ -111,10 +111,12 @@ fn compare(value: f64, op: &str, threshold: f64) -> bool {
 
 /// Run a checked pipeline.
 pub fn run(p: &Pipeline, plan: &Plan, opts: &RunOptions) -> Result<RunSummary> {
+    crate::runtime::fp_env::ensure();
     std::fs::create_dir_all(&opts.run_dir).map_err(io_err(&opts.run_dir))?;
     let resolved = serde_json::to_vec_pretty(p).map_err(|e| RunError::Invalid(e.to_string()))?;
     write_atomic(&opts.run_dir.join("pipeline.json"), &resolved)?;
     let mut log = RunLog::open(&opts.run_dir, opts.progress)?;
+    log.note(&crate::runtime::process::cpu_summary());
 
     // Models, data and losses.
     let mut models: HashMap<String, SentenceEncoder> = HashMap::new();
