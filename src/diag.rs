@@ -44,6 +44,9 @@ pub struct Diag {
     /// Short text under the caret.
     pub label: Option<String>,
     pub help: Option<String>,
+    /// Other places involved (the first definition of a duplicate, the
+    /// module whose width disagrees), each with its label.
+    pub also: Vec<(Span, String)>,
 }
 
 impl Diag {
@@ -55,6 +58,7 @@ impl Diag {
             span,
             label: None,
             help: None,
+            also: Vec::new(),
         }
     }
     pub fn warning(code: &'static str, span: Span, message: impl Into<String>) -> Self {
@@ -71,6 +75,11 @@ impl Diag {
         self.label = Some(label.into());
         self
     }
+    /// Another place involved, with a label.
+    pub fn also(mut self, span: Span, label: impl Into<String>) -> Self {
+        self.also.push((span, label.into()));
+        self
+    }
     pub fn is_error(&self) -> bool {
         self.level == Level::Error
     }
@@ -78,21 +87,39 @@ impl Diag {
 
 /// 1-based line and column (in characters) of a byte offset.
 pub fn line_col(src: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(src.len());
-    let mut line = 1;
-    let mut col = 1;
-    for (i, c) in src.char_indices() {
-        if i >= offset {
-            break;
-        }
-        if c == '\n' {
-            line += 1;
-            col = 1;
-        } else {
-            col += 1;
-        }
+    LineIndex::new(src).line_col(src, offset)
+}
+
+/// The byte offsets where the lines of a source start, for line and column
+/// lookups in logarithmic time (a file with many diagnostics must not cost
+/// a scan of the file per diagnostic).
+#[derive(Debug, Clone)]
+pub struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    pub fn new(src: &str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(
+            src.bytes()
+                .enumerate()
+                .filter(|(_, b)| *b == b'\n')
+                .map(|(i, _)| i + 1),
+        );
+        LineIndex { starts }
     }
-    (line, col)
+
+    /// 1-based line and column (in characters) of `offset` in `src`.
+    pub fn line_col(&self, src: &str, offset: usize) -> (usize, usize) {
+        let mut offset = offset.min(src.len());
+        while !src.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let line = self.starts.partition_point(|&s| s <= offset).max(1);
+        let start = self.starts[line - 1];
+        (line, src[start..offset].chars().count() + 1)
+    }
 }
 
 /// A set of diagnostics for one source file, printable with miette.
@@ -110,9 +137,10 @@ impl Report {
 
     /// One line per diagnostic: `error 3:15 [code] message`.
     pub fn to_plain(&self) -> String {
+        let index = LineIndex::new(&self.source);
         let mut out = String::new();
         for d in &self.diags {
-            let (l, c) = line_col(&self.source, d.span.start);
+            let (l, c) = index.line_col(&self.source, d.span.start);
             let lvl = match d.level {
                 Level::Error => "error",
                 Level::Warning => "warning",
@@ -124,11 +152,20 @@ impl Report {
 
     /// The diagnostics as JSON values.
     pub fn to_json(&self) -> Vec<serde_json::Value> {
+        let index = LineIndex::new(&self.source);
         self.diags
             .iter()
             .map(|d| {
-                let (line, col) = line_col(&self.source, d.span.start);
-                let (end_line, end_col) = line_col(&self.source, d.span.end);
+                let (line, col) = index.line_col(&self.source, d.span.start);
+                let (end_line, end_col) = index.line_col(&self.source, d.span.end);
+                let related: Vec<serde_json::Value> = d
+                    .also
+                    .iter()
+                    .map(|(sp, label)| {
+                        let (l, c) = index.line_col(&self.source, sp.start);
+                        serde_json::json!({ "line": l, "column": c, "label": label })
+                    })
+                    .collect();
                 serde_json::json!({
                     "file": self.name,
                     "severity": d.level,
@@ -141,6 +178,7 @@ impl Report {
                     "end_column": end_col,
                     "offset": d.span.start,
                     "length": d.span.len(),
+                    "related": related,
                 })
             })
             .collect()
@@ -195,10 +233,12 @@ impl Diagnostic for MietteDiag {
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let s = self.diag.span;
-        Some(Box::new(std::iter::once(LabeledSpan::new(
-            self.diag.label.clone(),
-            s.start,
-            s.len(),
-        ))))
+        let primary = LabeledSpan::new(self.diag.label.clone(), s.start, s.len());
+        let others = self
+            .diag
+            .also
+            .iter()
+            .map(|(sp, l)| LabeledSpan::new(Some(l.clone()), sp.start, sp.len()));
+        Some(Box::new(std::iter::once(primary).chain(others)))
     }
 }

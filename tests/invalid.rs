@@ -1,5 +1,6 @@
 //! Every `tests/invalid/NAME.stp` is checked and its diagnostics
-//! (`error LINE:COL [code] message`, then `    help: ...`) must equal
+//! (`error LINE:COL [code] message`, then `    also LINE:COL: label` for
+//! every other place involved, then `    help: ...`) must equal
 //! `NAME.expected`.
 //! Regenerate the expectations with `UPDATE=1 cargo test --test invalid`
 //! (and review the diff).
@@ -28,6 +29,10 @@ fn invalid_pipelines_report_exact_diagnostics() {
         for (line, d) in report.to_plain().lines().zip(&report.diags) {
             got.push_str(line);
             got.push('\n');
+            for (sp, label) in &d.also {
+                let (l, c) = stpipe::diag::line_col(&report.source, sp.start);
+                got.push_str(&format!("    also {l}:{c}: {label}\n"));
+            }
             if let Some(h) = &d.help {
                 got.push_str(&format!("    help: {h}\n"));
             }

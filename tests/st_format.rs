@@ -248,7 +248,7 @@ fn pooling_modes_respect_the_mask() {
     assert_eq!(run(&[PoolingMode::Cls]), [[1., -1.], [4., 2.]]);
     assert_eq!(run(&[PoolingMode::Max]), [[3., 5.], [4., 6.]]);
     assert_eq!(run(&[PoolingMode::Mean]), [[2., 4. / 3.], [1., 4.]]);
-    let s = run(&[PoolingMode::MeanSqrtLen]);
+    let s = run(&[PoolingMode::MeanSqrtLenTokens]);
     assert!((s[0][0] - 6. / 3f32.sqrt()).abs() < 1e-5 && (s[1][1] - 8. / 2f32.sqrt()).abs() < 1e-5);
     // weights 1, 2, 3 (masked).
     let w = run(&[PoolingMode::WeightedMean]);

@@ -74,7 +74,7 @@ fn gradients_reach_every_parameter() {
         PoolingMode::Cls,
         PoolingMode::Max,
         PoolingMode::Mean,
-        PoolingMode::MeanSqrtLen,
+        PoolingMode::MeanSqrtLenTokens,
         PoolingMode::WeightedMean,
         PoolingMode::LastToken,
     ];

@@ -3,14 +3,25 @@
 use std::collections::BTreeMap;
 
 use super::{BindKind, Checker};
-use crate::check::types::{ArgValue, CallValue, Warmup};
+use crate::check::types::{ArgValue, Args, CallValue, Warmup};
 use crate::diag::{Diag, Span};
-use crate::registry::{self, ArgSpec, ArgType, Component, Family};
+use crate::registry::{self, ArgSpec, ArgType, Component, Family, Rule};
 use crate::syntax::ast::{self, Value, ValueKind};
 
 /// Arguments bound to their specs: value and the span it came from (the
 /// call's span for defaults).
 pub(crate) type BoundArgs = BTreeMap<String, (ArgValue, Span)>;
+
+/// The values of bound arguments, as the runtime reads them.
+pub(crate) fn to_args(comp: &'static Component, bound: &BoundArgs) -> Args {
+    Args::new(
+        comp,
+        bound
+            .iter()
+            .map(|(k, (v, _))| (k.clone(), v.clone()))
+            .collect(),
+    )
+}
 
 impl Checker<'_> {
     /// Bind `args` of a call to `comp`'s argument specs. Reports unknown,
@@ -118,11 +129,11 @@ impl Checker<'_> {
                 }
                 continue;
             }
-            match self.convert(
-                &a.value,
-                spec.ty,
-                &format!("argument `{}` of {what}", spec.name),
-            ) {
+            let ctx = format!("argument `{}` of {what}", spec.name);
+            match self
+                .convert(&a.value, spec.ty, &ctx)
+                .and_then(|v| self.in_range(v, spec, a.value.span, &ctx))
+            {
                 Some(v) => {
                     out.insert(spec.name.to_string(), (v, a.value.span));
                 }
@@ -164,13 +175,95 @@ impl Checker<'_> {
                     )),
                 );
                 ok = false;
-            } else if let Some(def) = spec.default {
-                if let Some(v) = default_value(def, spec) {
-                    out.insert(spec.name.to_string(), (v, call_span));
-                }
+            } else if let Some(v) = spec.default_value() {
+                out.insert(spec.name.to_string(), (v, call_span));
             }
         }
+        if ok {
+            ok = self.check_rules(comp, &out, call_span);
+        }
         ok.then_some(out)
+    }
+
+    /// `v` when it lies in the argument's declared range.
+    fn in_range(&mut self, v: ArgValue, spec: &ArgSpec, span: Span, ctx: &str) -> Option<ArgValue> {
+        let Some(x) = v.as_f64() else {
+            return Some(v);
+        };
+        if spec.range.contains(x) {
+            return Some(v);
+        }
+        self.err(
+            Diag::error(
+                "out-of-range",
+                span,
+                format!("{ctx} must be {}, not {x}", spec.range.describe()),
+            )
+            .help(format!("{}: {}", spec.name, spec.doc)),
+        );
+        None
+    }
+
+    /// The component's constraints between arguments.
+    fn check_rules(&mut self, comp: &Component, args: &BoundArgs, call_span: Span) -> bool {
+        let what = comp_label(comp);
+        let mut ok = true;
+        for rule in comp.rules {
+            let problem = match *rule {
+                Rule::AnyTrue(names) => (!names
+                    .iter()
+                    .any(|n| args.get(*n).and_then(|v| v.0.as_bool()) == Some(true)))
+                .then(|| {
+                    (
+                        call_span,
+                        format!("{what} needs one of {} to be true", names.join(", ")),
+                    )
+                }),
+                Rule::Less(a, b) => match (args.get(a), args.get(b)) {
+                    (Some((x, sa)), Some((y, _))) => match (x.as_f64(), y.as_f64()) {
+                        (Some(x), Some(y)) if x >= y => {
+                            Some((*sa, format!("`{a}` ({x}) must be below `{b}` ({y})")))
+                        }
+                        _ => None,
+                    },
+                    _ => None,
+                },
+                Rule::OneOf(names) => {
+                    let given: Vec<&str> = names
+                        .iter()
+                        .copied()
+                        .filter(|n| args.get(*n).is_some_and(|v| v.1 != call_span))
+                        .collect();
+                    (given.len() > 1).then(|| {
+                        (
+                            call_span,
+                            format!("give only one of {} to {what}", given.join(", ")),
+                        )
+                    })
+                }
+                Rule::WhenTrue(flag, num, range) => {
+                    let on = args.get(flag).and_then(|v| v.0.as_bool()) == Some(true);
+                    match args.get(num).and_then(|(v, sp)| Some((v.as_f64()?, *sp))) {
+                        Some((x, sp)) if on && !range.contains(x) => Some((
+                            args.get(flag).map_or(sp, |f| f.1),
+                            format!(
+                                "`{flag}: true` needs `{num}` {}, but it is {x}",
+                                range.describe()
+                            ),
+                        )),
+                        _ => None,
+                    }
+                }
+            };
+            if let Some((span, message)) = problem {
+                self.err(
+                    Diag::error("argument-conflict", span, message)
+                        .help(format!("see `{}` in docs/reference.md", comp.name)),
+                );
+                ok = false;
+            }
+        }
+        ok
     }
 
     fn convert_list(&mut self, vals: &[Value], spec: &ArgSpec, what: &str) -> Option<ArgValue> {
@@ -291,6 +384,16 @@ impl Checker<'_> {
             (ArgType::Data, ValueKind::Ident(id)) => {
                 self.resolve(id, BindKind::Data).map(ArgValue::Name)
             }
+            (ArgType::DataColumns(need), ValueKind::Ident(id)) => {
+                let name = self.resolve(id, BindKind::Data)?;
+                self.has_columns(&name, need, v.span, ctx)
+                    .then_some(ArgValue::Name(name))
+            }
+            (ArgType::ClassifierObjective, ValueKind::Ident(id)) => {
+                let name = self.resolve(id, BindKind::Objective)?;
+                self.is_classifier(&name, v.span, ctx)
+                    .then_some(ArgValue::Name(name))
+            }
             (ArgType::Objective, ValueKind::Ident(id)) => {
                 self.resolve(id, BindKind::Objective).map(ArgValue::Name)
             }
@@ -376,7 +479,7 @@ impl Checker<'_> {
         let args = self.bind(comp, args, span)?;
         Some(ArgValue::Call(CallValue {
             name: comp.name.to_string(),
-            args: args.into_iter().map(|(k, (v, _))| (k, v)).collect(),
+            args: to_args(comp, &args),
         }))
     }
 
@@ -447,6 +550,13 @@ fn example_for(ty: ArgType) -> String {
         ArgType::Choice(c) => format!("write one of: {}", c.join(", ")),
         ArgType::Model => "name a model defined with `model NAME = ...`".into(),
         ArgType::Data => "name a data source defined with `data NAME = ...`".into(),
+        ArgType::DataColumns(c) => format!(
+            "name a data source whose column block names the columns {}",
+            c.join(", ")
+        ),
+        ArgType::ClassifierObjective => {
+            "name an objective whose loss trains a classifier (SoftmaxLoss)".into()
+        }
         ArgType::Objective | ArgType::Objectives => {
             "name objectives defined with `objective NAME = ...`, e.g. `[sim, nli]`".into()
         }
@@ -457,65 +567,4 @@ fn example_for(ty: ArgType) -> String {
         ArgType::ColumnName => "name a column of the source".into(),
         ArgType::LabelValue => "write a label, e.g. `0` or `\"entailment\"`".into(),
     }
-}
-
-/// The registry default of an argument as a value, if it is one.
-fn default_value(text: &str, spec: &ArgSpec) -> Option<ArgValue> {
-    let file = crate::syntax::parse(&format!("let d = {text}")).ok()?;
-    let ast::StmtKind::Let { value, .. } = &file.stmts.first()?.kind else {
-        return None;
-    };
-    Some(match (&spec.ty, &value.kind) {
-        (_, ValueKind::Int(i)) if matches!(spec.ty, ArgType::Float | ArgType::Prob) => {
-            ArgValue::Float(*i as f64)
-        }
-        (ArgType::StepsOrPercent, ValueKind::Int(i)) => ArgValue::Warmup(Warmup::Steps(*i as u64)),
-        (_, ValueKind::Int(i)) => ArgValue::Int(*i),
-        (_, ValueKind::Float(f)) => ArgValue::Float(*f),
-        (_, ValueKind::Bool(b)) => ArgValue::Bool(*b),
-        (_, ValueKind::Str(s)) => ArgValue::Str(s.clone()),
-        (_, ValueKind::Ident(id)) => ArgValue::Name(id.name.clone()),
-        (_, ValueKind::List(items)) => ArgValue::List(
-            items
-                .iter()
-                .filter_map(|i| match i.kind {
-                    ValueKind::Float(f) => Some(ArgValue::Float(f)),
-                    ValueKind::Int(n) => Some(ArgValue::Float(n as f64)),
-                    _ => None,
-                })
-                .collect(),
-        ),
-        (_, ValueKind::Call(c)) => {
-            let fam = if spec.ty == ArgType::OptimizerCall {
-                Family::Optimizer
-            } else {
-                Family::Scheduler
-            };
-            let comp = registry::lookup(fam, &c.name.name)?;
-            let mut args = BTreeMap::new();
-            for a in comp.args {
-                if let Some(d) = a.default.and_then(|d| default_value(d, a)) {
-                    args.insert(a.name.to_string(), d);
-                }
-            }
-            for a in &c.args {
-                if let (Some(n), Some(spec)) =
-                    (&a.name, a.name.as_ref().and_then(|n| comp.arg(&n.name)))
-                {
-                    let txt = match &a.value.kind {
-                        ValueKind::Int(i) => i.to_string(),
-                        _ => continue,
-                    };
-                    if let Some(v) = default_value(&txt, spec) {
-                        args.insert(n.name.clone(), v);
-                    }
-                }
-            }
-            ArgValue::Call(CallValue {
-                name: comp.name.to_string(),
-                args,
-            })
-        }
-        _ => return None,
-    })
 }

@@ -1,5 +1,6 @@
 //! Data sources: readers, files, columns, transforms.
 
+use super::args::to_args;
 use super::columns::{infer, FileCtx};
 use super::peek::peek;
 use super::{BindKind, Checker};
@@ -251,44 +252,13 @@ impl Checker<'_> {
             reader => {
                 let (path_v, path_span) = get("path")?;
                 let written = path_v.as_str()?.to_string();
-                let format = if reader == "jsonl" {
-                    Format::JsonLines
-                } else if reader == "smart" {
-                    Format::Smart {
-                        ids_by_position: get("ids").and_then(|v| v.0.as_str().map(str::to_string))
-                            == Some("position".to_string()),
-                    }
-                } else {
-                    let header = get("header").and_then(|v| v.0.as_bool()).unwrap_or(true);
-                    let quoting = get("quoting")
-                        .map(|v| v.0.as_str() == Some("csv"))
-                        .unwrap_or(true);
-                    let delimiter = if reader == "tsv" {
-                        '\t'
-                    } else {
-                        let (d, dspan) =
-                            get("delimiter").unwrap_or((ArgValue::Str(",".into()), source.span));
-                        let d = d.as_str().unwrap_or(",").replace("\\t", "\t");
-                        let mut it = d.chars();
-                        match (it.next(), it.next()) {
-                            (Some(c), None) if c != '"' && c != '\n' => c,
-                            _ => {
-                                self.err(
-                                    Diag::error(
-                                        "bad-delimiter",
-                                        dspan,
-                                        format!("the delimiter must be one character, not `{d}`"),
-                                    )
-                                    .help("e.g. `delimiter: \";\"`; use tsv(...) for tabs"),
-                                );
-                                return None;
-                            }
-                        }
-                    };
-                    Format::Delimited {
-                        delimiter,
-                        header,
-                        quoting,
+                let entry = crate::registry::catalogue::reader(reader)?;
+                let format = match (entry.format)(&to_args(comp, &args)) {
+                    Ok(f) => f,
+                    Err(p) => {
+                        let at = args.get(p.arg).map(|a| a.1).unwrap_or(source.span);
+                        self.err(Diag::error(p.code, at, p.message).help(p.help));
+                        return None;
                     }
                 };
                 let path = self.resolve_path(&written);

@@ -9,6 +9,7 @@
 mod args;
 mod columns;
 mod data;
+mod lets;
 mod models;
 mod objectives;
 mod peek;
@@ -21,7 +22,7 @@ use std::sync::Arc;
 
 pub use types::*;
 
-use crate::diag::{line_col, Diag, Report, Span};
+use crate::diag::{Diag, LineIndex, Report, Span};
 use crate::hub::ModelSearch;
 use crate::syntax::ast::{self, StmtKind};
 
@@ -52,7 +53,11 @@ pub fn check_file(
     path: &Path,
     opts: &Options,
 ) -> Result<(Report, Option<Pipeline>), std::io::Error> {
-    let src = std::fs::read_to_string(path)?;
+    let bytes = std::fs::read(path)?;
+    let src = match String::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => return Ok((not_utf8(&path.display().to_string(), e), None)),
+    };
     let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let base = abs.parent().map(Path::to_path_buf).unwrap_or_default();
     let (report, pipeline) = check_source(&path.display().to_string(), src, &base, opts);
@@ -63,13 +68,40 @@ pub fn check_file(
     Ok((report, pipeline))
 }
 
-/// Check pipeline text; `base_dir` is where relative paths start.
+/// A file that is not UTF-8: one diagnostic at its first bad byte, over
+/// the text as far as it is readable.
+fn not_utf8(name: &str, e: std::string::FromUtf8Error) -> Report {
+    let at = e.utf8_error().valid_up_to();
+    let bytes = e.into_bytes();
+    let bad = bytes[at];
+    let source = String::from_utf8_lossy(&bytes).into_owned();
+    // Offsets of the lossy text: everything before `at` is unchanged.
+    let d = Diag::error(
+        "not-utf8",
+        Span::new(at, (at + 1).min(source.len())),
+        format!("the file is not UTF-8: byte 0x{bad:02x} cannot start or continue a character"),
+    )
+    .label("here")
+    .help("save the pipeline as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)");
+    Report {
+        name: name.to_string(),
+        source: Arc::new(source),
+        diags: vec![d],
+    }
+}
+
+/// Check pipeline text; `base_dir` is where relative paths start. A
+/// leading byte-order mark is ignored.
 pub fn check_source(
     name: &str,
     src: String,
     base_dir: &Path,
     opts: &Options,
 ) -> (Report, Option<Pipeline>) {
+    let src = match src.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => src,
+    };
     let source = Arc::new(src);
     let mut report = Report {
         name: name.to_string(),
@@ -79,7 +111,7 @@ pub fn check_source(
     let file = match crate::syntax::parse(&source) {
         Ok(f) => f,
         Err(d) => {
-            report.diags.push(d);
+            report.diags = d;
             return (report, None);
         }
     };
@@ -129,11 +161,15 @@ pub(crate) struct Binding {
 
 pub(crate) struct Checker<'a> {
     src: &'a str,
+    lines: LineIndex,
     base_dir: PathBuf,
     opts: &'a Options,
     pub(crate) diags: Vec<Diag>,
     bindings: HashMap<String, Binding>,
     lets: HashMap<String, ast::Value>,
+    /// The interpolated text of every `let` string so far (`None`: it could
+    /// not be interpolated, and that was reported at the `let`).
+    let_text: HashMap<String, Option<String>>,
     pub(crate) out: Pipeline,
     /// Evaluators evaluated during a stage, per model.
     evaluated: HashMap<String, Vec<String>>,
@@ -144,11 +180,13 @@ impl<'a> Checker<'a> {
     fn new(src: &'a str, base_dir: &Path, opts: &'a Options) -> Self {
         Checker {
             src,
+            lines: LineIndex::new(src),
             base_dir: base_dir.to_path_buf(),
             opts,
             diags: Vec::new(),
             bindings: HashMap::new(),
             lets: HashMap::new(),
+            let_text: HashMap::new(),
             out: Pipeline::default(),
             evaluated: HashMap::new(),
             stage_count: 0,
@@ -172,13 +210,14 @@ impl<'a> Checker<'a> {
                 _ => continue,
             };
             if let Some(prev) = self.bindings.get(&name.name) {
-                let (l, _) = line_col(self.src, prev.span.start);
+                let (l, _) = self.lines.line_col(self.src, prev.span.start);
                 let d = Diag::error(
                     "duplicate-binding",
                     name.span,
                     format!("`{}` is already defined (line {l})", name.name),
                 )
                 .label("defined again here")
+                .also(prev.span, "first defined here")
                 .help("give each model, data source, objective, evaluator and let a distinct name");
                 self.err(d);
                 continue;
@@ -197,7 +236,7 @@ impl<'a> Checker<'a> {
             match &s.kind {
                 StmtKind::Let { name, value } => {
                     if self.is_first_def(name) {
-                        self.lets.insert(name.name.clone(), value.clone());
+                        self.define_let(name, value);
                         self.mark_ready(name);
                     }
                 }
@@ -298,7 +337,7 @@ impl<'a> Checker<'a> {
             }
             Some(b) if b.kind == kind => {
                 b.used = true;
-                let (l, _) = line_col(self.src, b.span.start);
+                let (l, _) = self.lines.line_col(self.src, b.span.start);
                 let d = Diag::error(
                     "use-before-definition",
                     id.span,
@@ -354,59 +393,6 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// Interpolate a string with `let` values and the environment.
-    pub(crate) fn interpolate(&mut self, s: &str, span: Span) -> Option<String> {
-        use crate::syntax::interp::{interpolate, InterpError};
-        let lets = &self.lets;
-        let env = &self.opts.env;
-        // Mark the lets this string reads, and the lets they read.
-        let mut todo = lets_in(s);
-        let mut seen = 0;
-        while let Some(name) = todo.pop() {
-            seen += 1;
-            if seen > 256 {
-                break;
-            }
-            if let Some(b) = self.bindings.get_mut(&name) {
-                b.used = true;
-            }
-            if let Some(ast::Value {
-                kind: ast::ValueKind::Str(inner),
-                ..
-            }) = lets.get(&name)
-            {
-                todo.extend(lets_in(inner));
-            }
-        }
-        let lookup = |name: &str| let_or_env(lets, env, name, 0);
-        match interpolate(s, &lookup) {
-            Ok(v) => Some(v),
-            Err(InterpError::Unset(var)) => {
-                let mut d = Diag::error(
-                    "unset-variable",
-                    span,
-                    format!("variable `{var}` is not set"),
-                )
-                .help(format!(
-                    "set it in the environment, or give a default: `${{{var}:-DEFAULT}}`"
-                ));
-                if var == DATA_ENV {
-                    d = d.help(format!(
-                        "set {DATA_ENV} or pass --data-root DIR, or give a default: `${{{DATA_ENV}:-DIR}}`"
-                    ));
-                }
-                self.err(d);
-                None
-            }
-            Err(InterpError::Malformed(m)) => {
-                let d = Diag::error("bad-interpolation", span, format!("bad interpolation: {m}"))
-                    .help("write `${NAME}` or `${NAME:-default}`; `\\$` is a literal dollar");
-                self.err(d);
-                None
-            }
-        }
-    }
-
     /// A path as written, resolved against the pipeline's directory.
     pub(crate) fn resolve_path(&self, p: &str) -> PathBuf {
         let pb = PathBuf::from(p);
@@ -433,11 +419,8 @@ impl<'a> Checker<'a> {
             .collect();
         // A let read by a string that was not interpolated (because of an
         // error nearby) still counts as used.
-        let src = self.src;
-        unused.retain(|(_, n, k)| {
-            *k != BindKind::Let
-                || !(src.contains(&format!("${{{n}}}")) || src.contains(&format!("${{{n}:-")))
-        });
+        let referenced = lets::referenced_names(self.src);
+        unused.retain(|(_, n, k)| *k != BindKind::Let || !referenced.contains(n.as_str()));
         unused.sort_by_key(|u| u.0.start);
         for (span, name, kind) in unused {
             let (msg, help) = match kind {
@@ -462,43 +445,6 @@ impl<'a> Checker<'a> {
                 .push(Diag::warning("unused", span, msg).help(help));
         }
     }
-}
-
-/// The value of `${name}`: a `let` string (itself interpolated, to a fixed
-/// depth) or an environment variable.
-fn let_or_env(
-    lets: &HashMap<String, ast::Value>,
-    env: &HashMap<String, String>,
-    name: &str,
-    depth: usize,
-) -> Option<String> {
-    if let Some(v) = lets.get(name) {
-        if depth > 8 {
-            return None;
-        }
-        return match &v.kind {
-            ast::ValueKind::Str(s) => {
-                crate::syntax::interp::interpolate(s, &|n| let_or_env(lets, env, n, depth + 1)).ok()
-            }
-            ast::ValueKind::Int(i) => Some(i.to_string()),
-            _ => None,
-        };
-    }
-    env.get(name).cloned()
-}
-
-/// Names referenced as `${name}` in a string (to mark lets as used).
-fn lets_in(s: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut rest = s;
-    while let Some(i) = rest.find("${") {
-        rest = &rest[i + 2..];
-        let end = rest
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(rest.len());
-        out.push(rest[..end].to_string());
-    }
-    out
 }
 
 /// Remove `.` and `name/..` components without touching the file system.

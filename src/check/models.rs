@@ -1,206 +1,72 @@
-//! Model chains: module names, arguments and embedding widths.
+//! Model chains: module names, arguments, order and embedding widths,
+//! from each module's registry description (its `ModuleShape`).
 
 use std::path::{Path, PathBuf};
 
+use super::args::{to_args, BoundArgs};
 use super::Checker;
-use crate::check::types::{Activation, ArgValue, Model, Module, PoolingMode};
-use crate::diag::Diag;
-use crate::registry::Family;
+use crate::check::types::{ArgValue, Model, Module};
+use crate::diag::{Diag, Span};
+use crate::registry::{catalogue, Component, Family, ModuleShape};
 use crate::syntax::ast;
+
+/// The state of a chain while it is checked.
+struct Chain {
+    /// Width of what flows out of the last module, when known.
+    dim: Option<usize>,
+    /// Where that width was decided (for two-place diagnostics).
+    dim_span: Option<Span>,
+    /// Whether the chain yields sentence embeddings yet.
+    pooled: bool,
+    ok: bool,
+}
 
 impl Checker<'_> {
     pub(crate) fn check_model(&mut self, name: &ast::Ident, chain: &[ast::Call]) -> Option<Model> {
         let mut modules = Vec::new();
-        let mut dim: Option<usize> = None;
-        let mut ok = true;
-        // Whether the chain yields sentence embeddings yet (after Pooling
-        // or a whole pretrained model).
-        let mut pooled = false;
+        let mut st = Chain {
+            dim: None,
+            dim_span: None,
+            pooled: false,
+            ok: true,
+        };
         for (i, call) in chain.iter().enumerate() {
             let Some(comp) = self.lookup_component(Family::Module, &call.name) else {
-                ok = false;
+                st.ok = false;
                 continue;
             };
-            let is_base = matches!(comp.name, "Transformer" | "load");
-            if i == 0 && !is_base {
-                self.err(
-                    Diag::error(
-                        "chain-start",
-                        call.name.span,
-                        format!("a model chain must start with Transformer(...) or load(...), not {}", comp.name),
-                    )
-                    .help("start with `Transformer(\"sentence-transformers/all-MiniLM-L6-v2\")` or `load(\"path/of/saved/model\")`"),
-                );
-                ok = false;
-            } else if i > 0 && is_base {
-                self.err(
-                    Diag::error(
-                        "chain-start",
-                        call.name.span,
-                        format!("{} can only start a model chain", comp.name),
-                    )
-                    .help("a model has one base: put it first"),
-                );
-                ok = false;
+            let Some(shape) = catalogue::module(comp.name).map(|e| e.shape) else {
+                st.ok = false;
                 continue;
-            }
-            if !is_base && !pooled && i > 0 && comp.name != "Pooling" && comp.name != "Dropout" {
-                self.err(
-                    Diag::error(
-                        "needs-pooling",
-                        call.name.span,
-                        format!("{} needs sentence embeddings, but the Transformer before it gives token embeddings", comp.name),
-                    )
-                    .help("add `-> Pooling(mean)` after the Transformer"),
-                );
-                ok = false;
+            };
+            if !self.check_position(comp, shape, i, call, &st) {
+                st.ok = false;
+                if i > 0 && shape == ModuleShape::Base {
+                    continue;
+                }
             }
             let Some(args) = self.bind(comp, &call.args, call.span) else {
-                ok = false;
-                dim = None;
+                st.ok = false;
+                st.dim = None;
                 continue;
             };
-            let get = |k: &str| args.get(k).map(|(v, _)| v.clone());
-            let module = match comp.name {
-                "Transformer" => {
-                    let spec = get("model")
-                        .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default();
-                    let span = args.get("model").map(|a| a.1).unwrap_or(call.span);
-                    let dir = self.locate_model(&spec, span);
-                    let hidden = dir.as_deref().and_then(transformer_width);
-                    if dir.is_some() && hidden.is_none() {
-                        self.err(
-                            Diag::warning(
-                                "model-config",
-                                span,
-                                format!(
-                                    "could not read `hidden_size` from the config.json of `{spec}`"
-                                ),
-                            )
-                            .help("dimensions after the Transformer will not be checked"),
-                        );
-                    }
-                    dim = hidden;
-                    Module::Transformer {
-                        model: spec,
-                        dir,
-                        max_seq_length: get("max_seq_length")
-                            .and_then(|v| v.as_i64())
-                            .map(|v| v as usize),
-                        do_lower_case: get("do_lower_case")
-                            .and_then(|v| v.as_bool())
-                            .unwrap_or(false),
-                        hidden_size: hidden,
-                    }
+            let in_dim = st.dim;
+            let dir = match shape {
+                ModuleShape::Base => self.check_base(comp, &args, call.span, &mut st),
+                _ => {
+                    self.check_width(comp, shape, &args, call, &mut st);
+                    None
                 }
-                "load" => {
-                    let spec = get("model")
-                        .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default();
-                    let span = args.get("model").map(|a| a.1).unwrap_or(call.span);
-                    let dir = self.locate_model(&spec, span);
-                    let (d, has_pooling) = match dir.as_deref() {
-                        Some(d) => saved_model_width(d),
-                        None => (None, true),
-                    };
-                    pooled = has_pooling;
-                    dim = d;
-                    Module::Pretrained {
-                        model: spec,
-                        dir,
-                        dim: d,
-                    }
-                }
-                "Pooling" => {
-                    if pooled {
-                        self.err(
-                            Diag::error(
-                                "double-pooling",
-                                call.name.span,
-                                "the model is already pooled to sentence embeddings",
-                            )
-                            .help("use one Pooling; give it several modes to concatenate them: `Pooling(cls, mean)`"),
-                        );
-                        ok = false;
-                    }
-                    pooled = true;
-                    let modes: Vec<PoolingMode> = match get("mode") {
-                        Some(ArgValue::List(l)) => l
-                            .iter()
-                            .filter_map(|m| m.as_str().and_then(PoolingMode::parse))
-                            .collect(),
-                        _ => vec![PoolingMode::Mean],
-                    };
-                    if modes.is_empty() {
-                        self.err(
-                            Diag::error(
-                                "empty-pooling",
-                                call.span,
-                                "Pooling needs at least one mode",
-                            )
-                            .help("e.g. `Pooling(mean)`"),
-                        );
-                        ok = false;
-                    }
-                    let mut seen = Vec::new();
-                    for m in &modes {
-                        if seen.contains(m) {
-                            self.err(
-                                Diag::error(
-                                    "duplicate-argument",
-                                    call.span,
-                                    format!("pooling mode `{m:?}` is given twice").to_lowercase(),
-                                )
-                                .help("give each pooling mode once"),
-                            );
-                            ok = false;
-                        }
-                        seen.push(*m);
-                    }
-                    let out = dim.map(|d| d * modes.len().max(1));
-                    let m = Module::Pooling {
-                        modes,
-                        in_dim: dim,
-                        out_dim: out,
-                    };
-                    dim = out;
-                    m
-                }
-                "Dense" => {
-                    let out = get("out_features").and_then(|v| v.as_i64()).unwrap_or(0);
-                    if out <= 0 {
-                        let span = args.get("out_features").map(|a| a.1).unwrap_or(call.span);
-                        self.err(
-                            Diag::error(
-                                "out-of-range",
-                                span,
-                                "Dense needs a positive output width",
-                            )
-                            .help("e.g. `Dense(256, tanh)`"),
-                        );
-                        ok = false;
-                    }
-                    let m = Module::Dense {
-                        in_features: dim,
-                        out_features: out.max(0) as usize,
-                        activation: get("activation")
-                            .and_then(|v| v.as_str().and_then(Activation::parse))
-                            .unwrap_or(Activation::Tanh),
-                        bias: get("bias").and_then(|v| v.as_bool()).unwrap_or(true),
-                    };
-                    dim = Some(out.max(0) as usize);
-                    m
-                }
-                "Normalize" => Module::Normalize,
-                "LayerNorm" => Module::LayerNorm { dim },
-                _ => Module::Dropout {
-                    p: get("p").and_then(|v| v.as_f64()).unwrap_or(0.1),
-                },
             };
-            modules.push(module);
+            modules.push(Module {
+                kind: comp.name.to_string(),
+                args: to_args(comp, &args),
+                dir,
+                in_dim,
+                out_dim: st.dim,
+            });
         }
-        if ok && !pooled && !modules.is_empty() {
+        if st.ok && !st.pooled && !modules.is_empty() {
             let last = chain.last().map(|c| c.span).unwrap_or(name.span);
             self.err(
                 Diag::error(
@@ -213,14 +79,223 @@ impl Checker<'_> {
                 )
                 .help("add `-> Pooling(mean)` after the Transformer"),
             );
-            ok = false;
+            st.ok = false;
         }
-        ok.then(|| Model {
+        st.ok.then(|| Model {
             name: name.name.clone(),
             span: name.span,
             modules,
-            dim,
+            dim: st.dim,
         })
+    }
+
+    /// A base starts the chain, only a base; sentence modules need pooled
+    /// embeddings before them.
+    fn check_position(
+        &mut self,
+        comp: &Component,
+        shape: ModuleShape,
+        i: usize,
+        call: &ast::Call,
+        st: &Chain,
+    ) -> bool {
+        let base = shape == ModuleShape::Base;
+        if i == 0 && !base {
+            self.err(
+                Diag::error(
+                    "chain-start",
+                    call.name.span,
+                    format!("a model chain must start with Transformer(...) or load(...), not {}", comp.name),
+                )
+                .help("start with `Transformer(\"sentence-transformers/all-MiniLM-L6-v2\")` or `load(\"path/of/saved/model\")`"),
+            );
+            return false;
+        }
+        if i > 0 && base {
+            self.err(
+                Diag::error(
+                    "chain-start",
+                    call.name.span,
+                    format!("{} can only start a model chain", comp.name),
+                )
+                .help("a model has one base: put it first"),
+            );
+            return false;
+        }
+        let needs_sentences = matches!(shape, ModuleShape::Project { .. } | ModuleShape::Keep);
+        if i > 0 && !st.pooled && needs_sentences {
+            self.err(
+                Diag::error(
+                    "needs-pooling",
+                    call.name.span,
+                    format!("{} needs sentence embeddings, but the Transformer before it gives token embeddings", comp.name),
+                )
+                .help("add `-> Pooling(mean)` after the Transformer"),
+            );
+            return false;
+        }
+        if st.pooled && matches!(shape, ModuleShape::Pool { .. }) {
+            self.err(
+                Diag::error(
+                    "double-pooling",
+                    call.name.span,
+                    "the model is already pooled to sentence embeddings",
+                )
+                .help("use one Pooling; give it several modes to concatenate them: `Pooling(cls, mean)`"),
+            );
+            return false;
+        }
+        true
+    }
+
+    /// The width after a non-base module.
+    fn check_width(
+        &mut self,
+        comp: &Component,
+        shape: ModuleShape,
+        args: &BoundArgs,
+        call: &ast::Call,
+        st: &mut Chain,
+    ) {
+        match shape {
+            ModuleShape::Pool { modes } => {
+                st.pooled = true;
+                let list: Vec<String> = match args.get(modes).map(|v| &v.0) {
+                    Some(ArgValue::List(l)) => l
+                        .iter()
+                        .filter_map(|m| m.as_str().map(str::to_string))
+                        .collect(),
+                    Some(v) => v.as_str().map(str::to_string).into_iter().collect(),
+                    None => Vec::new(),
+                };
+                if list.is_empty() {
+                    self.err(
+                        Diag::error(
+                            "empty-pooling",
+                            call.span,
+                            format!("{} needs at least one mode", comp.name),
+                        )
+                        .help("e.g. `Pooling(mean)`"),
+                    );
+                    st.ok = false;
+                }
+                for (k, m) in list.iter().enumerate() {
+                    if list[..k].contains(m) {
+                        self.err(
+                            Diag::error(
+                                "duplicate-argument",
+                                call.span,
+                                format!("pooling mode `{m}` is given twice"),
+                            )
+                            .help("give each pooling mode once"),
+                        );
+                        st.ok = false;
+                    }
+                }
+                st.dim = st.dim.map(|d| d * list.len().max(1));
+                st.dim_span = Some(call.span);
+            }
+            ModuleShape::Project { out, input } => {
+                if let (Some((ArgValue::Int(given), gspan)), Some(have)) = (args.get(input), st.dim)
+                {
+                    if *given as usize != have {
+                        let mut d = Diag::error(
+                            "dimension-mismatch",
+                            *gspan,
+                            format!(
+                                "{} takes {given} input features, but what precedes it gives {have}",
+                                comp.name
+                            ),
+                        )
+                        .label(format!("{input}: {given}"));
+                        if let Some(prev) = st.dim_span {
+                            d = d.also(prev, format!("this gives {have}"));
+                        }
+                        self.err(d.help(format!(
+                            "remove `{input}` (it is inferred), or make it {have}"
+                        )));
+                        st.ok = false;
+                    }
+                }
+                st.dim = args
+                    .get(out)
+                    .and_then(|v| v.0.as_i64())
+                    .map(|v| v.max(0) as usize);
+                st.dim_span = Some(call.span);
+            }
+            ModuleShape::Keep | ModuleShape::Any | ModuleShape::Base => {}
+        }
+    }
+
+    /// A chain's base: find its directory and read its width (and, for a
+    /// Transformer, check that its config is one the runtime runs).
+    fn check_base(
+        &mut self,
+        comp: &Component,
+        args: &BoundArgs,
+        call_span: Span,
+        st: &mut Chain,
+    ) -> Option<PathBuf> {
+        let spec = args
+            .get("model")
+            .and_then(|v| v.0.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let span = args.get("model").map(|a| a.1).unwrap_or(call_span);
+        let dir = self.locate_model(&spec, span);
+        st.dim_span = Some(call_span);
+        let Some(d) = dir.as_deref() else {
+            // Not local (a Hub id downloaded at run time): widths unknown.
+            st.dim = None;
+            st.pooled = comp.name == "load";
+            return None;
+        };
+        let transformer_dir = if comp.name == "load" {
+            let (w, pooled) = saved_model_width(d);
+            st.dim = w;
+            st.pooled = pooled;
+            saved_transformer_dir(d)
+        } else {
+            st.pooled = false;
+            Some(d.to_path_buf())
+        };
+        if let Some(td) = transformer_dir {
+            match crate::runtime::modules::transformer::inspect(&td) {
+                Ok(info) => {
+                    if comp.name != "load" {
+                        st.dim = Some(info.hidden_size);
+                    }
+                    if let Some((ArgValue::Int(n), nspan)) = args.get("max_seq_length") {
+                        if *n as usize > info.max_positions {
+                            self.err(
+                                Diag::error(
+                                    "out-of-range",
+                                    *nspan,
+                                    format!(
+                                        "max_seq_length {n} is more than the {} positions of `{spec}`",
+                                        info.max_positions
+                                    ),
+                                )
+                                .help(format!("at most {}", info.max_positions)),
+                            );
+                            st.ok = false;
+                        }
+                    }
+                }
+                Err(e) => {
+                    self.err(
+                        Diag::error(
+                            "unsupported-model",
+                            span,
+                            format!("`{spec}` cannot be run: {e}"),
+                        )
+                        .help("stpipe runs the BERT family: model_type bert, roberta, xlm-roberta, camembert"),
+                    );
+                    st.ok = false;
+                    st.dim = None;
+                }
+            }
+        }
+        dir
     }
 
     /// Find a model directory. A path that is not there is an error; a Hub
@@ -278,6 +353,20 @@ pub(crate) fn transformer_width(dir: &Path) -> Option<usize> {
         .iter()
         .find_map(|k| cfg.get(k).and_then(|v| v.as_u64()))
         .map(|v| v as usize)
+}
+
+/// The Transformer directory of a saved sentence-transformers model (the
+/// module of type `...Transformer` in modules.json; the directory itself
+/// for a plain Hugging Face model).
+pub(crate) fn saved_transformer_dir(dir: &Path) -> Option<PathBuf> {
+    let Some(modules) = read_json(&dir.join("modules.json")) else {
+        return Some(dir.to_path_buf());
+    };
+    modules.as_array()?.iter().find_map(|m| {
+        let ty = m.get("type").and_then(|t| t.as_str())?;
+        let path = m.get("path").and_then(|p| p.as_str()).unwrap_or("");
+        ty.ends_with("Transformer").then(|| dir.join(path))
+    })
 }
 
 /// Width of a saved sentence-transformers model, from modules.json and the

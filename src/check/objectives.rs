@@ -1,20 +1,11 @@
 //! Objectives and evaluators, and the data columns their components need.
 
-use std::collections::BTreeMap;
-
-use super::args::BoundArgs;
+use super::args::{to_args, BoundArgs};
 use super::{BindKind, Checker};
 use crate::check::types::*;
 use crate::diag::{Diag, Span};
 use crate::registry::{self, Component, Family};
 use crate::syntax::ast;
-
-fn plain(args: BoundArgs, skip: &[&str]) -> BTreeMap<String, ArgValue> {
-    args.into_iter()
-        .filter(|(k, _)| !skip.contains(&k.as_str()))
-        .map(|(k, (v, _))| (k, v))
-        .collect()
-}
 
 impl Checker<'_> {
     pub(crate) fn check_objective(
@@ -38,21 +29,16 @@ impl Checker<'_> {
         let opts = opts?;
         let model = args.get("model")?.0.as_str()?.to_string();
         let ds = self.out.data_source(&data_name)?.clone();
-        let mut ok = self.check_columns(comp, &ds, data.span);
+        let mut ok = self.check_columns(comp, &ds, data.span, &args);
         // Distillation: the teacher's width must match the student's.
         if let Some((ArgValue::Name(t), tspan)) = args.get("teacher") {
             ok &= self.check_teacher(&model, t, *tspan);
         }
-        if comp.name == "SoftmaxLoss" {
-            if let Some((ArgValue::Int(n), nspan)) = args.get("num_labels") {
-                ok &= self.check_num_labels(*n, *nspan, &ds);
-            }
-        }
-        let sampler = match opts.get("sampler").and_then(|v| v.0.as_str()) {
-            Some("no_duplicates") => Sampler::NoDuplicates,
-            Some("group_by_label") => Sampler::GroupByLabel,
-            _ => Sampler::Default,
-        };
+        let sampler = opts
+            .get("sampler")
+            .and_then(|v| v.0.as_str())
+            .and_then(Sampler::from_name)
+            .unwrap_or(Sampler::Default);
         if sampler == Sampler::GroupByLabel && ds.label_column().is_none() {
             let sp = opts.get("sampler").map(|v| v.1).unwrap_or(data.span);
             self.err(
@@ -69,14 +55,6 @@ impl Checker<'_> {
             .get("batch_size")
             .and_then(|v| v.0.as_i64())
             .unwrap_or(32);
-        if batch_size < 1 {
-            let sp = opts.get("batch_size").map(|v| v.1).unwrap_or(data.span);
-            self.err(
-                Diag::error("out-of-range", sp, "the batch size must be at least 1")
-                    .help("e.g. `batch_size: 16`"),
-            );
-            ok = false;
-        }
         let shuffle = opts
             .get("shuffle")
             .and_then(|v| v.0.as_bool())
@@ -87,11 +65,64 @@ impl Checker<'_> {
             loss: comp.name.to_string(),
             model,
             data: data_name,
-            args: plain(args, &["model"]),
+            args: to_args(comp, &args),
             batch_size: batch_size.max(1) as usize,
             shuffle,
             sampler,
         })
+    }
+
+    /// Whether data source `name` has the named columns `need`.
+    pub(crate) fn has_columns(&mut self, name: &str, need: &[&str], span: Span, ctx: &str) -> bool {
+        let Some(d) = self.out.data_source(name) else {
+            return false;
+        };
+        let missing: Vec<&str> = need
+            .iter()
+            .copied()
+            .filter(|c| !d.columns.iter().any(|x| x.name == *c))
+            .collect();
+        if missing.is_empty() {
+            return true;
+        }
+        let have: Vec<&str> = d.columns.iter().map(|c| c.name.as_str()).collect();
+        let d = Diag::error(
+            "missing-column",
+            span,
+            format!(
+                "{ctx} needs columns {} in `{name}`; it has {}",
+                need.join(", "),
+                have.join(", ")
+            ),
+        )
+        .help(format!(
+            "name the columns `{}` in `{name}`'s column block",
+            need.join("`, `")
+        ));
+        self.err(d);
+        false
+    }
+
+    /// Whether objective `name` trains a classifier.
+    pub(crate) fn is_classifier(&mut self, name: &str, span: Span, ctx: &str) -> bool {
+        let Some(o) = self.out.objective(name) else {
+            return false;
+        };
+        let classifier = registry::lookup(Family::Loss, &o.loss)
+            .and_then(|c| c.columns)
+            .is_some_and(|c| c.label_classes.is_some());
+        if !classifier {
+            let loss = o.loss.clone();
+            self.err(
+                Diag::error(
+                    "needs-classifier",
+                    span,
+                    format!("{ctx} needs an objective with a classifier (SoftmaxLoss), but `{name}` uses {loss}"),
+                )
+                .help("name the SoftmaxLoss objective whose classifier should be evaluated"),
+            );
+        }
+        classifier
     }
 
     fn check_teacher(&mut self, student: &str, teacher: &str, span: Span) -> bool {
@@ -124,14 +155,13 @@ impl Checker<'_> {
         true
     }
 
-    fn check_num_labels(&mut self, n: i64, span: Span, ds: &DataSource) -> bool {
-        if n < 2 {
-            self.err(
-                Diag::error("out-of-range", span, "num_labels must be at least 2")
-                    .help("the number of classes of the label column"),
-            );
-            return false;
-        }
+    /// Labels of `ds` must be classes `0..n`, `n` the value of the
+    /// argument the loss names (`num_labels`).
+    fn check_label_classes(&mut self, arg: &str, args: &BoundArgs, ds: &DataSource) -> bool {
+        let Some((ArgValue::Int(n), span)) = args.get(arg) else {
+            return true;
+        };
+        let (n, span) = (*n, *span);
         if let Some(l) = ds.label_column() {
             let bad = l
                 .samples
@@ -143,7 +173,7 @@ impl Checker<'_> {
                         "label-out-of-range",
                         span,
                         format!(
-                            "num_labels is {n}, but `{}` has label {} in its first rows",
+                            "{arg} is {n}, but `{}` has label {} in its first rows",
                             ds.name,
                             v.trim()
                         ),
@@ -159,10 +189,7 @@ impl Checker<'_> {
                     Diag::error(
                         "label-out-of-range",
                         span,
-                        format!(
-                            "num_labels is {n}, but `{}` maps {k:?} to label {v}",
-                            ds.name
-                        ),
+                        format!("{arg} is {n}, but `{}` maps {k:?} to label {v}", ds.name),
                     )
                     .help(format!("labels must be 0 to {}", n - 1)),
                 );
@@ -173,10 +200,21 @@ impl Checker<'_> {
     }
 
     /// Whether `ds` has the columns `comp` needs; reports what is wrong.
-    pub(crate) fn check_columns(&mut self, comp: &Component, ds: &DataSource, at: Span) -> bool {
+    pub(crate) fn check_columns(
+        &mut self,
+        comp: &Component,
+        ds: &DataSource,
+        at: Span,
+        args: &BoundArgs,
+    ) -> bool {
         let Some(spec) = comp.columns else {
             return true;
         };
+        if let Some(arg) = spec.label_classes {
+            if !self.check_label_classes(arg, args, ds) {
+                return false;
+            }
+        }
         let names: Vec<String> = ds.columns.iter().map(|c| c.name.clone()).collect();
         let have = names.join(", ");
         let need = spec.describe();
@@ -329,77 +367,34 @@ impl Checker<'_> {
             .map(|(v, s)| (v.as_str().map(str::to_string), *s))?;
         let data = data?;
         let ds = self.out.data_source(&data)?.clone();
-        let mut ok = self.check_columns(comp, &ds, data_span);
-        if comp.name == "InformationRetrieval" {
-            for (arg, need) in [
-                ("data", ["id", "text"]),
-                ("corpus", ["id", "text"]),
-                ("relevant", ["query", "doc"]),
-            ] {
-                let Some((ArgValue::Name(n), sp)) = args.get(arg) else {
-                    continue;
-                };
-                let Some(d) = self.out.data_source(n) else {
-                    continue;
-                };
-                let missing: Vec<&str> = need
-                    .iter()
-                    .copied()
-                    .filter(|c| !d.columns.iter().any(|x| x.name == *c))
-                    .collect();
-                if !missing.is_empty() {
-                    let have: Vec<&str> = d.columns.iter().map(|c| c.name.as_str()).collect();
-                    self.err(
-                        Diag::error(
-                            "missing-column",
-                            *sp,
-                            format!(
-                                "InformationRetrieval needs columns {} in `{n}` ({arg}); it has {}",
-                                need.join(", "),
-                                have.join(", ")
-                            ),
-                        )
-                        .help(format!(
-                            "name the columns `{}` in `{n}`'s column block",
-                            need.join("`, `")
-                        )),
-                    );
-                    ok = false;
-                }
-            }
-        }
+        let mut ok = self.check_columns(comp, &ds, data_span, &args);
         if let Some((ArgValue::Name(t), tspan)) = args.get("teacher") {
             ok &= self.check_teacher(&model, t, *tspan);
         }
-        if let Some((ArgValue::Name(o), ospan)) = args.get("objective") {
-            if let Some(obj) = self.out.objective(o).cloned() {
-                if obj.loss != "SoftmaxLoss" {
-                    self.err(
-                        Diag::error(
-                            "needs-classifier",
-                            *ospan,
-                            format!(
-                                "LabelAccuracy needs a SoftmaxLoss objective, but `{o}` uses {}",
-                                obj.loss
-                            ),
-                        )
-                        .help(
-                            "name the SoftmaxLoss objective whose classifier should be evaluated",
+        // A classifier evaluated must belong to the model evaluated.
+        for spec in comp.args {
+            if spec.ty != registry::ArgType::ClassifierObjective {
+                continue;
+            }
+            let Some((ArgValue::Name(o), ospan)) = args.get(spec.name) else {
+                continue;
+            };
+            let Some(obj) = self.out.objective(o).cloned() else {
+                ok = false;
+                continue;
+            };
+            if obj.model != model {
+                self.err(
+                    Diag::error(
+                        "model-mismatch",
+                        *ospan,
+                        format!(
+                            "objective `{o}` trains `{}`, but this evaluator evaluates `{model}`",
+                            obj.model
                         ),
-                    );
-                    ok = false;
-                } else if obj.model != model {
-                    self.err(
-                        Diag::error(
-                            "model-mismatch",
-                            *ospan,
-                            format!("objective `{o}` trains `{}`, but this evaluator evaluates `{model}`", obj.model),
-                        )
-                        .help("use an objective of the same model"),
-                    );
-                    ok = false;
-                }
-            } else {
+                    )
+                    .help("use an objective of the same model"),
+                );
                 ok = false;
             }
         }
@@ -409,7 +404,7 @@ impl Checker<'_> {
             kind: comp.name.to_string(),
             model,
             data,
-            args: plain(args, &["model", "data"]),
+            args: to_args(comp, &args),
             metrics: comp.metrics.iter().map(|m| m.to_string()).collect(),
         })
     }

@@ -1,11 +1,9 @@
 //! Train stages, saves and expectations.
 
-use std::collections::BTreeMap;
-
 use super::{BindKind, Checker};
 use crate::check::types::*;
-use crate::diag::{line_col, Diag, Span};
-use crate::registry::{self, ArgType};
+use crate::diag::{Diag, Span};
+use crate::registry::{self, ArgType, Family};
 use crate::syntax::ast::{self, StageItem, ValueKind};
 
 impl Checker<'_> {
@@ -195,7 +193,7 @@ impl Checker<'_> {
                 );
                 ok = false;
             }
-            if let Some(ArgValue::Name(t)) = obj.args.get("teacher") {
+            if let Some(ArgValue::Name(t)) = obj.args.values().get("teacher") {
                 if !teachers.contains(t) {
                     teachers.push(t.clone());
                 }
@@ -234,57 +232,29 @@ impl Checker<'_> {
             );
         }
         let epochs = get("epochs").and_then(|v| v.0.as_i64()).unwrap_or(1);
-        if epochs < 1 {
-            let es = get("epochs").map(|v| v.1).unwrap_or(span);
-            self.err(
-                Diag::error("out-of-range", es, "`epochs` must be at least 1")
-                    .help("e.g. `epochs: 1`"),
-            );
-            ok = false;
-        }
-        let scheduler = match get("scheduler") {
-            Some((ArgValue::Call(c), _)) => c,
-            _ => CallValue {
-                name: "WarmupLinear".into(),
-                args: BTreeMap::new(),
+        let call = |v: Option<(ArgValue, Span)>, family: Family| match v {
+            Some((ArgValue::Call(c), _)) => Some(c),
+            _ => match registry::stage().arg(if family == Family::Optimizer {
+                "optimizer"
+            } else {
+                "scheduler"
+            }) {
+                Some(spec) => match spec.default_value() {
+                    Some(ArgValue::Call(c)) => Some(c),
+                    _ => None,
+                },
+                None => None,
             },
         };
-        let warmup = match scheduler.args.get("warmup") {
+        let scheduler = call(get("scheduler"), Family::Scheduler)?;
+        let warmup = match scheduler.args.values().get("warmup") {
             Some(ArgValue::Warmup(w)) => *w,
             _ => Warmup::Steps(0),
         };
-        let optimizer = match get("optimizer") {
-            Some((ArgValue::Call(c), _)) => c,
-            _ => CallValue {
-                name: "AdamW".into(),
-                args: BTreeMap::new(),
-            },
-        };
-        if let Some(lr) = optimizer.args.get("lr").and_then(ArgValue::as_f64) {
-            if lr <= 0.0 || !lr.is_finite() {
-                let sp = get("optimizer").map(|v| v.1).unwrap_or(span);
-                self.err(
-                    Diag::error("out-of-range", sp, "the learning rate must be positive")
-                        .help("e.g. `AdamW(lr: 2e-5)`"),
-                );
-                ok = false;
-            }
-        }
+        let optimizer = call(get("optimizer"), Family::Optimizer)?;
         let accum = get("gradient_accumulation")
             .and_then(|v| v.0.as_i64())
             .unwrap_or(1);
-        if accum < 1 {
-            let sp = get("gradient_accumulation").map(|v| v.1).unwrap_or(span);
-            self.err(
-                Diag::error(
-                    "out-of-range",
-                    sp,
-                    "`gradient_accumulation` must be at least 1",
-                )
-                .help("the number of batches per optimizer step"),
-            );
-            ok = false;
-        }
         if !ok {
             return None;
         }
@@ -307,13 +277,9 @@ impl Checker<'_> {
                 .unwrap_or(1.0),
             gradient_accumulation: accum.max(1) as usize,
             seed: get("seed").and_then(|v| v.0.as_i64()).unwrap_or(42) as u64,
-            mixing: match get("mixing")
-                .and_then(|v| v.0.as_str().map(str::to_string))
-                .as_deref()
-            {
-                Some("proportional") => Mixing::Proportional,
-                _ => Mixing::RoundRobin,
-            },
+            mixing: get("mixing")
+                .and_then(|v| v.0.as_str().and_then(Mixing::from_name))
+                .unwrap_or(Mixing::RoundRobin),
             evaluate,
             evaluate_every,
             evaluate_at_start: get("evaluate_at_start")
@@ -453,8 +419,6 @@ impl Checker<'_> {
             return None;
         }
         if v.abs() > 1.0 && !m.metric.contains("mse") {
-            let (l, _) = line_col(self.src, value.span.start);
-            let _ = l;
             self.err(
                 Diag::warning(
                     "metric-scale",

@@ -1,12 +1,13 @@
 //! The checked, resolved pipeline: what the planner and the engine consume.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::Serialize;
 
+pub use crate::data::Format;
 use crate::diag::Span;
-pub use crate::registry::ColType;
+pub use crate::registry::choices::{Activation, Mixing, PoolingMode, Sampler, Similarity};
+pub use crate::registry::{ArgValue, Args, CallValue, ColType, Warmup};
 pub use crate::syntax::ast::{ArithOp, CmpOp};
 
 /// A whole checked pipeline. Bindings keep their source order; `steps` are
@@ -57,112 +58,60 @@ pub struct Model {
     pub dim: Option<usize>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PoolingMode {
-    Cls,
-    Mean,
-    Max,
-    MeanSqrtLenTokens,
-    WeightedMean,
-    LastToken,
-}
-
-impl PoolingMode {
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s.to_ascii_lowercase().as_str() {
-            "cls" => PoolingMode::Cls,
-            "mean" => PoolingMode::Mean,
-            "max" => PoolingMode::Max,
-            "mean_sqrt_len_tokens" => PoolingMode::MeanSqrtLenTokens,
-            "weightedmean" => PoolingMode::WeightedMean,
-            "lasttoken" => PoolingMode::LastToken,
-            _ => return None,
-        })
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Activation {
-    Tanh,
-    Identity,
-    Relu,
-    Gelu,
-    Sigmoid,
-}
-
-impl Activation {
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s.to_ascii_lowercase().as_str() {
-            "tanh" => Activation::Tanh,
-            "identity" => Activation::Identity,
-            "relu" => Activation::Relu,
-            "gelu" => Activation::Gelu,
-            "sigmoid" => Activation::Sigmoid,
-            _ => return None,
-        })
-    }
-}
-
-/// One module of a model chain, with its resolved dimensions.
+/// One module of a model chain, with its checked arguments and resolved
+/// widths.
 #[derive(Debug, Clone, Serialize)]
-#[serde(tag = "type")]
-pub enum Module {
-    Transformer {
-        /// The spec as written (path or Hub id).
-        model: String,
-        /// The directory found locally, if any.
-        dir: Option<PathBuf>,
-        max_seq_length: Option<usize>,
-        do_lower_case: bool,
-        /// `hidden_size` from config.json.
-        hidden_size: Option<usize>,
-    },
-    /// A whole saved sentence-transformers model.
-    Pretrained {
-        model: String,
-        dir: Option<PathBuf>,
-        dim: Option<usize>,
-    },
-    Pooling {
-        modes: Vec<PoolingMode>,
-        in_dim: Option<usize>,
-        out_dim: Option<usize>,
-    },
-    Dense {
-        in_features: Option<usize>,
-        out_features: usize,
-        activation: Activation,
-        bias: bool,
-    },
-    Normalize,
-    LayerNorm {
-        dim: Option<usize>,
-    },
-    Dropout {
-        p: f64,
-    },
+pub struct Module {
+    /// The registry name (`Transformer`, `Pooling`, ...).
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub args: Args,
+    /// The model directory found locally, for a chain's base (Transformer,
+    /// load), if any.
+    pub dir: Option<PathBuf>,
+    /// The width of what flows in, when known.
+    pub in_dim: Option<usize>,
+    /// The width of what flows out, when known.
+    pub out_dim: Option<usize>,
 }
 
-/// How a file is read.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Format {
-    Delimited {
-        delimiter: char,
-        header: bool,
-        /// CSV-style double quotes (with `""` escapes).
-        quoting: bool,
-    },
-    JsonLines,
-    /// SMART records (`.I id`, `.T` title, `.A` author, `.B` biblio, `.W`
-    /// text), as in the Cranfield collection. Fields: id, title, author,
-    /// biblio, text.
-    Smart {
-        /// Number records 1, 2, 3... in file order instead of using `.I`.
-        ids_by_position: bool,
-    },
+impl Module {
+    /// The model spec (path or Hub id) of a chain's base.
+    pub fn model_spec(&self) -> Option<&str> {
+        self.args.values().get("model").and_then(ArgValue::as_str)
+    }
+
+    /// How the module reads in a pipeline: `Dense(256, tanh)`.
+    pub fn label(&self) -> String {
+        let args: Vec<String> = self
+            .args
+            .values()
+            .iter()
+            .map(|(k, v)| match v {
+                ArgValue::List(l) => {
+                    let items: Vec<String> = l.iter().map(value_label).collect();
+                    format!("{k}: [{}]", items.join(", "))
+                }
+                other => format!("{k}: {}", value_label(other)),
+            })
+            .collect();
+        if args.is_empty() {
+            self.kind.clone()
+        } else {
+            format!("{}({})", self.kind, args.join(", "))
+        }
+    }
+}
+
+fn value_label(v: &ArgValue) -> String {
+    match v {
+        ArgValue::Int(i) => i.to_string(),
+        ArgValue::Float(f) => f.to_string(),
+        ArgValue::Bool(b) => b.to_string(),
+        ArgValue::Str(s) => format!("{s:?}"),
+        ArgValue::Name(n) => n.clone(),
+        other => format!("{other:?}"),
+    }
 }
 
 /// Where a source's rows come from.
@@ -292,73 +241,6 @@ impl DataSource {
     }
 }
 
-/// A resolved argument value.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(untagged)]
-pub enum ArgValue {
-    Int(i64),
-    Float(f64),
-    Bool(bool),
-    Str(String),
-    /// A bare word from a fixed set, or a binding name.
-    Name(String),
-    List(Vec<ArgValue>),
-    Warmup(Warmup),
-    Call(CallValue),
-}
-
-impl ArgValue {
-    pub fn as_f64(&self) -> Option<f64> {
-        match self {
-            ArgValue::Int(i) => Some(*i as f64),
-            ArgValue::Float(f) => Some(*f),
-            _ => None,
-        }
-    }
-    pub fn as_i64(&self) -> Option<i64> {
-        match self {
-            ArgValue::Int(i) => Some(*i),
-            _ => None,
-        }
-    }
-    pub fn as_str(&self) -> Option<&str> {
-        match self {
-            ArgValue::Str(s) | ArgValue::Name(s) => Some(s),
-            _ => None,
-        }
-    }
-    pub fn as_bool(&self) -> Option<bool> {
-        match self {
-            ArgValue::Bool(b) => Some(*b),
-            _ => None,
-        }
-    }
-}
-
-/// A component call with all its arguments resolved (defaults included).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CallValue {
-    pub name: String,
-    pub args: BTreeMap<String, ArgValue>,
-}
-
-/// Warm-up length.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Warmup {
-    Steps(u64),
-    /// A share of all training steps, in [0, 1].
-    Fraction(f64),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Sampler {
-    Default,
-    NoDuplicates,
-    GroupByLabel,
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct Objective {
     pub name: String,
@@ -368,8 +250,8 @@ pub struct Objective {
     pub loss: String,
     pub model: String,
     pub data: String,
-    /// Loss arguments other than the model, defaults included.
-    pub args: BTreeMap<String, ArgValue>,
+    /// Every loss argument (the model too), defaults included.
+    pub args: Args,
     pub batch_size: usize,
     pub shuffle: bool,
     pub sampler: Sampler,
@@ -384,17 +266,10 @@ pub struct Evaluator {
     pub kind: String,
     pub model: String,
     pub data: String,
-    /// Other arguments, defaults included.
-    pub args: BTreeMap<String, ArgValue>,
+    /// Every argument (model and data too), defaults included.
+    pub args: Args,
     /// Metrics produced, primary first.
     pub metrics: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mixing {
-    RoundRobin,
-    Proportional,
 }
 
 #[derive(Debug, Clone, Serialize)]

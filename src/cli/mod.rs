@@ -124,7 +124,12 @@ pub(crate) fn report_result(r: miette::Result<()>) -> ExitCode {
     }
 }
 
-/// Print a report's diagnostics for humans, on stderr.
+/// Diagnostics printed for humans; the rest are counted (`--format json`
+/// lists them all).
+const MAX_SHOWN: usize = 100;
+
+/// Print a report's diagnostics for humans, on stderr: the first
+/// [`MAX_SHOWN`], then a count of the rest.
 pub(crate) fn print_human(report: &crate::diag::Report) {
     let handler = miette::GraphicalReportHandler::new_themed(
         if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
@@ -133,12 +138,22 @@ pub(crate) fn print_human(report: &crate::diag::Report) {
             miette::GraphicalTheme::unicode_nocolor()
         },
     );
-    for d in report.miette() {
+    let all = report.miette();
+    for d in all.iter().take(MAX_SHOWN) {
         let mut s = String::new();
-        if handler.render_report(&mut s, &d).is_ok() {
+        if handler.render_report(&mut s, d).is_ok() {
             eprintln!("{s}");
         } else {
             eprintln!("{}", d.diag.message);
         }
+    }
+    if all.len() > MAX_SHOWN {
+        let rest = &report.diags[MAX_SHOWN..];
+        let errors = rest.iter().filter(|d| d.is_error()).count();
+        eprintln!(
+            "... and {} more ({errors} error(s), {} warning(s)); `stpipe check --format json` lists them all",
+            rest.len(),
+            rest.len() - errors
+        );
     }
 }

@@ -1,5 +1,23 @@
-//! JSON Lines rows with their keys in file order, so that a column's index
-//! means the same to the checker and to the runtime.
+//! `jsonl`: JSON Lines rows with their keys in file order, so that a
+//! column's index means the same to the checker and to the runtime.
+
+use super::{ArgProblem, Format, ReaderEntry, PATH, SKIP_BAD_ROWS};
+use crate::registry::{Args, Component, Family};
+
+pub const ENTRY: ReaderEntry = ReaderEntry {
+    spec: Component {
+        name: "jsonl",
+        family: Family::Reader,
+        doc: "JSON Lines: one JSON object per line; columns are chosen by key (`col(\"text\")`).",
+        args: &[PATH, SKIP_BAD_ROWS],
+        ..Component::BASE
+    },
+    format,
+};
+
+fn format(_: &Args) -> Result<Format, ArgProblem> {
+    Ok(Format::JsonLines)
+}
 
 /// A JSON object with its keys in file order.
 pub struct OrderedObject(pub Vec<(String, serde_json::Value)>);

@@ -1,5 +1,32 @@
-//! The SMART format of classic IR collections (Cranfield): `.I` starts a
-//! record, `.T .A .B .W` start its fields.
+//! `smart`: the SMART format of classic IR collections (Cranfield): `.I`
+//! starts a record, `.T .A .B .W` start its fields.
+
+use super::{internal, ArgProblem, Format, ReaderEntry, PATH, SKIP_BAD_ROWS};
+use crate::registry::{choices::SmartIds, opt, ArgType::*, Args, Component, Family};
+
+pub const ENTRY: ReaderEntry = ReaderEntry {
+    spec: Component {
+        name: "smart",
+        family: Family::Reader,
+        doc: "SMART records (`.I`, `.T`, `.A`, `.B`, `.W` markers), as in the Cranfield collection. Fields, chosen by name: `id`, `title`, `author`, `biblio`, `text`.",
+        args: &[
+            PATH,
+            SKIP_BAD_ROWS,
+            opt("ids", Choice(SmartIds::NAMES), "file", "`file`: ids from `.I`; `position`: 1, 2, 3... in file order (Cranfield queries are judged by position)"),
+        ],
+        ..Component::BASE
+    },
+    format,
+};
+
+fn format(a: &Args) -> Result<Format, ArgProblem> {
+    Ok(Format::Smart {
+        ids_by_position: a
+            .choice::<SmartIds>("ids")
+            .map_err(|e| internal("ids", e))?
+            == SmartIds::Position,
+    })
+}
 
 /// The fields of a SMART record, in column order.
 pub const SMART_FIELDS: &[&str] = &["id", "title", "author", "biblio", "text"];

@@ -11,7 +11,7 @@ use petgraph::visit::EdgeRef;
 use petgraph::Direction;
 use serde::Serialize;
 
-use crate::check::{DataKind, Module, Pipeline, Step};
+use crate::check::{DataKind, Pipeline, Step};
 use fingerprint::{combine, strip_paths, FileHasher};
 
 /// What a step does.
@@ -127,16 +127,10 @@ impl Builder {
         if let Some(n) = self.evals.get(&(name.to_string(), state)) {
             return Some(*n);
         }
-        let mut inputs = vec![state, *self.data.get(&ev.data)?];
-        if let Some(t) = ev.args.get("teacher").and_then(|t| t.as_str()) {
-            inputs.push(*self.models.get(t)?);
-        }
-        // Further data sources (a retrieval corpus, relevance judgements).
-        for v in ev.args.values() {
-            if let Some(n) = v.as_str().and_then(|n| self.data.get(n)) {
-                inputs.push(*n);
-            }
-        }
+        let mut inputs = vec![state];
+        // Every model (a teacher) and data source (a retrieval corpus,
+        // relevance judgements) the evaluator's arguments name.
+        inputs.extend(self.bindings(&ev.args, &ev.model));
         let cfg = serde_json::to_value(ev).unwrap_or_default();
         let n = self.add(
             StepKind::Evaluate {
@@ -153,35 +147,42 @@ impl Builder {
     }
 }
 
+impl Builder {
+    /// The steps of the models and data sources that `args` name, by the
+    /// types their component declares (the model `skip` is the one trained
+    /// or evaluated, whose state is an input already).
+    fn bindings(&self, args: &crate::check::Args, skip: &str) -> Vec<NodeIndex> {
+        use crate::registry::ArgType;
+        let Some(comp) = args_component(args) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for spec in comp.args {
+            let Some(name) = args.values().get(spec.name).and_then(|v| v.as_str()) else {
+                continue;
+            };
+            match spec.ty {
+                ArgType::Model if name != skip => out.extend(self.models.get(name).copied()),
+                ArgType::Data | ArgType::DataColumns(_) => out.extend(self.data.get(name).copied()),
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+fn args_component(args: &crate::check::Args) -> Option<&'static crate::registry::Component> {
+    let name = args.component_name();
+    [
+        crate::registry::Family::Evaluator,
+        crate::registry::Family::Loss,
+    ]
+    .into_iter()
+    .find_map(|f| crate::registry::lookup(f, name))
+}
+
 fn chain_label(m: &crate::check::Model) -> String {
-    let parts: Vec<String> = m
-        .modules
-        .iter()
-        .map(|x| match x {
-            Module::Transformer { model, .. } => format!("Transformer({model})"),
-            Module::Pretrained { model, .. } => format!("load({model})"),
-            Module::Pooling { modes, .. } => {
-                let v: Vec<String> = modes
-                    .iter()
-                    .map(|m| format!("{m:?}").to_lowercase())
-                    .collect();
-                format!("Pooling({})", v.join(", "))
-            }
-            Module::Dense {
-                out_features,
-                activation,
-                ..
-            } => {
-                format!(
-                    "Dense({out_features}, {})",
-                    format!("{activation:?}").to_lowercase()
-                )
-            }
-            Module::Normalize => "Normalize".into(),
-            Module::LayerNorm { .. } => "LayerNorm".into(),
-            Module::Dropout { p } => format!("Dropout({p})"),
-        })
-        .collect();
+    let parts: Vec<String> = m.modules.iter().map(|x| x.label()).collect();
     let dim = m.dim.map(|d| format!(" [{d}]")).unwrap_or_default();
     format!("{}{dim}", parts.join(" -> "))
 }
@@ -200,9 +201,7 @@ impl Plan {
         for m in &p.models {
             let mut extra = Vec::new();
             for module in &m.modules {
-                if let Module::Transformer { dir: Some(d), .. }
-                | Module::Pretrained { dir: Some(d), .. } = module
-                {
+                if let Some(d) = &module.dir {
                     extra.push(b.hasher.dir(d).map_err(|e| PlanError {
                         path: d.display().to_string(),
                         source: e,
@@ -277,21 +276,14 @@ impl Plan {
                     for o in &s.objectives {
                         if let Some(obj) = p.objective(o) {
                             inputs.extend(b.data.get(&obj.data).copied());
+                            inputs.extend(b.bindings(&obj.args, &s.model));
                             objs.push(serde_json::to_value(obj).unwrap_or_default());
                         }
-                    }
-                    for t in &s.teachers {
-                        inputs.extend(b.models.get(t).copied());
                     }
                     let mut evs = Vec::new();
                     for e in &s.evaluate {
                         if let Some(ev) = p.evaluator(e) {
-                            inputs.extend(b.data.get(&ev.data).copied());
-                            for v in ev.args.values() {
-                                if let Some(n) = v.as_str().and_then(|n| b.data.get(n)) {
-                                    inputs.push(*n);
-                                }
-                            }
+                            inputs.extend(b.bindings(&ev.args, &s.model));
                             evs.push(serde_json::to_value(ev).unwrap_or_default());
                         }
                     }

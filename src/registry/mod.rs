@@ -1,16 +1,24 @@
 //! The component registry: one description of every module, loss,
-//! evaluator, data reader, transform, optimizer and scheduler, with its
-//! arguments, the data columns it needs and the metrics it produces.
+//! evaluator, data reader, transform, optimizer and scheduler (its name,
+//! its arguments with types, defaults and ranges, the data columns it
+//! needs and the metrics it produces), each written once, next to the code
+//! that implements it, in the component's own file.
 //!
-//! The checker validates pipelines against it, `stpipe components` prints
-//! it, and the runtime dispatches on the same names.
+//! [`catalogue`] lists the entries. An entry pairs the description with
+//! the constructor the runtime calls, so a component cannot be registered
+//! (and so accepted by `stpipe check`) without an implementation. The
+//! checker reads only the descriptions; the runtime reads the typed
+//! [`Args`] the checker resolved (defaults included) through the same
+//! argument names; `stpipe components` prints the descriptions.
 
-mod evaluators;
-mod losses;
-mod modules;
-mod optim;
-mod readers;
+pub mod args;
+pub mod catalogue;
+pub mod choices;
+pub mod columns;
 mod stage;
+
+pub use args::{ArgError, ArgValue, Args, CallValue, Warmup};
+pub use choices::Choice;
 
 use std::fmt::Write as _;
 
@@ -66,8 +74,13 @@ pub enum ArgType {
     Model,
     /// A data source binding.
     Data,
+    /// A data source binding that must have these named columns.
+    DataColumns(&'static [&'static str]),
     /// An objective binding.
     Objective,
+    /// An objective whose loss trains a classifier (its labels are classes
+    /// `0..n` of an argument, as SoftmaxLoss's `num_labels`).
+    ClassifierObjective,
     /// A list of objective bindings.
     Objectives,
     /// An integer number of steps or a percentage of all steps (`10%`).
@@ -96,7 +109,9 @@ impl ArgType {
             ArgType::Choice(c) => format!("one of {}", c.join(", ")),
             ArgType::Model => "model".into(),
             ArgType::Data => "data source".into(),
+            ArgType::DataColumns(c) => format!("data source with columns {}", c.join(", ")),
             ArgType::Objective => "objective".into(),
+            ArgType::ClassifierObjective => "objective with a classifier (SoftmaxLoss)".into(),
             ArgType::Objectives => "list of objectives".into(),
             ArgType::StepsOrPercent => "steps (integer) or percentage of all steps".into(),
             ArgType::FloatPair => "list of two numbers".into(),
@@ -104,6 +119,52 @@ impl ArgType {
             ArgType::SchedulerCall => "scheduler".into(),
             ArgType::ColumnName => "column name".into(),
             ArgType::LabelValue => "label (integer or string)".into(),
+        }
+    }
+}
+
+/// The values a numeric argument may take (checked by `stpipe check`).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Range {
+    /// Lower bound and whether it is allowed.
+    pub lo: Option<(f64, bool)>,
+    /// Upper bound and whether it is allowed.
+    pub hi: Option<(f64, bool)>,
+}
+
+impl Range {
+    /// Whether `v` lies in the range.
+    pub fn contains(&self, v: f64) -> bool {
+        let lo_ok = match self.lo {
+            None => true,
+            Some((l, true)) => v >= l,
+            Some((l, false)) => v > l,
+        };
+        let hi_ok = match self.hi {
+            None => true,
+            Some((h, true)) => v <= h,
+            Some((h, false)) => v < h,
+        };
+        v.is_finite() && lo_ok && hi_ok
+    }
+
+    /// `> 0`, `>= 1`, `in [0, 1)`; empty when unbounded.
+    pub fn describe(&self) -> String {
+        let op = |inclusive: bool, lower: bool| match (inclusive, lower) {
+            (true, true) => ">=",
+            (false, true) => ">",
+            (true, false) => "<=",
+            (false, false) => "<",
+        };
+        match (self.lo, self.hi) {
+            (None, None) => String::new(),
+            (Some((l, li)), None) => format!("{} {l}", op(li, true)),
+            (None, Some((h, hi))) => format!("{} {h}", op(hi, false)),
+            (Some((l, li)), Some((h, hi))) => format!(
+                "in {}{l}, {h}{}",
+                if li { "[" } else { "(" },
+                if hi { "]" } else { ")" }
+            ),
         }
     }
 }
@@ -118,19 +179,69 @@ pub struct ArgSpec {
     pub default: Option<&'static str>,
     /// Takes all remaining positional arguments (or a list).
     pub variadic: bool,
+    /// The values a number may take.
+    pub range: Range,
     pub doc: &'static str,
+}
+
+impl ArgSpec {
+    /// Only values above `lo`.
+    pub const fn above(mut self, lo: f64) -> Self {
+        self.range.lo = Some((lo, false));
+        self
+    }
+
+    /// Only values of at least `lo`.
+    pub const fn at_least(mut self, lo: f64) -> Self {
+        self.range.lo = Some((lo, true));
+        self
+    }
+
+    /// Only values below `hi`.
+    pub const fn below(mut self, hi: f64) -> Self {
+        self.range.hi = Some((hi, false));
+        self
+    }
+
+    /// Only values of at most `hi`.
+    pub const fn at_most(mut self, hi: f64) -> Self {
+        self.range.hi = Some((hi, true));
+        self
+    }
+
+    /// Takes all remaining positional arguments (or a list).
+    pub const fn variadic(mut self) -> Self {
+        self.variadic = true;
+        self
+    }
+
+    /// The default as a value, parsed from its pipeline spelling.
+    pub fn default_value(&self) -> Option<ArgValue> {
+        default_value(self.default?, self)
+    }
+}
+
+const fn spec(
+    name: &'static str,
+    ty: ArgType,
+    required: bool,
+    default: Option<&'static str>,
+    doc: &'static str,
+) -> ArgSpec {
+    ArgSpec {
+        name,
+        ty,
+        required,
+        default,
+        variadic: false,
+        range: Range { lo: None, hi: None },
+        doc,
+    }
 }
 
 /// A required argument.
 pub const fn req(name: &'static str, ty: ArgType, doc: &'static str) -> ArgSpec {
-    ArgSpec {
-        name,
-        ty,
-        required: true,
-        default: None,
-        variadic: false,
-        doc,
-    }
+    spec(name, ty, true, None, doc)
 }
 
 /// An optional argument with a default.
@@ -140,26 +251,12 @@ pub const fn opt(
     default: &'static str,
     doc: &'static str,
 ) -> ArgSpec {
-    ArgSpec {
-        name,
-        ty,
-        required: false,
-        default: Some(default),
-        variadic: false,
-        doc,
-    }
+    spec(name, ty, false, Some(default), doc)
 }
 
 /// An optional argument without a default.
 pub const fn maybe(name: &'static str, ty: ArgType, doc: &'static str) -> ArgSpec {
-    ArgSpec {
-        name,
-        ty,
-        required: false,
-        default: None,
-        variadic: false,
-        doc,
-    }
+    spec(name, ty, false, None, doc)
 }
 
 /// The type of a data column.
@@ -194,8 +291,11 @@ pub struct Columns {
     pub max_texts: Option<usize>,
     /// The label column's type, if one is needed.
     pub label: Option<ColType>,
-    /// The range label values must lie in (checked on the first rows).
+    /// The range label values must lie in (checked on every row).
     pub label_range: Option<(f64, f64)>,
+    /// The argument that gives the number of classes: labels must lie in
+    /// `0..n` (SoftmaxLoss's `num_labels`).
+    pub label_classes: Option<&'static str>,
 }
 
 impl Columns {
@@ -222,6 +322,42 @@ impl Columns {
     }
 }
 
+/// Where a module may stand in a model chain and how wide its output is,
+/// for the checker's width and order checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModuleShape {
+    /// Starts a chain; its width comes from the model directory
+    /// (`Transformer`: token embeddings of `hidden_size`; `load`: a saved
+    /// sentence-transformers model, pooled when it has a Pooling).
+    Base,
+    /// Token embeddings to sentence embeddings; the width multiplies by
+    /// the number of values of the variadic argument.
+    Pool { modes: &'static str },
+    /// Sentence embeddings of the width given by `out` (and, when the
+    /// optional argument `input` is given, it must equal the incoming width).
+    Project {
+        out: &'static str,
+        input: &'static str,
+    },
+    /// Sentence embeddings in, the same width out.
+    Keep,
+    /// Token or sentence embeddings, the same width out.
+    Any,
+}
+
+/// A constraint between arguments, checked by `stpipe check`.
+#[derive(Debug, Clone, Copy)]
+pub enum Rule {
+    /// At least one of these `Bool` arguments must be true.
+    AnyTrue(&'static [&'static str]),
+    /// The first number must be below the second (when both are given).
+    Less(&'static str, &'static str),
+    /// At most one of these arguments may be given.
+    OneOf(&'static [&'static str]),
+    /// When the `Bool` argument is true, the number must lie in the range.
+    WhenTrue(&'static str, &'static str, Range),
+}
+
 /// One registered component.
 #[derive(Debug, Clone, Copy)]
 pub struct Component {
@@ -231,11 +367,25 @@ pub struct Component {
     pub args: &'static [ArgSpec],
     /// Data columns needed (losses, evaluators).
     pub columns: Option<Columns>,
-    /// Metrics produced (evaluators); the first is the primary one.
+    /// Metrics produced (evaluators), exactly; the first is the primary one.
     pub metrics: &'static [&'static str],
+    /// Constraints between arguments.
+    pub rules: &'static [Rule],
 }
 
 impl Component {
+    /// The fields every component may leave out:
+    /// `Component { name, family, doc, args, ..Component::BASE }`.
+    pub const BASE: Component = Component {
+        name: "",
+        family: Family::Module,
+        doc: "",
+        args: &[],
+        columns: None,
+        metrics: &[],
+        rules: &[],
+    };
+
     pub fn arg(&self, name: &str) -> Option<&'static ArgSpec> {
         self.args.iter().find(|a| a.name == name)
     }
@@ -243,13 +393,7 @@ impl Component {
 
 /// Every registered component, in reference order.
 pub fn all() -> Vec<&'static Component> {
-    let mut v: Vec<&'static Component> = Vec::new();
-    v.extend(modules::ALL.iter());
-    v.extend(losses::ALL.iter());
-    v.extend(evaluators::ALL.iter());
-    v.extend(readers::ALL.iter());
-    v.extend(optim::OPTIMIZERS.iter());
-    v.extend(optim::SCHEDULERS.iter());
+    let mut v: Vec<&'static Component> = catalogue::components().collect();
     v.push(&stage::STAGE);
     v.push(&stage::OBJECTIVE_OPTIONS);
     v
@@ -328,7 +472,13 @@ pub fn reference_markdown() -> String {
                     } else {
                         format!("`{}`", a.name)
                     };
-                    let _ = writeln!(s, "| {name} | {} | {def} | {} |", a.ty.describe(), a.doc);
+                    let range = a.range.describe();
+                    let ty = if range.is_empty() {
+                        a.ty.describe()
+                    } else {
+                        format!("{}, {range}", a.ty.describe())
+                    };
+                    let _ = writeln!(s, "| {name} | {ty} | {def} | {} |", a.doc);
                 }
                 s.push('\n');
             }
@@ -342,4 +492,109 @@ pub fn reference_markdown() -> String {
         }
     }
     s
+}
+
+/// The registry default of an argument as a value: its pipeline spelling
+/// parsed by the grammar (`20.0`, `10%`, `[0.9, 0.999]`, `AdamW()`).
+fn default_value(text: &str, spec: &ArgSpec) -> Option<ArgValue> {
+    use crate::syntax::ast::{StmtKind, ValueKind};
+    let file = crate::syntax::parse(&format!("let d = {text}")).ok()?;
+    let StmtKind::Let { value, .. } = &file.stmts.first()?.kind else {
+        return None;
+    };
+    Some(match (&spec.ty, &value.kind) {
+        (ArgType::Float | ArgType::Prob, ValueKind::Int(i)) => ArgValue::Float(*i as f64),
+        (ArgType::StepsOrPercent, ValueKind::Int(i)) => ArgValue::Warmup(Warmup::Steps(*i as u64)),
+        (ArgType::StepsOrPercent, ValueKind::Percent(p)) => {
+            ArgValue::Warmup(Warmup::Fraction(p / 100.0))
+        }
+        (_, ValueKind::Int(i)) => ArgValue::Int(*i),
+        (_, ValueKind::Float(f)) => ArgValue::Float(*f),
+        (_, ValueKind::Bool(b)) => ArgValue::Bool(*b),
+        (_, ValueKind::Str(s)) => ArgValue::Str(s.clone()),
+        (_, ValueKind::Ident(id)) => ArgValue::Name(id.name.clone()),
+        (_, ValueKind::List(items)) => ArgValue::List(
+            items
+                .iter()
+                .filter_map(|i| match &i.kind {
+                    ValueKind::Float(f) => Some(ArgValue::Float(*f)),
+                    ValueKind::Int(n) => Some(ArgValue::Float(*n as f64)),
+                    ValueKind::Ident(id) => Some(ArgValue::Name(id.name.clone())),
+                    _ => None,
+                })
+                .collect(),
+        ),
+        (_, ValueKind::Call(c)) => {
+            let fam = if spec.ty == ArgType::OptimizerCall {
+                Family::Optimizer
+            } else {
+                Family::Scheduler
+            };
+            let comp = lookup(fam, &c.name.name)?;
+            let mut args = Args::defaults(comp);
+            for a in &c.args {
+                if let (Some(n), Some(spec)) =
+                    (&a.name, a.name.as_ref().and_then(|n| comp.arg(&n.name)))
+                {
+                    let txt = match &a.value.kind {
+                        ValueKind::Int(i) => i.to_string(),
+                        ValueKind::Percent(p) => format!("{p}%"),
+                        ValueKind::Float(f) => format!("{f:?}"),
+                        _ => continue,
+                    };
+                    if let Some(v) = default_value(&txt, spec) {
+                        args = args.with(&n.name, v);
+                    }
+                }
+            }
+            ArgValue::Call(CallValue {
+                name: comp.name.to_string(),
+                args,
+            })
+        }
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_default_parses_and_lies_in_its_range() {
+        for c in all() {
+            for a in c.args {
+                if let Some(text) = a.default {
+                    let Some(v) = a.default_value() else {
+                        // Documented defaults that are not values (a
+                        // description such as "the first text column").
+                        assert!(
+                            matches!(a.ty, ArgType::ColumnName | ArgType::Str),
+                            "{}.{}: default `{text}` does not parse",
+                            c.name,
+                            a.name
+                        );
+                        continue;
+                    };
+                    if let Some(x) = v.as_f64() {
+                        assert!(a.range.contains(x), "{}.{} = {x}", c.name, a.name);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn names_are_unique_within_a_family() {
+        let all = all();
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
+                assert!(
+                    !(a.family == b.family && a.name.eq_ignore_ascii_case(b.name)),
+                    "{} twice",
+                    a.name
+                );
+            }
+        }
+    }
 }

@@ -88,6 +88,11 @@ impl SentenceEncoder {
         &self.modules
     }
 
+    /// The chain's modules, to extend them into another chain.
+    pub fn into_modules(self) -> Vec<Box<dyn Module>> {
+        self.modules
+    }
+
     /// Append a module (e.g. a fresh Dense or a Normalize).
     pub fn push(&mut self, m: Box<dyn Module>) {
         self.modules.push(m);

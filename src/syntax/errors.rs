@@ -6,7 +6,7 @@ use crate::diag::{Diag, Span};
 /// Deepest bracket nesting accepted, so that no input exhausts the stack.
 const MAX_NESTING: usize = 64;
 
-pub(super) fn check_nesting(src: &str) -> Result<(), Diag> {
+pub(super) fn check_nesting(src: &str) -> Result<(), Box<Diag>> {
     let mut depth = 0usize;
     let mut in_str = false;
     let mut in_comment = false;
@@ -32,12 +32,14 @@ pub(super) fn check_nesting(src: &str) -> Result<(), Diag> {
             '(' | '[' | '{' => {
                 depth += 1;
                 if depth > MAX_NESTING {
-                    return Err(Diag::error(
-                        "syntax",
-                        Span::new(i, i + 1),
-                        format!("brackets nested more than {MAX_NESTING} deep"),
-                    )
-                    .help("flatten the expression"));
+                    return Err(Box::new(
+                        Diag::error(
+                            "syntax",
+                            Span::new(i, i + 1),
+                            format!("brackets nested more than {MAX_NESTING} deep"),
+                        )
+                        .help("flatten the expression"),
+                    ));
                 }
             }
             ')' | ']' | '}' => depth = depth.saturating_sub(1),

@@ -15,14 +15,107 @@ pub(super) struct StpParser;
 /// Most arithmetic operators in one column expression.
 const MAX_OPERATORS: usize = 64;
 
-/// Parse a whole file. A syntax error yields exactly one diagnostic.
-pub fn parse(src: &str) -> Result<File, Diag> {
-    check_nesting(src)?;
+/// Most syntax errors reported for one file; parsing stops after them.
+const MAX_SYNTAX_ERRORS: usize = 50;
+
+/// Parse a whole file. Every syntax error is reported: after one, parsing
+/// resumes at the next line that starts a statement (`let`, `model`,
+/// `data`, ...), the broken statement blanked out so that offsets stay
+/// those of the file.
+pub fn parse(src: &str) -> Result<File, Vec<Diag>> {
+    check_nesting(src).map_err(|d| vec![*d])?;
     pest::set_error_detail(true);
-    let mut pairs = StpParser::parse(Rule::file, src).map_err(|e| syntax_error(src, e))?;
+    let starts = statement_starts(src);
+    let mut text = src.to_string();
+    let mut diags = Vec::new();
+    loop {
+        match parse_once(&text) {
+            Ok(file) if diags.is_empty() => return Ok(file),
+            Ok(_) => return Err(diags),
+            Err(e) => {
+                let (d, at) = *e;
+                diags.push(d);
+                let region = broken_statement(&starts, at, text.len());
+                let blanked = region.is_some_and(|(a, b)| blank(&mut text, a, b));
+                if !blanked || diags.len() >= MAX_SYNTAX_ERRORS {
+                    return Err(diags);
+                }
+            }
+        }
+    }
+}
+
+/// Byte offsets of the lines whose first token is a statement keyword.
+fn statement_starts(src: &str) -> Vec<usize> {
+    const STATEMENTS: &[&str] = &[
+        "let",
+        "model",
+        "data",
+        "objective",
+        "evaluator",
+        "train",
+        "save",
+        "expect",
+    ];
+    let mut out = Vec::new();
+    let mut offset = 0;
+    for line in src.split_inclusive('\n') {
+        let trimmed = line.trim_start_matches([' ', '\t', '\r']);
+        let word: String = trimmed
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        if STATEMENTS.contains(&word.as_str()) {
+            out.push(offset + (line.len() - trimmed.len()));
+        }
+        offset += line.len();
+    }
+    out
+}
+
+/// The statement an error at `at` belongs to: from the statement start at
+/// or before it (the one before when the error is at a statement's very
+/// start: the previous statement ran into it) to the next statement start.
+fn broken_statement(starts: &[usize], at: usize, len: usize) -> Option<(usize, usize)> {
+    let i = starts.partition_point(|&s| s <= at);
+    let (from, next) = match i {
+        0 => (0, starts.first().copied()),
+        _ if starts[i - 1] == at && i >= 2 => (starts[i - 2], Some(at)),
+        _ => (starts[i - 1], starts.get(i).copied()),
+    };
+    let to = next.unwrap_or(len);
+    (to > from).then_some((from, to))
+}
+
+/// Replace `text[a..b]` by spaces (newlines kept); whether anything changed.
+fn blank(text: &mut String, a: usize, b: usize) -> bool {
+    let region = &text[a..b];
+    if region.chars().all(|c| c == ' ' || c == '\n') {
+        return false;
+    }
+    // Keep byte offsets: a multi-byte character becomes as many spaces as
+    // it had bytes.
+    let spaces: String = region
+        .char_indices()
+        .flat_map(|(_, c)| {
+            let n = if c == '\n' { 0 } else { c.len_utf8() };
+            std::iter::repeat_n(' ', n).chain((c == '\n').then_some('\n'))
+        })
+        .collect();
+    text.replace_range(a..b, &spaces);
+    true
+}
+
+/// One parse; a syntax error with the offset parsing failed at.
+fn parse_once(src: &str) -> Result<File, Box<(Diag, usize)>> {
+    let mut pairs = StpParser::parse(Rule::file, src).map_err(|e| {
+        let d = syntax_error(src, e);
+        let at = d.span.start;
+        Box::new((d, at))
+    })?;
     let file = pairs
         .next()
-        .ok_or_else(|| Diag::error("syntax", Span::default(), "empty parse"))?;
+        .ok_or_else(|| Box::new((Diag::error("syntax", Span::default(), "empty parse"), 0)))?;
     // Bound the depth of column expressions (the checker walks them
     // recursively).
     for p in file.clone().into_inner().flatten() {
@@ -34,12 +127,16 @@ pub fn parse(src: &str) -> Result<File, Diag> {
                 .filter(|q| q.as_rule() == Rule::arith_op)
                 .count();
             if ops > MAX_OPERATORS {
-                return Err(Diag::error(
-                    "syntax",
-                    span(&p),
-                    format!("column expression with more than {MAX_OPERATORS} operators"),
-                )
-                .help("simplify the expression"));
+                let sp = span(&p);
+                return Err(Box::new((
+                    Diag::error(
+                        "syntax",
+                        sp,
+                        format!("column expression with more than {MAX_OPERATORS} operators"),
+                    )
+                    .help("simplify the expression"),
+                    sp.start,
+                )));
             }
         }
     }

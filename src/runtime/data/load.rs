@@ -5,7 +5,6 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 use super::expr::{self, Row, Typed};
-use super::transform;
 use super::{DataError, Dataset, Example, Label};
 use crate::check::types::{ColType, Column, DataKind, DataSource, Format, Pipeline};
 use crate::data::json::OrderedObject;
@@ -73,18 +72,11 @@ pub(super) fn load_depth(
                 .iter()
                 .map(|s| load_depth(pipeline, s, opts, depth + 1))
                 .collect::<Result<Vec<_>, _>>()?;
-            transform::zip(&source.name, parts)?
+            (crate::runtime::data::zip::ENTRY.apply)(source, parts)?
         }
-        DataKind::Triplets {
-            source: inner,
-            by,
-            text,
-            label,
-            positive,
-            negative,
-        } => {
+        DataKind::Triplets { source: inner, .. } => {
             let pairs = load_depth(pipeline, inner, opts, depth + 1)?;
-            transform::triplets(&source.name, &pairs, by, text, label, positive, negative)?
+            (crate::runtime::data::triplets::ENTRY.apply)(source, vec![pairs])?
         }
     };
     if let Some(n) = limit {

@@ -9,9 +9,20 @@
 
 mod expr;
 mod load;
-mod transform;
+pub mod triplets;
+pub mod zip;
 
 pub use load::{load, LoadOptions};
+
+use crate::check::types::DataSource;
+use crate::registry::Component;
+
+/// A registered data transform: its description and how it builds its
+/// rows from its input sources' (loaded in argument order).
+pub struct TransformEntry {
+    pub spec: Component,
+    pub apply: fn(&DataSource, Vec<Dataset>) -> Result<Dataset, DataError>,
+}
 
 use std::path::PathBuf;
 

@@ -16,18 +16,107 @@
 //! `find_best_f1_and_threshold` (midpoints computed in f32); average
 //! precision is scikit-learn's `average_precision_score`.
 
-use super::{check_pairs, EvalError, EvalMetrics, SimilarityFn};
+use super::{
+    check_pairs, column, encode, math_err, Common, EvalCx, EvalError, EvalMetrics, Evaluator,
+    EvaluatorEntry, Similarity, BATCH_SIZE, MODEL,
+};
+use crate::registry::{columns, req, ArgError, ArgType::*, Args, Component, Family};
+
+pub const ENTRY: EvaluatorEntry = EvaluatorEntry {
+    spec: Component {
+        name: "BinaryClassification",
+        family: Family::Evaluator,
+        doc: "Classifies pairs as similar (label 1) or not (label 0) by thresholding each similarity (cosine, dot product, Euclidean and Manhattan distance); reports the best accuracy and F1 with their thresholds, precision, recall, average precision and the Matthews correlation, per similarity and as the maximum over them.",
+        args: &[MODEL, req("data", Data, "the pairs with 0/1 labels"), BATCH_SIZE],
+        columns: Some(columns::PAIR_BINARY),
+        metrics: &[
+            "cosine_ap",
+            "cosine_accuracy",
+            "cosine_accuracy_threshold",
+            "cosine_f1",
+            "cosine_f1_threshold",
+            "cosine_precision",
+            "cosine_recall",
+            "cosine_mcc",
+            "dot_accuracy",
+            "dot_accuracy_threshold",
+            "dot_f1",
+            "dot_f1_threshold",
+            "dot_precision",
+            "dot_recall",
+            "dot_ap",
+            "dot_mcc",
+            "euclidean_accuracy",
+            "euclidean_accuracy_threshold",
+            "euclidean_f1",
+            "euclidean_f1_threshold",
+            "euclidean_precision",
+            "euclidean_recall",
+            "euclidean_ap",
+            "euclidean_mcc",
+            "manhattan_accuracy",
+            "manhattan_accuracy_threshold",
+            "manhattan_f1",
+            "manhattan_f1_threshold",
+            "manhattan_precision",
+            "manhattan_recall",
+            "manhattan_ap",
+            "manhattan_mcc",
+            "max_accuracy",
+            "max_accuracy_threshold",
+            "max_f1",
+            "max_f1_threshold",
+            "max_precision",
+            "max_recall",
+            "max_ap",
+            "max_mcc",
+        ],
+        ..Component::BASE
+    },
+    build,
+};
+
+fn build(a: &Args) -> Result<Box<dyn Evaluator>, ArgError> {
+    Ok(Box::new(BinaryClassification {
+        common: Common::from_args(a)?,
+    }))
+}
+
+struct BinaryClassification {
+    common: Common,
+}
+
+impl Evaluator for BinaryClassification {
+    fn evaluate(&self, cx: &EvalCx) -> crate::runtime::Result<EvalMetrics> {
+        let c = &self.common;
+        let (model, ds) = (cx.model(&c.model)?, cx.dataset(&c.data)?);
+        let labels = ds.classes().ok_or_else(|| {
+            crate::runtime::Error::Msg(format!("`{}` has no class labels", ds.name))
+        })?;
+        let e1 = encode(model, &column(ds, 0)?, c.batch_size)?;
+        let e2 = encode(model, &column(ds, 1)?, c.batch_size)?;
+        let cfg = BinaryClassificationConfig {
+            similarity_fn_names: Similarity::all(),
+        };
+        let mut m = binary_classification(&e1, &e2, &labels, &cfg)
+            .map_err(math_err("BinaryClassification"))?;
+        // The registry's primary metric (sentence-transformers' would be
+        // `max_ap` with several similarity functions).
+        m.primary = "cosine_ap".to_string();
+        Ok(m)
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct BinaryClassificationConfig {
     /// Default `[cosine]` (a model's default `similarity_fn_name`).
-    pub similarity_fn_names: Vec<SimilarityFn>,
+    pub similarity_fn_names: Vec<Similarity>,
 }
 
 impl Default for BinaryClassificationConfig {
     fn default() -> Self {
         BinaryClassificationConfig {
-            similarity_fn_names: vec![SimilarityFn::Cosine],
+            similarity_fn_names: vec![Similarity::Cosine],
         }
     }
 }
@@ -44,13 +133,13 @@ const METRICS: [&str; 8] = [
 ];
 
 /// Pair scores for `f` and whether higher means more similar.
-fn scores(f: SimilarityFn, e1: &[Vec<f32>], e2: &[Vec<f32>]) -> (Vec<f32>, bool) {
-    let higher_is_similar = matches!(f, SimilarityFn::Cosine | SimilarityFn::Dot);
+fn scores(f: Similarity, e1: &[Vec<f32>], e2: &[Vec<f32>]) -> (Vec<f32>, bool) {
+    let higher_is_similar = matches!(f, Similarity::Cosine | Similarity::Dot);
     let sign = if higher_is_similar { 1.0 } else { -1.0 };
     let s = e1
         .iter()
         .zip(e2)
-        .map(|(a, b)| (sign * f.similarity(a, b)) as f32)
+        .map(|(a, b)| (sign * f.score(a, b)) as f32)
         .collect();
     (s, higher_is_similar)
 }
@@ -230,7 +319,7 @@ pub fn binary_classification(
         .collect::<Result<_, _>>()?;
     let mut fns = config.similarity_fn_names.clone();
     if fns.is_empty() {
-        fns.push(SimilarityFn::Cosine);
+        fns.push(Similarity::Cosine);
     }
     let primary = if fns.len() > 1 {
         "max_ap".to_string()

@@ -67,7 +67,7 @@ fn matches_sentence_transformers() -> Result<(), EvalError> {
     let (e1, e2) = pairs();
     let labels: Vec<i64> = (0..12).map(|i| (i * 5 % 7) % 2).collect();
     let cfg = BinaryClassificationConfig {
-        similarity_fn_names: SimilarityFn::ALL.to_vec(),
+        similarity_fn_names: Similarity::all(),
     };
     let m = binary_classification(&e1, &e2, &labels, &cfg)?;
     let expected: [(&str, f64); 40] = [

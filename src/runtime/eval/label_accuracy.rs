@@ -4,7 +4,76 @@
 //!
 //! [`SoftmaxLoss`]: crate::runtime::loss::SoftmaxLoss
 
-use super::{EvalError, EvalMetrics};
+use candle_core::Tensor;
+
+use super::{
+    column, encode, math_err, Common, EvalCx, EvalError, EvalMetrics, Evaluator, EvaluatorEntry,
+    BATCH_SIZE, MODEL,
+};
+use crate::registry::{columns, req, ArgError, ArgType::*, Args, Component, Family};
+use crate::runtime::loss::LossInputs;
+
+pub const ENTRY: EvaluatorEntry = EvaluatorEntry {
+    spec: Component {
+        name: "LabelAccuracy",
+        family: Family::Evaluator,
+        doc: "Accuracy of the classifier of a SoftmaxLoss objective on labelled pairs.",
+        args: &[
+            MODEL,
+            req("data", Data, "the labelled pairs"),
+            req(
+                "objective",
+                ClassifierObjective,
+                "a SoftmaxLoss objective of the same model, whose classifier is used",
+            ),
+            BATCH_SIZE,
+        ],
+        columns: Some(columns::PAIR_LABEL),
+        metrics: &["accuracy"],
+        ..Component::BASE
+    },
+    build,
+};
+
+fn build(a: &Args) -> Result<Box<dyn Evaluator>, ArgError> {
+    Ok(Box::new(LabelAccuracy {
+        common: Common::from_args(a)?,
+        objective: a.str("objective")?.to_string(),
+    }))
+}
+
+struct LabelAccuracy {
+    common: Common,
+    objective: String,
+}
+
+impl Evaluator for LabelAccuracy {
+    fn evaluate(&self, cx: &EvalCx) -> crate::runtime::Result<EvalMetrics> {
+        let c = &self.common;
+        let (model, ds) = (cx.model(&c.model)?, cx.dataset(&c.data)?);
+        let loss = cx.loss(&self.objective)?;
+        let labels = ds.classes().ok_or_else(|| {
+            crate::runtime::Error::Msg(format!("`{}` has no class labels", ds.name))
+        })?;
+        let to_t = |rows: Vec<Vec<f32>>| -> crate::runtime::Result<Tensor> {
+            let dim = rows.first().map_or(0, Vec::len);
+            let n = rows.len();
+            Ok(Tensor::from_vec(rows.concat(), (n, dim), model.device())?)
+        };
+        let e1 = to_t(encode(model, &column(ds, 0)?, c.batch_size)?)?;
+        let e2 = to_t(encode(model, &column(ds, 1)?, c.batch_size)?)?;
+        let logits = loss
+            .logits(&LossInputs::new(vec![e1, e2]))?
+            .ok_or_else(|| {
+                crate::runtime::Error::Msg(format!(
+                    "objective `{}` has no classifier",
+                    self.objective
+                ))
+            })?;
+        let preds = argmax_rows(&logits.to_vec2::<f32>()?);
+        label_accuracy(&preds, &labels).map_err(math_err("LabelAccuracy"))
+    }
+}
 
 /// Accuracy of `predictions` against `labels`.
 pub fn label_accuracy(predictions: &[u32], labels: &[i64]) -> Result<EvalMetrics, EvalError> {

@@ -1,12 +1,151 @@
-//! Evaluator math over precomputed embeddings, with sentence-transformers'
-//! metric names and primary metrics. The runtime encodes the evaluation
-//! data with the model and hands the embeddings (one `Vec<f32>` per text)
-//! to these functions.
+//! Evaluators: each file is one registered evaluator (its description,
+//! how it encodes its data, and its metric math over the embeddings, with
+//! sentence-transformers' metric names and primary metrics). The math
+//! functions take precomputed embeddings (one `Vec<f32>` per text), so
+//! they are tested against the Python library's figures without a model.
 
 pub mod binary;
+pub mod information_retrieval;
 pub mod label_accuracy;
 pub mod metrics;
+pub mod mse;
 pub mod similarity;
+pub mod triplet;
+
+use std::collections::HashMap;
+
+use crate::registry::{opt, req, ArgError, ArgSpec, ArgType, Args, Component};
+use crate::runtime::data::Dataset;
+use crate::runtime::loss::Loss;
+use crate::runtime::{EncodeOptions, SentenceEncoder};
+
+/// What an evaluator reads when it runs: the pipeline's models (as
+/// trained so far), data sources and losses (LabelAccuracy uses a
+/// SoftmaxLoss's classifier), by name.
+pub struct EvalCx<'a> {
+    pub models: &'a HashMap<String, SentenceEncoder>,
+    pub datasets: &'a HashMap<String, Dataset>,
+    pub losses: &'a HashMap<String, Box<dyn Loss>>,
+}
+
+fn missing(what: &str, name: &str) -> crate::runtime::Error {
+    crate::runtime::Error::Msg(format!("{what} `{name}` is not available to the evaluator"))
+}
+
+impl EvalCx<'_> {
+    pub fn model(&self, name: &str) -> crate::runtime::Result<&SentenceEncoder> {
+        self.models.get(name).ok_or_else(|| missing("model", name))
+    }
+
+    pub fn dataset(&self, name: &str) -> crate::runtime::Result<&Dataset> {
+        self.datasets
+            .get(name)
+            .ok_or_else(|| missing("data source", name))
+    }
+
+    pub fn loss(&self, objective: &str) -> crate::runtime::Result<&dyn Loss> {
+        self.losses
+            .get(objective)
+            .map(|l| l.as_ref())
+            .ok_or_else(|| missing("objective", objective))
+    }
+}
+
+/// An evaluator of the pipeline, built from its checked arguments.
+pub trait Evaluator: Send + Sync {
+    /// Evaluate the current state of the models; metrics carry
+    /// sentence-transformers' names without a prefix (`spearman_cosine`).
+    fn evaluate(&self, cx: &EvalCx) -> crate::runtime::Result<EvalMetrics>;
+}
+
+/// A registered evaluator: its description and its constructor.
+pub struct EvaluatorEntry {
+    pub spec: Component,
+    pub build: fn(&Args) -> Result<Box<dyn Evaluator>, ArgError>,
+}
+
+/// The arguments most evaluators take.
+pub(crate) const MODEL: ArgSpec = req("model", ArgType::Model, "the model evaluated");
+pub(crate) const BATCH_SIZE: ArgSpec =
+    opt("batch_size", ArgType::Count, "32", "encoding batch size").at_least(1.0);
+
+/// The model, data source and batch size every evaluator names.
+#[derive(Debug, Clone)]
+pub(crate) struct Common {
+    pub model: String,
+    pub data: String,
+    pub batch_size: usize,
+}
+
+impl Common {
+    pub fn from_args(a: &Args) -> Result<Self, ArgError> {
+        Ok(Common {
+            model: a.str("model")?.to_string(),
+            data: a.str("data")?.to_string(),
+            batch_size: a.usize("batch_size")?.max(1),
+        })
+    }
+}
+
+/// The texts of column `i` of a data source.
+pub(crate) fn column(ds: &Dataset, i: usize) -> crate::runtime::Result<Vec<&str>> {
+    if ds.text_columns.len() <= i {
+        return Err(crate::runtime::Error::Msg(format!(
+            "data source `{}` has {} text column(s); the evaluator needs column {}",
+            ds.name,
+            ds.text_columns.len(),
+            i + 1
+        )));
+    }
+    Ok(ds.examples.iter().map(|e| e.texts[i].as_str()).collect())
+}
+
+/// Embeddings of `texts` in order, each distinct text encoded once; an
+/// embedding with a NaN or infinite value is an error (a diverged model
+/// must not evaluate to a number).
+pub(crate) fn encode(
+    model: &SentenceEncoder,
+    texts: &[&str],
+    batch_size: usize,
+) -> crate::runtime::Result<Vec<Vec<f32>>> {
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut distinct: Vec<&str> = Vec::new();
+    let slots: Vec<usize> = texts
+        .iter()
+        .map(|t| {
+            *index.entry(t).or_insert_with(|| {
+                distinct.push(t);
+                distinct.len() - 1
+            })
+        })
+        .collect();
+    let opts = EncodeOptions {
+        batch_size,
+        ..EncodeOptions::default()
+    };
+    let rows = model.encode(&distinct, &opts)?.to_vec2::<f32>()?;
+    if let Some(i) = rows.iter().position(|r| r.iter().any(|x| !x.is_finite())) {
+        return Err(crate::runtime::Error::Msg(format!(
+            "the model's embedding of {:?} is not finite (NaN or infinite weights?)",
+            truncate(distinct[i])
+        )));
+    }
+    Ok(slots.into_iter().map(|s| rows[s].clone()).collect())
+}
+
+fn truncate(s: &str) -> String {
+    let t: String = s.chars().take(60).collect();
+    if t.len() < s.len() {
+        format!("{t}...")
+    } else {
+        t
+    }
+}
+
+/// Evaluator math errors as runtime errors, naming the evaluator.
+pub(crate) fn math_err(evaluator: &str) -> impl Fn(EvalError) -> crate::runtime::Error + '_ {
+    move |e| crate::runtime::Error::Msg(format!("{evaluator}: {e}"))
+}
 
 use thiserror::Error;
 
@@ -29,8 +168,6 @@ pub enum EvalError {
     },
     #[error("label {value} at index {index} is not 0 or 1")]
     NotBinary { index: usize, value: i64 },
-    #[error("unknown similarity function `{0}` (cosine, dot, euclidean, manhattan)")]
-    UnknownSimilarity(String),
 }
 
 /// An evaluator's result: metrics in sentence-transformers' order, and the
@@ -78,51 +215,18 @@ impl EvalMetrics {
     }
 }
 
-/// The similarity functions of sentence-transformers' evaluators
-/// (`SimilarityFunction`), in the names the metrics carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SimilarityFn {
-    Cosine,
-    Dot,
-    Euclidean,
-    Manhattan,
-}
+pub use crate::registry::choices::Similarity;
 
-impl SimilarityFn {
-    pub const ALL: [SimilarityFn; 4] = [
-        SimilarityFn::Cosine,
-        SimilarityFn::Dot,
-        SimilarityFn::Euclidean,
-        SimilarityFn::Manhattan,
-    ];
-
-    pub fn name(self) -> &'static str {
+impl Similarity {
+    /// sentence-transformers' `pairwise_*_sim` of two embeddings: cosine
+    /// and dot as they are, distances negated so that larger is more
+    /// similar.
+    pub fn score(self, a: &[f32], b: &[f32]) -> f64 {
         match self {
-            SimilarityFn::Cosine => "cosine",
-            SimilarityFn::Dot => "dot",
-            SimilarityFn::Euclidean => "euclidean",
-            SimilarityFn::Manhattan => "manhattan",
-        }
-    }
-
-    pub fn parse(s: &str) -> Result<Self, EvalError> {
-        match s {
-            "cosine" | "cos_sim" => Ok(SimilarityFn::Cosine),
-            "dot" | "dot_score" | "dot_product" => Ok(SimilarityFn::Dot),
-            "euclidean" => Ok(SimilarityFn::Euclidean),
-            "manhattan" => Ok(SimilarityFn::Manhattan),
-            other => Err(EvalError::UnknownSimilarity(other.to_string())),
-        }
-    }
-
-    /// sentence-transformers' `pairwise_*_sim`: cosine and dot as they are,
-    /// distances negated so that larger is more similar.
-    pub fn similarity(self, a: &[f32], b: &[f32]) -> f64 {
-        match self {
-            SimilarityFn::Cosine => metrics::cosine(a, b),
-            SimilarityFn::Dot => metrics::dot(a, b),
-            SimilarityFn::Euclidean => -metrics::euclidean(a, b),
-            SimilarityFn::Manhattan => -metrics::manhattan(a, b),
+            Similarity::Cosine => metrics::cosine(a, b),
+            Similarity::Dot => metrics::dot(a, b),
+            Similarity::Euclidean => -metrics::euclidean(a, b),
+            Similarity::Manhattan => -metrics::manhattan(a, b),
         }
     }
 }
@@ -195,8 +299,6 @@ mod tests {
         assert_eq!(p.get("nli_accuracy"), Some(0.5));
         assert_eq!(p.primary_value(), Some(0.5));
         assert_eq!(m.clone().prefixed(""), m);
-        assert_eq!(SimilarityFn::parse("dot_score"), Ok(SimilarityFn::Dot));
-        assert!(SimilarityFn::parse("jaccard").is_err());
     }
 
     #[test]

@@ -9,20 +9,80 @@
 //! correlation that is undefined (constant scores) is NaN, as scipy's.
 
 use super::metrics::{pearson, spearman};
-use super::{check_pairs, EvalError, EvalMetrics, SimilarityFn};
+use super::{
+    check_pairs, column, encode, math_err, Common, EvalCx, EvalError, EvalMetrics, Evaluator,
+    EvaluatorEntry, Similarity, BATCH_SIZE, MODEL,
+};
+use crate::registry::{columns, req, ArgError, ArgType::*, Args, Component, Family};
+
+pub const ENTRY: EvaluatorEntry = EvaluatorEntry {
+    spec: Component {
+        name: "EmbeddingSimilarity",
+        family: Family::Evaluator,
+        doc: "Correlation (Pearson, Spearman) between embedding similarities of text pairs and gold scores.",
+        args: &[MODEL, req("data", Data, "the pairs and their scores"), BATCH_SIZE],
+        columns: Some(columns::PAIR_SCORE),
+        metrics: &[
+            "spearman_cosine",
+            "pearson_cosine",
+            "spearman_euclidean",
+            "pearson_euclidean",
+            "spearman_manhattan",
+            "pearson_manhattan",
+            "spearman_dot",
+            "pearson_dot",
+            "spearman_max",
+            "pearson_max",
+        ],
+        ..Component::BASE
+    },
+    build,
+};
+
+fn build(a: &Args) -> Result<Box<dyn Evaluator>, ArgError> {
+    Ok(Box::new(EmbeddingSimilarity {
+        common: Common::from_args(a)?,
+    }))
+}
+
+struct EmbeddingSimilarity {
+    common: Common,
+}
+
+impl Evaluator for EmbeddingSimilarity {
+    fn evaluate(&self, cx: &EvalCx) -> crate::runtime::Result<EvalMetrics> {
+        let c = &self.common;
+        let (model, ds) = (cx.model(&c.model)?, cx.dataset(&c.data)?);
+        let scores: Vec<f64> = ds
+            .scores()
+            .ok_or_else(|| crate::runtime::Error::Msg(format!("`{}` has no scores", ds.name)))?
+            .into_iter()
+            .map(f64::from)
+            .collect();
+        let e1 = encode(model, &column(ds, 0)?, c.batch_size)?;
+        let e2 = encode(model, &column(ds, 1)?, c.batch_size)?;
+        embedding_similarity(
+            &e1,
+            &e2,
+            &scores,
+            &EmbeddingSimilarityConfig::all_with_cosine_primary(),
+        )
+        .map_err(math_err("EmbeddingSimilarity"))
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct EmbeddingSimilarityConfig {
     /// Default `[cosine]` (a model's default `similarity_fn_name`).
-    pub similarity_fn_names: Vec<SimilarityFn>,
+    pub similarity_fn_names: Vec<Similarity>,
     /// Fixes the primary metric to `spearman_{main}`.
-    pub main_similarity: Option<SimilarityFn>,
+    pub main_similarity: Option<Similarity>,
 }
 
 impl Default for EmbeddingSimilarityConfig {
     fn default() -> Self {
         EmbeddingSimilarityConfig {
-            similarity_fn_names: vec![SimilarityFn::Cosine],
+            similarity_fn_names: vec![Similarity::Cosine],
             main_similarity: None,
         }
     }
@@ -34,12 +94,12 @@ impl EmbeddingSimilarityConfig {
     pub fn all_with_cosine_primary() -> Self {
         EmbeddingSimilarityConfig {
             similarity_fn_names: vec![
-                SimilarityFn::Cosine,
-                SimilarityFn::Euclidean,
-                SimilarityFn::Manhattan,
-                SimilarityFn::Dot,
+                Similarity::Cosine,
+                Similarity::Euclidean,
+                Similarity::Manhattan,
+                Similarity::Dot,
             ],
-            main_similarity: Some(SimilarityFn::Cosine),
+            main_similarity: Some(Similarity::Cosine),
         }
     }
 }
@@ -59,7 +119,7 @@ pub fn embedding_similarity(
     check_pairs(e1, e2, scores.len())?;
     let mut fns = config.similarity_fn_names.clone();
     if fns.is_empty() {
-        fns.push(config.main_similarity.unwrap_or(SimilarityFn::Cosine));
+        fns.push(config.main_similarity.unwrap_or(Similarity::Cosine));
     }
     let primary = match (config.main_similarity, fns.len()) {
         (Some(main), _) => format!("spearman_{}", main.name()),
@@ -73,7 +133,7 @@ pub fn embedding_similarity(
     let mut pearsons = Vec::new();
     let mut spearmans = Vec::new();
     for f in &fns {
-        let sims: Vec<f64> = e1.iter().zip(e2).map(|(a, b)| f.similarity(a, b)).collect();
+        let sims: Vec<f64> = e1.iter().zip(e2).map(|(a, b)| f.score(a, b)).collect();
         let p = pearson(scores, &sims).unwrap_or(f64::NAN);
         let s = spearman(scores, &sims).unwrap_or(f64::NAN);
         out.push(format!("pearson_{}", f.name()), p);

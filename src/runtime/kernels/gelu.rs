@@ -118,7 +118,6 @@ pub(crate) fn exp_f32(x_in: f32) -> f32 {
     }
 }
 
-
 /// Branch-free erf (Abramowitz & Stegun 7.1.26 refined to |error| < 1.5e-7).
 #[inline(always)]
 pub(crate) fn erf_f32(x: f32) -> f32 {

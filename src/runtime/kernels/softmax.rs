@@ -5,8 +5,8 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 
 use super::gelu::exp_f32;
-use crate::runtime::fp_env::flush;
 use super::{f32_slice, par_blocks, row_block};
+use crate::runtime::fp_env::flush;
 
 /// Row-wise softmax over the last dimension of a contiguous f32 tensor.
 pub(crate) struct Softmax;

@@ -7,7 +7,29 @@
 use candle_core::{Result, Tensor};
 
 use super::cosent::{cosent_from_similarities, PairSim};
-use super::{ops, Loss, LossInputs};
+use super::{ops, Loss, LossCx, LossEntry, LossInputs};
+use crate::registry::{columns, opt, req, ArgType::*, Args, Component, Family};
+
+pub const ENTRY: LossEntry = LossEntry {
+    spec: Component {
+        name: "AnglELoss",
+        family: Family::Loss,
+        doc: "CoSENT on angle differences in complex space (AnglE).",
+        args: &[
+            req("model", Model, "the model trained"),
+            opt("scale", Float, "20.0", "inverse temperature").above(0.0),
+        ],
+        columns: Some(columns::PAIR_SCORE),
+        ..Component::BASE
+    },
+    build,
+};
+
+fn build(a: &Args, _: &LossCx) -> Result<Box<dyn Loss>> {
+    Ok(Box::new(AnglELoss::new(
+        a.f64("scale").map_err(super::arg)?,
+    )))
+}
 
 /// `util.pairwise_angle_sim`: `|cos(x, y) + sin(x, y)|` after L2
 /// normalisation, where dimension `i` is paired with `i + D/2` for the sine

@@ -10,7 +10,29 @@
 
 use candle_core::{Result, Tensor};
 
-use super::{ops, Loss, LossInputs};
+use super::{ops, Loss, LossCx, LossEntry, LossInputs};
+use crate::registry::{columns, opt, req, ArgType::*, Args, Component, Family};
+
+pub const ENTRY: LossEntry = LossEntry {
+    spec: Component {
+        name: "CoSENTLoss",
+        family: Family::Loss,
+        doc: "Ranks pairs so that pairs with higher scores have higher cosine similarity (CoSENT).",
+        args: &[
+            req("model", Model, "the model trained"),
+            opt("scale", Float, "20.0", "inverse temperature").above(0.0),
+        ],
+        columns: Some(columns::PAIR_SCORE),
+        ..Component::BASE
+    },
+    build,
+};
+
+fn build(a: &Args, _: &LossCx) -> Result<Box<dyn Loss>> {
+    Ok(Box::new(CoSENTLoss::new(
+        a.f64("scale").map_err(super::arg)?,
+    )))
+}
 
 /// Masked-out entries: `exp` of this is 0 in f32 and f64.
 const MASKED: f64 = -1e12;

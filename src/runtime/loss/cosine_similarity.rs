@@ -4,7 +4,24 @@
 
 use candle_core::{Result, Tensor};
 
-use super::{ops, Loss, LossInputs};
+use super::{ops, Loss, LossCx, LossEntry, LossInputs};
+use crate::registry::{columns, req, ArgType::*, Args, Component, Family};
+
+pub const ENTRY: LossEntry = LossEntry {
+    spec: Component {
+        name: "CosineSimilarityLoss",
+        family: Family::Loss,
+        doc: "Regresses the cosine similarity of two texts on a score in [0, 1] (mean squared error).",
+        args: &[req("model", Model, "the model trained")],
+        columns: Some(columns::PAIR_UNIT_SCORE),
+        ..Component::BASE
+    },
+    build,
+};
+
+fn build(_: &Args, _: &LossCx) -> Result<Box<dyn Loss>> {
+    Ok(Box::new(CosineSimilarityLoss))
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct CosineSimilarityLoss;

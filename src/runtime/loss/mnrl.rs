@@ -1,19 +1,41 @@
-//! `MultipleNegativesRankingLoss` (InfoNCE with in-batch negatives) and its
-//! symmetric variant.
+//! `MultipleNegativesRankingLoss` (InfoNCE with in-batch negatives).
 //!
 //! For anchors `a_i` and candidates = all positives of the batch followed by
 //! all negatives (columns 3, 4, ...), `scores = sim(a, candidates) * scale`
 //! and the loss is the cross-entropy with target `i` (the anchor's own
-//! positive). The symmetric loss averages that with the cross-entropy of
-//! each positive against all anchors (sentence-transformers 6.2:
-//! directions `query_to_doc` + `doc_to_query`, `partition_mode =
-//! "per_direction"`, which is `(CE_forward + CE_backward) / 2`).
+//! positive). `sim` is any [`Similarity`]: cosine (the default), dot
+//! product, or a negative Euclidean or Manhattan distance
+//! (sentence-transformers' `similarity_fct = util.euclidean_sim`, ...).
 
 use candle_core::{bail, Result, Tensor};
 
-use super::{ops, Loss, LossInputs, Similarity};
+use super::{ops, Loss, LossCx, LossEntry, LossInputs, Similarity};
+use crate::registry::{columns, opt, req, ArgType::*, Args, Component, Family};
 
-fn check_scale(scale: f64) -> Result<()> {
+pub const ENTRY: LossEntry = LossEntry {
+    spec: Component {
+        name: "MultipleNegativesRankingLoss",
+        family: Family::Loss,
+        doc: "In-batch negatives ranking loss (InfoNCE): each anchor must pick its positive among all positives (and hard negatives) of the batch.",
+        args: &[
+            req("model", Model, "the model trained"),
+            opt("scale", Float, "20.0", "inverse temperature").above(0.0),
+            opt("similarity", Choice(Similarity::NAMES), "cosine", "similarity function; euclidean and manhattan use negative distances"),
+        ],
+        columns: Some(columns::RANKING),
+        ..Component::BASE
+    },
+    build,
+};
+
+fn build(a: &Args, _: &LossCx) -> Result<Box<dyn Loss>> {
+    Ok(Box::new(MultipleNegativesRankingLoss::new(
+        a.f64("scale").map_err(super::arg)?,
+        a.choice("similarity").map_err(super::arg)?,
+    )?))
+}
+
+pub(super) fn check_scale(scale: f64) -> Result<()> {
     if !(scale > 0.0 && scale.is_finite()) {
         bail!("scale must be a positive number, got {scale}");
     }
@@ -46,7 +68,7 @@ impl MultipleNegativesRankingLoss {
 
 /// `[batch, batch * (columns - 1)]` scaled scores of anchors against all
 /// candidates, and the diagonal targets.
-fn forward_scores(
+pub(super) fn forward_scores(
     cols: &[Tensor],
     batch: usize,
     scale: f64,
@@ -67,49 +89,6 @@ impl Loss for MultipleNegativesRankingLoss {
         let (cols, batch, _) = inputs.columns(self.name(), 2, None)?;
         let (scores, targets) = forward_scores(&cols, batch, self.scale, self.similarity)?;
         ops::cross_entropy(&scores, &targets)
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct MultipleNegativesSymmetricRankingLoss {
-    /// Inverse temperature; default 20.
-    pub scale: f64,
-    /// Default cosine (`util.cos_sim`).
-    pub similarity: Similarity,
-}
-
-impl Default for MultipleNegativesSymmetricRankingLoss {
-    fn default() -> Self {
-        MultipleNegativesSymmetricRankingLoss {
-            scale: 20.0,
-            similarity: Similarity::Cosine,
-        }
-    }
-}
-
-impl MultipleNegativesSymmetricRankingLoss {
-    pub fn new(scale: f64, similarity: Similarity) -> Result<Self> {
-        check_scale(scale)?;
-        Ok(MultipleNegativesSymmetricRankingLoss { scale, similarity })
-    }
-}
-
-impl Loss for MultipleNegativesSymmetricRankingLoss {
-    fn name(&self) -> &str {
-        "MultipleNegativesSymmetricRankingLoss"
-    }
-
-    fn forward(&self, inputs: &LossInputs) -> Result<Tensor> {
-        let (cols, batch, _) = inputs.columns(self.name(), 2, None)?;
-        let (scores, targets) = forward_scores(&cols, batch, self.scale, self.similarity)?;
-        let forward = ops::cross_entropy(&scores, &targets)?;
-        // Each positive against all anchors (negatives take no part).
-        let backward_scores = self
-            .similarity
-            .matrix(&cols[1], &cols[0])?
-            .affine(self.scale, 0.0)?;
-        let backward = ops::cross_entropy(&backward_scores, &targets)?;
-        (forward + backward)? * 0.5
     }
 }
 
@@ -138,15 +117,12 @@ mod tests {
         let mnrl = MultipleNegativesRankingLoss::new(1.0, Similarity::Cosine)?;
         let got = value(&mnrl, &[a.clone(), p.clone()])?;
         assert!((got - (row0 + row1) / 2.0).abs() < 1e-12, "{got}");
-        // Backward direction: positive j against anchors, the transpose
-        // [[1, 0], [1/r, 1/r]]: row 0: log(e + 1) - 1; row 1: log 2.
-        let back = ((1f64.exp() + 1.0).ln() - 1.0 + 2f64.ln()) / 2.0;
-        let sym = MultipleNegativesSymmetricRankingLoss::new(1.0, Similarity::Cosine)?;
-        let got = value(&sym, &[a, p])?;
-        assert!(
-            (got - ((row0 + row1) / 2.0 + back) / 2.0).abs() < 1e-12,
-            "{got}"
-        );
+        // Negative Euclidean distances: [[0, -1], [-sqrt 2, -1]].
+        let euc = MultipleNegativesRankingLoss::new(1.0, Similarity::Euclidean)?;
+        let got = value(&euc, &[a, p])?;
+        let e0 = (1.0 + (-1f64).exp()).ln();
+        let e1 = ((-r).exp() + (-1f64).exp()).ln() + 1.0;
+        assert!((got - (e0 + e1) / 2.0).abs() < 1e-12, "{got}");
         Ok(())
     }
 
@@ -154,8 +130,9 @@ mod tests {
     fn matches_sentence_transformers() -> Result<()> {
         let (u, v, w, x) = (gen(0, 5, 4), gen(1, 5, 4), gen(2, 5, 4), gen(3, 5, 4));
         let mnrl = MultipleNegativesRankingLoss::default();
-        let sym = MultipleNegativesSymmetricRankingLoss::default();
         let dot = MultipleNegativesRankingLoss::new(1.0, Similarity::Dot)?;
+        let euc = MultipleNegativesRankingLoss::new(20.0, Similarity::Euclidean)?;
+        let man = MultipleNegativesRankingLoss::new(1.0, Similarity::Manhattan)?;
         let cases: [(f64, f64); 5] = [
             (value(&mnrl, &[u.clone(), v.clone()])?, 25.11802235861719),
             (
@@ -166,8 +143,8 @@ mod tests {
                 value(&dot, &[u.clone(), v.clone(), w.clone(), x])?,
                 4.49321865238892,
             ),
-            (value(&sym, &[u.clone(), v.clone()])?, 25.077492384553633),
-            (value(&sym, &[u, v, w])?, 25.299610662721822),
+            (value(&euc, &[u.clone(), v.clone()])?, 39.31313515112198),
+            (value(&man, &[u, v, w])?, 4.632401488247214),
         ];
         for (got, want) in cases {
             assert!((got - want).abs() < 1e-10, "{got} vs {want}");
@@ -177,19 +154,17 @@ mod tests {
 
     #[test]
     fn gradients() -> Result<()> {
-        let mnrl = MultipleNegativesRankingLoss::new(3.0, Similarity::Cosine)?;
         let cols = [gen(0, 4, 3), gen(1, 4, 3), gen(2, 4, 3)];
-        check_grads(&cols, |t| mnrl.forward(&LossInputs::new(t.to_vec())))?;
-        let dot = MultipleNegativesRankingLoss::new(1.0, Similarity::Dot)?;
-        check_grads(&cols, |t| dot.forward(&LossInputs::new(t.to_vec())))?;
-        let sym = MultipleNegativesSymmetricRankingLoss::new(2.0, Similarity::Cosine)?;
-        check_grads(&cols, |t| sym.forward(&LossInputs::new(t.to_vec())))
+        for sim in Similarity::all() {
+            let loss = MultipleNegativesRankingLoss::new(2.0, sim)?;
+            check_grads(&cols, |t| loss.forward(&LossInputs::new(t.to_vec())))?;
+        }
+        Ok(())
     }
 
     #[test]
     fn rejects_bad_arguments() {
         assert!(MultipleNegativesRankingLoss::new(0.0, Similarity::Cosine).is_err());
-        assert!(MultipleNegativesSymmetricRankingLoss::new(f64::NAN, Similarity::Dot).is_err());
         let one = LossInputs::new(vec![t2(&gen(0, 2, 2))]);
         assert!(MultipleNegativesRankingLoss::default()
             .forward(&one)

@@ -16,23 +16,66 @@ use std::path::Path;
 
 use candle_core::{bail, DType, Device, Result, Tensor, Var};
 
+pub use crate::registry::choices::Similarity;
+use crate::registry::{ArgError, Args, Component};
+
 pub mod angle;
+pub mod batch_all_triplet;
+pub mod batch_hard_soft_margin_triplet;
+pub mod batch_hard_triplet;
+pub mod batch_semi_hard_triplet;
+mod batch_triplet;
+pub mod contrastive;
 pub mod cosent;
 pub mod cosine_similarity;
 pub mod mnrl;
+pub mod mnsrl;
 pub mod mse;
+pub mod online_contrastive;
 pub mod ops;
 pub mod softmax;
+pub mod triplet;
 
 #[cfg(test)]
 pub(crate) mod testutil;
 
 pub use angle::AnglELoss;
+pub use batch_all_triplet::BatchAllTripletLoss;
+pub use batch_hard_soft_margin_triplet::BatchHardSoftMarginTripletLoss;
+pub use batch_hard_triplet::BatchHardTripletLoss;
+pub use batch_semi_hard_triplet::BatchSemiHardTripletLoss;
+pub use contrastive::ContrastiveLoss;
 pub use cosent::CoSENTLoss;
 pub use cosine_similarity::CosineSimilarityLoss;
-pub use mnrl::{MultipleNegativesRankingLoss, MultipleNegativesSymmetricRankingLoss};
+pub use mnrl::MultipleNegativesRankingLoss;
+pub use mnsrl::MultipleNegativesSymmetricRankingLoss;
 pub use mse::MSELoss;
+pub use online_contrastive::OnlineContrastiveLoss;
 pub use softmax::SoftmaxLoss;
+pub use triplet::TripletLoss;
+
+/// What a loss is built from besides its checked arguments.
+#[derive(Debug, Clone)]
+pub struct LossCx {
+    /// The objective's name (seeds a loss's own initial weights).
+    pub objective: String,
+    /// The width of the model's sentence embeddings.
+    pub dim: usize,
+    /// The stage's seed.
+    pub seed: u64,
+    pub device: Device,
+}
+
+/// A registered loss: its description and its constructor.
+pub struct LossEntry {
+    pub spec: Component,
+    pub build: fn(&Args, &LossCx) -> Result<Box<dyn Loss>>,
+}
+
+/// An argument error as a candle error (for constructors).
+pub(crate) fn arg(e: ArgError) -> candle_core::Error {
+    candle_core::Error::Msg(e.to_string())
+}
 
 /// What a loss sees of one batch.
 #[derive(Debug, Clone, Default)]
@@ -159,36 +202,6 @@ pub trait Loss: Send + Sync {
     /// ([`SoftmaxLoss`]); `None` for the others.
     fn logits(&self, _inputs: &LossInputs) -> Result<Option<Tensor>> {
         Ok(None)
-    }
-}
-
-/// How two embeddings are compared (`similarity_fct` in
-/// sentence-transformers).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Similarity {
-    /// `util.cos_sim`.
-    #[default]
-    Cosine,
-    /// `util.dot_score`.
-    Dot,
-}
-
-impl Similarity {
-    /// Parses `cos_sim` / `cosine` and `dot_score` / `dot`.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "cos_sim" | "cosine" | "cos" => Some(Similarity::Cosine),
-            "dot_score" | "dot" | "dot_product" => Some(Similarity::Dot),
-            _ => None,
-        }
-    }
-
-    /// The `[n, m]` matrix of similarities between rows of `a` and `b`.
-    pub fn matrix(self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
-        match self {
-            Similarity::Cosine => ops::cos_sim_matrix(a, b),
-            Similarity::Dot => a.matmul(&b.t()?),
-        }
     }
 }
 

@@ -8,7 +8,27 @@
 
 use candle_core::{bail, Result, Tensor};
 
-use super::{Loss, LossInputs};
+use super::{Loss, LossCx, LossEntry, LossInputs};
+use crate::registry::{columns, req, ArgType::*, Args, Component, Family};
+
+pub const ENTRY: LossEntry = LossEntry {
+    spec: Component {
+        name: "MSELoss",
+        family: Family::Loss,
+        doc: "Distillation: the student's embedding of every text column regresses on the teacher's embedding of the first column.",
+        args: &[
+            req("model", Model, "the student model trained"),
+            req("teacher", Model, "the frozen teacher model; same embedding width as the student"),
+        ],
+        columns: Some(columns::SOURCE_AND_TARGETS),
+        ..Component::BASE
+    },
+    build,
+};
+
+fn build(_: &Args, _: &LossCx) -> Result<Box<dyn Loss>> {
+    Ok(Box::new(MSELoss))
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct MSELoss;

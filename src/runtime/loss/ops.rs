@@ -3,6 +3,8 @@
 
 use candle_core::{bail, DType, Result, Tensor, D};
 
+pub use crate::registry::choices::Similarity;
+
 /// `t` in a float dtype that losses compute in: f32 and f64 are kept, half
 /// precision is upcast to f32, anything else is an error.
 pub fn float(t: &Tensor) -> Result<Tensor> {
@@ -36,6 +38,85 @@ pub fn torch_cosine_similarity(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 /// rows of `b`.
 pub fn cos_sim_matrix(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     normalize_rows(a, 1e-12)?.matmul(&normalize_rows(b, 1e-12)?.t()?)
+}
+
+impl Similarity {
+    /// The `[n, m]` matrix of similarities between rows of `a` and rows of
+    /// `b` (`util.cos_sim`, `dot_score`, `euclidean_sim`, `manhattan_sim`):
+    /// larger is more alike.
+    pub fn matrix(self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        match self {
+            Similarity::Cosine => cos_sim_matrix(a, b),
+            Similarity::Dot => a.matmul(&b.t()?),
+            Similarity::Euclidean => distance_matrix(a, b, 2)?.neg(),
+            Similarity::Manhattan => distance_matrix(a, b, 1)?.neg(),
+        }
+    }
+
+    /// The `[n]` similarities of each row of `a` with the same row of `b`
+    /// (`util.pairwise_*_sim`).
+    pub fn pairwise(self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        match self {
+            Similarity::Cosine => pairwise_cos_sim(a, b),
+            Similarity::Dot => (a * b)?.sum(1),
+            Similarity::Euclidean => safe_sqrt(&(a - b)?.sqr()?.sum(1)?)?.neg(),
+            Similarity::Manhattan => (a - b)?.abs()?.sum(1)?.neg(),
+        }
+    }
+}
+
+/// The `[n]` distances of sentence-transformers' `SiameseDistanceMetric`
+/// (ContrastiveLoss, OnlineContrastiveLoss): `1 - cosine` (torch's
+/// `cosine_similarity`, eps 1e-8), and `F.pairwise_distance` with p = 2 or
+/// 1, which adds eps = 1e-6 to the difference before taking its norm.
+pub fn siamese_distance(metric: Similarity, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    match metric {
+        Similarity::Cosine => torch_cosine_similarity(a, b)?.affine(-1.0, 1.0),
+        Similarity::Euclidean => safe_sqrt(&(a - b)?.affine(1.0, 1e-6)?.sqr()?.sum(1)?),
+        Similarity::Manhattan => (a - b)?.affine(1.0, 1e-6)?.abs()?.sum(1),
+        Similarity::Dot => bail!("the dot product is not a distance"),
+    }
+}
+
+/// The `[n]` distances of sentence-transformers' `TripletDistanceMetric`:
+/// `1 - pairwise_cos_sim`, and the Euclidean and Manhattan norms of the
+/// difference (the negated `pairwise_*_sim`).
+pub fn triplet_distance(metric: Similarity, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    match metric {
+        Similarity::Cosine => pairwise_cos_sim(a, b)?.affine(-1.0, 1.0),
+        Similarity::Dot => bail!("the dot product is not a distance"),
+        other => other.pairwise(a, b)?.neg(),
+    }
+}
+
+/// `torch.cdist(a, b, p)` for p = 1 or 2, `[n, m]`, computed on the
+/// differences (exact, and with a zero gradient at zero distance, as
+/// torch's). `[n, m, d]` memory: fine for batch-sized matrices.
+pub fn distance_matrix(a: &Tensor, b: &Tensor, p: u8) -> Result<Tensor> {
+    let (n, d) = a.dims2()?;
+    let (m, d2) = b.dims2()?;
+    if d != d2 {
+        bail!("distance matrix of widths {d} and {d2}");
+    }
+    let diff = a
+        .unsqueeze(1)?
+        .broadcast_as((n, m, d))?
+        .broadcast_sub(&b.unsqueeze(0)?)?;
+    match p {
+        1 => diff.abs()?.sum(2),
+        _ => safe_sqrt(&diff.sqr()?.sum(2)?),
+    }
+}
+
+/// `sqrt(x)` whose gradient is 0 (not infinite) where `x` is 0, as torch
+/// defines the norm's gradient at the origin.
+pub fn safe_sqrt(x: &Tensor) -> Result<Tensor> {
+    // With z = 1 where x is 0 (a constant): sqrt(x + z) * (1 - z) is
+    // sqrt(x) everywhere, and its gradient (1 - z) / (2 sqrt(x + z)) is 0
+    // where x is 0 instead of infinite.
+    let zero = x.eq(0.0)?.to_dtype(x.dtype())?;
+    let one_minus = zero.affine(-1.0, 1.0)?;
+    (x + &zero)?.sqrt()? * one_minus
 }
 
 /// `torch.logsumexp(x, dim=-1)` of a 2-d tensor, `[n]`. The shift by the row

@@ -12,8 +12,51 @@ use std::path::Path;
 
 use candle_core::{bail, DType, Device, Result, Tensor, Var};
 
-use super::{ops, Loss, LossInputs};
+use super::{ops, Loss, LossCx, LossEntry, LossInputs};
+use crate::registry::{columns, opt, req, ArgType::*, Args, Columns, Component, Family, Rule};
 use crate::runtime::train::rng::Rng;
+
+pub const ENTRY: LossEntry = LossEntry {
+    spec: Component {
+        name: "SoftmaxLoss",
+        family: Family::Loss,
+        doc: "A classifier on (u, v, |u-v|) of two sentence embeddings, trained with cross-entropy (the SBERT NLI objective). Its classifier is saved with the model's checkpoints, and LabelAccuracy evaluates it.",
+        args: &[
+            req("model", Model, "the model trained"),
+            req("num_labels", Count, "number of classes; labels are 0..num_labels-1").at_least(2.0),
+            opt("concat_rep", Bool, "true", "feed u and v to the classifier"),
+            opt("concat_difference", Bool, "true", "feed |u-v| to the classifier"),
+            opt("concat_multiplication", Bool, "false", "feed u*v to the classifier"),
+        ],
+        columns: Some(Columns {
+            label_classes: Some("num_labels"),
+            ..columns::PAIR_LABEL
+        }),
+        rules: &[Rule::AnyTrue(&["concat_rep", "concat_difference", "concat_multiplication"])],
+        ..Component::BASE
+    },
+    build,
+};
+
+fn build(a: &Args, cx: &LossCx) -> Result<Box<dyn Loss>> {
+    let config = SoftmaxConfig {
+        embedding_dim: cx.dim,
+        num_labels: a.usize("num_labels").map_err(super::arg)?,
+        concatenation_sent_rep: a.bool("concat_rep").map_err(super::arg)?,
+        concatenation_sent_difference: a.bool("concat_difference").map_err(super::arg)?,
+        concatenation_sent_multiplication: a.bool("concat_multiplication").map_err(super::arg)?,
+    };
+    if config.num_vectors() == 0 {
+        bail!("SoftmaxLoss: the classifier would see nothing; keep one of the concat_ options on");
+    }
+    let mut rng = Rng::derived(cx.seed, &format!("objective.{}", cx.objective));
+    Ok(Box::new(SoftmaxLoss::with_config(
+        config,
+        &mut rng,
+        &cx.device,
+        DType::F32,
+    )?))
+}
 
 /// Which vectors the classifier sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

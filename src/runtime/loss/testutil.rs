@@ -83,3 +83,22 @@ pub fn check_grads(
     }
     Ok(())
 }
+
+/// Labels of the batch triplet loss cases: classes of 3, 2, 2 and 1 texts.
+pub const BATCH_LABELS: [i64; 8] = [0, 1, 0, 1, 2, 2, 0, 3];
+
+fn batch_inputs(e: Tensor) -> Result<super::LossInputs> {
+    Ok(super::LossInputs::new(vec![e]).with_labels(Tensor::new(&BATCH_LABELS, &Device::Cpu)?))
+}
+
+/// A batch triplet loss on `gen(3, 8, 4)` with [`BATCH_LABELS`].
+pub fn batch_value(loss: &dyn super::Loss) -> Result<f64> {
+    Ok(scalar(&loss.forward(&batch_inputs(t2(&gen(3, 8, 4)))?)?))
+}
+
+/// The gradient check of a batch triplet loss on the same inputs.
+pub fn batch_grads(loss: &dyn super::Loss) -> Result<()> {
+    check_grads(&[gen(3, 8, 4)], |t| {
+        loss.forward(&batch_inputs(t[0].clone())?)
+    })
+}

@@ -61,6 +61,17 @@ fn default_eps() -> f64 {
 }
 
 impl BertConfig {
+    /// The longest input the position embeddings allow (RoBERTa's
+    /// positions start after the padding index).
+    pub fn position_limit(&self) -> usize {
+        if self.roberta_positions() {
+            self.max_position_embeddings
+                .saturating_sub(self.pad_token_id.unwrap_or(1) as usize + 1)
+        } else {
+            self.max_position_embeddings
+        }
+    }
+
     /// Whether positions start after the padding index (RoBERTa family).
     pub fn roberta_positions(&self) -> bool {
         matches!(
@@ -69,7 +80,7 @@ impl BertConfig {
         )
     }
 
-    fn validate(&self, path: &Path) -> Result<()> {
+    pub(crate) fn validate(&self, path: &Path) -> Result<()> {
         let supported = ["bert", "roberta", "xlm-roberta", "camembert"];
         if !supported.contains(&self.model_type.as_str()) {
             return Err(Error::config(

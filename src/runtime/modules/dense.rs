@@ -12,14 +12,41 @@ use crate::runtime::error::{read_json, write_json, Error, Result};
 use crate::runtime::ops::{self, Ctx};
 use crate::runtime::weights::{save_safetensors, vars_to_tensors, WeightFile};
 
-/// The activation after the linear map.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Activation {
-    Identity,
-    Tanh,
-    Relu,
-    Gelu,
-    Sigmoid,
+pub use crate::registry::choices::Activation;
+use crate::registry::{maybe, opt, req, ArgType::*, Args, Component, Family, ModuleShape};
+
+use super::{ModuleCx, ModuleEntry};
+
+pub const ENTRY: ModuleEntry = ModuleEntry {
+    spec: Component {
+        name: "Dense",
+        family: Family::Module,
+        doc: "A fully connected layer with an activation; its input width is the width of what precedes it.",
+        args: &[
+            req("out_features", Count, "output width").at_least(1.0).at_most(1_048_576.0),
+            opt("activation", Choice(Activation::NAMES), "tanh", "activation function"),
+            opt("bias", Bool, "true", "learn a bias"),
+            maybe("in_features", Count, "input width; when given, it must equal the width of what precedes the Dense"),
+        ],
+        ..Component::BASE
+    },
+    shape: ModuleShape::Project {
+        out: "out_features",
+        input: "in_features",
+    },
+    build,
+};
+
+fn build(a: &Args, cx: &ModuleCx) -> Result<Vec<Box<dyn Module>>> {
+    let e = |e: crate::registry::ArgError| Error::Msg(e.to_string());
+    Ok(vec![Box::new(Dense::new(
+        cx.in_dim,
+        a.usize("out_features").map_err(e)?,
+        a.bool("bias").map_err(e)?,
+        a.choice("activation").map_err(e)?,
+        cx.seed,
+        cx.device,
+    )?)])
 }
 
 impl Activation {
@@ -35,7 +62,7 @@ impl Activation {
     }
 
     /// Parse a torch class path or a short name (`tanh`, `relu`, ...).
-    pub fn parse(s: &str) -> Option<Self> {
+    pub fn parse_config(s: &str) -> Option<Self> {
         let last = s.rsplit('.').next().unwrap_or(s).to_ascii_lowercase();
         Some(match last.as_str() {
             "identity" | "none" | "linear" => Activation::Identity,
@@ -130,7 +157,7 @@ impl Dense {
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
         let cpath = dir.join("config.json");
         let c: Config = read_json(&cpath)?;
-        let activation = Activation::parse(&c.activation_function).ok_or_else(|| {
+        let activation = Activation::parse_config(&c.activation_function).ok_or_else(|| {
             Error::config(
                 &cpath,
                 format!(

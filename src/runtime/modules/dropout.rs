@@ -9,6 +9,28 @@ use super::{Features, Module};
 use crate::runtime::error::{read_json, write_json, Result};
 use crate::runtime::ops::{self, Ctx};
 
+use super::{ModuleCx, ModuleEntry};
+use crate::registry::{opt, ArgType::*, Args, Component, Family, ModuleShape};
+
+pub const ENTRY: ModuleEntry = ModuleEntry {
+    spec: Component {
+        name: "Dropout",
+        family: Family::Module,
+        doc: "Dropout on sentence (or token) embeddings during training.",
+        args: &[opt("p", Prob, "0.1", "dropout probability").below(1.0)],
+        ..Component::BASE
+    },
+    shape: ModuleShape::Any,
+    build,
+};
+
+fn build(a: &Args, _: &ModuleCx) -> Result<Vec<Box<dyn Module>>> {
+    let p = a
+        .f64("p")
+        .map_err(|e| crate::runtime::Error::Msg(e.to_string()))?;
+    Ok(vec![Box::new(Dropout::new(p))])
+}
+
 /// Dropout applied to the sentence embedding in training mode.
 #[derive(Debug, Clone)]
 pub struct Dropout {

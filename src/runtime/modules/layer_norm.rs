@@ -13,6 +13,24 @@ use crate::runtime::error::{read_json, write_json, Result};
 use crate::runtime::ops::{self, Ctx};
 use crate::runtime::weights::{save_safetensors, vars_to_tensors, WeightFile};
 
+use super::{ModuleCx, ModuleEntry};
+use crate::registry::{Args, Component, Family, ModuleShape};
+
+pub const ENTRY: ModuleEntry = ModuleEntry {
+    spec: Component {
+        name: "LayerNorm",
+        family: Family::Module,
+        doc: "Layer normalisation of sentence embeddings (a trained scale and shift).",
+        ..Component::BASE
+    },
+    shape: ModuleShape::Keep,
+    build,
+};
+
+fn build(_: &Args, cx: &ModuleCx) -> Result<Vec<Box<dyn Module>>> {
+    Ok(vec![Box::new(LayerNorm::new(cx.in_dim, cx.device)?)])
+}
+
 /// A trainable layer norm over the sentence embedding.
 #[derive(Debug, Clone)]
 pub struct LayerNorm {

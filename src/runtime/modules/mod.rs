@@ -13,10 +13,16 @@ pub mod bert;
 pub mod dense;
 pub mod dropout;
 pub mod layer_norm;
+pub mod load;
 pub mod normalize;
 pub mod pooling;
 pub mod tokenizer;
 pub mod transformer;
+
+use candle_core::Device;
+
+use crate::hub::ModelSearch;
+use crate::registry::{Args, Component, ModuleShape};
 
 pub use dense::{Activation, Dense};
 pub use dropout::Dropout;
@@ -24,6 +30,30 @@ pub use layer_norm::LayerNorm;
 pub use normalize::Normalize;
 pub use pooling::{Pooling, PoolingMode};
 pub use transformer::Transformer;
+
+/// What a module is built from besides its checked arguments.
+pub struct ModuleCx<'a> {
+    /// The width of what precedes the module (0 for a chain's base).
+    pub in_dim: usize,
+    /// Seeds a new module's initial weights.
+    pub seed: u64,
+    pub device: &'a Device,
+    /// Where models named by a path or Hub id are looked for.
+    pub search: &'a ModelSearch,
+    /// The pipeline's directory (relative model paths start there).
+    pub base_dir: &'a Path,
+}
+
+/// A registered module: its description, where it may stand in a chain,
+/// and its constructor (a base may yield several modules: `load`).
+pub struct ModuleEntry {
+    pub spec: Component,
+    pub shape: ModuleShape,
+    pub build: fn(&Args, &ModuleCx) -> Built,
+}
+
+/// What a module constructor yields: the modules it adds to the chain.
+pub type Built = Result<Vec<Box<dyn Module>>>;
 
 /// What flows between modules: the tokenised batch, then token embeddings,
 /// then a sentence embedding.

@@ -7,6 +7,24 @@ use super::{Features, Module};
 use crate::runtime::error::Result;
 use crate::runtime::ops::Ctx;
 
+use super::{ModuleCx, ModuleEntry};
+use crate::registry::{Args, Component, Family, ModuleShape};
+
+pub const ENTRY: ModuleEntry = ModuleEntry {
+    spec: Component {
+        name: "Normalize",
+        family: Family::Module,
+        doc: "Scales sentence embeddings to unit length.",
+        ..Component::BASE
+    },
+    shape: ModuleShape::Keep,
+    build,
+};
+
+fn build(_: &Args, _: &ModuleCx) -> Result<Vec<Box<dyn Module>>> {
+    Ok(vec![Box::new(Normalize)])
+}
+
 /// Scales every sentence embedding to unit L2 norm.
 #[derive(Debug, Clone, Default)]
 pub struct Normalize;

@@ -13,61 +13,56 @@ use super::{Features, Module};
 use crate::runtime::error::{read_json, write_json, Error, Result};
 use crate::runtime::ops::Ctx;
 
-/// One pooling strategy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PoolingMode {
-    Cls,
-    Max,
-    Mean,
-    MeanSqrtLen,
-    WeightedMean,
-    LastToken,
+pub use crate::registry::choices::PoolingMode;
+use crate::registry::{opt, ArgType, Args, Component, Family, ModuleShape};
+
+use super::{ModuleCx, ModuleEntry};
+
+pub const ENTRY: ModuleEntry = ModuleEntry {
+    spec: Component {
+        name: "Pooling",
+        family: Family::Module,
+        doc: "Token embeddings to one sentence embedding. Several modes concatenate (`Pooling(cls, mean, max)`) in the order cls, max, mean, mean_sqrt_len_tokens, weightedmean, lasttoken, multiplying the width.",
+        args: &[opt("mode", ArgType::Choice(PoolingMode::NAMES), "mean", "pooling mode(s), positional or as a list").variadic()],
+        ..Component::BASE
+    },
+    shape: ModuleShape::Pool { modes: "mode" },
+    build,
+};
+
+fn build(a: &Args, cx: &ModuleCx) -> Result<Vec<Box<dyn Module>>> {
+    let modes = a
+        .choices::<PoolingMode>("mode")
+        .map_err(|e| Error::Msg(e.to_string()))?;
+    Ok(vec![Box::new(Pooling::new(cx.in_dim, &modes))])
 }
 
 impl PoolingMode {
-    /// In sentence-transformers' concatenation order.
-    pub const ALL: [PoolingMode; 6] = [
-        PoolingMode::Cls,
-        PoolingMode::Max,
-        PoolingMode::Mean,
-        PoolingMode::MeanSqrtLen,
-        PoolingMode::WeightedMean,
-        PoolingMode::LastToken,
-    ];
-
     /// The legacy `pooling_mode_*` key.
     pub fn config_key(self) -> &'static str {
         match self {
             PoolingMode::Cls => "pooling_mode_cls_token",
             PoolingMode::Max => "pooling_mode_max_tokens",
             PoolingMode::Mean => "pooling_mode_mean_tokens",
-            PoolingMode::MeanSqrtLen => "pooling_mode_mean_sqrt_len_tokens",
+            PoolingMode::MeanSqrtLenTokens => "pooling_mode_mean_sqrt_len_tokens",
             PoolingMode::WeightedMean => "pooling_mode_weightedmean_tokens",
             PoolingMode::LastToken => "pooling_mode_lasttoken",
         }
     }
 
-    /// The short name (`cls`, `mean`, ...), as in a pipeline file.
-    pub fn name(self) -> &'static str {
-        match self {
-            PoolingMode::Cls => "cls",
-            PoolingMode::Max => "max",
-            PoolingMode::Mean => "mean",
-            PoolingMode::MeanSqrtLen => "mean_sqrt_len_tokens",
-            PoolingMode::WeightedMean => "weightedmean",
-            PoolingMode::LastToken => "lasttoken",
+    /// Parse a mode as sentence-transformers' configs spell it (the
+    /// pipeline name or the usual aliases: `cls_token`, `mean_tokens`...).
+    pub fn parse_config(s: &str) -> Option<Self> {
+        if let Some(m) = PoolingMode::from_name(s) {
+            return Some(m);
         }
-    }
-
-    /// Parse a short name, accepting the usual aliases.
-    pub fn parse(s: &str) -> Option<Self> {
         Some(match s.to_ascii_lowercase().as_str() {
-            "cls" | "cls_token" => PoolingMode::Cls,
-            "max" | "max_tokens" => PoolingMode::Max,
-            "mean" | "mean_tokens" => PoolingMode::Mean,
-            "mean_sqrt_len_tokens" | "mean_sqrt_len" => PoolingMode::MeanSqrtLen,
-            "weightedmean" | "weightedmean_tokens" | "weighted_mean" => PoolingMode::WeightedMean,
-            "lasttoken" | "last_token" | "last" => PoolingMode::LastToken,
+            "cls_token" => PoolingMode::Cls,
+            "max_tokens" => PoolingMode::Max,
+            "mean_tokens" => PoolingMode::Mean,
+            "mean_sqrt_len" => PoolingMode::MeanSqrtLenTokens,
+            "weightedmean_tokens" | "weighted_mean" => PoolingMode::WeightedMean,
+            "last_token" | "last" => PoolingMode::LastToken,
             _ => return None,
         })
     }
@@ -85,9 +80,8 @@ impl Pooling {
     /// A pooling layer over `dim`-wide token embeddings; the modes are put
     /// in canonical order and deduplicated. No mode means mean.
     pub fn new(dim: usize, modes: &[PoolingMode]) -> Self {
-        let mut active: Vec<PoolingMode> = PoolingMode::ALL
-            .iter()
-            .copied()
+        let mut active: Vec<PoolingMode> = PoolingMode::all()
+            .into_iter()
             .filter(|m| modes.contains(m))
             .collect();
         if active.is_empty() {
@@ -118,7 +112,7 @@ impl Pooling {
             })? as usize;
         let mut modes = Vec::new();
         let mut parse_name = |s: &str| -> Result<()> {
-            let m = PoolingMode::parse(s)
+            let m = PoolingMode::parse_config(s)
                 .ok_or_else(|| Error::config(&path, format!("unknown pooling mode `{s}`")))?;
             modes.push(m);
             Ok(())
@@ -140,7 +134,7 @@ impl Pooling {
             }
             _ => {}
         }
-        for m in PoolingMode::ALL {
+        for m in PoolingMode::all() {
             if v.get(m.config_key()).and_then(Value::as_bool) == Some(true) {
                 modes.push(m);
             }
@@ -184,7 +178,7 @@ impl Module for Pooling {
                     let (sum, count) = sums(te)?;
                     sum.broadcast_div(&count)?
                 }
-                PoolingMode::MeanSqrtLen => {
+                PoolingMode::MeanSqrtLenTokens => {
                     let (sum, count) = sums(te)?;
                     sum.broadcast_div(&count.sqrt()?)?
                 }
@@ -228,7 +222,7 @@ impl Module for Pooling {
     fn save(&self, dir: &Path) -> Result<()> {
         let mut v = json!({ "word_embedding_dimension": self.dim });
         if let Some(obj) = v.as_object_mut() {
-            for m in PoolingMode::ALL {
+            for m in PoolingMode::all() {
                 obj.insert(m.config_key().into(), Value::Bool(self.modes.contains(&m)));
             }
             obj.insert("include_prompt".into(), Value::Bool(true));

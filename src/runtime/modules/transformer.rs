@@ -17,6 +17,36 @@ use crate::runtime::error::{write_json, Error, Result};
 use crate::runtime::ops::Ctx;
 use crate::runtime::weights::{save_safetensors, vars_to_tensors, WeightFile};
 
+use super::{ModuleCx, ModuleEntry};
+use crate::registry::{maybe, req, ArgType::*, Args, Component, Family, ModuleShape};
+
+pub const ENTRY: ModuleEntry = ModuleEntry {
+    spec: Component {
+        name: "Transformer",
+        family: Family::Module,
+        doc: "A Hugging Face transformer (BERT family: bert, roberta, xlm-roberta, camembert) producing token embeddings; its width is `hidden_size` from the model's config.json. Must start a chain.",
+        args: &[
+            req("model", Str, "path of a model directory, or a Hub id (`sentence-transformers/all-MiniLM-L6-v2`)"),
+            maybe("max_seq_length", Count, "truncate inputs to this many tokens (default: the model's own setting); at least 2 and at most the model's positions").at_least(2.0),
+            maybe("do_lower_case", Bool, "lower-case inputs before tokenizing (default: the model's own setting)"),
+        ],
+        ..Component::BASE
+    },
+    shape: ModuleShape::Base,
+    build,
+};
+
+fn build(a: &Args, cx: &ModuleCx) -> Result<Vec<Box<dyn Module>>> {
+    let e = |e: crate::registry::ArgError| Error::Msg(e.to_string());
+    let dir =
+        crate::runtime::download::resolve(a.str("model").map_err(e)?, cx.search, cx.base_dir)?;
+    let mut t = Transformer::load(&dir, a.opt_usize("max_seq_length").map_err(e)?, cx.device)?;
+    if let Some(lower) = a.get("do_lower_case").map_err(e)?.and_then(|v| v.as_bool()) {
+        t.set_do_lower_case(lower);
+    }
+    Ok(vec![Box::new(t)])
+}
+
 /// Tokenizer files copied verbatim when the model is saved.
 const TOKENIZER_FILES: &[&str] = &[
     "tokenizer.json",
@@ -39,6 +69,28 @@ const ST_CONFIG_FILES: &[&str] = &[
     "sentence_xlm-roberta_config.json",
     "sentence_xlnet_config.json",
 ];
+
+/// What the checker reads of a Transformer directory, by the loader's own
+/// rules: its config.json must describe an encoder stpipe runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransformerInfo {
+    pub model_type: String,
+    pub hidden_size: usize,
+    /// The longest input the position embeddings allow.
+    pub max_positions: usize,
+}
+
+/// Read and validate the config.json of a Transformer directory.
+pub fn inspect(dir: &Path) -> Result<TransformerInfo> {
+    let cpath = dir.join("config.json");
+    let (config, _) = read_config(&cpath)?;
+    config.validate(&cpath)?;
+    Ok(TransformerInfo {
+        model_type: config.model_type.clone(),
+        hidden_size: config.hidden_size,
+        max_positions: config.position_limit(),
+    })
+}
 
 /// A tokenizer and a trainable encoder.
 #[derive(Debug, Clone)]
@@ -94,13 +146,7 @@ impl Transformer {
                 lowercase_vocab = b;
             }
         }
-        let pos_limit = if config.roberta_positions() {
-            config
-                .max_position_embeddings
-                .saturating_sub(config.pad_token_id.unwrap_or(1) as usize + 1)
-        } else {
-            config.max_position_embeddings
-        };
+        let pos_limit = config.position_limit();
         let max_len = max_seq_length
             .or(declared_len)
             .unwrap_or(pos_limit)
@@ -134,6 +180,13 @@ impl Transformer {
     /// The width of the token embeddings.
     pub fn hidden_size(&self) -> usize {
         self.bert.config.hidden_size
+    }
+
+    /// Lower-case inputs before tokenizing, or not (saved with the model as
+    /// `do_lower_case`).
+    pub fn set_do_lower_case(&mut self, lower: bool) {
+        self.do_lower_case = lower;
+        self.tokenizer.lowercase_input = lower;
     }
 
     /// Change the truncation length.

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 
-use super::adamw::Moments;
+use super::optim::Moments;
 
 /// Errors of checkpoint files.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -129,8 +129,7 @@ pub fn save(root: &Path, ckpt: &Checkpoint, keep: usize) -> Result<PathBuf> {
     save_tensors(&tmp.join("weights.safetensors"), &ckpt.weights)?;
     let mut opt = HashMap::new();
     for (name, m) in &ckpt.moments {
-        let n = m.m.len();
-        let to_t = |v: &Vec<f32>| Tensor::from_slice(v, n, &Device::Cpu);
+        let to_t = |v: &Vec<f32>| Tensor::from_slice(v, v.len(), &Device::Cpu);
         opt.insert(
             format!("m.{name}"),
             to_t(&m.m).map_err(|e| corrupt(&tmp, e))?,

@@ -25,14 +25,6 @@ pub enum RunError {
     #[diagnostic(code(stpipe::run::tensor))]
     Tensor(#[from] candle_core::Error),
 
-    #[error("{what}: {message}")]
-    #[diagnostic(code(stpipe::run::unsupported), help("{help}"))]
-    Unsupported {
-        what: String,
-        message: String,
-        help: String,
-    },
-
     #[error("stage `{stage}`: the loss of objective `{objective}` became {value} at step {step}")]
     #[diagnostic(
         code(stpipe::run::non_finite_loss),
@@ -61,11 +53,3 @@ pub enum RunError {
 }
 
 pub type Result<T> = std::result::Result<T, RunError>;
-
-pub(crate) fn unsupported(what: &str, message: &str, help: &str) -> RunError {
-    RunError::Unsupported {
-        what: what.to_string(),
-        message: message.to_string(),
-        help: help.to_string(),
-    }
-}

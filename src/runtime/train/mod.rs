@@ -1,7 +1,6 @@
 //! Training: optimizer, schedules, sampling, checkpoints, the stage loop
 //! and the pipeline runner.
 
-pub mod adamw;
 pub mod build;
 pub mod checkpoint;
 pub mod error;

@@ -20,14 +20,13 @@ use crate::runtime::eval::EvalMetrics;
 use crate::runtime::loss::{Loss, LossInputs};
 use crate::runtime::{Ctx, EncodeOptions, SentenceEncoder};
 
-use super::adamw::AdamWConfig;
 use super::checkpoint::{self, Checkpoint};
-use super::error::{unsupported, Result, RunError};
+use super::error::{Result, RunError};
 use super::log::RunLog;
 use super::optim::Optimizer;
 use super::rng::Rng;
 use super::sampler::{epoch_batches, SampleKeys, Sampler};
-use super::schedule::{Schedule, ScheduleKind};
+use super::schedule::Schedule;
 
 /// The best value of a metric seen during a stage, for `save ... best by`.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -148,56 +147,6 @@ fn epoch_turns(mixing: Mixing, counts: &[usize], seed: u64, epoch: usize) -> Vec
     }
 }
 
-fn adamw_config(stage: &Stage) -> Result<AdamWConfig> {
-    if stage.optimizer.name != "AdamW" {
-        return Err(unsupported(
-            &format!("stage `{}`", stage.name),
-            &format!(
-                "the optimizer `{}` has no training implementation yet",
-                stage.optimizer.name
-            ),
-            "use AdamW",
-        ));
-    }
-    let a = &stage.optimizer.args;
-    let f = |k: &str, d: f64| a.get(k).and_then(ArgValue::as_f64).unwrap_or(d);
-    let betas = match a.get("betas") {
-        Some(ArgValue::List(v)) if v.len() == 2 => {
-            (v[0].as_f64().unwrap_or(0.9), v[1].as_f64().unwrap_or(0.999))
-        }
-        _ => (0.9, 0.999),
-    };
-    Ok(AdamWConfig {
-        lr: f("lr", 2e-5),
-        weight_decay: f("weight_decay", 0.01),
-        beta1: betas.0,
-        beta2: betas.1,
-        eps: f("eps", 1e-8),
-    })
-}
-
-fn schedule_kind(stage: &Stage) -> Result<ScheduleKind> {
-    let name = &stage.scheduler.name;
-    let mut kind = ScheduleKind::from_name(name).ok_or_else(|| {
-        unsupported(
-            &format!("stage `{}`", stage.name),
-            &format!("the scheduler `{name}` is unknown to the runtime"),
-            "use Constant, WarmupConstant, WarmupLinear, WarmupCosine or WarmupCosineWithHardRestarts",
-        )
-    })?;
-    if let ScheduleKind::WarmupCosineWithHardRestarts { cycles } = &mut kind {
-        if let Some(c) = stage
-            .scheduler
-            .args
-            .get("cycles")
-            .and_then(ArgValue::as_f64)
-        {
-            *cycles = c;
-        }
-    }
-    Ok(kind)
-}
-
 fn batch_tensors<'d>(
     feed: &Feed<'d>,
     idx: &[usize],
@@ -280,7 +229,7 @@ pub fn run_stage(stage: &Stage, env: &StageEnv, log: &mut RunLog) -> Result<Stag
             .get(name)
             .ok_or_else(|| RunError::Invalid(format!("objective `{name}` has no loss")))?;
         let sampler = o.sampler;
-        let teacher = match o.args.get("teacher").and_then(ArgValue::as_str) {
+        let teacher = match o.args.values().get("teacher").and_then(ArgValue::as_str) {
             Some(t) => {
                 let teacher = env.models.get(t).ok_or_else(|| {
                     RunError::Invalid(format!("objective `{name}`: teacher `{t}` is not built"))
@@ -334,7 +283,7 @@ pub fn run_stage(stage: &Stage, env: &StageEnv, log: &mut RunLog) -> Result<Stag
         Warmup::Steps(s) => s,
         Warmup::Fraction(f) => Schedule::warmup_from_fraction(f, total),
     };
-    let schedule = Schedule::new(schedule_kind(stage)?, warmup, total);
+    let schedule = Schedule::new(super::build::build_schedule(stage)?, warmup, total);
 
     // Every trainable tensor: the model's, then the losses' heads.
     let mut vars: Vec<(String, candle_core::Var)> = model
@@ -347,7 +296,7 @@ pub fn run_stage(stage: &Stage, env: &StageEnv, log: &mut RunLog) -> Result<Stag
             vars.push((format!("loss.{}.{n}", f.name), v));
         }
     }
-    let mut opt = Optimizer::new(vars, adamw_config(stage)?)?;
+    let mut opt = Optimizer::new(vars, super::build::build_optimizer(stage)?)?;
 
     // Resume.
     let ckpt_dir = env.dir.join("checkpoints");
@@ -451,7 +400,7 @@ pub fn run_stage(stage: &Stage, env: &StageEnv, log: &mut RunLog) -> Result<Stag
             losses.push((feed.name.clone(), value));
             examples_done += idx.len();
         }
-        let lr = opt.config.lr * schedule.factor(k);
+        let lr = opt.lr() * schedule.factor(k);
         let grad_norm = opt.step(lr, stage.max_grad_norm)?;
         let step = k + 1;
         let rate = examples_done as f64 / started.elapsed().as_secs_f64().max(1e-9);

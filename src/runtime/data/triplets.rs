@@ -1,44 +1,47 @@
-//! Sources built from other sources: `zip` and `triplets`.
+//! `triplets`: labelled pairs (e.g. NLI premise, hypothesis, label) grouped
+//! on an anchor column into (anchor, positive, negative) triplets.
 
-use super::{DataError, Dataset, Example, Label};
-use crate::check::types::LabelValue;
+use super::{DataError, Dataset, Example, Label, TransformEntry};
+use crate::check::types::{DataKind, DataSource, LabelValue};
+use crate::registry::{opt, req, ArgType::*, Component, Family};
 
-/// Join line-aligned sources row by row, stopping at the shortest.
-pub(super) fn zip(name: &str, parts: Vec<Dataset>) -> Result<Dataset, DataError> {
-    let labelled: Vec<&str> = parts
-        .iter()
-        .filter(|d| d.label_column.is_some())
-        .map(|d| d.name.as_str())
-        .collect();
-    if labelled.len() > 1 {
-        return Err(DataError::Source {
-            name: name.to_string(),
-            message: format!(
-                "more than one zipped source has a label column ({})",
-                labelled.join(", ")
-            ),
-            help: "keep the label or score column in one source only".to_string(),
-        });
+pub const ENTRY: TransformEntry = TransformEntry {
+    spec: Component {
+        name: "triplets",
+        family: Family::Transform,
+        doc: "Turns labelled pairs into (anchor, positive, negative) triplets by grouping rows on an anchor column (e.g. NLI premise): every positive of an anchor is paired with one of its negatives. Produces columns `anchor`, `positive`, `negative`.",
+        args: &[
+            req("source", Data, "the labelled pairs"),
+            req("by", ColumnName, "the anchor column rows are grouped on"),
+            req("positive", LabelValue, "label of positive rows"),
+            req("negative", LabelValue, "label of negative rows"),
+            opt("text", ColumnName, "the first text column that is not `by`", "the column holding the candidate texts"),
+            opt("label", ColumnName, "label", "the label column"),
+        ],
+        ..Component::BASE
+    },
+    apply,
+};
+
+fn apply(source: &DataSource, mut parts: Vec<Dataset>) -> Result<Dataset, DataError> {
+    match (&source.kind, parts.pop()) {
+        (
+            DataKind::Triplets {
+                by,
+                text,
+                label,
+                positive,
+                negative,
+                ..
+            },
+            Some(pairs),
+        ) => triplets(&source.name, &pairs, by, text, label, positive, negative),
+        _ => Err(DataError::Source {
+            name: source.name.clone(),
+            message: "is not a triplets source".into(),
+            help: "this is an stpipe bug".into(),
+        }),
     }
-    let n = parts.iter().map(Dataset::len).min().unwrap_or(0);
-    let mut ds = Dataset {
-        name: name.to_string(),
-        text_columns: parts.iter().flat_map(|d| d.text_columns.clone()).collect(),
-        label_column: parts.iter().find_map(|d| d.label_column.clone()),
-        examples: Vec::with_capacity(n),
-        skipped: parts.iter().map(|d| d.skipped).sum(),
-    };
-    for i in 0..n {
-        let mut texts = Vec::new();
-        let mut label = None;
-        for d in &parts {
-            let e = &d.examples[i];
-            texts.extend(e.texts.iter().cloned());
-            label = label.or(e.label);
-        }
-        ds.examples.push(Example { texts, label });
-    }
-    Ok(ds)
 }
 
 /// Where the grouping, text and label values of a pair live.

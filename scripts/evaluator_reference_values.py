@@ -1,0 +1,107 @@
+"""Reference figures of sentence-transformers' evaluators for stpipe's unit tests.
+
+The evaluators run on fixed float32 embeddings (the `gen` of
+src/runtime/eval/mod.rs `testdata`) instead of a model: `embed_inputs` is
+overridden to look texts up. Prints JSON; the tests in
+src/runtime/eval/{triplet,information_retrieval}.rs hard-code the figures.
+
+    /work/pyref/bin/python scripts/evaluator_reference_values.py
+"""
+
+import json
+import math
+
+import numpy as np
+import torch
+from sentence_transformers.sentence_transformer.evaluation import (
+    InformationRetrievalEvaluator,
+    TripletEvaluator,
+)
+
+
+def gen(c, n, d, m, step):
+    rows = []
+    for i in range(n):
+        s = np.float32(1.0) + np.float32(i % m) * np.float32(step)
+        rows.append([np.float32(math.sin(0.37 * (c * 97 + i * 13 + j) + 0.5)) * s for j in range(d)])
+    return np.array(rows, dtype=np.float32)
+
+
+class Model:
+    """What the evaluators ask of a model besides encoding."""
+
+    similarity_fn_name = "cosine"
+
+    def similarity(self, a, b):
+        a = torch.nn.functional.normalize(a, dim=-1)
+        b = torch.nn.functional.normalize(b, dim=-1)
+        return a @ b.T
+
+
+def lookup(table, texts, tensor):
+    rows = np.stack([table[t] for t in texts])
+    return torch.from_numpy(rows) if tensor else rows
+
+
+class FixedTriplet(TripletEvaluator):
+    def __init__(self, table, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.table = table
+
+    def embed_inputs(self, model, sentences, encode_fn_name=None, **kwargs):
+        return lookup(self.table, sentences, tensor=False)
+
+    def store_metrics_in_model_card_data(self, *args, **kwargs):
+        pass
+
+
+class FixedIR(InformationRetrievalEvaluator):
+    def __init__(self, table, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.table = table
+
+    def embed_inputs(self, model, sentences, encode_fn_name=None, **kwargs):
+        return lookup(self.table, sentences, tensor=True)
+
+    def store_metrics_in_model_card_data(self, *args, **kwargs):
+        pass
+
+
+def main():
+    out = {}
+    fns = ["cosine", "dot", "euclidean", "manhattan"]
+
+    a, p, n = gen(0, 12, 6, 4, 0.5), gen(1, 12, 6, 3, 0.7), gen(2, 12, 6, 5, 0.3)
+    table = {}
+    for prefix, e in (("a", a), ("p", p), ("n", n)):
+        for i, row in enumerate(e):
+            table[f"{prefix}{i}"] = row
+    names = lambda prefix: [f"{prefix}{i}" for i in range(12)]
+    for margin in (0.0, 0.5):
+        ev = FixedTriplet(table, names("a"), names("p"), names("n"), similarity_fn_names=fns, margin=margin)
+        out[f"triplet_margin_{margin}"] = ev(Model())
+
+    q, d = gen(4, 10, 6, 3, 0.4), gen(5, 40, 6, 4, 0.3)
+    table = {f"query {i}": row for i, row in enumerate(q)}
+    table.update({f"doc {j}": row for j, row in enumerate(d)})
+    queries = {f"q{i}": f"query {i}" for i in range(10)}
+    corpus = {f"d{j:02}": f"doc {j}" for j in range(40)}
+    relevant = {f"q{i}": {f"d{(3 * i) % 40:02}", f"d{(7 * i + 1) % 40:02}", f"d{(i * i) % 40:02}"} for i in range(9)}
+    ev = FixedIR(
+        table,
+        queries,
+        corpus,
+        relevant,
+        corpus_chunk_size=7,
+        accuracy_at_k=[1, 3, 5, 10],
+        precision_recall_at_k=[1, 3, 5, 10, 100],
+        ndcg_at_k=[1, 3, 5, 10, 100],
+        mrr_at_k=[10],
+        map_at_k=[100],
+    )
+    out["information_retrieval"] = ev(Model())
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""Reference values of sentence-transformers' losses for stpipe's unit tests.
+
+Each loss is evaluated in float64 on the deterministic inputs of
+src/runtime/loss/testutil.rs (`gen`, `gen_scores`), through the loss's own
+`compute_loss_from_embeddings`, and printed as JSON: `{case: value}`. The
+tests in src/runtime/loss/*.rs hard-code these numbers (to 1e-10).
+
+    /work/pyref/bin/python scripts/loss_reference_values.py
+"""
+
+import json
+import math
+
+import torch
+from sentence_transformers import losses, util
+from sentence_transformers.sentence_transformer.losses.batch_hard_triplet import (
+    BatchHardTripletLossDistanceFunction as BatchDist,
+)
+from sentence_transformers.sentence_transformer.losses.contrastive import SiameseDistanceMetric
+from sentence_transformers.sentence_transformer.losses.triplet import TripletDistanceMetric
+
+
+def gen(c, n, d):
+    return torch.tensor(
+        [[math.sin(0.37 * (c * 97 + i * 13 + j) + 0.5) for j in range(d)] for i in range(n)],
+        dtype=torch.float64,
+    )
+
+
+class NoModel(torch.nn.Module):
+    """Stands in for the SentenceTransformer the losses keep a reference to."""
+
+    similarity_fn_name = "cosine"
+
+
+def value(loss, cols, labels=None):
+    return float(loss.compute_loss_from_embeddings(cols, labels))
+
+
+def main():
+    m = NoModel()
+    u, v, w = gen(0, 5, 4), gen(1, 5, 4), gen(2, 5, 4)
+    binary = torch.tensor([1, 0, 1, 1, 0])
+    out = {}
+
+    # MultipleNegativesRankingLoss with distance similarities.
+    out["mnrl_euclidean_uv"] = value(
+        losses.MultipleNegativesRankingLoss(m, scale=20.0, similarity_fct=util.euclidean_sim), [u, v]
+    )
+    out["mnrl_manhattan_uvw_scale1"] = value(
+        losses.MultipleNegativesRankingLoss(m, scale=1.0, similarity_fct=util.manhattan_sim), [u, v, w]
+    )
+
+    # ContrastiveLoss and OnlineContrastiveLoss on (u, v) pairs.
+    out["contrastive_default"] = value(losses.ContrastiveLoss(m), [u, v], binary)
+    out["contrastive_euclidean_m2_sum"] = value(
+        losses.ContrastiveLoss(m, SiameseDistanceMetric.EUCLIDEAN, margin=2.0, size_average=False), [u, v], binary
+    )
+    out["contrastive_manhattan_m3"] = value(
+        losses.ContrastiveLoss(m, SiameseDistanceMetric.MANHATTAN, margin=3.0), [u, v], binary
+    )
+    out["online_contrastive_default"] = value(losses.OnlineContrastiveLoss(m), [u, v], binary)
+    out["online_contrastive_euclidean_m2"] = value(
+        losses.OnlineContrastiveLoss(m, SiameseDistanceMetric.EUCLIDEAN, margin=2.0), [u, v], binary
+    )
+    out["online_contrastive_all_positive"] = value(
+        losses.OnlineContrastiveLoss(m), [u, v], torch.tensor([1, 1, 1, 1, 1])
+    )
+
+    # TripletLoss on (u, v, w).
+    out["triplet_default"] = value(losses.TripletLoss(m), [u, v, w])
+    out["triplet_cosine_m05"] = value(losses.TripletLoss(m, TripletDistanceMetric.COSINE, 0.5), [u, v, w])
+    out["triplet_manhattan_m1"] = value(losses.TripletLoss(m, TripletDistanceMetric.MANHATTAN, 1.0), [u, v, w])
+
+    # Batch triplet losses on single texts with class labels.
+    e = gen(3, 8, 4)
+    labels = torch.tensor([0, 1, 0, 1, 2, 2, 0, 3])
+    for name, cls, kwargs in [
+        ("batch_hard", losses.BatchHardTripletLoss, {"margin": 1.0}),
+        ("batch_all", losses.BatchAllTripletLoss, {"margin": 1.0}),
+        ("batch_semi_hard", losses.BatchSemiHardTripletLoss, {"margin": 1.0}),
+        ("batch_hard_soft_margin", losses.BatchHardSoftMarginTripletLoss, {}),
+    ]:
+        out[f"{name}_euclidean"] = value(cls(m, **kwargs), [e], labels)
+        out[f"{name}_cosine"] = value(cls(m, distance_metric=BatchDist.cosine_distance, **kwargs), [e], labels)
+        if "margin" in kwargs:
+            out[f"{name}_default_margin"] = value(cls(m), [e], labels)
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,223 @@
+//! AdamW (`torch.optim.AdamW`): decoupled weight decay and bias-corrected
+//! moments, as one fused in-place pass over a parameter, its gradient and
+//! its two moment buffers. The default of sentence-transformers' `fit`.
+
+use super::{Moments, OptimizerEntry, UpdateRule};
+use crate::registry::{opt, ArgError, ArgType::*, Args, Component, Family};
+use crate::runtime::fp_env::flush;
+
+pub(super) const BETAS: crate::registry::ArgSpec = opt(
+    "betas",
+    FloatPair,
+    "[0.9, 0.999]",
+    "moment decay rates, each in [0, 1)",
+);
+pub(super) const EPS: crate::registry::ArgSpec =
+    opt("eps", Float, "1e-8", "numerical stabiliser").above(0.0);
+
+pub const ENTRY: OptimizerEntry = OptimizerEntry {
+    spec: Component {
+        name: "AdamW",
+        family: Family::Optimizer,
+        doc: "Adam with decoupled weight decay (not applied to biases and LayerNorm weights), as in sentence-transformers.",
+        args: &[
+            opt("lr", Float, "2e-5", "learning rate").above(0.0),
+            opt("weight_decay", Float, "0.01", "decoupled weight decay").at_least(0.0),
+            BETAS,
+            EPS,
+        ],
+        ..Component::BASE
+    },
+    build,
+};
+
+fn build(a: &Args) -> Result<Box<dyn UpdateRule>, ArgError> {
+    Ok(Box::new(AdamWConfig::from_args(a)?))
+}
+
+/// Hyper-parameters; defaults are those of sentence-transformers' `fit`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamWConfig {
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+}
+
+impl Default for AdamWConfig {
+    fn default() -> Self {
+        AdamWConfig {
+            lr: 2e-5,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.01,
+        }
+    }
+}
+
+/// `(beta1, beta2)` from a `betas` argument.
+pub(super) fn betas(a: &Args) -> Result<(f64, f64), ArgError> {
+    let b = a.f64_list("betas")?;
+    match b.as_slice() {
+        [b1, b2] => Ok((*b1, *b2)),
+        _ => Err(ArgError {
+            component: a.component_name().to_string(),
+            name: "betas".into(),
+            problem: "is not a pair".into(),
+        }),
+    }
+}
+
+impl AdamWConfig {
+    pub(super) fn from_args(a: &Args) -> Result<Self, ArgError> {
+        let (beta1, beta2) = betas(a)?;
+        Ok(AdamWConfig {
+            lr: a.f64("lr")?,
+            weight_decay: a.f64("weight_decay")?,
+            beta1,
+            beta2,
+            eps: a.f64("eps")?,
+        })
+    }
+}
+
+/// The bias-corrected Adam move of one parameter in place, on a gradient
+/// already scaled and (for Adam) carrying its L2 term; `decay` multiplies
+/// the parameter first (AdamW's decoupled decay; 1 for none).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn adam_step(
+    param: &mut [f32],
+    grad: impl Fn(usize, f32) -> f32,
+    moments: &mut Moments,
+    cfg: &AdamWConfig,
+    lr: f64,
+    decay: f32,
+    step: u64,
+) {
+    let t = step.max(1) as i32;
+    let bc1 = 1.0 - cfg.beta1.powi(t);
+    let bc2 = 1.0 - cfg.beta2.powi(t);
+    let step_size = (lr / bc1) as f32;
+    let inv_sqrt_bc2 = (1.0 / bc2.sqrt()) as f32;
+    let (b1, b2) = (cfg.beta1 as f32, cfg.beta2 as f32);
+    let (one_b1, one_b2) = (1.0 - b1, 1.0 - b2);
+    let eps = cfg.eps as f32;
+    let Moments { m, v } = moments;
+    for (i, ((p, m), v)) in param
+        .iter_mut()
+        .zip(m.iter_mut())
+        .zip(v.iter_mut())
+        .enumerate()
+    {
+        let g = grad(i, *p);
+        // Moments of rarely seen rows (word embeddings) decay towards the
+        // subnormal range; flushing them keeps this loop at full speed on
+        // CPUs that trap on subnormals (see `runtime::fp_env`).
+        *m = flush(b1 * *m + one_b1 * g);
+        *v = flush(b2 * *v + one_b2 * g * g);
+        let denom = v.sqrt() * inv_sqrt_bc2 + eps;
+        *p = *p * decay - step_size * *m / denom;
+    }
+}
+
+impl UpdateRule for AdamWConfig {
+    fn lr(&self) -> f64 {
+        self.lr
+    }
+
+    fn slots(&self) -> usize {
+        2
+    }
+
+    fn update(
+        &self,
+        param: &mut [f32],
+        grad: &[f32],
+        state: &mut Moments,
+        lr: f64,
+        decay: bool,
+        grad_scale: f32,
+        step: u64,
+    ) {
+        debug_assert_eq!(param.len(), grad.len());
+        let wd = if decay { self.weight_decay } else { 0.0 };
+        let shrink = (1.0 - lr * wd) as f32;
+        adam_step(
+            param,
+            |i, _| grad[i] * grad_scale,
+            state,
+            self,
+            lr,
+            shrink,
+            step,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_steps_match_the_torch_update_by_hand() {
+        let cfg = AdamWConfig {
+            lr: 0.1,
+            weight_decay: 0.5,
+            ..AdamWConfig::default()
+        };
+        let mut p = vec![1.0f32, -2.0];
+        let mut mo = Moments::zeros(2, 2);
+        cfg.update(&mut p, &[0.5, 0.0], &mut mo, 0.1, true, 1.0, 1);
+        // Step 1: m = 0.05, v = 0.00025; bias-corrected m_hat = 0.5,
+        // sqrt(v_hat) = 0.5, so the Adam move is lr * 1 = 0.1 (less eps);
+        // decay first multiplies by 1 - 0.1 * 0.5 = 0.95.
+        let expected0 = 0.95 - 0.1 * 0.5 / (0.5 + 1e-8);
+        assert!((p[0] as f64 - expected0).abs() < 1e-6, "{}", p[0]);
+        // A zero gradient only decays.
+        assert!((p[1] as f64 + 1.9).abs() < 1e-6, "{}", p[1]);
+
+        // Step 2 with gradient 0.25 (m, v carried over).
+        let before = p[0] as f64;
+        cfg.update(&mut p, &[0.25, 0.0], &mut mo, 0.1, true, 1.0, 2);
+        let m = 0.9 * 0.05 + 0.1 * 0.25;
+        let v: f64 = 0.999 * 0.00025 + 0.001 * 0.0625;
+        let (bc1, bc2) = (1.0 - 0.9f64.powi(2), 1.0 - 0.999f64.powi(2));
+        let expected = before * 0.95 - (0.1 / bc1) * m / (v.sqrt() / bc2.sqrt() + 1e-8);
+        assert!(
+            (p[0] as f64 - expected).abs() < 1e-6,
+            "{} vs {expected}",
+            p[0]
+        );
+        // No decay for exempt parameters.
+        let mut q = vec![1.0f32];
+        cfg.update(
+            &mut q,
+            &[0.0],
+            &mut Moments::zeros(1, 2),
+            0.1,
+            false,
+            1.0,
+            1,
+        );
+        assert_eq!(q[0], 1.0);
+    }
+
+    #[test]
+    fn grad_scale_is_applied_before_the_moments() {
+        let cfg = AdamWConfig {
+            weight_decay: 0.0,
+            ..AdamWConfig::default()
+        };
+        let mut a = vec![0.3f32; 4];
+        let mut b = a.clone();
+        let (mut ma, mut mb) = (Moments::zeros(4, 2), Moments::zeros(4, 2));
+        let g = [1.0f32, -2.0, 3.0, 0.5];
+        let half: Vec<f32> = g.iter().map(|x| x * 0.5).collect();
+        cfg.update(&mut a, &g, &mut ma, 1e-3, true, 0.5, 1);
+        cfg.update(&mut b, &half, &mut mb, 1e-3, true, 1.0, 1);
+        assert_eq!(a, b);
+        assert_eq!(ma, mb);
+    }
+}
