@@ -148,37 +148,17 @@ impl Builder {
 }
 
 impl Builder {
-    /// The steps of the models and data sources that `args` name, by the
-    /// types their component declares (the model `skip` is the one trained
-    /// or evaluated, whose state is an input already).
+    /// The steps of the models and data sources that `args` name (the
+    /// model `skip` is the one trained or evaluated, whose state is an
+    /// input already).
     fn bindings(&self, args: &crate::check::Args, skip: &str) -> Vec<NodeIndex> {
-        use crate::registry::ArgType;
-        let Some(comp) = args_component(args) else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for spec in comp.args {
-            let Some(name) = args.values().get(spec.name).and_then(|v| v.as_str()) else {
-                continue;
-            };
-            match spec.ty {
-                ArgType::Model if name != skip => out.extend(self.models.get(name).copied()),
-                ArgType::Data | ArgType::DataColumns(_) => out.extend(self.data.get(name).copied()),
-                _ => {}
-            }
-        }
-        out
+        let models = args.models().into_iter().filter(|m| *m != skip);
+        let models = models.filter_map(|m| self.models.get(m).copied());
+        let data = args.data_sources().into_iter();
+        models
+            .chain(data.filter_map(|d| self.data.get(d).copied()))
+            .collect()
     }
-}
-
-fn args_component(args: &crate::check::Args) -> Option<&'static crate::registry::Component> {
-    let name = args.component_name();
-    [
-        crate::registry::Family::Evaluator,
-        crate::registry::Family::Loss,
-    ]
-    .into_iter()
-    .find_map(|f| crate::registry::lookup(f, name))
 }
 
 fn chain_label(m: &crate::check::Model) -> String {

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::choices::Choice;
-use super::Component;
+use super::{ArgType, Component};
 
 /// A resolved argument value.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -135,6 +135,28 @@ impl Args {
     /// Every value, by name.
     pub fn values(&self) -> &BTreeMap<String, ArgValue> {
         &self.values
+    }
+
+    /// The data sources the arguments name (their declared type is a data
+    /// source), in declaration order.
+    pub fn data_sources(&self) -> Vec<&str> {
+        self.bindings(|t| matches!(t, ArgType::Data | ArgType::DataColumns(_)))
+    }
+
+    /// The models the arguments name, in declaration order.
+    pub fn models(&self) -> Vec<&str> {
+        self.bindings(|t| t == ArgType::Model)
+    }
+
+    fn bindings(&self, want: impl Fn(ArgType) -> bool) -> Vec<&str> {
+        let Some(c) = self.component else {
+            return Vec::new();
+        };
+        c.args
+            .iter()
+            .filter(|a| want(a.ty))
+            .filter_map(|a| self.values.get(a.name).and_then(ArgValue::as_str))
+            .collect()
     }
 
     fn err(&self, name: &str, problem: impl Into<String>) -> ArgError {

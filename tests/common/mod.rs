@@ -55,6 +55,16 @@ const WORDS: &[&str] = &[
 /// Write a tiny random 2-layer BERT (config.json, model.safetensors,
 /// vocab.txt, tokenizer.json built with the tokenizers crate) into `dir`.
 pub fn write_tiny_bert(dir: &Path, seed: u64) {
+    write_tiny_bert_with(dir, seed, true);
+}
+
+/// The tiny BERT with a tokenizer that keeps case (`lowercase: false`):
+/// capitalised words are unknown to its lower-case vocabulary.
+pub fn write_tiny_bert_cased(dir: &Path, seed: u64) {
+    write_tiny_bert_with(dir, seed, false);
+}
+
+fn write_tiny_bert_with(dir: &Path, seed: u64, lowercase: bool) {
     std::fs::create_dir_all(dir).unwrap();
     let mut vocab: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
         .iter()
@@ -63,7 +73,8 @@ pub fn write_tiny_bert(dir: &Path, seed: u64) {
     vocab.extend(WORDS.iter().map(|s| s.to_string()));
     std::fs::write(dir.join("vocab.txt"), vocab.join("\n") + "\n").unwrap();
     let tok =
-        stpipe::runtime::modules::tokenizer::bert_wordpiece(&dir.join("vocab.txt"), true).unwrap();
+        stpipe::runtime::modules::tokenizer::bert_wordpiece(&dir.join("vocab.txt"), lowercase)
+            .unwrap();
     tok.save(dir.join("tokenizer.json"), false).unwrap();
 
     let (h, layers, inter, max_pos, types) = (32usize, 2usize, 64usize, 64usize, 2usize);

@@ -133,7 +133,7 @@ pub fn run(p: &Pipeline, plan: &Plan, opts: &RunOptions) -> Result<RunSummary> {
         .objectives
         .iter()
         .map(|o| o.data.as_str())
-        .chain(p.evaluators.iter().map(|e| e.data.as_str()));
+        .chain(p.evaluators.iter().flat_map(|e| e.args.data_sources()));
     for name in needed {
         if !datasets.contains_key(name) {
             let ds = data::load(p, name, &load_opts)?;
