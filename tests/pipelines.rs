@@ -263,3 +263,56 @@ fn model_path_flag_finds_models() {
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.contains("ok (0 warning(s))"), "{err}");
 }
+
+/// A save (and an expect's evaluation) of a model between two of its
+/// stages must run before the second stage changes the model: the plan
+/// orders them with an order edge, and the execution order follows every
+/// edge.
+#[test]
+fn steps_that_read_a_model_state_run_before_it_changes() {
+    let Some(model) = common::minilm_dir() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("p.tsv"),
+        "s1\ts2\tscore\nx\ty\t0.5\nu\tv\t0.25\n",
+    )
+    .unwrap();
+    let src = format!(
+        "model m = Transformer(\"{}\") -> Pooling(mean)\n\
+         data d = tsv(\"p.tsv\")\n\
+         objective o = CosineSimilarityLoss(m) on d\n\
+         evaluator e = EmbeddingSimilarity(m, d)\n\
+         train m as one {{ objectives: [o] }}\n\
+         save m to \"after-one\"\n\
+         expect e.spearman_cosine >= -1\n\
+         train m as two {{ objectives: [o] }}\n\
+         save m to \"after-two\"\n",
+        model.display()
+    );
+    let (report, p) = stpipe::check::check_source("p.stp", src, tmp.path(), &common::options());
+    let p = p.unwrap_or_else(|| panic!("{}", report.to_plain()));
+    let plan = Plan::build(&p).unwrap();
+    let find = |f: &dyn Fn(&StepKind) -> bool| {
+        plan.steps()
+            .find(|(_, s)| f(&s.kind))
+            .map(|(n, _)| n)
+            .unwrap()
+    };
+    let two = find(&|k| matches!(k, StepKind::Train { stage, .. } if stage == "two"));
+    let save_one =
+        find(&|k| matches!(k, StepKind::Save { path, .. } if path.ends_with("after-one")));
+    let eval = find(&|k| matches!(k, StepKind::Evaluate { .. }));
+    let order = plan.execution_order();
+    assert_eq!(order.len(), plan.graph.node_count());
+    let pos = |n| order.iter().position(|&x| x == n).unwrap();
+    assert!(pos(save_one) < pos(two) && pos(eval) < pos(two));
+    for e in plan.graph.edge_indices() {
+        let (a, b) = plan.graph.edge_endpoints(e).unwrap();
+        assert!(pos(a) < pos(b), "edge {a:?} -> {b:?} out of order");
+    }
+    let text = plan.to_text();
+    assert!(text.contains("(after #"), "{text}");
+    assert!(plan.to_dot().contains("[style=dashed]"));
+}

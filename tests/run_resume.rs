@@ -375,13 +375,19 @@ fn killed_and_resumed_runs_save_identical_weights_and_finished_runs_are_not_retr
             );
         }
     }
-    // Every step and evaluation the interrupted runs logged (replays
-    // included) matches the uninterrupted run's, and every step is logged.
+    // Every step and evaluation the interrupted runs logged matches the
+    // uninterrupted run's, every step is logged, and each once.
     let records_b = log_records(&log_lines(&run_b));
     for (key, value) in &records_b {
         assert_eq!(records_a.get(key), Some(value), "{key:?}");
     }
     let keys_b: std::collections::HashSet<_> = records_b.iter().map(|(k, _)| k).collect();
+    // ... once: the steps replayed after a resume replace their first log.
+    assert_eq!(
+        keys_b.len(),
+        records_b.len(),
+        "the interrupted runs' log repeats steps"
+    );
     assert!(
         records_a.keys().all(|k| keys_b.contains(k)),
         "steps missing from the log"
@@ -412,8 +418,8 @@ fn killed_and_resumed_runs_save_identical_weights_and_finished_runs_are_not_retr
         "a full run after a smoke run saved other weights"
     );
 
-    // A finished run is not retrained: it resumes at the final step and
-    // saves the same bytes.
+    // A finished run is not retrained: the re-run reuses the stage, its
+    // evaluations and its saved models, and the saved bytes stay.
     let total = complete_steps(&run_a).last().copied().unwrap();
     assert_eq!(total as usize, steps_logged);
     // Simulate a run killed in the middle of a metrics line: the re-run's
@@ -429,8 +435,8 @@ fn killed_and_resumed_runs_save_identical_weights_and_finished_runs_are_not_retr
     let err = stderr(&o);
     assert!(o.status.success(), "re-run failed:\n{err}");
     assert!(
-        err.contains(&format!("resuming from the checkpoint at step {total}")),
-        "the re-run does not resume at the final step {total}:\n{err}"
+        err.contains("train stage1") && err.contains("unchanged, reused"),
+        "the re-run does not reuse the finished stage ({total} steps):\n{err}"
     );
     let after = std::fs::read_to_string(&log_path).unwrap();
     assert!(after.starts_with(&text), "the log was rewritten");

@@ -1,4 +1,5 @@
-//! `stpipe plan FILE`: the execution graph of a pipeline.
+//! `stpipe plan FILE`: the execution graph of a pipeline, and what a run
+//! would do with each step given the run directory's recorded results.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,6 +7,7 @@ use std::process::ExitCode;
 use clap::ValueEnum;
 
 use crate::check::Options;
+use crate::runtime::train::cache::{self, Action};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PlanFormat {
@@ -21,6 +23,10 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: PlanFormat,
+    /// The run options a run would use (they decide which recorded results
+    /// it can reuse).
+    #[command(flatten)]
+    pub run: super::run::RunFlags,
 }
 
 pub fn run(args: &Args, opts: &Options) -> ExitCode {
@@ -29,7 +35,25 @@ pub fn run(args: &Args, opts: &Options) -> ExitCode {
         Err(code) => return code,
     };
     match args.format {
-        PlanFormat::Text => print!("{}", plan.to_text()),
+        PlanFormat::Text => {
+            let run_opts = args.run.options(&args.file, opts);
+            let actions = cache::actions(&plan, &run_opts);
+            let status = |n: petgraph::graph::NodeIndex| {
+                Some(
+                    match actions[n.index()] {
+                        Action::Execute => "runs",
+                        Action::Restore => "reused (restored)",
+                        Action::Skip => "reused",
+                    }
+                    .to_string(),
+                )
+            };
+            print!("{}", plan.to_text_with(&status));
+            eprintln!(
+                "run directory: {} (`runs`: executed by `stpipe run`; `reused`: its recorded result stands)",
+                run_opts.run_dir.display()
+            );
+        }
         PlanFormat::Dot => print!("{}", plan.to_dot()),
     }
     ExitCode::SUCCESS

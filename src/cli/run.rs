@@ -15,6 +15,17 @@ pub struct Args {
     /// Pipeline file.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
+    #[command(flatten)]
+    pub run: RunFlags,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// The options of a run (shared with `stpipe plan`, which shows what a run
+/// with them would reuse).
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunFlags {
     /// Run directory: resolved pipeline, metrics log, checkpoints, summary
     /// [default: runs/<pipeline name>].
     #[arg(long, value_name = "DIR")]
@@ -28,9 +39,27 @@ pub struct Args {
     /// Skip (and count) data rows that cannot be read instead of stopping.
     #[arg(long)]
     pub skip_bad_rows: bool,
-    /// No progress bars.
-    #[arg(long)]
-    pub quiet: bool,
+}
+
+impl RunFlags {
+    /// The run options for pipeline `file`.
+    pub fn options(&self, file: &std::path::Path, opts: &Options) -> RunOptions {
+        let stem = file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "pipeline".to_string());
+        RunOptions {
+            run_dir: self
+                .run_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("runs").join(stem)),
+            search: opts.models.clone(),
+            max_steps: self.max_steps,
+            limit: self.limit,
+            skip_bad_rows: self.skip_bad_rows,
+            progress: true,
+        }
+    }
 }
 
 pub fn run(args: &Args, opts: &Options) -> ExitCode {
@@ -38,21 +67,9 @@ pub fn run(args: &Args, opts: &Options) -> ExitCode {
         Ok(r) => r,
         Err(code) => return code,
     };
-    let stem = args
-        .file
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "pipeline".to_string());
     let run_opts = RunOptions {
-        run_dir: args
-            .run_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("runs").join(stem)),
-        search: opts.models.clone(),
-        max_steps: args.max_steps,
-        limit: args.limit,
-        skip_bad_rows: args.skip_bad_rows,
         progress: !args.quiet,
+        ..args.run.options(&args.file, opts)
     };
     let summary = match run_pipeline(&pipeline, &plan, &run_opts) {
         Ok(s) => s,
@@ -62,6 +79,12 @@ pub fn run(args: &Args, opts: &Options) -> ExitCode {
         }
     };
     eprintln!("run directory: {}", run_opts.run_dir.display());
+    if !summary.reused.is_empty() {
+        eprintln!(
+            "  reused {} step(s) recorded by earlier runs (`stpipe plan` lists them)",
+            summary.reused.len()
+        );
+    }
     for (name, metric, v) in &summary.final_metrics {
         let before = summary
             .baseline_metrics

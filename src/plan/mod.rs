@@ -35,6 +35,8 @@ pub enum StepKind {
     Save {
         model: String,
         path: String,
+        /// `best by`: the best weights become the model's state.
+        best: bool,
     },
     Expect {
         evaluator: String,
@@ -45,6 +47,26 @@ pub enum StepKind {
 }
 
 impl StepKind {
+    /// The model a step loads, trains, evaluates or saves.
+    pub fn model(&self) -> Option<&str> {
+        match self {
+            StepKind::LoadModel { model }
+            | StepKind::Train { model, .. }
+            | StepKind::Evaluate { model, .. }
+            | StepKind::Save { model, .. } => Some(model),
+            StepKind::LoadData { .. } | StepKind::Expect { .. } => None,
+        }
+    }
+
+    /// Whether the step's result is a state of its model (a `save` with
+    /// `best by` is one: the best weights become the model's state).
+    pub fn is_model_state(&self) -> bool {
+        matches!(
+            self,
+            StepKind::LoadModel { .. } | StepKind::Train { .. } | StepKind::Save { best: true, .. }
+        )
+    }
+
     pub fn tag(&self) -> &'static str {
         match self {
             StepKind::LoadModel { .. } => "load-model",
@@ -67,10 +89,21 @@ pub struct PlanStep {
     pub fingerprint: String,
 }
 
-/// The plan: edges go from a step to the steps that need its result.
+/// Why one step comes before another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Edge {
+    /// The later step reads the earlier one's result.
+    Data,
+    /// The later step changes a model state the earlier one reads (the
+    /// runtime keeps one copy of each model), so it must wait for it.
+    Order,
+}
+
+/// The plan: edges go from a step to the steps that need its result (or
+/// must wait for it).
 #[derive(Debug, Clone)]
 pub struct Plan {
-    pub graph: DiGraph<PlanStep, ()>,
+    pub graph: DiGraph<PlanStep, Edge>,
 }
 
 /// Why a plan could not be built (a file vanished or is unreadable).
@@ -83,10 +116,15 @@ pub struct PlanError {
 }
 
 struct Builder {
-    g: DiGraph<PlanStep, ()>,
+    g: DiGraph<PlanStep, Edge>,
     hasher: FileHasher,
     data: HashMap<String, NodeIndex>,
+    /// The step whose result is each model's current state.
     models: HashMap<String, NodeIndex>,
+    /// The steps that read each model's current state: a step that
+    /// changes the state must come after them (the runtime keeps one copy
+    /// of each model and changes it in place).
+    readers: HashMap<String, Vec<NodeIndex>>,
     evals: HashMap<(String, NodeIndex), NodeIndex>,
 }
 
@@ -114,11 +152,32 @@ impl Builder {
         let mut seen = Vec::new();
         for i in inputs {
             if !seen.contains(i) {
-                self.g.add_edge(*i, n, ());
+                self.g.add_edge(*i, n, Edge::Data);
                 seen.push(*i);
             }
         }
+        // Record which model states this step reads.
+        let states: Vec<(String, NodeIndex)> = self
+            .models
+            .iter()
+            .filter(|(_, s)| seen.contains(s))
+            .map(|(m, s)| (m.clone(), *s))
+            .collect();
+        for (m, _) in states {
+            self.readers.entry(m).or_default().push(n);
+        }
         n
+    }
+
+    /// Step `n` is model `m`'s new state: it runs after every reader of the
+    /// state before it.
+    fn set_state(&mut self, m: &str, n: NodeIndex) {
+        for r in self.readers.remove(m).unwrap_or_default() {
+            if r != n && !self.g.contains_edge(r, n) {
+                self.g.add_edge(r, n, Edge::Order);
+            }
+        }
+        self.models.insert(m.to_string(), n);
     }
 
     fn evaluate(&mut self, p: &Pipeline, name: &str) -> Option<NodeIndex> {
@@ -176,6 +235,7 @@ impl Plan {
             hasher: FileHasher::default(),
             data: HashMap::new(),
             models: HashMap::new(),
+            readers: HashMap::new(),
             evals: HashMap::new(),
         };
         for m in &p.models {
@@ -284,7 +344,7 @@ impl Plan {
                         &inputs,
                         &[],
                     );
-                    b.models.insert(s.model.clone(), n);
+                    b.set_state(&s.model, n);
                 }
                 Step::Save(sv) => {
                     let Some(&state) = b.models.get(&sv.model) else {
@@ -302,16 +362,22 @@ impl Plan {
                     cfg["path"] = serde_json::Value::String(
                         relative_to(&sv.path, &p.base_dir).display().to_string(),
                     );
-                    b.add(
+                    let n = b.add(
                         StepKind::Save {
                             model: sv.model.clone(),
                             path: path.clone(),
+                            best: sv.best_by.is_some(),
                         },
                         format!("save {} to {path}{best}", sv.model),
                         cfg,
                         &[state],
                         &[],
                     );
+                    // The best weights become the model's state from here
+                    // on (as the Trainer's `load_best_model_at_end`).
+                    if sv.best_by.is_some() {
+                        b.set_state(&sv.model, n);
+                    }
                 }
                 Step::Expect(e) => {
                     let Some(ev) = b.evaluate(p, &e.metric.evaluator) else {
@@ -339,23 +405,72 @@ impl Plan {
         Ok(Plan { graph: b.g })
     }
 
-    /// Steps in execution order (insertion order is topological).
+    /// Every step with its index, in the order they were planned.
     pub fn steps(&self) -> impl Iterator<Item = (NodeIndex, &PlanStep)> {
         self.graph.node_indices().map(move |n| (n, &self.graph[n]))
     }
 
-    /// The steps whose results `n` needs.
+    /// The steps in dependency order: a step comes after every step it
+    /// has an edge from; among the steps ready at once, the one planned
+    /// first (Kahn's algorithm), so the order is stable.
+    pub fn execution_order(&self) -> Vec<NodeIndex> {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        let mut missing: Vec<usize> = self
+            .graph
+            .node_indices()
+            .map(|n| self.graph.edges_directed(n, Direction::Incoming).count())
+            .collect();
+        let mut ready: BinaryHeap<Reverse<NodeIndex>> = self
+            .graph
+            .node_indices()
+            .filter(|n| missing[n.index()] == 0)
+            .map(Reverse)
+            .collect();
+        let mut order = Vec::with_capacity(missing.len());
+        while let Some(Reverse(n)) = ready.pop() {
+            order.push(n);
+            for e in self.graph.edges_directed(n, Direction::Outgoing) {
+                let t = e.target();
+                missing[t.index()] -= 1;
+                if missing[t.index()] == 0 {
+                    ready.push(Reverse(t));
+                }
+            }
+        }
+        order
+    }
+
+    /// The steps whose results `n` needs (data edges only), in plan order.
     pub fn inputs(&self, n: NodeIndex) -> Vec<NodeIndex> {
         let mut v: Vec<NodeIndex> = self
             .graph
             .edges_directed(n, Direction::Incoming)
+            .filter(|e| *e.weight() == Edge::Data)
             .map(|e| e.source())
             .collect();
         v.sort();
+        v.dedup();
         v
     }
 
+    /// The step whose result is the model state `n` starts from (its
+    /// model's LoadModel, Train or `save ... best by` before it).
+    pub fn state_input(&self, n: NodeIndex) -> Option<NodeIndex> {
+        let model = self.graph[n].kind.model()?;
+        self.inputs(n).into_iter().find(|&i| {
+            let k = &self.graph[i].kind;
+            k.model() == Some(model) && k.is_model_state()
+        })
+    }
+
     pub fn to_text(&self) -> String {
+        self.to_text_with(&|_| None)
+    }
+
+    /// The plan as text, each step followed by what `status` says of it
+    /// (`stpipe plan` marks the steps a run would reuse).
+    pub fn to_text_with(&self, status: &dyn Fn(NodeIndex) -> Option<String>) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "{} steps", self.graph.node_count());
         for (n, st) in self.steps() {
@@ -364,14 +479,24 @@ impl Plan {
                 .iter()
                 .map(|d| format!("#{}", d.index() + 1))
                 .collect();
-            let after = if deps.is_empty() {
+            let waits: Vec<String> = self
+                .graph
+                .edges_directed(n, Direction::Incoming)
+                .filter(|e| *e.weight() == Edge::Order)
+                .map(|e| format!("#{}", e.source().index() + 1))
+                .collect();
+            let mut after = if deps.is_empty() {
                 String::new()
             } else {
                 format!("  <- {}", deps.join(", "))
             };
+            if !waits.is_empty() {
+                after.push_str(&format!("  (after {})", waits.join(", ")));
+            }
+            let note = status(n).map(|t| format!("  [{t}]")).unwrap_or_default();
             let _ = writeln!(
                 s,
-                "#{:<3} {:<10} {}  {}{after}",
+                "#{:<3} {:<10} {}  {}{after}{note}",
                 n.index() + 1,
                 st.kind.tag(),
                 &st.fingerprint[..16],
@@ -401,7 +526,16 @@ impl Plan {
             );
         }
         for e in self.graph.edge_references() {
-            let _ = writeln!(s, "  n{} -> n{};", e.source().index(), e.target().index());
+            let style = match e.weight() {
+                Edge::Data => "",
+                Edge::Order => " [style=dashed]",
+            };
+            let _ = writeln!(
+                s,
+                "  n{} -> n{}{style};",
+                e.source().index(),
+                e.target().index()
+            );
         }
         s.push_str("}\n");
         s

@@ -80,6 +80,11 @@ impl SentenceEncoder {
         super::st_format::save_dir(self, dir)
     }
 
+    /// [`Self::save`], with extra files (name, content) in the model's root.
+    pub fn save_with(&self, dir: &Path, extra: &[(&str, Vec<u8>)]) -> Result<()> {
+        super::st_format::save::save_dir_with(self, dir, extra)
+    }
+
     pub fn device(&self) -> &Device {
         &self.device
     }

@@ -11,6 +11,16 @@ use crate::runtime::error::{write_json, Error, Result};
 /// next to it, which then replaces `target` (an existing one is renamed away
 /// first and deleted last), so a reader never sees a half-written model.
 pub fn save_dir(enc: &SentenceEncoder, target: &Path) -> Result<()> {
+    save_dir_with(enc, target, &[])
+}
+
+/// [`save_dir`], with `extra` files (name, content) written into the
+/// model's root before it replaces `target`, so that they appear with it.
+pub fn save_dir_with(
+    enc: &SentenceEncoder,
+    target: &Path,
+    extra: &[(&str, Vec<u8>)],
+) -> Result<()> {
     let name = target
         .file_name()
         .ok_or_else(|| {
@@ -36,7 +46,14 @@ pub fn save_dir(enc: &SentenceEncoder, target: &Path) -> Result<()> {
     );
     let tmp = parent.join(format!(".{name}.stpipe-tmp-{stamp}"));
     std::fs::create_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    if let Err(e) = write_into(enc, &tmp) {
+    let written = write_into(enc, &tmp).and_then(|()| {
+        for (name, bytes) in extra {
+            let p = tmp.join(name);
+            std::fs::write(&p, bytes).map_err(|e| Error::io(&p, e))?;
+        }
+        Ok(())
+    });
+    if let Err(e) = written {
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
     }

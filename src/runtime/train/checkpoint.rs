@@ -198,6 +198,15 @@ pub fn read(dir: &Path, device: &Device) -> Result<Checkpoint> {
     })
 }
 
+/// The step and trainer state of the newest complete checkpoint under
+/// `root`, without its tensors (for deciding whether a stage is done).
+pub fn latest_state(root: &Path) -> Option<(u64, serde_json::Value)> {
+    let (_, dir) = list(root).ok()?.pop()?;
+    let bytes = std::fs::read(dir.join("state.json")).ok()?;
+    let state: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    Some((state["step"].as_u64()?, state["trainer"].clone()))
+}
+
 /// The newest complete checkpoint under `root`, if any.
 pub fn latest(root: &Path, device: &Device) -> Result<Option<Checkpoint>> {
     match list(root)?.pop() {

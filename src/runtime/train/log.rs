@@ -57,6 +57,51 @@ impl RunLog {
         })
     }
 
+    /// Drop the log lines a stage is about to write again: those of
+    /// stage `stage` after step `start` when it resumes from a checkpoint
+    /// there, or all of its lines when it starts over (`start` 0). The log
+    /// then holds every step once, however often the run was interrupted.
+    pub fn forget_stage(&mut self, stage: &str, start: u64) -> Result<()> {
+        let io = |source| RunError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let text = std::fs::read_to_string(&self.path).map_err(io)?;
+        let mut kept = String::with_capacity(text.len());
+        let mut dropped = false;
+        for line in text.lines() {
+            let v: Option<serde_json::Value> = serde_json::from_str(line).ok();
+            let replayed = v.as_ref().is_some_and(|v| {
+                v.get("stage").and_then(|s| s.as_str()) == Some(stage)
+                    && v.get("step")
+                        .and_then(|s| s.as_u64())
+                        .is_some_and(|k| start == 0 || k > start)
+            });
+            if replayed {
+                dropped = true;
+            } else {
+                kept.push_str(line);
+                kept.push('\n');
+            }
+        }
+        if !dropped {
+            return Ok(());
+        }
+        let tmp = self.path.with_extension("jsonl.tmp");
+        let io_tmp = |source| RunError::Io {
+            path: tmp.clone(),
+            source,
+        };
+        std::fs::write(&tmp, kept).map_err(io_tmp)?;
+        std::fs::rename(&tmp, &self.path).map_err(io)?;
+        self.file = std::fs::OpenOptions::new()
+            .append(true)
+            .read(true)
+            .open(&self.path)
+            .map_err(io)?;
+        Ok(())
+    }
+
     fn write(&mut self, v: serde_json::Value) {
         // One write per line (formatting straight into the file would issue
         // one per JSON token, and a kill could tear the line). The log is a

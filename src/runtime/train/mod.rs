@@ -2,9 +2,11 @@
 //! and the pipeline runner.
 
 pub mod build;
+pub mod cache;
 pub mod checkpoint;
 pub mod error;
 pub mod evaluate;
+mod feed;
 pub mod log;
 pub mod optim;
 pub mod rng;
@@ -12,3 +14,4 @@ pub mod run;
 pub mod sampler;
 pub mod schedule;
 pub mod stage;
+mod stage_eval;

@@ -1,22 +1,28 @@
-//! Executing a whole checked pipeline: stages in order, then saves and
-//! expectations, with a run directory holding the resolved pipeline, the
-//! metrics log, checkpoints and a summary.
+//! Executing a checked pipeline: the plan's steps in dependency order,
+//! each executed, restored from its recorded result, or skipped
+//! ([`super::cache`]), with a run directory holding the resolved pipeline,
+//! the metrics log, checkpoints, recorded evaluations and a summary.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::check::types::{Pipeline, Step};
+use petgraph::graph::NodeIndex;
+
+use crate::check::types::{Pipeline, Stage};
 use crate::hub::ModelSearch;
 use crate::plan::{Plan, StepKind};
 use crate::runtime::data::{self, Dataset, LoadOptions};
+use crate::runtime::eval::EvalMetrics;
 use crate::runtime::loss::Loss;
 use crate::runtime::SentenceEncoder;
 
 use super::build::{build_loss, build_model};
+use super::cache::{self, Action};
 use super::error::{Result, RunError};
 use super::evaluate::{evaluate, EvalContext};
 use super::log::RunLog;
-use super::stage::{best_weights, run_stage, StageEnv};
+use super::stage::{restore_finished, run_stage, Metric, StageEnv, StageOutcome};
+use super::stage_eval::best_weights;
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -55,11 +61,19 @@ pub struct RunSummary {
     /// `evaluate_at_start`). Kept in checkpoints, so resumed and finished
     /// runs report it too.
     pub baseline_metrics: Vec<(String, String, f64)>,
+    /// The steps reused from an earlier run (their labels).
+    pub reused: Vec<String>,
 }
 
 impl RunSummary {
     pub fn failed_expectations(&self) -> Vec<&ExpectOutcome> {
         self.expectations.iter().filter(|e| !e.passed).collect()
+    }
+
+    fn set_final(&mut self, evaluator: &str, metric: &str, value: f64) {
+        self.final_metrics.retain(|(n, _, _)| n != evaluator);
+        self.final_metrics
+            .push((evaluator.to_string(), metric.to_string(), value));
     }
 }
 
@@ -75,28 +89,6 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes).map_err(io_err(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io_err(path))
-}
-
-fn stage_seed(p: &Pipeline, model: &str) -> u64 {
-    p.stages()
-        .find(|s| s.model == model)
-        .map(|s| s.seed)
-        .unwrap_or(42)
-}
-
-/// What a stage's checkpoints must match to be resumed: the plan's
-/// fingerprint and the options that change what the steps do. A smoke run
-/// (`--max-steps` shortens the schedule, `--limit` the data) is not resumed
-/// by a full run in the same run directory, nor the other way round.
-fn checkpoint_fingerprint(plan: &str, opts: &RunOptions) -> String {
-    let mut fp = plan.to_string();
-    if let Some(n) = opts.max_steps {
-        fp.push_str(&format!("+max-steps={n}"));
-    }
-    if let Some(n) = opts.limit {
-        fp.push_str(&format!("+limit={n}"));
-    }
-    fp
 }
 
 fn compare(value: f64, op: &str, threshold: f64) -> bool {
@@ -118,157 +110,400 @@ pub fn run(p: &Pipeline, plan: &Plan, opts: &RunOptions) -> Result<RunSummary> {
     let mut log = RunLog::open(&opts.run_dir, opts.progress)?;
     log.note(&crate::runtime::process::cpu_summary());
 
-    // Models, data and losses.
-    let mut models: HashMap<String, SentenceEncoder> = HashMap::new();
-    for m in &p.models {
-        let enc = build_model(m, &opts.search, &p.base_dir, stage_seed(p, &m.name))?;
-        models.insert(m.name.clone(), enc);
-    }
-    let load_opts = LoadOptions {
-        skip_bad_rows: opts.skip_bad_rows,
-        max_rows: opts.limit,
+    let actions = cache::actions(plan, opts);
+    let mut ex = Executor {
+        p,
+        plan,
+        opts,
+        models: HashMap::new(),
+        datasets: HashMap::new(),
+        losses: HashMap::new(),
+        metrics: HashMap::new(),
+        summary: RunSummary::default(),
     };
-    let mut datasets: HashMap<String, Dataset> = HashMap::new();
-    let needed = p
-        .objectives
-        .iter()
-        .map(|o| o.data.as_str())
-        .chain(p.evaluators.iter().flat_map(|e| e.args.data_sources()));
-    for name in needed {
-        if !datasets.contains_key(name) {
-            let ds = data::load(p, name, &load_opts)?;
-            if ds.skipped > 0 {
-                log.note(&format!("data `{name}`: skipped {} bad row(s)", ds.skipped));
-            }
-            datasets.insert(name.to_string(), ds);
+    for n in plan.execution_order() {
+        match actions[n.index()] {
+            Action::Skip => ex.report_skipped(n, &mut log),
+            Action::Restore => ex.restore(n, &mut log)?,
+            Action::Execute => ex.execute(n, &mut log)?,
         }
     }
-    let mut losses: HashMap<String, Box<dyn Loss>> = HashMap::new();
-    for o in &p.objectives {
-        let dim = models.get(&o.model).map(SentenceEncoder::dim).unwrap_or(0);
-        losses.insert(o.name.clone(), build_loss(o, dim, stage_seed(p, &o.model))?);
-    }
-
-    let fingerprints: HashMap<String, String> = plan
-        .steps()
-        .filter_map(|(_, s)| match &s.kind {
-            StepKind::Train { stage, .. } => Some((stage.clone(), s.fingerprint.clone())),
-            _ => None,
-        })
-        .collect();
-
-    let mut summary = RunSummary::default();
-    // The directory of the last stage that trained each model.
-    let mut last_stage_dir: HashMap<String, PathBuf> = HashMap::new();
-    for (i, step) in p.steps.iter().enumerate() {
-        match step {
-            Step::Train(stage) => {
-                let track_best = p.steps[i + 1..]
-                    .iter()
-                    .take_while(|s| !matches!(s, Step::Train(t) if t.model == stage.model))
-                    .filter_map(|s| match s {
-                        Step::Save(sv) if sv.model == stage.model => sv
-                            .best_by
-                            .as_ref()
-                            .map(|b| (b.evaluator.clone(), b.metric.clone())),
-                        _ => None,
-                    })
-                    .collect();
-                let dir = opts.run_dir.join("stages").join(&stage.name);
-                let env = StageEnv {
-                    pipeline: p,
-                    models: &models,
-                    datasets: &datasets,
-                    losses: &losses,
-                    dir: dir.clone(),
-                    fingerprint: checkpoint_fingerprint(
-                        fingerprints.get(&stage.name).map_or("", String::as_str),
-                        opts,
-                    ),
-                    track_best,
-                    max_steps: opts.max_steps,
-                    progress: opts.progress,
-                };
-                let outcome = run_stage(stage, &env, &mut log)?;
-                // The first stage's figure is the untrained model's; a later
-                // stage's baseline is the model after the stages before it.
-                for b in outcome.baseline {
-                    if !summary
-                        .baseline_metrics
-                        .iter()
-                        .any(|(n, _, _)| n == &b.evaluator)
-                    {
-                        summary
-                            .baseline_metrics
-                            .push((b.evaluator, b.metric, b.value));
-                    }
-                }
-                last_stage_dir.insert(stage.model.clone(), dir);
-            }
-            Step::Save(sv) => {
-                let model = models.get(&sv.model).ok_or_else(|| {
-                    RunError::Invalid(format!("save: model `{}` is not built", sv.model))
-                })?;
-                if let (Some(b), Some(dir)) = (&sv.best_by, last_stage_dir.get(&sv.model)) {
-                    match best_weights(dir, &b.evaluator, &b.metric)? {
-                        Some(w) => {
-                            for v in model.named_vars() {
-                                if let Some(t) = w.get(&format!("{}.{}", v.module, v.name)) {
-                                    v.var.set(t)?;
-                                }
-                            }
-                            log.note(&format!(
-                                "save `{}`: using the weights with the best {}.{}",
-                                sv.model, b.evaluator, b.metric
-                            ));
-                        }
-                        None => log.note(&format!(
-                            "save `{}`: {}.{} was never evaluated; saving the last weights",
-                            sv.model, b.evaluator, b.metric
-                        )),
-                    }
-                }
-                model.save(&sv.path)?;
-                log.note(&format!("saved `{}` to {}", sv.model, sv.path.display()));
-                summary.saved.push(sv.path.clone());
-            }
-            Step::Expect(ex) => {
-                let ev = p.evaluator(&ex.metric.evaluator).ok_or_else(|| {
-                    RunError::Invalid(format!("no evaluator `{}`", ex.metric.evaluator))
-                })?;
-                let cx = EvalContext {
-                    models: &models,
-                    datasets: &datasets,
-                    losses: &losses,
-                };
-                let m = evaluate(ev, &cx)?;
-                log.eval("expect", 0, &ev.name, &m);
-                let value = m.get(&ex.metric.metric).ok_or_else(|| {
-                    RunError::Invalid(format!(
-                        "evaluator `{}` produced no metric `{}`",
-                        ev.name, ex.metric.metric
-                    ))
-                })?;
-                summary.expectations.push(ExpectOutcome {
-                    evaluator: ev.name.clone(),
-                    metric: ex.metric.metric.clone(),
-                    op: ex.op.to_string(),
-                    threshold: ex.value,
-                    value,
-                    passed: compare(value, ex.op, ex.value),
-                });
-            }
-        }
-    }
-    for (_, _, name, m) in &log.evaluations {
-        if let Some(v) = m.primary_value() {
-            summary.final_metrics.retain(|(n, _, _)| n != name);
-            summary
-                .final_metrics
-                .push((name.clone(), m.primary.clone(), v));
-        }
-    }
+    let summary = ex.summary;
     let s = serde_json::to_vec_pretty(&summary).map_err(|e| RunError::Invalid(e.to_string()))?;
     write_atomic(&opts.run_dir.join("summary.json"), &s)?;
     Ok(summary)
+}
+
+/// The state of a run: what the executed and restored steps produced.
+struct Executor<'a> {
+    p: &'a Pipeline,
+    plan: &'a Plan,
+    opts: &'a RunOptions,
+    models: HashMap<String, SentenceEncoder>,
+    datasets: HashMap<String, Dataset>,
+    /// Losses by objective name.
+    losses: HashMap<String, Box<dyn Loss>>,
+    /// The metrics of the evaluation steps, by step.
+    metrics: HashMap<NodeIndex, EvalMetrics>,
+    summary: RunSummary,
+}
+
+impl Executor<'_> {
+    fn fingerprint(&self, n: NodeIndex) -> String {
+        cache::run_fingerprint(&self.plan.graph[n].fingerprint, self.opts)
+    }
+
+    fn stage(&self, name: &str) -> Result<&Stage> {
+        self.p
+            .stages()
+            .find(|s| s.name == name)
+            .ok_or_else(|| RunError::Invalid(format!("no stage `{name}`")))
+    }
+
+    fn model(&self, name: &str) -> Result<&SentenceEncoder> {
+        self.models
+            .get(name)
+            .ok_or_else(|| RunError::Invalid(format!("model `{name}` is not built")))
+    }
+
+    /// The seed a model's new modules are initialised from: that of its
+    /// first stage.
+    fn seed_of(&self, model: &str) -> u64 {
+        self.p
+            .stages()
+            .find(|s| s.model == model)
+            .map(|s| s.seed)
+            .unwrap_or(42)
+    }
+
+    /// Build the losses of `objectives` not built yet.
+    fn ensure_losses<'o>(&mut self, objectives: impl IntoIterator<Item = &'o str>) -> Result<()> {
+        for name in objectives {
+            if self.losses.contains_key(name) {
+                continue;
+            }
+            let Some(o) = self.p.objective(name) else {
+                continue;
+            };
+            let dim = self.model(&o.model)?.dim();
+            let loss = build_loss(o, dim, self.seed_of(&o.model))?;
+            self.losses.insert(name.to_string(), loss);
+        }
+        Ok(())
+    }
+
+    fn env(&self, stage: &Stage, n: NodeIndex) -> StageEnv<'_> {
+        // `save ... best by` steps of this model between this stage and
+        // the model's next one say which best weights to keep.
+        let track_best = self
+            .p
+            .steps
+            .iter()
+            .skip_while(
+                |s| !matches!(s, crate::check::types::Step::Train(t) if t.name == stage.name),
+            )
+            .skip(1)
+            .take_while(
+                |s| !matches!(s, crate::check::types::Step::Train(t) if t.model == stage.model),
+            )
+            .filter_map(|s| match s {
+                crate::check::types::Step::Save(sv) if sv.model == stage.model => sv
+                    .best_by
+                    .as_ref()
+                    .map(|b| (b.evaluator.clone(), b.metric.clone())),
+                _ => None,
+            })
+            .collect();
+        StageEnv {
+            pipeline: self.p,
+            models: &self.models,
+            datasets: &self.datasets,
+            losses: &self.losses,
+            dir: cache::stage_dir(self.opts, &stage.name),
+            fingerprint: self.fingerprint(n),
+            track_best,
+            max_steps: self.opts.max_steps,
+            progress: self.opts.progress,
+        }
+    }
+
+    fn execute(&mut self, n: NodeIndex, log: &mut RunLog) -> Result<()> {
+        match self.plan.graph[n].kind.clone() {
+            StepKind::LoadModel { model } => {
+                let m = self
+                    .p
+                    .model(&model)
+                    .ok_or_else(|| RunError::Invalid(format!("no model `{model}`")))?;
+                let enc =
+                    build_model(m, &self.opts.search, &self.p.base_dir, self.seed_of(&model))?;
+                self.models.insert(model, enc);
+            }
+            StepKind::LoadData { data: name } => {
+                let load_opts = LoadOptions {
+                    skip_bad_rows: self.opts.skip_bad_rows,
+                    max_rows: self.opts.limit,
+                };
+                let ds = data::load(self.p, &name, &load_opts)?;
+                if ds.skipped > 0 {
+                    log.note(&format!("data `{name}`: skipped {} bad row(s)", ds.skipped));
+                }
+                self.datasets.insert(name, ds);
+            }
+            StepKind::Train { stage, .. } => {
+                let stage = self.stage(&stage)?.clone();
+                self.ensure_losses(stage.objectives.iter().map(String::as_str))?;
+                let outcome = run_stage(&stage, &self.env(&stage, n), log)?;
+                self.record_stage(&outcome);
+            }
+            StepKind::Evaluate { evaluator, .. } => self.evaluate(n, &evaluator, log)?,
+            StepKind::Save { model, path, best } => {
+                if best {
+                    self.apply_best(n, &model, log)?;
+                }
+                let marker = serde_json::json!({
+                    "fingerprint": self.fingerprint(n),
+                    "pipeline": self.p.file.display().to_string(),
+                    "model": model,
+                });
+                let bytes = serde_json::to_vec_pretty(&marker)
+                    .map_err(|e| RunError::Invalid(e.to_string()))?;
+                let path = PathBuf::from(path);
+                self.model(&model)?
+                    .save_with(&path, &[(cache::MODEL_MARKER, bytes)])?;
+                log.note(&format!("saved `{model}` to {}", path.display()));
+                self.summary.saved.push(path);
+            }
+            StepKind::Expect {
+                evaluator,
+                metric,
+                op,
+                value: threshold,
+            } => {
+                let source = self
+                    .plan
+                    .inputs(n)
+                    .into_iter()
+                    .find(|i| matches!(self.plan.graph[*i].kind, StepKind::Evaluate { .. }));
+                let m = source.and_then(|i| self.metrics.get(&i)).ok_or_else(|| {
+                    RunError::Invalid(format!("evaluator `{evaluator}` was not evaluated"))
+                })?;
+                let value = m.get(&metric).ok_or_else(|| {
+                    RunError::Invalid(format!(
+                        "evaluator `{evaluator}` produced no metric `{metric}`"
+                    ))
+                })?;
+                self.summary.expectations.push(ExpectOutcome {
+                    passed: compare(value, &op, threshold),
+                    evaluator,
+                    metric,
+                    op,
+                    threshold,
+                    value,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Set up a reusable step's recorded result for a step that needs it.
+    fn restore(&mut self, n: NodeIndex, log: &mut RunLog) -> Result<()> {
+        let label = self.plan.graph[n].label.clone();
+        match self.plan.graph[n].kind.clone() {
+            StepKind::Train { stage, .. } => {
+                let stage = self.stage(&stage)?.clone();
+                self.ensure_losses(stage.objectives.iter().map(String::as_str))?;
+                let outcome = restore_finished(&stage, &self.env(&stage, n))?.ok_or_else(|| {
+                    RunError::Invalid(format!(
+                        "stage `{}`: its finished checkpoint disappeared",
+                        stage.name
+                    ))
+                })?;
+                log.note(&format!(
+                    "{label}: unchanged, reused (its final weights restored)"
+                ));
+                self.record_stage(&outcome);
+            }
+            StepKind::Evaluate { evaluator, .. } => {
+                let path = cache::evaluation_file(self.opts, &self.plan.graph[n].fingerprint);
+                let bytes = std::fs::read(&path).map_err(io_err(&path))?;
+                let v: serde_json::Value = serde_json::from_slice(&bytes)
+                    .map_err(|e| RunError::Invalid(format!("{}: {e}", path.display())))?;
+                let m = metrics_from_json(&v);
+                if let Some(x) = m.primary_value() {
+                    self.summary.set_final(&evaluator, &m.primary, x);
+                }
+                self.metrics.insert(n, m);
+            }
+            StepKind::Save {
+                model, best: true, ..
+            } => self.apply_best(n, &model, log)?,
+            _ => return self.execute(n, log),
+        }
+        self.summary.reused.push(label);
+        Ok(())
+    }
+
+    /// A step neither executed nor restored: reusable, and not needed. Its
+    /// figures still go into the summary.
+    fn report_skipped(&mut self, n: NodeIndex, log: &mut RunLog) {
+        let step = &self.plan.graph[n];
+        if let StepKind::Train { stage, .. } = &step.kind {
+            let dir = cache::stage_dir(self.opts, stage);
+            if let Some(p) = super::stage::finished(&dir, &self.fingerprint(n)) {
+                self.record_stage(&StageOutcome {
+                    best: p.best,
+                    baseline: p.baseline,
+                    last: p.last,
+                });
+            }
+        }
+        if matches!(
+            step.kind,
+            StepKind::Train { .. } | StepKind::Evaluate { .. } | StepKind::Save { .. }
+        ) {
+            log.note(&format!("{}: unchanged, reused", step.label));
+            self.summary.reused.push(step.label.clone());
+        }
+    }
+
+    fn record_stage(&mut self, outcome: &StageOutcome) {
+        // The first stage's figure is the untrained model's; a later
+        // stage's baseline is the model after the stages before it.
+        for b in &outcome.baseline {
+            if !self
+                .summary
+                .baseline_metrics
+                .iter()
+                .any(|(e, _, _)| e == &b.evaluator)
+            {
+                self.summary.baseline_metrics.push((
+                    b.evaluator.clone(),
+                    b.metric.clone(),
+                    b.value,
+                ));
+            }
+        }
+        for Metric {
+            evaluator,
+            metric,
+            value,
+        } in &outcome.last
+        {
+            self.summary.set_final(evaluator, metric, *value);
+        }
+    }
+
+    fn evaluate(&mut self, n: NodeIndex, evaluator: &str, log: &mut RunLog) -> Result<()> {
+        let ev = self
+            .p
+            .evaluator(evaluator)
+            .ok_or_else(|| RunError::Invalid(format!("no evaluator `{evaluator}`")))?
+            .clone();
+        // A classifier it reads (LabelAccuracy) may belong to an objective
+        // no stage trained.
+        self.ensure_losses(ev.args.values().get("objective").and_then(|v| v.as_str()))?;
+        let cx = EvalContext {
+            models: &self.models,
+            datasets: &self.datasets,
+            losses: &self.losses,
+        };
+        let m = evaluate(&ev, &cx)?;
+        log.eval("expect", 0, &ev.name, &m);
+        let path = cache::evaluation_file(self.opts, &self.plan.graph[n].fingerprint);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        }
+        let doc = serde_json::json!({
+            "fingerprint": self.fingerprint(n),
+            "evaluator": ev.name,
+            "primary": m.primary,
+            "metrics": m.entries.iter().map(|(k, v)| serde_json::json!([k, v])).collect::<Vec<_>>(),
+        });
+        let bytes =
+            serde_json::to_vec_pretty(&doc).map_err(|e| RunError::Invalid(e.to_string()))?;
+        write_atomic(&path, &bytes)?;
+        if let Some(x) = m.primary_value() {
+            self.summary.set_final(&ev.name, &m.primary, x);
+        }
+        self.metrics.insert(n, m);
+        Ok(())
+    }
+
+    /// `save ... best by`: set the best weights of the model's last stage
+    /// on the model (they stay its state from here on).
+    fn apply_best(&mut self, n: NodeIndex, model: &str, log: &mut RunLog) -> Result<()> {
+        let StepKind::Save { path, .. } = &self.plan.graph[n].kind else {
+            return Ok(());
+        };
+        let best = self.p.steps.iter().find_map(|s| match s {
+            crate::check::types::Step::Save(sv)
+                if sv.model == model && sv.path.display().to_string() == *path =>
+            {
+                sv.best_by.clone()
+            }
+            _ => None,
+        });
+        let Some(b) = best else {
+            return Ok(());
+        };
+        let Some(stage) = self.last_stage(n) else {
+            log.note(&format!(
+                "save `{model}`: no stage trained it; saving its weights as they are"
+            ));
+            return Ok(());
+        };
+        let dir = cache::stage_dir(self.opts, &stage);
+        match best_weights(&dir, &b.evaluator, &b.metric)? {
+            Some(w) => {
+                for v in self.model(model)?.named_vars() {
+                    if let Some(t) = w.get(&format!("{}.{}", v.module, v.name)) {
+                        v.var.set(t)?;
+                    }
+                }
+                log.note(&format!(
+                    "save `{model}`: using the weights with the best {}.{}",
+                    b.evaluator, b.metric
+                ));
+            }
+            None => log.note(&format!(
+                "save `{model}`: {}.{} was never evaluated; saving the last weights",
+                b.evaluator, b.metric
+            )),
+        }
+        Ok(())
+    }
+
+    /// The stage whose weights a step's model state comes from.
+    fn last_stage(&self, n: NodeIndex) -> Option<String> {
+        let mut cur = self.plan.state_input(n)?;
+        loop {
+            match &self.plan.graph[cur].kind {
+                StepKind::Train { stage, .. } => return Some(stage.clone()),
+                StepKind::LoadModel { .. } => return None,
+                _ => cur = self.plan.state_input(cur)?,
+            }
+        }
+    }
+}
+
+/// Metrics as recorded by [`Executor::evaluate`].
+fn metrics_from_json(v: &serde_json::Value) -> EvalMetrics {
+    let entries = v["metrics"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| {
+                    // An undefined figure (NaN) is recorded as null.
+                    Some((
+                        e[0].as_str()?.to_string(),
+                        e[1].as_f64().unwrap_or(f64::NAN),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    EvalMetrics {
+        entries,
+        primary: v["primary"].as_str().unwrap_or_default().to_string(),
+    }
 }
