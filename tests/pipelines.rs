@@ -316,3 +316,47 @@ fn steps_that_read_a_model_state_run_before_it_changes() {
     assert!(text.contains("(after #"), "{text}");
     assert!(plan.to_dot().contains("[style=dashed]"));
 }
+
+/// Every example pipeline really runs: a smoke run of each (two steps per
+/// stage, 32 rows per source) exits 0, expectations included. The files
+/// are copied into a temporary directory, so that their saves land there;
+/// the data and model come from the shared directory.
+#[test]
+fn every_pipeline_smoke_runs() {
+    let Some(model_dir) = common::minilm_dir() else {
+        return;
+    };
+    let data = common::shared_dir().join("data");
+    if !data.is_dir() {
+        eprintln!("SKIPPED: {} is absent", data.display());
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let copies = tmp.path().join("pipelines");
+    std::fs::create_dir_all(&copies).unwrap();
+    let files = pipelines();
+    assert!(files.len() >= 6);
+    for f in files {
+        let name = f.file_stem().unwrap().to_string_lossy().into_owned();
+        let copy = copies.join(f.file_name().unwrap());
+        std::fs::copy(&f, &copy).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_stpipe"))
+            .arg("--model-path")
+            .arg(model_dir.parent().unwrap())
+            .arg("--data-root")
+            .arg(&data)
+            .arg("run")
+            .arg(&copy)
+            .args(["--max-steps", "2", "--limit", "32", "--quiet"])
+            .arg("--run-dir")
+            .arg(tmp.path().join("runs").join(&name))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: exit {:?}\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

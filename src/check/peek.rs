@@ -52,8 +52,10 @@ pub(crate) fn peek(path: &Path, format: &Format) -> std::io::Result<Peek> {
             delimiter,
             header,
             quoting,
+            collapse,
         } => {
             let mut recs: Vec<Vec<String>> = Records::new(text.as_bytes(), *delimiter, *quoting)
+                .collapsing(*collapse)
                 .take(PEEK_ROWS + 1)
                 .map_while(|r| r.ok().map(|r| r.fields))
                 .collect();

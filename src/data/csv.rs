@@ -25,6 +25,12 @@ pub const ENTRY: ReaderEntry = ReaderEntry {
                 "\",\"",
                 "the one-character field separator (`\\t` for a tab)",
             ),
+            opt(
+                "collapse",
+                Bool,
+                "false",
+                "runs of the delimiter separate one pair of fields, and delimiters at a line's start or end are ignored: whitespace-separated files such as TREC qrels (`delimiter: \" \", collapse: true`); needs `quoting: none`",
+            ),
         ],
         ..Component::BASE
     },
@@ -48,13 +54,25 @@ fn format(a: &Args) -> Result<Format, ArgProblem> {
             })
         }
     };
+    let quoting = a
+        .choice::<Quoting>("quoting")
+        .map_err(|e| internal("quoting", e))?
+        == Quoting::Csv;
+    let collapse = a.bool("collapse").map_err(|e| internal("collapse", e))?;
+    if collapse && quoting {
+        return Err(ArgProblem {
+            arg: "collapse",
+            code: "argument-conflict",
+            message: "`collapse: true` needs `quoting: none` (an empty quoted field would vanish)"
+                .into(),
+            help: "add `quoting: none`".into(),
+        });
+    }
     Ok(Format::Delimited {
         delimiter,
         header: a.bool("header").map_err(|e| internal("header", e))?,
-        quoting: a
-            .choice::<Quoting>("quoting")
-            .map_err(|e| internal("quoting", e))?
-            == Quoting::Csv,
+        quoting,
+        collapse,
     })
 }
 

@@ -23,6 +23,10 @@ pub enum Format {
         header: bool,
         /// CSV-style double quotes (with `""` escapes).
         quoting: bool,
+        /// Runs of the delimiter count as one, and delimiters at a line's
+        /// ends are ignored (whitespace-separated files).
+        #[serde(default)]
+        collapse: bool,
     },
     JsonLines,
     /// SMART records (`.I id`, `.T` title, `.A` author, `.B` biblio, `.W`

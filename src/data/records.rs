@@ -21,6 +21,10 @@ pub struct Records<R> {
     input: R,
     delimiter: char,
     quoting: bool,
+    /// Runs of the delimiter separate one pair of fields, and delimiters
+    /// at a line's start or end separate nothing (whitespace-separated
+    /// formats).
+    collapse: bool,
     /// Lines consumed so far.
     line: usize,
     buf: String,
@@ -33,10 +37,17 @@ impl<R: BufRead> Records<R> {
             input,
             delimiter,
             quoting,
+            collapse: false,
             line: 0,
             buf: String::new(),
             done: false,
         }
+    }
+
+    /// Collapse runs of the delimiter (see the field `collapse`).
+    pub fn collapsing(mut self, collapse: bool) -> Self {
+        self.collapse = collapse;
+        self
     }
 
     /// Read one physical line into `self.buf` (without its line end);
@@ -110,6 +121,9 @@ impl<R: BufRead> Records<R> {
             }
         }
         fields.push(field);
+        if self.collapse {
+            fields.retain(|f| !f.is_empty());
+        }
         Ok(Some(Record {
             line: start,
             fields,

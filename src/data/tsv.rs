@@ -28,5 +28,6 @@ fn format(a: &Args) -> Result<Format, ArgProblem> {
             .choice::<Quoting>("quoting")
             .map_err(|e| internal("quoting", e))?
             == Quoting::Csv,
+        collapse: false,
     })
 }

@@ -151,8 +151,9 @@ fn read_file(
             delimiter,
             header,
             quoting,
+            collapse,
         } => {
-            let mut records = Records::new(reader, *delimiter, *quoting);
+            let mut records = Records::new(reader, *delimiter, *quoting).collapsing(*collapse);
             let names = if *header {
                 match records.next() {
                     Some(r) => Some(r.map_err(io_err)?.fields),
