@@ -3,6 +3,23 @@
 use super::parse::Rule;
 use crate::diag::{Diag, Span};
 
+/// The reserved words: the statement keywords first, then the booleans.
+pub(super) const KEYWORDS: &[&str] = &[
+    "let",
+    "model",
+    "data",
+    "objective",
+    "evaluator",
+    "train",
+    "save",
+    "expect",
+    "true",
+    "false",
+];
+
+/// The words that start a statement.
+pub(super) const STATEMENTS: &[&str] = KEYWORDS.split_at(8).0;
+
 /// Deepest bracket nesting accepted, so that no input exhausts the stack.
 const MAX_NESTING: usize = 64;
 
@@ -155,25 +172,13 @@ pub(super) fn syntax_error(src: &str, e: pest::error::Error<Rule>) -> Diag {
         format!("expected {}, found {found}", expected.join(" or "))
     };
     let word = &src[start..end];
-    const KEYWORDS: &[&str] = &[
-        "let",
-        "model",
-        "data",
-        "objective",
-        "evaluator",
-        "train",
-        "save",
-        "expect",
-        "true",
-        "false",
-    ];
     let msg = if expected.contains(&"a name") && KEYWORDS.contains(&word) {
         format!("`{word}` is a keyword and cannot be used as a name")
     } else {
         msg
     };
     let statement = expected.iter().any(|e| e.starts_with("a statement"));
-    let help = match crate::registry::did_you_mean(word, KEYWORDS[..8].iter().copied()) {
+    let help = match crate::registry::did_you_mean(word, STATEMENTS.iter().copied()) {
         Some(k) if statement && k != word => format!("did you mean `{k}`?"),
         _ => "see docs/language.md for the syntax of pipeline files".to_string(),
     };

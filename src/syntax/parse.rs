@@ -47,16 +47,7 @@ pub fn parse(src: &str) -> Result<File, Vec<Diag>> {
 
 /// Byte offsets of the lines whose first token is a statement keyword.
 fn statement_starts(src: &str) -> Vec<usize> {
-    const STATEMENTS: &[&str] = &[
-        "let",
-        "model",
-        "data",
-        "objective",
-        "evaluator",
-        "train",
-        "save",
-        "expect",
-    ];
+    use super::errors::STATEMENTS;
     let mut out = Vec::new();
     let mut offset = 0;
     for line in src.split_inclusive('\n') {

@@ -8,17 +8,14 @@ use candle_core::{Result, Tensor};
 
 use super::cosent::{cosent_from_similarities, PairSim};
 use super::{ops, Loss, LossCx, LossEntry, LossInputs};
-use crate::registry::{columns, opt, req, ArgType::*, Args, Component, Family};
+use crate::registry::{columns, Args, Component, Family};
 
 pub const ENTRY: LossEntry = LossEntry {
     spec: Component {
         name: "AnglELoss",
         family: Family::Loss,
         doc: "CoSENT on angle differences in complex space (AnglE).",
-        args: &[
-            req("model", Model, "the model trained"),
-            opt("scale", Float, "20.0", "inverse temperature").above(0.0),
-        ],
+        args: super::cosent::ARGS,
         columns: Some(columns::PAIR_SCORE),
         ..Component::BASE
     },

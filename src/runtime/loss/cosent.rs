@@ -13,15 +13,18 @@ use candle_core::{Result, Tensor};
 use super::{ops, Loss, LossCx, LossEntry, LossInputs};
 use crate::registry::{columns, opt, req, ArgType::*, Args, Component, Family};
 
+/// The arguments of the CoSENT family (CoSENT, AnglE).
+pub(super) const ARGS: &[crate::registry::ArgSpec] = &[
+    req("model", Model, "the model trained"),
+    opt("scale", Float, "20.0", "inverse temperature").above(0.0),
+];
+
 pub const ENTRY: LossEntry = LossEntry {
     spec: Component {
         name: "CoSENTLoss",
         family: Family::Loss,
         doc: "Ranks pairs so that pairs with higher scores have higher cosine similarity (CoSENT).",
-        args: &[
-            req("model", Model, "the model trained"),
-            opt("scale", Float, "20.0", "inverse temperature").above(0.0),
-        ],
+        args: ARGS,
         columns: Some(columns::PAIR_SCORE),
         ..Component::BASE
     },

@@ -12,16 +12,24 @@ use candle_core::{bail, Result, Tensor};
 use super::{ops, Loss, LossCx, LossEntry, LossInputs, Similarity};
 use crate::registry::{columns, opt, req, ArgType::*, Args, Component, Family};
 
+/// The arguments of the in-batch negatives losses.
+pub(super) const ARGS: &[crate::registry::ArgSpec] = &[
+    req("model", Model, "the model trained"),
+    opt("scale", Float, "20.0", "inverse temperature").above(0.0),
+    opt(
+        "similarity",
+        Choice(Similarity::NAMES),
+        "cosine",
+        "similarity function; euclidean and manhattan use negative distances",
+    ),
+];
+
 pub const ENTRY: LossEntry = LossEntry {
     spec: Component {
         name: "MultipleNegativesRankingLoss",
         family: Family::Loss,
         doc: "In-batch negatives ranking loss (InfoNCE): each anchor must pick its positive among all positives (and hard negatives) of the batch.",
-        args: &[
-            req("model", Model, "the model trained"),
-            opt("scale", Float, "20.0", "inverse temperature").above(0.0),
-            opt("similarity", Choice(Similarity::NAMES), "cosine", "similarity function; euclidean and manhattan use negative distances"),
-        ],
+        args: ARGS,
         columns: Some(columns::RANKING),
         ..Component::BASE
     },

@@ -9,18 +9,14 @@ use candle_core::{Result, Tensor};
 
 use super::mnrl::{check_scale, forward_scores};
 use super::{ops, Loss, LossCx, LossEntry, LossInputs, Similarity};
-use crate::registry::{columns, opt, req, ArgType::*, Args, Component, Family};
+use crate::registry::{columns, Args, Component, Family};
 
 pub const ENTRY: LossEntry = LossEntry {
     spec: Component {
         name: "MultipleNegativesSymmetricRankingLoss",
         family: Family::Loss,
         doc: "MultipleNegativesRankingLoss in both directions (anchor to positive and positive to anchor).",
-        args: &[
-            req("model", Model, "the model trained"),
-            opt("scale", Float, "20.0", "inverse temperature").above(0.0),
-            opt("similarity", Choice(Similarity::NAMES), "cosine", "similarity function; euclidean and manhattan use negative distances"),
-        ],
+        args: super::mnrl::ARGS,
         columns: Some(columns::RANKING),
         ..Component::BASE
     },
