@@ -14,7 +14,10 @@ fn a_very_long_chain_checks() {
     let Some(model) = common::minilm_dir() else {
         return;
     };
-    let mut src = format!("model m = Transformer(\"{}\") -> Pooling(mean)", model.display());
+    let mut src = format!(
+        "model m = Transformer(\"{}\") -> Pooling(mean)",
+        model.display()
+    );
     for _ in 0..50_000 {
         src.push_str(" -> Normalize");
     }
@@ -40,7 +43,10 @@ fn many_diagnostics_are_all_reported_and_the_human_output_is_capped() {
         .output()
         .unwrap();
     let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    assert_eq!(doc["files"][0]["diagnostics"].as_array().unwrap().len(), 20_000);
+    assert_eq!(
+        doc["files"][0]["diagnostics"].as_array().unwrap().len(),
+        20_000
+    );
     let human = Command::new(BIN).arg("check").arg(&file).output().unwrap();
     let err = String::from_utf8_lossy(&human.stderr);
     assert_eq!(err.matches("is never used").count(), 100, "{}", &err[..500]);
