@@ -20,6 +20,7 @@ pub mod check;
 pub mod cli;
 pub mod data;
 pub mod diag;
+pub mod fsio;
 pub mod hub;
 pub mod plan;
 pub mod registry;

@@ -77,6 +77,7 @@ fn inline(dir: &std::path::Path, body: &str) -> stpipe::check::Pipeline {
     let opts = Options {
         env: HashMap::new(),
         models: common::options().models,
+        run_dir: None,
     };
     let (report, p) = check_source("p.stp", body.to_string(), dir, &opts);
     p.unwrap_or_else(|| panic!("{}", report.to_plain()))

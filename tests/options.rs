@@ -30,8 +30,10 @@ const PAIRS: &str = "sentence1\tsentence2\tlabel\n\
 fn workspace() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
     common::write_tiny_bert(&tmp.path().join("tiny"), 5);
-    std::fs::write(tmp.path().join("triplets.tsv"), TRIPLETS).unwrap();
-    std::fs::write(tmp.path().join("pairs.tsv"), PAIRS).unwrap();
+    // Data in its own directory: a save may not lie in a data directory.
+    std::fs::create_dir_all(tmp.path().join("data")).unwrap();
+    std::fs::write(tmp.path().join("data/triplets.tsv"), TRIPLETS).unwrap();
+    std::fs::write(tmp.path().join("data/pairs.tsv"), PAIRS).unwrap();
     tmp
 }
 
@@ -62,7 +64,7 @@ fn run(dir: &Path, name: &str, src: &str) -> Vec<serde_json::Value> {
 fn mnrl(similarity: &str, scheduler: &str) -> String {
     format!(
         "model m = Transformer(\"tiny\") -> Pooling(mean)\n\
-         data t = tsv(\"triplets.tsv\")\n\
+         data t = tsv(\"data/triplets.tsv\")\n\
          objective o = MultipleNegativesRankingLoss(m, similarity: {similarity}) on t (batch_size: 3, shuffle: false)\n\
          train m {{ objectives: [o]\n epochs: 3\n optimizer: AdamW(lr: 1e-2)\n scheduler: {scheduler} }}\n"
     )
@@ -122,7 +124,7 @@ fn do_lower_case_lowercases_inputs() {
     let embed = |lower: &str, text: &str| -> Vec<f32> {
         let src = format!(
             "model m = Transformer(\"cased\"{lower}) -> Pooling(mean)\n\
-             data t = tsv(\"triplets.tsv\")\n\
+             data t = tsv(\"data/triplets.tsv\")\n\
              objective o = MultipleNegativesRankingLoss(m) on t\n\
              train m {{ objectives: [o]\n max_steps: 1 }}\n"
         );
@@ -155,7 +157,7 @@ fn do_lower_case_lowercases_inputs() {
 fn every_binary_classification_metric_can_be_expected_and_kept_best() {
     let tmp = workspace();
     let src = "model m = Transformer(\"tiny\") -> Pooling(mean)\n\
-         data p = tsv(\"pairs.tsv\")\n\
+         data p = tsv(\"data/pairs.tsv\")\n\
          objective o = OnlineContrastiveLoss(m) on p (batch_size: 3)\n\
          evaluator e = BinaryClassification(m, p)\n\
          train m { objectives: [o]\n max_steps: 2\n evaluate: e every 1 steps }\n\

@@ -274,14 +274,15 @@ fn steps_that_read_a_model_state_run_before_it_changes() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("data")).unwrap();
     std::fs::write(
-        tmp.path().join("p.tsv"),
+        tmp.path().join("data/p.tsv"),
         "s1\ts2\tscore\nx\ty\t0.5\nu\tv\t0.25\n",
     )
     .unwrap();
     let src = format!(
         "model m = Transformer(\"{}\") -> Pooling(mean)\n\
-         data d = tsv(\"p.tsv\")\n\
+         data d = tsv(\"data/p.tsv\")\n\
          objective o = CosineSimilarityLoss(m) on d\n\
          evaluator e = EmbeddingSimilarity(m, d)\n\
          train m as one {{ objectives: [o] }}\n\

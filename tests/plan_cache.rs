@@ -26,7 +26,7 @@ const PAIRS: &[(&str, &str, f64)] = &[
 fn pipeline(stage2_lr: &str) -> String {
     format!(
         "model m = Transformer(\"tiny\") -> Pooling(mean) -> Dense(16, tanh)\n\
-         data pairs = tsv(\"pairs.tsv\", header: false, quoting: none) \
+         data pairs = tsv(\"data/pairs.tsv\", header: false, quoting: none) \
          {{ sentence1: col(0), sentence2: col(1), score: col(2) }}\n\
          objective sim = CosineSimilarityLoss(m) on pairs (batch_size: 4)\n\
          objective rank = CoSENTLoss(m) on pairs (batch_size: 4)\n\
@@ -95,7 +95,8 @@ fn only_what_changed_runs_again() {
         .iter()
         .map(|(a, b, s)| format!("{a}\t{b}\t{s}\n"))
         .collect();
-    std::fs::write(dir.join("pairs.tsv"), tsv).unwrap();
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    std::fs::write(dir.join("data/pairs.tsv"), tsv).unwrap();
     std::fs::write(dir.join("p.stp"), pipeline("1e-3")).unwrap();
 
     // Nothing recorded yet: everything runs.

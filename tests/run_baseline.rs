@@ -35,7 +35,7 @@ fn pairs() -> String {
 fn pipeline(train_extra: &str) -> String {
     format!(
         "model m = Transformer(\"tiny\") -> Pooling(mean)\n\
-         data pairs = tsv(\"pairs.tsv\", header: false, quoting: none) \
+         data pairs = tsv(\"data/pairs.tsv\", header: false, quoting: none) \
          {{ sentence1: col(0), sentence2: col(1), score: col(2) }}\n\
          objective sim = CosineSimilarityLoss(m) on pairs (batch_size: 8)\n\
          evaluator dev = EmbeddingSimilarity(m, pairs)\n\
@@ -54,7 +54,8 @@ fn pipeline(train_extra: &str) -> String {
 fn run(dir: &Path, src: &str) -> (String, Vec<serde_json::Value>, serde_json::Value) {
     if !dir.join("tiny").exists() {
         common::write_tiny_bert(&dir.join("tiny"), 11);
-        std::fs::write(dir.join("pairs.tsv"), pairs()).unwrap();
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        std::fs::write(dir.join("data/pairs.tsv"), pairs()).unwrap();
     }
     let file = dir.join("p.stp");
     std::fs::write(&file, src).unwrap();

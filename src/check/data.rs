@@ -88,6 +88,7 @@ impl Checker<'_> {
                 kind: DataKind::Ref { source: src },
                 columns,
                 limit,
+                label_checks: Vec::new(),
             });
         };
         let args = self.bind(comp, &source.args, source.span)?;
@@ -352,6 +353,7 @@ impl Checker<'_> {
             kind,
             columns,
             limit,
+            label_checks: Vec::new(),
         })
     }
 

@@ -62,11 +62,20 @@ impl Checker<'_> {
         }
         let lets = &self.let_text;
         let env = &self.opts.env;
+        let read = std::cell::RefCell::new(Vec::new());
         let lookup = |name: &str| match lets.get(name) {
             Some(t) => t.clone(),
-            None => env.get(name).cloned(),
+            None => {
+                let v = env.get(name).cloned();
+                if let Some(v) = &v {
+                    read.borrow_mut().push((name.to_string(), v.clone()));
+                }
+                v
+            }
         };
-        match interpolate(s, &lookup) {
+        let result = interpolate(s, &lookup);
+        self.out.env_used.extend(read.into_inner());
+        match result {
             Ok(v) => Some(v),
             Err(InterpError::Unset(var)) => {
                 let help = if var == DATA_ENV {

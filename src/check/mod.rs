@@ -10,9 +10,11 @@ mod args;
 mod columns;
 mod data;
 mod lets;
+mod memory;
 mod models;
 mod objectives;
 mod peek;
+mod saves;
 mod stages;
 pub mod types;
 
@@ -36,6 +38,8 @@ pub struct Options {
     pub env: HashMap<String, String>,
     /// Where models are looked for.
     pub models: ModelSearch,
+    /// The run directory a run would use (saves may not write into it).
+    pub run_dir: Option<PathBuf>,
 }
 
 impl Options {
@@ -44,6 +48,7 @@ impl Options {
         Options {
             env: std::env::vars().collect(),
             models: ModelSearch::from_env(),
+            run_dir: None,
         }
     }
 }
@@ -311,6 +316,10 @@ impl<'a> Checker<'a> {
             }
         }
         self.warn_unused();
+        self.check_saves();
+        if !self.diags.iter().any(|d| d.is_error()) {
+            self.check_memory();
+        }
     }
 
     /// Whether this statement is the one that defined `name` (duplicates are
@@ -448,7 +457,7 @@ impl<'a> Checker<'a> {
 }
 
 /// Remove `.` and `name/..` components without touching the file system.
-fn normalize(p: &Path) -> PathBuf {
+pub(crate) fn normalize(p: &Path) -> PathBuf {
     use std::path::Component;
     let mut out = PathBuf::new();
     for c in p.components() {

@@ -207,6 +207,44 @@ impl Checker<'_> {
         at: Span,
         args: &BoundArgs,
     ) -> bool {
+        let ok = self.check_columns_inner(comp, ds, at, args);
+        if ok {
+            self.require_labels(comp, &ds.name, args);
+        }
+        ok
+    }
+
+    /// Record what `comp` requires of every label of source `name`.
+    fn require_labels(&mut self, comp: &Component, name: &str, args: &BoundArgs) {
+        let Some(spec) = comp.columns else {
+            return;
+        };
+        let classes = spec
+            .label_classes
+            .and_then(|a| args.get(a))
+            .and_then(|(v, _)| v.as_i64());
+        if spec.label_range.is_none() && classes.is_none() {
+            return;
+        }
+        let check = LabelCheck {
+            by: comp.name.to_string(),
+            range: spec.label_range,
+            classes,
+        };
+        if let Some(d) = self.out.data.iter_mut().find(|d| d.name == name) {
+            if !d.label_checks.contains(&check) {
+                d.label_checks.push(check);
+            }
+        }
+    }
+
+    fn check_columns_inner(
+        &mut self,
+        comp: &Component,
+        ds: &DataSource,
+        at: Span,
+        args: &BoundArgs,
+    ) -> bool {
         let Some(spec) = comp.columns else {
             return true;
         };

@@ -348,6 +348,7 @@ impl Checker<'_> {
         best: Option<&ast::MetricRef>,
     ) -> Option<Save> {
         let model_name = self.resolve(model, BindKind::Model);
+        let path_span = path.span;
         let path = self.convert(path, ArgType::Str, "the path of `save`");
         let best_by = match best {
             Some(b) => {
@@ -397,6 +398,7 @@ impl Checker<'_> {
         Some(Save {
             model: model_name,
             path: self.resolve_path(&path),
+            span: path_span,
             best_by,
         })
     }

@@ -24,9 +24,33 @@ pub struct Pipeline {
     pub objectives: Vec<Objective>,
     pub evaluators: Vec<Evaluator>,
     pub steps: Vec<Step>,
+    /// The environment variables the pipeline's strings read, with their
+    /// values: never written to the run directory or printed (see
+    /// [`Pipeline::redact`]).
+    #[serde(skip)]
+    pub env_used: std::collections::BTreeMap<String, String>,
 }
 
 impl Pipeline {
+    /// `text` with every environment value the pipeline read (of 4
+    /// characters or more) written back as `${NAME}`: what the run
+    /// directory and the terminal get, so that a secret in the environment
+    /// is never recorded.
+    pub fn redact(&self, text: &str) -> String {
+        let mut pairs: Vec<(&String, &String)> = self
+            .env_used
+            .iter()
+            .filter(|(_, v)| v.chars().count() >= 4)
+            .collect();
+        // Longest values first, so that one inside another is not split.
+        pairs.sort_by_key(|(_, v)| std::cmp::Reverse(v.len()));
+        let mut out = text.to_string();
+        for (name, value) in pairs {
+            out = out.replace(value.as_str(), &format!("${{{name}}}"));
+        }
+        out
+    }
+
     pub fn model(&self, name: &str) -> Option<&Model> {
         self.models.iter().find(|m| m.name == name)
     }
@@ -222,6 +246,22 @@ pub struct DataSource {
     pub kind: DataKind,
     pub columns: Vec<Column>,
     pub limit: Option<usize>,
+    /// What the losses and evaluators reading this source require of its
+    /// labels; the runtime checks every row (the checker could only see
+    /// the first ones).
+    #[serde(default)]
+    pub label_checks: Vec<LabelCheck>,
+}
+
+/// A requirement on every label of a source.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LabelCheck {
+    /// The component that requires it (`CosineSimilarityLoss`).
+    pub by: String,
+    /// Labels must lie in this range.
+    pub range: Option<(f64, f64)>,
+    /// Labels must be classes `0..n`.
+    pub classes: Option<i64>,
 }
 
 impl DataSource {
@@ -311,6 +351,9 @@ pub struct MetricRef {
 pub struct Save {
     pub model: String,
     pub path: PathBuf,
+    /// Where the path is written.
+    #[serde(skip)]
+    pub span: Span,
     /// Keep the checkpoint with the best value of this metric.
     pub best_by: Option<MetricRef>,
 }

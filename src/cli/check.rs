@@ -21,7 +21,17 @@ pub fn run(args: &Args, opts: &Options) -> ExitCode {
     let mut usage = false;
     let mut json = Vec::new();
     for f in &args.files {
-        match check_file(f, opts) {
+        // Saves are checked against the run directory `stpipe run` uses by
+        // default.
+        let stem = f
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "pipeline".into());
+        let opts = Options {
+            run_dir: Some(PathBuf::from("runs").join(stem)),
+            ..opts.clone()
+        };
+        match check_file(f, &opts) {
             Ok((report, _)) => {
                 invalid |= report.has_errors();
                 match args.format {

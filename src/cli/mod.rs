@@ -77,6 +77,10 @@ pub fn main() -> ExitCode {
         }
     };
     use crate::runtime::process::{self, Workload};
+    crate::runtime::signals::default_sigpipe();
+    if matches!(cli.command, Command::Run(_)) {
+        crate::runtime::signals::install_stop_handlers();
+    }
     process::init(match cli.command {
         Command::Run(_) => Workload::Training,
         _ => Workload::Inference,

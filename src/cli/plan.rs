@@ -30,13 +30,17 @@ pub struct Args {
 }
 
 pub fn run(args: &Args, opts: &Options) -> ExitCode {
-    let (_, plan) = match super::check_and_plan(&args.file, opts) {
+    let run_opts = args.run.options(&args.file, opts);
+    let opts = Options {
+        run_dir: Some(run_opts.run_dir.clone()),
+        ..opts.clone()
+    };
+    let (_, plan) = match super::check_and_plan(&args.file, &opts) {
         Ok(r) => r,
         Err(code) => return code,
     };
     match args.format {
         PlanFormat::Text => {
-            let run_opts = args.run.options(&args.file, opts);
             let actions = cache::actions(&plan, &run_opts);
             let status = |n: petgraph::graph::NodeIndex| {
                 Some(

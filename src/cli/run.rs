@@ -63,18 +63,32 @@ impl RunFlags {
 }
 
 pub fn run(args: &Args, opts: &Options) -> ExitCode {
-    let (pipeline, plan) = match super::check_and_plan(&args.file, opts) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
     let run_opts = RunOptions {
         progress: !args.quiet,
         ..args.run.options(&args.file, opts)
     };
+    let opts = Options {
+        run_dir: Some(run_opts.run_dir.clone()),
+        ..opts.clone()
+    };
+    let (pipeline, plan) = match super::check_and_plan(&args.file, &opts) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
     let summary = match run_pipeline(&pipeline, &plan, &run_opts) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("{:?}", miette::Report::new(e));
+            let interrupted = matches!(
+                e,
+                crate::runtime::train::error::RunError::Interrupted { .. }
+            );
+            eprintln!(
+                "{}",
+                pipeline.redact(&format!("{:?}", miette::Report::new(e)))
+            );
+            if interrupted {
+                return ExitCode::from(130);
+            }
             return ExitCode::from(1);
         }
     };
@@ -95,7 +109,7 @@ pub fn run(args: &Args, opts: &Options) -> ExitCode {
         eprintln!("  {name}.{metric} = {v:.4}{before}");
     }
     for p in &summary.saved {
-        eprintln!("  saved {}", p.display());
+        eprintln!("  saved {}", pipeline.redact(&p.display().to_string()));
     }
     let mut failed = false;
     for e in &summary.expectations {

@@ -4,7 +4,10 @@
 //! With quoting on, a field that starts with `"` runs to the next lone `"`
 //! (a doubled `""` stands for one quote) and may span lines; with quoting
 //! off, quotes are ordinary characters (the STS benchmark needs this).
-//! Line ends may be `\n` or `\r\n`; blank lines are skipped.
+//! Line ends may be `\n` or `\r\n`; blank lines are skipped; a
+//! byte-order mark at the start is dropped. A line that is not UTF-8 is a
+//! record of its own with [`Record::not_utf8`] set (the reader reports it
+//! at its line, or skips it when asked), never the end of the file.
 
 use std::io::BufRead;
 
@@ -13,7 +16,42 @@ use std::io::BufRead;
 pub struct Record {
     /// 1-based line number where the record starts.
     pub line: usize,
+    /// 1-based line number where it ends (a quoted field may span lines).
+    pub last_line: usize,
     pub fields: Vec<String>,
+    /// The line is not UTF-8: where its first bad byte is (1-based
+    /// column, in bytes); `fields` is empty.
+    pub not_utf8: Option<usize>,
+}
+
+/// One line of `input` as UTF-8, without its line end: `Ok(None)` at the
+/// end, `Ok(Some(Err(column)))` for a line that is not UTF-8 (the 1-based
+/// byte column of its first bad byte). The byte-order mark of the first
+/// line is dropped.
+pub fn read_line<R: BufRead>(
+    input: &mut R,
+    bytes: &mut Vec<u8>,
+    first: bool,
+) -> std::io::Result<Option<Result<String, usize>>> {
+    bytes.clear();
+    if input.read_until(b'\n', bytes)? == 0 {
+        return Ok(None);
+    }
+    if bytes.last() == Some(&b'\n') {
+        bytes.pop();
+        if bytes.last() == Some(&b'\r') {
+            bytes.pop();
+        }
+    }
+    let start = if first && bytes.starts_with(&[0xef, 0xbb, 0xbf]) {
+        3
+    } else {
+        0
+    };
+    Ok(Some(match std::str::from_utf8(&bytes[start..]) {
+        Ok(s) => Ok(s.to_string()),
+        Err(e) => Err(start + e.valid_up_to() + 1),
+    }))
 }
 
 /// An iterator over the records of a delimited text stream.
@@ -28,6 +66,9 @@ pub struct Records<R> {
     /// Lines consumed so far.
     line: usize,
     buf: String,
+    bytes: Vec<u8>,
+    /// The current line is not UTF-8 (its bad byte's column).
+    bad: Option<usize>,
     done: bool,
 }
 
@@ -40,6 +81,8 @@ impl<R: BufRead> Records<R> {
             collapse: false,
             line: 0,
             buf: String::new(),
+            bytes: Vec::new(),
+            bad: None,
             done: false,
         }
     }
@@ -51,18 +94,18 @@ impl<R: BufRead> Records<R> {
     }
 
     /// Read one physical line into `self.buf` (without its line end);
-    /// `false` at the end of the input.
+    /// `false` at the end of the input. A line that is not UTF-8 leaves
+    /// `self.bad` set and `self.buf` empty.
     fn next_line(&mut self) -> std::io::Result<bool> {
         self.buf.clear();
-        if self.input.read_line(&mut self.buf)? == 0 {
+        self.bad = None;
+        let Some(line) = read_line(&mut self.input, &mut self.bytes, self.line == 0)? else {
             return Ok(false);
-        }
+        };
         self.line += 1;
-        if self.buf.ends_with('\n') {
-            self.buf.pop();
-            if self.buf.ends_with('\r') {
-                self.buf.pop();
-            }
+        match line {
+            Ok(s) => self.buf = s,
+            Err(col) => self.bad = Some(col),
         }
         Ok(true)
     }
@@ -71,6 +114,14 @@ impl<R: BufRead> Records<R> {
         loop {
             if !self.next_line()? {
                 return Ok(None);
+            }
+            if let Some(col) = self.bad {
+                return Ok(Some(Record {
+                    line: self.line,
+                    last_line: self.line,
+                    fields: Vec::new(),
+                    not_utf8: Some(col),
+                }));
             }
             if !self.buf.is_empty() {
                 break;
@@ -126,7 +177,9 @@ impl<R: BufRead> Records<R> {
         }
         Ok(Some(Record {
             line: start,
+            last_line: self.line,
             fields,
+            not_utf8: None,
         }))
     }
 }
@@ -181,9 +234,21 @@ mod tests {
     }
 
     #[test]
+    fn bad_utf8_lines_and_a_bom() {
+        let text = b"\xef\xbb\xbfa,b\nc,\xff\xfe\nd,e\n";
+        let r: Vec<Record> = Records::new(&text[..], ',', true)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(r[0].fields, vec!["a", "b"]);
+        assert_eq!((r[1].line, r[1].not_utf8), (2, Some(3)));
+        assert_eq!(r[2].fields, vec!["d", "e"]);
+    }
+
+    #[test]
     fn unterminated_quote_keeps_the_record() {
         let r = all("a,\"b\nc", ',', true);
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].fields, vec!["a", "b\nc"]);
+        assert_eq!((r[0].line, r[0].last_line), (1, 2));
     }
 }

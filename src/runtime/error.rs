@@ -25,6 +25,14 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A write failed because the disk (or the quota) is full.
+    #[error("the disk is full: cannot write {}", path.display())]
+    #[diagnostic(
+        code(stpipe::disk_full),
+        help("free some space and run the same command again; a model saved before is intact")
+    )]
+    DiskFull { path: PathBuf },
+
     /// A JSON file is not valid JSON.
     #[error("invalid JSON in {}: {source}", path.display())]
     #[diagnostic(code(stpipe::runtime::json))]
@@ -99,6 +107,11 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        if crate::fsio::disk_full(&source) {
+            return Error::DiskFull {
+                path: path.to_path_buf(),
+            };
+        }
         Error::Io {
             path: path.to_path_buf(),
             source,
@@ -141,5 +154,5 @@ pub(crate) fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<
         path: path.to_path_buf(),
         source,
     })?;
-    std::fs::write(path, text).map_err(|e| Error::io(path, e))
+    crate::fsio::write(path, text.as_bytes()).map_err(|e| Error::io(path, e))
 }

@@ -22,6 +22,7 @@ pub mod loss;
 pub mod modules;
 pub mod ops;
 pub mod process;
+pub mod signals;
 pub mod st_format;
 pub mod train;
 pub mod weights;

@@ -114,10 +114,11 @@ pub fn save_safetensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()>
     }
     let mut meta = HashMap::new();
     meta.insert("format".to_string(), "pt".to_string());
-    safetensors::serialize_to_file(owned, Some(meta), path).map_err(|e| Error::Weights {
+    let bytes = safetensors::serialize(owned, Some(meta)).map_err(|e| Error::Weights {
         path: path.to_path_buf(),
         msg: e.to_string(),
-    })
+    })?;
+    crate::fsio::write(path, &bytes).map_err(|e| Error::io(path, e))
 }
 
 /// Detached copies of vars, for saving.

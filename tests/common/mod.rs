@@ -21,6 +21,7 @@ pub fn options() -> Options {
             paths: vec![repo().join("../shared/models")],
             hf_cache: None,
         },
+        run_dir: None,
     }
 }
 

@@ -1,7 +1,7 @@
 //! Reading files and resolving derived sources.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::path::Path;
 
 use super::expr::{self, Row, Typed};
@@ -82,7 +82,75 @@ pub(super) fn load_depth(
     if let Some(n) = limit {
         ds.examples.truncate(n);
     }
+    let skip = opts.skip_bad_rows
+        || matches!(
+            &source.kind,
+            DataKind::File {
+                skip_bad_rows: true,
+                ..
+            }
+        );
+    check_labels(source, &mut ds, skip)?;
     Ok(ds)
+}
+
+/// Every label against what the losses and evaluators reading the source
+/// require (the checker saw only the first rows): an error naming the row
+/// and its line, or the row skipped and counted when the source skips bad
+/// rows.
+fn check_labels(source: &DataSource, ds: &mut Dataset, skip: bool) -> Result<(), DataError> {
+    if source.label_checks.is_empty() {
+        return Ok(());
+    }
+    let column = ds.label_column.clone().unwrap_or_else(|| "label".into());
+    let problem = |e: &Example| -> Option<String> {
+        let v = match e.label? {
+            Label::Score(s) => s as f64,
+            Label::Class(k) => k as f64,
+        };
+        source.label_checks.iter().find_map(|c| {
+            if let Some((lo, hi)) = c.range {
+                if !(lo..=hi).contains(&v) {
+                    return Some(format!(
+                        "`{column}` is {v}, outside [{lo}, {hi}], the range {} needs",
+                        c.by
+                    ));
+                }
+            }
+            if let Some(n) = c.classes {
+                if v.fract() != 0.0 || v < 0.0 || v >= n as f64 {
+                    return Some(format!(
+                        "`{column}` is {v}, not a class 0..{} of {}",
+                        n - 1,
+                        c.by
+                    ));
+                }
+            }
+            None
+        })
+    };
+    let mut kept = Vec::with_capacity(ds.examples.len());
+    for (row, e) in std::mem::take(&mut ds.examples).into_iter().enumerate() {
+        match problem(&e) {
+            None => kept.push(e),
+            Some(_) if skip => ds.skipped += 1,
+            Some(message) => {
+                let place = match &source.kind {
+                    DataKind::File { written, .. } if e.line > 0 => {
+                        format!("{written}:{}", e.line)
+                    }
+                    _ => format!("row {}", row + 1),
+                };
+                return Err(DataError::Source {
+                    name: source.name.clone(),
+                    message: format!("{place}: {message}"),
+                    help: "fix the data (e.g. scale scores with `score: col(4) / 5.0`), or let the source skip bad rows (`skip_bad_rows: true`)".to_string(),
+                });
+            }
+        }
+    }
+    ds.examples = kept;
+    Ok(())
 }
 
 /// The type a column is read as: its checked type, else by name.
@@ -132,7 +200,7 @@ fn read_file(
                 ds: &mut Dataset|
      -> Result<(), DataError> {
         match example(source, &Row { fields, names }) {
-            Ok(e) => ds.examples.push(e),
+            Ok(e) => ds.examples.push(Example { line, ..e }),
             Err((column, message)) if !opts.skip_bad_rows => {
                 return Err(DataError::BadRow {
                     path: path.to_path_buf(),
@@ -167,7 +235,23 @@ fn read_file(
                     break;
                 }
                 let rec = rec.map_err(io_err)?;
+                if let Some(col) = rec.not_utf8 {
+                    bad_row(
+                        path,
+                        rec.line,
+                        format!("the line is not UTF-8 (byte {col})"),
+                        opts,
+                        &mut ds,
+                    )?;
+                    continue;
+                }
+                let before = ds.skipped;
                 push(rec.line, &rec.fields, names.as_deref(), &mut ds)?;
+                if ds.skipped > before {
+                    // A bad record that ran over several lines (an
+                    // unterminated quote) skips all of them.
+                    ds.skipped += rec.last_line - rec.line;
+                }
             }
         }
         Format::Smart { ids_by_position } => {
@@ -185,41 +269,114 @@ fn read_file(
             }
         }
         Format::JsonLines => {
-            for (i, line) in reader.lines().enumerate() {
+            let mut reader = reader;
+            let mut bytes = Vec::new();
+            let mut i = 0;
+            while let Some(line) =
+                crate::data::records::read_line(&mut reader, &mut bytes, i == 0).map_err(io_err)?
+            {
+                i += 1;
                 if full(&ds) {
                     break;
                 }
-                let line = line.map_err(io_err)?;
-                if line.trim().is_empty() {
-                    continue;
-                }
-                let (names, fields) = match json_row(&line) {
-                    Ok(v) => v,
-                    Err(message) if !opts.skip_bad_rows => {
-                        return Err(DataError::BadRow {
-                            path: path.to_path_buf(),
-                            line: i + 1,
-                            message,
-                            help: "every line must be one JSON object".to_string(),
-                        })
-                    }
-                    Err(_) => {
-                        ds.skipped += 1;
+                let line = match line {
+                    Ok(l) => l,
+                    Err(col) => {
+                        bad_row(
+                            path,
+                            i,
+                            format!("the line is not UTF-8 (byte {col})"),
+                            opts,
+                            &mut ds,
+                        )?;
                         continue;
                     }
                 };
-                push(i + 1, &fields, Some(&names), &mut ds)?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let (names, fields) = match json_row(&line).and_then(|r| text_values(source, r)) {
+                    Ok(v) => v,
+                    Err(message) => {
+                        bad_row(path, i, message, opts, &mut ds)?;
+                        continue;
+                    }
+                };
+                push(i, &fields, Some(&names), &mut ds)?;
             }
         }
     }
     Ok(ds)
 }
 
+/// A row that cannot be read: an error at its line, or skipped and
+/// counted when the source skips bad rows.
+fn bad_row(
+    path: &Path,
+    line: usize,
+    message: String,
+    opts: &LoadOptions,
+    ds: &mut Dataset,
+) -> Result<(), DataError> {
+    if opts.skip_bad_rows {
+        ds.skipped += 1;
+        return Ok(());
+    }
+    Err(DataError::BadRow {
+        path: path.to_path_buf(),
+        line,
+        message,
+        help: "fix the row, or let the source skip bad rows (`skip_bad_rows: true`)".to_string(),
+    })
+}
+
 /// Keys (in file order) and values of one JSON Lines row.
-fn json_row(line: &str) -> Result<(Vec<String>, Vec<String>), String> {
+fn json_row(line: &str) -> Result<Vec<(String, serde_json::Value)>, String> {
     serde_json::from_str::<OrderedObject>(line)
-        .map(OrderedObject::into_fields)
+        .map(|o| o.0)
         .map_err(|e| format!("not a JSON object: {e}"))
+}
+
+/// The row's keys and values as text; a text column that reads a `null`,
+/// an array or an object is an error (it is not a text).
+fn text_values(
+    source: &DataSource,
+    row: Vec<(String, serde_json::Value)>,
+) -> Result<(Vec<String>, Vec<String>), String> {
+    use crate::check::types::{ColumnExpr, FieldRef};
+    for c in source.columns.iter().filter(|c| !is_label(c)) {
+        let Some(ColumnExpr::Field {
+            field: FieldRef::Name(key),
+        }) = &c.expr
+        else {
+            continue;
+        };
+        let bad = row
+            .iter()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| match v {
+                serde_json::Value::Null => Some("null"),
+                serde_json::Value::Array(_) => Some("an array"),
+                serde_json::Value::Object(_) => Some("an object"),
+                _ => None,
+            });
+        if let Some(what) = bad {
+            return Err(format!(
+                "column `{}`: the value of key `{key}` is {what}, not a text",
+                c.name
+            ));
+        }
+    }
+    Ok(row
+        .into_iter()
+        .map(|(k, v)| {
+            let v = match v {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            (k, v)
+        })
+        .unzip())
 }
 
 /// One example from a row; on failure the column at fault and why.
@@ -249,5 +406,9 @@ fn example(source: &DataSource, row: &Row) -> Result<Example, (String, String)> 
             Typed::Class(k) => label = Some(Label::Class(k)),
         }
     }
-    Ok(Example { texts, label })
+    Ok(Example {
+        texts,
+        label,
+        line: 0,
+    })
 }

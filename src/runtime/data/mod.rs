@@ -39,6 +39,9 @@ pub struct Example {
     /// The text columns, in the source's column order.
     pub texts: Vec<String>,
     pub label: Option<Label>,
+    /// The file line the example comes from (0 when unknown), for errors
+    /// found after loading.
+    pub line: usize,
 }
 
 /// A data source loaded in memory.

@@ -151,6 +151,7 @@ pub(super) fn triplets(
                     neg[k % neg.len()].to_string(),
                 ],
                 label: None,
+                line: 0,
             });
         }
     }

@@ -78,7 +78,8 @@ pub(super) fn zip(name: &str, parts: Vec<Dataset>) -> Result<Dataset, DataError>
             texts.extend(e.texts.iter().cloned());
             label = label.or(e.label);
         }
-        ds.examples.push(Example { texts, label });
+        let line = parts[0].examples[i].line;
+        ds.examples.push(Example { texts, label, line });
     }
     Ok(ds)
 }

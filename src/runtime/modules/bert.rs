@@ -178,6 +178,30 @@ impl Bert {
     pub fn load(config: BertConfig, config_path: &Path, w: &WeightFile) -> Result<Self> {
         config.validate(config_path)?;
         let prefix = detect_prefix(w);
+        // Layers in the weights beyond `num_hidden_layers` would be
+        // silently dropped: the config and the weights must agree.
+        let layer_prefix = format!("{prefix}encoder.layer.");
+        let in_weights = w
+            .names()
+            .filter_map(|n| {
+                n.strip_prefix(&layer_prefix)?
+                    .split('.')
+                    .next()?
+                    .parse::<usize>()
+                    .ok()
+            })
+            .max()
+            .map_or(0, |m| m + 1);
+        if in_weights > config.num_hidden_layers {
+            return Err(Error::config(
+                config_path,
+                format!(
+                    "num_hidden_layers is {}, but {} holds {in_weights} layers",
+                    config.num_hidden_layers,
+                    w.path.display()
+                ),
+            ));
+        }
         let h = config.hidden_size;
         let mut named = Vec::new();
         let mut get = |name: &str, shape: &[usize]| -> Result<Var> {

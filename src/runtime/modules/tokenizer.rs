@@ -100,6 +100,14 @@ impl TextTokenizer {
     }
 
     /// Change the truncation length.
+    /// The characters of a text kept before tokenization: 100 per token of
+    /// `max_len` (WordPiece's longest word) and at least 8,192 — enough
+    /// for every kept token of any text short of a pathological single
+    /// word.
+    pub fn max_chars(&self) -> usize {
+        (self.max_len.saturating_mul(100)).max(8192)
+    }
+
     pub fn set_max_len(&mut self, max_len: usize) -> Result<()> {
         self.max_len = max_len;
         self.tok
@@ -115,14 +123,20 @@ impl TextTokenizer {
     pub fn save_json(&self, path: &Path) -> Result<()> {
         let mut t = self.tok.clone();
         t.with_truncation(None).map_err(|e| tok_err(path, e))?;
-        t.save(path, false).map_err(|e| tok_err(path, e))
+        let json = t.to_string(false).map_err(|e| tok_err(path, e))?;
+        crate::fsio::write(path, json.as_bytes()).map_err(|e| Error::io(path, e))
     }
 
-    /// Tokenise a batch into right-padded `[batch, seq]` tensors.
+    /// Tokenise a batch into right-padded `[batch, seq]` tensors. Each text
+    /// is first cut to [`Self::max_chars`] characters (at a space when
+    /// there is one near the cut): truncation keeps `max_len` tokens, and a
+    /// 300 MB line must not be tokenized whole to find them.
     pub fn encode(&self, texts: &[&str], device: &Device) -> Result<Features> {
+        let limit = self.max_chars();
         let inputs: Vec<String> = texts
             .iter()
             .map(|t| {
+                let t = cut_chars(t, limit);
                 if self.lowercase_input {
                     t.to_lowercase()
                 } else {
@@ -163,6 +177,20 @@ impl TextTokenizer {
             attention_mask: Some(Tensor::from_vec(mask, (b, s), device)?),
             ..Default::default()
         })
+    }
+}
+
+/// `t` cut to at most `limit` characters, at the last space in the final
+/// tenth when there is one (so that no word is split).
+pub fn cut_chars(t: &str, limit: usize) -> &str {
+    let Some((end, _)) = t.char_indices().nth(limit) else {
+        return t;
+    };
+    let head = &t[..end];
+    let floor = head.len() - head.len() / 10;
+    match head.rfind(char::is_whitespace) {
+        Some(i) if i >= floor => &head[..i],
+        _ => head,
     }
 }
 

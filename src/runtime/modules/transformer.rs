@@ -78,6 +78,10 @@ pub struct TransformerInfo {
     pub hidden_size: usize,
     /// The longest input the position embeddings allow.
     pub max_positions: usize,
+    pub num_layers: usize,
+    pub num_heads: usize,
+    /// Trainable parameters (embeddings and layers).
+    pub params: u64,
 }
 
 /// Read and validate the config.json of a Transformer directory.
@@ -85,10 +89,19 @@ pub fn inspect(dir: &Path) -> Result<TransformerInfo> {
     let cpath = dir.join("config.json");
     let (config, _) = read_config(&cpath)?;
     config.validate(&cpath)?;
+    let (h, i) = (config.hidden_size as u64, config.intermediate_size as u64);
+    let embeddings =
+        (config.vocab_size + config.max_position_embeddings + config.type_vocab_size) as u64 * h
+            + 2 * h;
+    // q, k, v, output (h x h + h each), FFN in and out, two layer norms.
+    let layer = 4 * (h * h + h) + (h * i + i) + (i * h + h) + 4 * h;
     Ok(TransformerInfo {
         model_type: config.model_type.clone(),
         hidden_size: config.hidden_size,
         max_positions: config.position_limit(),
+        num_layers: config.num_hidden_layers,
+        num_heads: config.num_attention_heads,
+        params: embeddings + config.num_hidden_layers as u64 * layer,
     })
 }
 
@@ -231,7 +244,7 @@ impl Module for Transformer {
         save_safetensors(&dir.join("model.safetensors"), &tensors)?;
         for (name, bytes) in &self.tokenizer_files {
             let p = dir.join(name);
-            std::fs::write(&p, bytes).map_err(|e| Error::io(&p, e))?;
+            crate::fsio::write(&p, bytes).map_err(|e| Error::io(&p, e))?;
         }
         if !self
             .tokenizer_files

@@ -76,6 +76,23 @@ pub fn load_dir(dir: &Path, device: &Device) -> Result<SentenceEncoder> {
             path: mpath.clone(),
             ty: e.ty.clone(),
         })?;
+        // A module path must stay inside the model directory (no `..`,
+        // not absolute): a downloaded model must not read elsewhere.
+        let inside = std::path::Path::new(&e.path).components().all(|c| {
+            matches!(
+                c,
+                std::path::Component::Normal(_) | std::path::Component::CurDir
+            )
+        });
+        if !inside {
+            return Err(Error::config(
+                &mpath,
+                format!(
+                    "module path `{}` leaves the model directory; module paths must be relative, without `..`",
+                    e.path
+                ),
+            ));
+        }
         let mdir = dir.join(&e.path);
         let m: Box<dyn Module> = match kind {
             Kind::Transformer => Box::new(Transformer::load(&mdir, None, device)?),

@@ -1,26 +1,86 @@
-//! Writing the legacy sentence-transformers layout, atomically.
+//! Writing the legacy sentence-transformers layout, atomically, and only
+//! where it is safe.
+//!
+//! A save writes the whole model into a hidden directory next to the
+//! target, syncs it, and renames it into place; a model stpipe saved
+//! before at the target is renamed away first and removed last, so a crash
+//! at any moment leaves either the old model or the new one under the
+//! target's name (or, between the two renames, the old one under its
+//! hidden name, which the next save puts back). Leftovers of interrupted
+//! saves are removed by the next save of the same target. Every change
+//! goes through [`crate::fsio`].
+//!
+//! stpipe never replaces what it did not write: the target must be absent,
+//! an empty directory, or a model stpipe saved ([`is_stpipe_model`]);
+//! `stpipe check` says so before anything runs, and [`save_dir`] refuses
+//! again at run time.
 
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
+use crate::fsio;
 use crate::runtime::encoder::SentenceEncoder;
 use crate::runtime::error::{write_json, Error, Result};
 
-/// Save `enc` to `target`: everything is written into a temporary directory
-/// next to it, which then replaces `target` (an existing one is renamed away
-/// first and deleted last), so a reader never sees a half-written model.
+/// The marker file of a model stpipe saved.
+pub const MARKER: &str = "stpipe_model.json";
+
+/// Whether `dir` holds a model stpipe saved: its marker, or (models saved
+/// before the marker existed) stpipe's version in
+/// `config_sentence_transformers.json`.
+pub fn is_stpipe_model(dir: &Path) -> bool {
+    if dir.join(MARKER).is_file() {
+        return true;
+    }
+    std::fs::read(dir.join("config_sentence_transformers.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .is_some_and(|v| v["__version__"].get("stpipe").is_some())
+}
+
+/// What is at a save target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// Nothing: the save creates it.
+    Absent,
+    /// An empty directory.
+    Empty,
+    /// A model stpipe saved: the save replaces it.
+    StpipeModel,
+    /// A file, or a directory stpipe did not write: never replaced.
+    Foreign,
+}
+
+/// What is at `target`.
+pub fn target_kind(target: &Path) -> Target {
+    match std::fs::symlink_metadata(target) {
+        Err(_) => Target::Absent,
+        Ok(m) if m.is_dir() => {
+            let empty = std::fs::read_dir(target).is_ok_and(|mut d| d.next().is_none());
+            if empty {
+                Target::Empty
+            } else if is_stpipe_model(target) {
+                Target::StpipeModel
+            } else {
+                Target::Foreign
+            }
+        }
+        Ok(_) => Target::Foreign,
+    }
+}
+
+/// Save `enc` to `target` (see the module documentation).
 pub fn save_dir(enc: &SentenceEncoder, target: &Path) -> Result<()> {
     save_dir_with(enc, target, &[])
 }
 
-/// [`save_dir`], with `extra` files (name, content) written into the
-/// model's root before it replaces `target`, so that they appear with it.
-pub fn save_dir_with(
-    enc: &SentenceEncoder,
-    target: &Path,
-    extra: &[(&str, Vec<u8>)],
-) -> Result<()> {
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |e| Error::io(path, e)
+}
+
+/// The target's name and its parent directory.
+fn split(target: &Path) -> Result<(String, PathBuf)> {
     let name = target
         .file_name()
         .ok_or_else(|| {
@@ -35,46 +95,89 @@ pub fn save_dir_with(
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
-    let stamp = format!(
-        "{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
+    Ok((name, parent))
+}
+
+/// Remove what interrupted saves of `target` left next to it; an old model
+/// whose replacement never arrived is put back.
+fn clean_leftovers(target: &Path, name: &str, parent: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return Ok(());
+    };
+    let (tmp, old) = (
+        format!(".{name}.stpipe-tmp-"),
+        format!(".{name}.stpipe-old-"),
     );
+    for e in entries.flatten() {
+        let file = e.file_name().to_string_lossy().into_owned();
+        let path = e.path();
+        if file.starts_with(&tmp) {
+            fsio::remove_dir_all(&path).map_err(io(&path))?;
+        } else if file.starts_with(&old) {
+            if target.exists() {
+                fsio::remove_dir_all(&path).map_err(io(&path))?;
+            } else {
+                fsio::rename(&path, target).map_err(io(target))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Remove what interrupted saves of `target` left next to it.
+pub fn clean_leftovers_of(target: &Path) -> Result<()> {
+    let (name, parent) = split(target)?;
+    clean_leftovers(target, &name, &parent)
+}
+
+/// [`save_dir`], with `extra` files (name, content) written into the
+/// model's root before it replaces `target`, so that they appear with it.
+pub fn save_dir_with(
+    enc: &SentenceEncoder,
+    target: &Path,
+    extra: &[(&str, Vec<u8>)],
+) -> Result<()> {
+    let (name, parent) = split(target)?;
+    fsio::create_dir_all(&parent).map_err(io(&parent))?;
+    clean_leftovers(target, &name, &parent)?;
+    let kind = target_kind(target);
+    if kind == Target::Foreign {
+        return Err(Error::Msg(format!(
+            "{} exists and is not a model stpipe saved: stpipe does not replace it",
+            target.display()
+        )));
+    }
+    let stamp = std::process::id();
     let tmp = parent.join(format!(".{name}.stpipe-tmp-{stamp}"));
-    std::fs::create_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    fsio::remove_dir_all(&tmp).map_err(io(&tmp))?;
+    fsio::create_dir(&tmp).map_err(io(&tmp))?;
     let written = write_into(enc, &tmp).and_then(|()| {
-        for (name, bytes) in extra {
-            let p = tmp.join(name);
-            std::fs::write(&p, bytes).map_err(|e| Error::io(&p, e))?;
+        for (file, bytes) in extra {
+            let p = tmp.join(file);
+            fsio::write(&p, bytes).map_err(io(&p))?;
         }
         Ok(())
     });
     if let Err(e) = written {
-        let _ = std::fs::remove_dir_all(&tmp);
+        let _ = fsio::remove_dir_all(&tmp);
         return Err(e);
     }
-    if target.exists() {
-        let old = parent.join(format!(".{name}.stpipe-old-{stamp}"));
-        std::fs::rename(target, &old).map_err(|e| {
-            let _ = std::fs::remove_dir_all(&tmp);
-            Error::io(target, e)
-        })?;
-        if let Err(e) = std::fs::rename(&tmp, target) {
-            let _ = std::fs::rename(&old, target);
-            let _ = std::fs::remove_dir_all(&tmp);
-            return Err(Error::io(target, e));
+    fsio::sync_dir(&tmp);
+    match kind {
+        Target::StpipeModel => {
+            let old = parent.join(format!(".{name}.stpipe-old-{stamp}"));
+            fsio::rename(target, &old).map_err(io(target))?;
+            fsio::rename(&tmp, target).map_err(io(target))?;
+            fsio::sync_dir(&parent);
+            fsio::remove_dir_all(&old).map_err(io(&old))?;
         }
-        let _ = std::fs::remove_dir_all(&old);
-    } else {
-        std::fs::rename(&tmp, target).map_err(|e| {
-            let _ = std::fs::remove_dir_all(&tmp);
-            Error::io(target, e)
-        })?;
+        Target::Empty => {
+            // rename(2) replaces an empty directory.
+            fsio::rename(&tmp, target).map_err(io(target))?;
+        }
+        _ => fsio::rename(&tmp, target).map_err(io(target))?,
     }
+    fsio::sync_dir(&parent);
     Ok(())
 }
 
@@ -89,7 +192,7 @@ pub fn write_into(enc: &SentenceEncoder, dir: &Path) -> Result<()> {
         };
         let mdir = dir.join(&path);
         if !path.is_empty() {
-            std::fs::create_dir_all(&mdir).map_err(|e| Error::io(&mdir, e))?;
+            fsio::create_dir_all(&mdir).map_err(|e| Error::io(&mdir, e))?;
         }
         m.save(&mdir)?;
         entries.push(json!({

@@ -18,7 +18,7 @@ use crate::plan::{Plan, StepKind};
 use super::run::RunOptions;
 
 /// The marker a saved model carries, with the fingerprint of its save.
-pub const MODEL_MARKER: &str = "stpipe_model.json";
+pub use crate::runtime::st_format::save::MARKER as MODEL_MARKER;
 
 /// What a run does with a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,8 +11,14 @@
 //!
 //! A checkpoint is written into `step-N.tmp`, synced, then renamed to
 //! `step-N`: a directory with the final name is always complete, whatever
-//! moment the process was killed at. Leftover `.tmp` directories are removed
-//! by the next save. Only the newest `keep` checkpoints are kept.
+//! moment the process was killed at. Rewriting an existing `step-N` never
+//! removes it before its replacement is complete: it is renamed to
+//! `step-N.old`, the new one renamed into place, and only then the old one
+//! removed; a crash between the two renames leaves `step-N.old`, which
+//! counts as `step-N` until a save cleans up. Leftover `.tmp` directories
+//! are removed by the next save. Only the newest `keep` checkpoints are
+//! kept, and only after the new one is complete. Every change goes through
+//! [`crate::fsio`] (failpoints, full-disk messages).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -37,6 +43,12 @@ pub enum CheckpointError {
         help("delete this checkpoint directory to resume from the one before it")
     )]
     Corrupt { path: PathBuf, message: String },
+    #[error("the disk is full: cannot write {path}")]
+    #[diagnostic(
+        code(stpipe::disk_full),
+        help("free some space and run the same command again: the checkpoints written so far are intact, and the run resumes from the newest")
+    )]
+    DiskFull { path: PathBuf },
 }
 
 type Result<T> = std::result::Result<T, CheckpointError>;
@@ -55,9 +67,17 @@ pub struct Checkpoint {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
-    move |source| CheckpointError::Io {
-        path: path.to_path_buf(),
-        source,
+    move |source| {
+        if crate::fsio::disk_full(&source) {
+            CheckpointError::DiskFull {
+                path: path.to_path_buf(),
+            }
+        } else {
+            CheckpointError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
     }
 }
 
@@ -72,60 +92,92 @@ fn step_dir_name(step: u64) -> String {
     format!("step-{step:08}")
 }
 
+/// The step of a checkpoint directory name: `step-N`, or `step-N.old`
+/// (complete, left by a crash while `step-N` was being replaced).
+fn parse_name(name: &str) -> Option<(u64, bool)> {
+    let rest = name.strip_prefix("step-")?;
+    match rest.strip_suffix(".old") {
+        Some(n) => Some((n.parse().ok()?, true)),
+        None => Some((rest.parse().ok()?, false)),
+    }
+}
+
 /// The completed checkpoints in `root`, oldest first.
 pub fn list(root: &Path) -> Result<Vec<(u64, PathBuf)>> {
-    let mut out = Vec::new();
+    let mut plain: Vec<(u64, PathBuf)> = Vec::new();
+    let mut old: Vec<(u64, PathBuf)> = Vec::new();
     let entries = match std::fs::read_dir(root) {
         Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(plain),
         Err(e) => return Err(io(root)(e)),
     };
     for entry in entries {
         let entry = entry.map_err(io(root))?;
         let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if let Some(n) = name.strip_prefix("step-") {
-            if let Ok(step) = n.parse::<u64>() {
-                if entry.path().is_dir() {
-                    out.push((step, entry.path()));
-                }
-            }
+        let Some((step, is_old)) = name.to_str().and_then(parse_name) else {
+            continue;
+        };
+        if entry.path().is_dir() {
+            if is_old { &mut old } else { &mut plain }.push((step, entry.path()));
         }
     }
-    out.sort();
-    Ok(out)
-}
-
-fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let mut f = std::fs::File::create(path).map_err(io(path))?;
-    f.write_all(bytes).map_err(io(path))?;
-    f.sync_all().map_err(io(path))
+    for (step, p) in old {
+        if !plain.iter().any(|(s, _)| *s == step) {
+            plain.push((step, p));
+        }
+    }
+    plain.sort();
+    Ok(plain)
 }
 
 fn save_tensors(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<()> {
-    candle_core::safetensors::save(tensors, path).map_err(|e| corrupt(path, e))?;
-    std::fs::File::open(path)
-        .and_then(|f| f.sync_all())
-        .map_err(io(path))
+    let mut owned: Vec<(&String, Tensor)> = Vec::with_capacity(tensors.len());
+    for (k, t) in tensors {
+        owned.push((k, t.contiguous().map_err(|e| corrupt(path, e))?));
+    }
+    owned.sort_by(|a, b| a.0.cmp(b.0));
+    let bytes = safetensors::serialize(owned.iter().map(|(k, t)| (k.as_str(), t)), None)
+        .map_err(|e| corrupt(path, e))?;
+    crate::fsio::write(path, &bytes).map_err(io(path))
+}
+
+/// Remove what interrupted saves left in `root`: `.tmp` directories, and
+/// `.old` ones whose replacement is complete (an `.old` without one is
+/// renamed back: it is the only copy of its step).
+fn clean_leftovers(root: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        if name.ends_with(".tmp") {
+            crate::fsio::remove_dir_all(&path).map_err(io(&path))?;
+        } else if let Some((step, true)) = parse_name(&name) {
+            let plain = root.join(step_dir_name(step));
+            if plain.is_dir() {
+                crate::fsio::remove_dir_all(&path).map_err(io(&path))?;
+            } else {
+                crate::fsio::rename(&path, &plain).map_err(io(&plain))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Write `ckpt` under `root` atomically, then keep only the newest `keep`.
 pub fn save(root: &Path, ckpt: &Checkpoint, keep: usize) -> Result<PathBuf> {
-    std::fs::create_dir_all(root).map_err(io(root))?;
-    // Leftovers of an interrupted save.
-    for entry in std::fs::read_dir(root).map_err(io(root))?.flatten() {
-        if entry.file_name().to_string_lossy().ends_with(".tmp") {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
+    use crate::fsio;
+    fsio::create_dir_all(root).map_err(io(root))?;
+    clean_leftovers(root)?;
     let final_dir = root.join(step_dir_name(ckpt.step));
     let tmp = root.join(format!("{}.tmp", step_dir_name(ckpt.step)));
-    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+    fsio::create_dir(&tmp).map_err(io(&tmp))?;
 
     let state = serde_json::json!({ "step": ckpt.step, "trainer": ckpt.state });
     let state_bytes = serde_json::to_vec_pretty(&state).map_err(|e| corrupt(&tmp, e))?;
-    write_file(&tmp.join("state.json"), &state_bytes)?;
+    let state_path = tmp.join("state.json");
+    fsio::write(&state_path, &state_bytes).map_err(io(&state_path))?;
     save_tensors(&tmp.join("weights.safetensors"), &ckpt.weights)?;
     let mut opt = HashMap::new();
     for (name, m) in &ckpt.moments {
@@ -140,18 +192,23 @@ pub fn save(root: &Path, ckpt: &Checkpoint, keep: usize) -> Result<PathBuf> {
         );
     }
     save_tensors(&tmp.join("optimizer.safetensors"), &opt)?;
+    fsio::sync_dir(&tmp);
 
     if final_dir.exists() {
-        std::fs::remove_dir_all(&final_dir).map_err(io(&final_dir))?;
+        // The complete old one stays until the new one is in place.
+        let old = root.join(format!("{}.old", step_dir_name(ckpt.step)));
+        fsio::rename(&final_dir, &old).map_err(io(&old))?;
+        fsio::rename(&tmp, &final_dir).map_err(io(&final_dir))?;
+        fsio::sync_dir(root);
+        fsio::remove_dir_all(&old).map_err(io(&old))?;
+    } else {
+        fsio::rename(&tmp, &final_dir).map_err(io(&final_dir))?;
     }
-    std::fs::rename(&tmp, &final_dir).map_err(io(&final_dir))?;
-    if let Ok(d) = std::fs::File::open(root) {
-        let _ = d.sync_all();
-    }
+    fsio::sync_dir(root);
     let all = list(root)?;
     if all.len() > keep.max(1) {
         for (_, old) in &all[..all.len() - keep.max(1)] {
-            let _ = std::fs::remove_dir_all(old);
+            fsio::remove_dir_all(old).map_err(io(old))?;
         }
     }
     Ok(final_dir)
@@ -201,18 +258,36 @@ pub fn read(dir: &Path, device: &Device) -> Result<Checkpoint> {
 /// The step and trainer state of the newest complete checkpoint under
 /// `root`, without its tensors (for deciding whether a stage is done).
 pub fn latest_state(root: &Path) -> Option<(u64, serde_json::Value)> {
-    let (_, dir) = list(root).ok()?.pop()?;
-    let bytes = std::fs::read(dir.join("state.json")).ok()?;
-    let state: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    Some((state["step"].as_u64()?, state["trainer"].clone()))
+    list(root).ok()?.into_iter().rev().find_map(|(_, dir)| {
+        let bytes = std::fs::read(dir.join("state.json")).ok()?;
+        let state: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        Some((state["step"].as_u64()?, state["trainer"].clone()))
+    })
 }
 
-/// The newest complete checkpoint under `root`, if any.
-pub fn latest(root: &Path, device: &Device) -> Result<Option<Checkpoint>> {
-    match list(root)?.pop() {
-        Some((_, dir)) => read(&dir, device).map(Some),
-        None => Ok(None),
+/// The newest readable checkpoint under `root`, if any. A damaged newer
+/// one (a file that does not parse) is passed over and named in the
+/// returned notes; the one before it is used.
+pub fn latest_with_notes(
+    root: &Path,
+    device: &Device,
+) -> Result<(Option<Checkpoint>, Vec<String>)> {
+    let mut notes = Vec::new();
+    for (_, dir) in list(root)?.into_iter().rev() {
+        match read(&dir, device) {
+            Ok(c) => return Ok((Some(c), notes)),
+            Err(e) => notes.push(format!(
+                "checkpoint {} is damaged ({e}); falling back to the one before it",
+                dir.display()
+            )),
+        }
     }
+    Ok((None, notes))
+}
+
+/// The newest readable checkpoint under `root`, if any.
+pub fn latest(root: &Path, device: &Device) -> Result<Option<Checkpoint>> {
+    Ok(latest_with_notes(root, device)?.0)
 }
 
 #[cfg(test)]

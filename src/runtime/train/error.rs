@@ -47,9 +47,47 @@ pub enum RunError {
         source: std::io::Error,
     },
 
+    #[error("the disk is full: cannot write {path}")]
+    #[diagnostic(
+        code(stpipe::disk_full),
+        help("free some space and run the same command again: what was written before is intact, and the run resumes from the newest checkpoint")
+    )]
+    DiskFull { path: PathBuf },
+
     #[error("{0}")]
     #[diagnostic(code(stpipe::run::invalid))]
     Invalid(String),
+
+    #[error("stopped by a signal{}", at.as_ref().map(|(s, k)| format!(" after step {k} of stage `{s}`")).unwrap_or_default())]
+    #[diagnostic(code(stpipe::run::interrupted), help("{resume}"))]
+    Interrupted {
+        /// The stage and step a checkpoint was written at.
+        at: Option<(String, u64)>,
+        resume: String,
+    },
+
+    #[error("the run directory {} is in use: {holder}", dir.display())]
+    #[diagnostic(
+        code(stpipe::run::locked),
+        help("wait for that run to finish, or give this one another `--run-dir`")
+    )]
+    Locked { dir: PathBuf, holder: String },
 }
 
 pub type Result<T> = std::result::Result<T, RunError>;
+
+impl RunError {
+    /// An I/O error on `path`; a full disk says so.
+    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+        if crate::fsio::disk_full(&source) {
+            RunError::DiskFull {
+                path: path.to_path_buf(),
+            }
+        } else {
+            RunError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    }
+}

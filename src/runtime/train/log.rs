@@ -29,6 +29,9 @@ pub struct RunLog {
     progress: bool,
     /// Every evaluation of the run, in order: (stage, step, evaluator, metrics).
     pub evaluations: Vec<(String, u64, String, EvalMetrics)>,
+    /// Turns what is written or shown into its redacted form (environment
+    /// values back to `${NAME}`).
+    redact: Box<dyn Fn(&str) -> String>,
 }
 
 impl RunLog {
@@ -54,6 +57,7 @@ impl RunLog {
             file,
             progress,
             evaluations: Vec::new(),
+            redact: Box::new(str::to_string),
         })
     }
 
@@ -62,10 +66,7 @@ impl RunLog {
     /// there, or all of its lines when it starts over (`start` 0). The log
     /// then holds every step once, however often the run was interrupted.
     pub fn forget_stage(&mut self, stage: &str, start: u64) -> Result<()> {
-        let io = |source| RunError::Io {
-            path: self.path.clone(),
-            source,
-        };
+        let io = |source| RunError::io(&self.path, source);
         let text = std::fs::read_to_string(&self.path).map_err(io)?;
         let mut kept = String::with_capacity(text.len());
         let mut dropped = false;
@@ -87,13 +88,7 @@ impl RunLog {
         if !dropped {
             return Ok(());
         }
-        let tmp = self.path.with_extension("jsonl.tmp");
-        let io_tmp = |source| RunError::Io {
-            path: tmp.clone(),
-            source,
-        };
-        std::fs::write(&tmp, kept).map_err(io_tmp)?;
-        std::fs::rename(&tmp, &self.path).map_err(io)?;
+        crate::fsio::write_atomic(&self.path, kept.as_bytes()).map_err(io)?;
         self.file = std::fs::OpenOptions::new()
             .append(true)
             .read(true)
@@ -102,20 +97,26 @@ impl RunLog {
         Ok(())
     }
 
+    /// Redact every line with `f` (see `Pipeline::redact`).
+    pub fn redacting(mut self, f: impl Fn(&str) -> String + 'static) -> Self {
+        self.redact = Box::new(f);
+        self
+    }
+
     fn write(&mut self, v: serde_json::Value) {
         // One write per line (formatting straight into the file would issue
         // one per JSON token, and a kill could tear the line). The log is a
         // record, not a reason to stop training: a failed write is reported
         // once per line on stderr.
-        let line = format!("{v}\n");
-        if self.file.write_all(line.as_bytes()).is_err() {
+        let line = (self.redact)(&format!("{v}\n"));
+        if crate::fsio::append(&mut self.file, &self.path, line.as_bytes()).is_err() {
             eprintln!("warning: cannot append to {}", self.path.display());
         }
     }
 
     /// A line for the user (stderr) and the log.
     pub fn note(&mut self, msg: &str) {
-        eprintln!("{msg}");
+        eprintln!("{}", (self.redact)(msg));
         self.write(serde_json::json!({ "note": msg }));
     }
 

@@ -78,17 +78,12 @@ impl RunSummary {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
-    move |source| RunError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| RunError::io(path, source)
 }
 
 /// Write a file atomically (temporary file, then rename).
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io_err(path))
+    crate::fsio::write_atomic(path, bytes).map_err(io_err(path))
 }
 
 fn compare(value: f64, op: &str, threshold: f64) -> bool {
@@ -104,10 +99,17 @@ fn compare(value: f64, op: &str, threshold: f64) -> bool {
 /// Run a checked pipeline.
 pub fn run(p: &Pipeline, plan: &Plan, opts: &RunOptions) -> Result<RunSummary> {
     crate::runtime::fp_env::ensure();
-    std::fs::create_dir_all(&opts.run_dir).map_err(io_err(&opts.run_dir))?;
-    let resolved = serde_json::to_vec_pretty(p).map_err(|e| RunError::Invalid(e.to_string()))?;
-    write_atomic(&opts.run_dir.join("pipeline.json"), &resolved)?;
-    let mut log = RunLog::open(&opts.run_dir, opts.progress)?;
+    crate::fsio::create_dir_all(&opts.run_dir).map_err(io_err(&opts.run_dir))?;
+    let _lock = RunDirLock::acquire(&opts.run_dir)?;
+    clean_run_dir(&opts.run_dir)?;
+    let resolved = serde_json::to_string_pretty(p).map_err(|e| RunError::Invalid(e.to_string()))?;
+    write_atomic(
+        &opts.run_dir.join("pipeline.json"),
+        p.redact(&resolved).as_bytes(),
+    )?;
+    let pipeline = p.clone();
+    let mut log =
+        RunLog::open(&opts.run_dir, opts.progress)?.redacting(move |t| pipeline.redact(t));
     log.note(&crate::runtime::process::cpu_summary());
 
     let actions = cache::actions(plan, opts);
@@ -122,6 +124,12 @@ pub fn run(p: &Pipeline, plan: &Plan, opts: &RunOptions) -> Result<RunSummary> {
         summary: RunSummary::default(),
     };
     for n in plan.execution_order() {
+        if crate::runtime::signals::requested() {
+            return Err(RunError::Interrupted {
+                at: None,
+                resume: "run the same command to continue: finished steps are reused".into(),
+            });
+        }
         match actions[n.index()] {
             Action::Skip => ex.report_skipped(n, &mut log),
             Action::Restore => ex.restore(n, &mut log)?,
@@ -129,9 +137,83 @@ pub fn run(p: &Pipeline, plan: &Plan, opts: &RunOptions) -> Result<RunSummary> {
         }
     }
     let summary = ex.summary;
-    let s = serde_json::to_vec_pretty(&summary).map_err(|e| RunError::Invalid(e.to_string()))?;
-    write_atomic(&opts.run_dir.join("summary.json"), &s)?;
+    let s = serde_json::to_string_pretty(&summary).map_err(|e| RunError::Invalid(e.to_string()))?;
+    write_atomic(&opts.run_dir.join("summary.json"), p.redact(&s).as_bytes())?;
     Ok(summary)
+}
+
+/// An advisory lock on a run directory, held for the whole run: a second
+/// run on the same directory fails at once instead of mixing checkpoints.
+struct RunDirLock {
+    _file: std::fs::File,
+}
+
+impl RunDirLock {
+    fn acquire(dir: &Path) -> Result<Self> {
+        use std::io::{Read, Seek, Write};
+        let path = dir.join("lock");
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                return Err(RunError::Locked {
+                    dir: dir.to_path_buf(),
+                    holder: describe_holder(holder.trim()),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(RunError::io(&path, e)),
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let _ = file.set_len(0);
+        let _ = file.rewind();
+        let _ = write!(file, "{} {now}", std::process::id());
+        let _ = file.sync_all();
+        Ok(RunDirLock { _file: file })
+    }
+}
+
+/// "pid P, started N s ago" from a lock file's `P T`.
+fn describe_holder(text: &str) -> String {
+    let mut it = text.split_whitespace();
+    let (Some(pid), Some(t)) = (it.next(), it.next().and_then(|t| t.parse::<u64>().ok())) else {
+        return "another stpipe run holds its lock".into();
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(t);
+    format!(
+        "stpipe run with PID {pid}, started {} s ago (at {t} s since the Unix epoch)",
+        now.saturating_sub(t)
+    )
+}
+
+/// Remove the temporary files an interrupted run left in the run
+/// directory itself (`*.tmp` of its atomic writes).
+fn clean_run_dir(dir: &Path) -> Result<()> {
+    for d in [dir.to_path_buf(), dir.join("evaluations")] {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_file() && p.extension().is_some_and(|x| x == "tmp") {
+                crate::fsio::remove_file(&p).map_err(io_err(&p))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The state of a run: what the executed and restored steps produced.
@@ -357,6 +439,10 @@ impl Executor<'_> {
                 });
             }
         }
+        if let StepKind::Save { path, .. } = &step.kind {
+            // What a crash left next to a complete save.
+            let _ = crate::runtime::st_format::save::clean_leftovers_of(Path::new(path));
+        }
         if matches!(
             step.kind,
             StepKind::Train { .. } | StepKind::Evaluate { .. } | StepKind::Save { .. }
@@ -411,7 +497,7 @@ impl Executor<'_> {
         log.eval("expect", 0, &ev.name, &m);
         let path = cache::evaluation_file(self.opts, &self.plan.graph[n].fingerprint);
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+            crate::fsio::create_dir_all(dir).map_err(io_err(dir))?;
         }
         let doc = serde_json::json!({
             "fingerprint": self.fingerprint(n),

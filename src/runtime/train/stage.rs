@@ -279,10 +279,21 @@ fn train(
                 progress.last = primaries(evals);
             }
         }
-        if let Some(n) = stage.checkpoint_every {
-            if n > 0 && step % n == 0 && step < plan.total {
-                save_checkpoint(env, opt, step, progress, stage.checkpoint_keep)?;
-            }
+        let periodic = stage
+            .checkpoint_every
+            .is_some_and(|n| n > 0 && step % n == 0);
+        let stop = crate::runtime::signals::requested();
+        if (periodic || stop) && step < plan.total {
+            save_checkpoint(env, opt, step, progress, stage.checkpoint_keep)?;
+        }
+        if stop && step < plan.total {
+            bar.finish_and_clear();
+            return Err(RunError::Interrupted {
+                at: Some((stage.name.clone(), step)),
+                resume: format!(
+                    "a checkpoint is written at step {step}: run the same command to resume from it"
+                ),
+            });
         }
     }
     bar.finish_and_clear();

@@ -127,13 +127,7 @@ pub(super) fn save_checkpoint(
 
 /// Remove a directory tree; an absent one is fine.
 pub(super) fn remove_tree(path: &Path) -> Result<()> {
-    match std::fs::remove_dir_all(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(RunError::Io {
-            path: path.to_path_buf(),
-            source: e,
-        }),
-        _ => Ok(()),
-    }
+    crate::fsio::remove_dir_all(path).map_err(|e| RunError::io(path, e))
 }
 
 /// The weights kept for the best value of `evaluator.metric` in a stage

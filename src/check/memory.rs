@@ -1,0 +1,120 @@
+//! Will the pipeline fit in memory? An estimate of each stage's needs
+//! (weights, gradients and optimizer state of the model trained, the
+//! frozen models it reads, the activations of its largest batch), checked
+//! against the memory the machine has available, so that a pipeline that
+//! cannot fit is refused with the figures instead of aborting mid-run.
+//! On machines where the available memory cannot be read, nothing is
+//! refused.
+
+use super::Checker;
+use crate::check::types::{Model, Stage};
+use crate::diag::Diag;
+use crate::runtime::modules::transformer::{inspect, TransformerInfo};
+
+const GIB: f64 = (1u64 << 30) as f64;
+
+/// The memory available to the process, from `/proc/meminfo`.
+fn available_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// A model's trainable parameters and its Transformer's shape, when its
+/// files are local.
+fn shape(m: &Model) -> (u64, Option<TransformerInfo>) {
+    let mut params = 0u64;
+    let mut info = None;
+    for module in &m.modules {
+        match (module.kind.as_str(), &module.dir) {
+            ("Transformer" | "load", Some(dir)) => {
+                let td = if module.kind == "load" {
+                    super::models::saved_transformer_dir(dir)
+                } else {
+                    Some(dir.clone())
+                };
+                if let Some(i) = td.and_then(|d| inspect(&d).ok()) {
+                    params += i.params;
+                    info = Some(i);
+                }
+            }
+            ("Dense", _) => {
+                if let (Some(i), Some(o)) = (module.in_dim, module.out_dim) {
+                    params = params.saturating_add((i as u64).saturating_mul(o as u64) + o as u64);
+                }
+            }
+            _ => {}
+        }
+    }
+    (params, info)
+}
+
+impl Checker<'_> {
+    pub(crate) fn check_memory(&mut self) {
+        let Some(available) = available_bytes() else {
+            return;
+        };
+        let stages: Vec<Stage> = self.out.stages().cloned().collect();
+        for st in stages {
+            let Some(model) = self.out.model(&st.model).cloned() else {
+                continue;
+            };
+            let (params, info) = shape(&model);
+            // Weights, gradients, two optimizer moments: f32 each.
+            let state = params.saturating_mul(16);
+            let frozen: u64 = st
+                .teachers
+                .iter()
+                .filter_map(|t| self.out.model(t))
+                .map(|t| shape(t).0.saturating_mul(4))
+                .sum();
+            let mut activations = 0u64;
+            if let Some(i) = &info {
+                let seq = model.modules[0]
+                    .args
+                    .values()
+                    .get("max_seq_length")
+                    .and_then(|v| v.as_i64())
+                    .map_or(i.max_positions, |n| n as usize) as u64;
+                for o in st.objectives.iter().filter_map(|o| self.out.objective(o)) {
+                    let texts = self
+                        .out
+                        .data_source(&o.data)
+                        .map_or(2, |d| d.text_columns().len().max(1))
+                        as u64;
+                    // Per token and layer, kept for the backward: about 16
+                    // hidden-wide tensors (projections, attention output,
+                    // FFN, norms, dropout masks) and 3 attention maps.
+                    let per_token = 16 * i.hidden_size as u64 + 3 * i.num_heads as u64 * seq;
+                    let a = (o.batch_size as u64)
+                        .saturating_mul(texts)
+                        .saturating_mul(seq)
+                        .saturating_mul(i.num_layers as u64)
+                        .saturating_mul(per_token)
+                        .saturating_mul(4);
+                    activations = activations.max(a);
+                }
+            }
+            let need = state.saturating_add(frozen).saturating_add(activations);
+            if need > available {
+                self.err(
+                    Diag::error(
+                        "out-of-memory",
+                        st.span,
+                        format!(
+                            "training `{}` needs about {:.1} GiB ({:.1} GiB of weights, gradients and optimizer state, {:.1} GiB of activations, {:.1} GiB of frozen models); this machine has {:.1} GiB available",
+                            st.model,
+                            need as f64 / GIB,
+                            state as f64 / GIB,
+                            activations as f64 / GIB,
+                            frozen as f64 / GIB,
+                            available as f64 / GIB
+                        ),
+                    )
+                    .help("lower batch_size or max_seq_length, narrow a Dense layer, or use a smaller model"),
+                );
+            }
+        }
+    }
+}
