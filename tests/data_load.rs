@@ -76,8 +76,7 @@ fn nli_pairs_triplets_mrpc_and_parallel() {
 fn inline(dir: &std::path::Path, body: &str) -> stpipe::check::Pipeline {
     let opts = Options {
         env: HashMap::new(),
-        models: common::options().models,
-        run_dir: None,
+        ..common::options()
     };
     let (report, p) = check_source("p.stp", body.to_string(), dir, &opts);
     p.unwrap_or_else(|| panic!("{}", report.to_plain()))

@@ -263,9 +263,40 @@ impl Checker<'_> {
                     }
                 };
                 let path = self.resolve_path(&written);
+                let skip_rows = self.opts.skip_bad_rows
+                    || get("skip_bad_rows").and_then(|v| v.0.as_bool()) == Some(true);
                 let pk = if path.is_file() {
                     match peek(&path, &format) {
-                        Ok(p) => Some(p),
+                        Ok(p) if p.is_empty() => {
+                            let what = if p.has_header_line {
+                                "has a header but no rows"
+                            } else {
+                                "is empty"
+                            };
+                            self.err(
+                                Diag::error(
+                                    "empty-data",
+                                    path_span,
+                                    format!("data file `{written}` {what}"),
+                                )
+                                .help(format!("`{}` must hold at least one row", path.display())),
+                            );
+                            return None;
+                        }
+                        Ok(p) => {
+                            if let (Some(line), false) = (p.not_utf8_line, skip_rows) {
+                                self.err(
+                                    Diag::error(
+                                        "not-utf8",
+                                        path_span,
+                                        format!("line {line} of data file `{written}` is not UTF-8"),
+                                    )
+                                    .help("convert the file to UTF-8 (e.g. `iconv -f latin1 -t utf-8`), or let the source skip bad rows (`skip_bad_rows: true`)"),
+                                );
+                                return None;
+                            }
+                            Some(p)
+                        }
                         Err(e) => {
                             self.err(
                                 Diag::error(
@@ -281,6 +312,8 @@ impl Checker<'_> {
                 } else {
                     let what = if path.is_dir() {
                         "is a directory, not a file"
+                    } else if path.exists() {
+                        "is not a regular file (a pipe or a device: stpipe reads data twice, at check and at run time)"
                     } else {
                         "not found"
                     };

@@ -55,11 +55,36 @@ impl Checker<'_> {
         let Some(available) = available_bytes() else {
             return;
         };
+        // Every model's weights, trained or not (an encoder, a teacher).
+        let models = self.out.models.clone();
+        let mut too_big = Vec::new();
+        for m in &models {
+            let weights = shape(m).0.saturating_mul(4);
+            if weights > available {
+                too_big.push(m.name.clone());
+                self.err(
+                    Diag::error(
+                        "out-of-memory",
+                        m.span,
+                        format!(
+                            "model `{}` has about {:.1} GiB of weights; this machine has {:.1} GiB available",
+                            m.name,
+                            weights as f64 / GIB,
+                            available as f64 / GIB
+                        ),
+                    )
+                    .help("narrow its Dense layers or use a smaller model"),
+                );
+            }
+        }
         let stages: Vec<Stage> = self.out.stages().cloned().collect();
         for st in stages {
             let Some(model) = self.out.model(&st.model).cloned() else {
                 continue;
             };
+            if too_big.contains(&model.name) {
+                continue;
+            }
             let (params, info) = shape(&model);
             // Weights, gradients, two optimizer moments: f32 each.
             let state = params.saturating_mul(16);

@@ -40,6 +40,9 @@ pub struct Options {
     pub models: ModelSearch,
     /// The run directory a run would use (saves may not write into it).
     pub run_dir: Option<PathBuf>,
+    /// The run skips unreadable rows (`--skip-bad-rows`): a data file whose
+    /// head is not UTF-8 is then not an error at check time.
+    pub skip_bad_rows: bool,
 }
 
 impl Options {
@@ -49,6 +52,7 @@ impl Options {
             env: std::env::vars().collect(),
             models: ModelSearch::from_env(),
             run_dir: None,
+            skip_bad_rows: false,
         }
     }
 }

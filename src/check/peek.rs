@@ -20,9 +20,26 @@ pub(crate) struct Peek {
     pub header: Option<Vec<String>>,
     /// The first rows' fields.
     pub rows: Vec<Vec<String>>,
+    /// The whole file was read (it is shorter than the peek limit), so an
+    /// empty `rows` means the file holds no rows at all.
+    pub complete: bool,
+    /// Lines of the head holding anything but whitespace.
+    pub lines_with_text: usize,
+    /// A header line was present (a delimited file with `header: true`).
+    pub has_header_line: bool,
+    /// The first line (1-based) of the head that is not UTF-8.
+    pub not_utf8_line: Option<usize>,
 }
 
 impl Peek {
+    /// The file holds no rows at all: it was read to its end and holds
+    /// nothing but blank lines and, maybe, a header.
+    pub fn is_empty(&self) -> bool {
+        self.complete
+            && self.rows.is_empty()
+            && self.lines_with_text <= usize::from(self.has_header_line)
+    }
+
     /// Number of fields in the first row (header included).
     pub fn width(&self) -> Option<usize> {
         self.header
@@ -45,9 +62,31 @@ impl Peek {
 pub(crate) fn peek(path: &Path, format: &Format) -> std::io::Result<Peek> {
     let f = std::fs::File::open(path)?;
     let mut buf = Vec::new();
-    f.take(PEEK_BYTES).read_to_end(&mut buf)?;
+    f.take(PEEK_BYTES + 1).read_to_end(&mut buf)?;
+    let complete = buf.len() as u64 <= PEEK_BYTES;
+    buf.truncate(PEEK_BYTES as usize);
+    let not_utf8_line = first_bad_line(&buf, complete);
     let text = String::from_utf8_lossy(&buf);
-    Ok(match format {
+    let mut peek = parse(&text, format);
+    peek.complete = complete;
+    peek.lines_with_text = text.lines().filter(|l| !l.trim().is_empty()).count();
+    peek.not_utf8_line = not_utf8_line;
+    Ok(peek)
+}
+
+/// The line of the first byte that cannot be UTF-8. A character cut by the
+/// peek limit at the very end is not a fault of the file.
+fn first_bad_line(buf: &[u8], complete: bool) -> Option<usize> {
+    let e = std::str::from_utf8(buf).err()?;
+    if e.error_len().is_none() && !complete {
+        return None;
+    }
+    let at = e.valid_up_to();
+    Some(1 + buf[..at].iter().filter(|&&b| b == b'\n').count())
+}
+
+fn parse(text: &str, format: &Format) -> Peek {
+    match format {
         Format::Delimited {
             delimiter,
             header,
@@ -59,19 +98,22 @@ pub(crate) fn peek(path: &Path, format: &Format) -> std::io::Result<Peek> {
                 .take(PEEK_ROWS + 1)
                 .map_while(|r| r.ok().map(|r| r.fields))
                 .collect();
-            let header = if *header && !recs.is_empty() {
-                Some(recs.remove(0))
-            } else {
-                None
-            };
+            let has_header_line = *header && !recs.is_empty();
+            let header = has_header_line.then(|| recs.remove(0));
             recs.truncate(PEEK_ROWS);
-            Peek { header, rows: recs }
+            Peek {
+                header,
+                rows: recs,
+                has_header_line,
+                ..Peek::default()
+            }
         }
         Format::Smart { ids_by_position } => {
-            let rows = smart(&text, PEEK_ROWS, *ids_by_position);
+            let rows = smart(text, PEEK_ROWS, *ids_by_position);
             Peek {
                 header: Some(SMART_FIELDS.iter().map(|s| s.to_string()).collect()),
                 rows,
+                ..Peek::default()
             }
         }
         Format::JsonLines => {
@@ -98,7 +140,11 @@ pub(crate) fn peek(path: &Path, format: &Format) -> std::io::Result<Peek> {
                     .collect();
                 rows.push(row);
             }
-            Peek { header, rows }
+            Peek {
+                header,
+                rows,
+                ..Peek::default()
+            }
         }
-    })
+    }
 }

@@ -60,6 +60,20 @@ pub fn run(args: EncodeArgs, search: &ModelSearch) -> miette::Result<()> {
     };
     let emb = enc.encode(&lines, &opts)?;
     let (n, dim) = emb.dims2().into_diagnostic()?;
+    // A diverged model (NaN or infinite weights) must not write `null`s
+    // and succeed.
+    let values = emb
+        .flatten_all()
+        .into_diagnostic()?
+        .to_vec1::<f32>()
+        .into_diagnostic()?;
+    if let Some(i) = values.iter().position(|x| !x.is_finite()) {
+        let line = i / dim.max(1) + 1;
+        miette::bail!(
+            help = "the model's weights are probably NaN or infinite; use another checkpoint",
+            "the embedding of input line {line} is not finite"
+        );
+    }
     let bytes = match args.format {
         Format::Jsonl => {
             let rows = emb.to_vec2::<f32>().into_diagnostic()?;
@@ -109,10 +123,22 @@ fn read_lines(input: Option<&Path>) -> miette::Result<Vec<String>> {
                 .wrap_err_with(|| format!("cannot open {}", p.display()))?,
         )),
     };
+    let name = input.map_or("standard input".to_string(), |p| p.display().to_string());
+    let mut reader = reader;
     let mut lines = Vec::new();
-    for l in reader.lines() {
-        let l = l.into_diagnostic().wrap_err("cannot read the input")?;
-        lines.push(l.strip_suffix('\r').unwrap_or(&l).to_string());
+    let mut bytes = Vec::new();
+    while let Some(l) = crate::data::records::read_line(&mut reader, &mut bytes, lines.is_empty())
+        .into_diagnostic()
+        .wrap_err("cannot read the input")?
+    {
+        match l {
+            Ok(l) => lines.push(l),
+            Err(col) => miette::bail!(
+                help = "the input must be UTF-8 text, one sentence per line",
+                "{name}:{}: the line is not UTF-8 (byte {col})",
+                lines.len() + 1
+            ),
+        }
     }
     Ok(lines)
 }

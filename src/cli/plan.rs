@@ -33,6 +33,7 @@ pub fn run(args: &Args, opts: &Options) -> ExitCode {
     let run_opts = args.run.options(&args.file, opts);
     let opts = Options {
         run_dir: Some(run_opts.run_dir.clone()),
+        skip_bad_rows: run_opts.skip_bad_rows,
         ..opts.clone()
     };
     let (_, plan) = match super::check_and_plan(&args.file, &opts) {

@@ -69,6 +69,7 @@ pub fn run(args: &Args, opts: &Options) -> ExitCode {
     };
     let opts = Options {
         run_dir: Some(run_opts.run_dir.clone()),
+        skip_bad_rows: run_opts.skip_bad_rows,
         ..opts.clone()
     };
     let (pipeline, plan) = match super::check_and_plan(&args.file, &opts) {

@@ -54,16 +54,88 @@ pub fn resolve(spec: &str, search: &ModelSearch, base_dir: &Path) -> Result<Path
             msg: format!("not found locally (looked at: {tried}) and offline mode is on"),
         });
     }
-    download(spec, search.hf_cache.as_deref()).map_err(|msg| Error::ModelUnavailable {
+    download_watched(spec, search.hf_cache.as_deref()).map_err(|msg| Error::ModelUnavailable {
         spec: spec.to_string(),
         msg: format!("not found locally (looked at: {tried}); download failed: {msg}"),
     })
 }
 
+/// Seconds without a byte arriving after which a download is given up
+/// (`STPIPE_DOWNLOAD_STALL_SECS` overrides the 60 s).
+fn stall_limit() -> std::time::Duration {
+    let secs = std::env::var("STPIPE_DOWNLOAD_STALL_SECS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(60);
+    std::time::Duration::from_secs(secs.max(1))
+}
+
+/// Bytes under a directory (what a download has written so far).
+fn bytes_under(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => todo.push(e.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+/// [`download`] on a worker thread, watched: when nothing arrives for
+/// [`stall_limit`] (a proxy that accepts and never answers, a dead link),
+/// the download is given up with a message, instead of hanging for ever.
+fn download_watched(spec: &str, cache: Option<&Path>) -> std::result::Result<PathBuf, String> {
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+    let cache_root = cache
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| hf_hub::Cache::from_env().path().clone());
+    let repo_dir = cache_root.join(format!("models--{}", spec.replace('/', "--")));
+    let (tx, rx) = mpsc::channel();
+    let (s, c) = (spec.to_string(), cache.map(Path::to_path_buf));
+    std::thread::spawn(move || {
+        let _ = tx.send(download(&s, c.as_deref()));
+    });
+    let limit = stall_limit();
+    let (mut seen, mut since) = (bytes_under(&repo_dir), Instant::now());
+    loop {
+        match rx.recv_timeout(Duration::from_millis(500)) {
+            Ok(result) => return result,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err("the download stopped without a result".into())
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let now = bytes_under(&repo_dir);
+                if now != seen {
+                    (seen, since) = (now, Instant::now());
+                } else if since.elapsed() >= limit {
+                    return Err(format!(
+                        "no data arrived for {} s (is the network or a proxy down? set HF_HUB_OFFLINE=1 to work offline)",
+                        limit.as_secs()
+                    ));
+                }
+            }
+        }
+    }
+}
+
 fn download(spec: &str, cache: Option<&Path>) -> std::result::Result<PathBuf, String> {
-    let mut builder = hf_hub::api::sync::ApiBuilder::new().with_progress(true);
+    let mut builder = hf_hub::api::sync::ApiBuilder::new()
+        .with_progress(true)
+        .with_retries(3);
     if let Some(c) = cache {
         builder = builder.with_cache_dir(c.to_path_buf());
+    }
+    if let Ok(endpoint) = std::env::var("HF_ENDPOINT") {
+        builder = builder.with_endpoint(endpoint);
     }
     let api = builder.build().map_err(|e| e.to_string())?;
     let repo = api.model(spec.to_string());

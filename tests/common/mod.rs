@@ -22,6 +22,7 @@ pub fn options() -> Options {
             hf_cache: None,
         },
         run_dir: None,
+        skip_bad_rows: false,
     }
 }
 

@@ -289,6 +289,11 @@ impl Bert {
         })
     }
 
+    /// Rows of the token embedding matrix (the ids it can look up).
+    pub fn vocab_rows(&self) -> usize {
+        self.word.as_tensor().dims().first().copied().unwrap_or(0)
+    }
+
     /// Every trainable parameter, named as in the weights file.
     pub fn named_vars(&self) -> Vec<(String, Var)> {
         self.named.clone()

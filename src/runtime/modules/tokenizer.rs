@@ -22,6 +22,10 @@ pub struct TextTokenizer {
     pub max_len: usize,
     /// Lower-case inputs before tokenising (`do_lower_case`).
     pub lowercase_input: bool,
+    /// Rows of the model's token embeddings: an id at or beyond it (a
+    /// tokenizer larger than the model) is an error naming the token, not
+    /// an out-of-range gather deep in the encoder.
+    pub vocab_limit: Option<u32>,
 }
 
 impl std::fmt::Debug for TextTokenizer {
@@ -91,6 +95,7 @@ impl TextTokenizer {
             pad_id,
             max_len,
             lowercase_input: false,
+            vocab_limit: None,
         })
     }
 
@@ -148,6 +153,21 @@ impl TextTokenizer {
             .tok
             .encode_batch(inputs, true)
             .map_err(|e| tok_err(&self.path, e))?;
+        if let Some(limit) = self.vocab_limit {
+            for (e, text) in encs.iter().zip(texts) {
+                if let Some(k) = e.get_ids().iter().position(|&id| id >= limit) {
+                    let token = e.get_tokens().get(k).cloned().unwrap_or_default();
+                    return Err(tok_err(
+                        &self.path,
+                        format!(
+                            "token `{token}` (id {}) of the text `{}` is beyond the model's {limit} token embeddings: the tokenizer does not belong to these weights (compare its vocabulary with `vocab_size` in config.json)",
+                            e.get_ids()[k],
+                            cut_chars(text, 60)
+                        ),
+                    ));
+                }
+            }
+        }
         let b = encs.len();
         let s = encs
             .iter()

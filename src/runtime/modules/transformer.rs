@@ -160,6 +160,12 @@ impl Transformer {
             }
         }
         let pos_limit = config.position_limit();
+        if let Some(n) = declared_len.filter(|&n| n < 2) {
+            return Err(Error::Config {
+                path: dir.to_path_buf(),
+                msg: format!("the model declares max_seq_length {n}, which leaves no room for a token between [CLS] and [SEP] (at least 2)"),
+            });
+        }
         let max_len = max_seq_length
             .or(declared_len)
             .unwrap_or(pos_limit)
@@ -171,6 +177,7 @@ impl Transformer {
         let mut tokenizer =
             TextTokenizer::load(dir, max_len, lowercase_vocab, bert.config.pad_token_id)?;
         tokenizer.lowercase_input = do_lower_case;
+        tokenizer.vocab_limit = Some(bert.vocab_rows() as u32);
 
         let mut tokenizer_files = Vec::new();
         for name in TOKENIZER_FILES {

@@ -354,4 +354,42 @@ mod tests {
         let err = read(&dir, &Device::Cpu).unwrap_err().to_string();
         assert!(err.contains("optimizer.safetensors"), "{err}");
     }
+
+    #[test]
+    fn a_crash_between_the_renames_of_a_rewrite_keeps_the_old_copy() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
+        save(&root, &ckpt(5), 3).unwrap();
+        // Rewriting step 5 renames it to `.old` first; a crash before the
+        // new one is renamed into place leaves only the `.old` copy and a
+        // complete `.tmp`.
+        let plain = root.join(step_dir_name(5));
+        let old = root.join(format!("{}.old", step_dir_name(5)));
+        std::fs::rename(&plain, &old).unwrap();
+        std::fs::create_dir_all(root.join(format!("{}.tmp", step_dir_name(5)))).unwrap();
+        assert_eq!(latest(&root, &Device::Cpu).unwrap().unwrap().step, 5);
+        // The next save puts the only copy back under its name.
+        save(&root, &ckpt(10), 3).unwrap();
+        assert!(plain.is_dir() && !old.exists());
+        let steps: Vec<u64> = list(&root).unwrap().into_iter().map(|(s, _)| s).collect();
+        assert_eq!(steps, vec![5, 10]);
+    }
+
+    #[test]
+    fn a_damaged_newest_checkpoint_falls_back_to_the_one_before_and_says_so() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
+        save(&root, &ckpt(5), 3).unwrap();
+        let newest = save(&root, &ckpt(10), 3).unwrap();
+        // What the old rewrite left: the final name without its state.
+        std::fs::remove_file(newest.join("state.json")).unwrap();
+        let (c, notes) = latest_with_notes(&root, &Device::Cpu).unwrap();
+        assert_eq!(c.unwrap().step, 5);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].contains(&newest.display().to_string()) && notes[0].contains("falling back"),
+            "{notes:?}"
+        );
+        assert_eq!(latest_state(&root).unwrap().0, 5);
+    }
 }

@@ -66,19 +66,32 @@ impl RunLog {
     /// there, or all of its lines when it starts over (`start` 0). The log
     /// then holds every step once, however often the run was interrupted.
     pub fn forget_stage(&mut self, stage: &str, start: u64) -> Result<()> {
+        self.forget_where(|v| {
+            v.get("stage").and_then(|s| s.as_str()) == Some(stage)
+                && v.get("step")
+                    .and_then(|s| s.as_u64())
+                    .is_some_and(|k| start == 0 || k > start)
+        })
+    }
+
+    /// Drop the log lines of an evaluation about to be logged again (an
+    /// expectation's, after a crash before its result was recorded).
+    pub fn forget_evaluation(&mut self, stage: &str, evaluator: &str) -> Result<()> {
+        self.forget_where(|v| {
+            v.get("stage").and_then(|s| s.as_str()) == Some(stage)
+                && v.get("evaluator").and_then(|s| s.as_str()) == Some(evaluator)
+        })
+    }
+
+    /// Rewrite the log without the lines `drop` selects (atomically).
+    fn forget_where(&mut self, drop: impl Fn(&serde_json::Value) -> bool) -> Result<()> {
         let io = |source| RunError::io(&self.path, source);
         let text = std::fs::read_to_string(&self.path).map_err(io)?;
         let mut kept = String::with_capacity(text.len());
         let mut dropped = false;
         for line in text.lines() {
             let v: Option<serde_json::Value> = serde_json::from_str(line).ok();
-            let replayed = v.as_ref().is_some_and(|v| {
-                v.get("stage").and_then(|s| s.as_str()) == Some(stage)
-                    && v.get("step")
-                        .and_then(|s| s.as_u64())
-                        .is_some_and(|k| start == 0 || k > start)
-            });
-            if replayed {
+            if v.as_ref().is_some_and(&drop) {
                 dropped = true;
             } else {
                 kept.push_str(line);

@@ -202,7 +202,11 @@ fn resume(
         ..Progress::default()
     };
     let mut start = 0;
-    if let Some(c) = checkpoint::latest(&ckpt_dir, &candle_core::Device::Cpu)? {
+    let (latest, damaged) = checkpoint::latest_with_notes(&ckpt_dir, &candle_core::Device::Cpu)?;
+    for note in damaged {
+        log.note(&format!("stage `{}`: {note}", stage.name));
+    }
+    if let Some(c) = latest {
         match serde_json::from_value::<Progress>(c.state.clone()) {
             Ok(p) if p.fingerprint == env.fingerprint => {
                 opt.restore(&c.weights, &c.moments, c.step)?;
