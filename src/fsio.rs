@@ -108,6 +108,47 @@ pub fn rename(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::rename(from, to)
 }
 
+/// Swap `a` and `b` (both must exist) in one atomic step, so that `b`'s
+/// name never stops naming a complete directory. `Ok(false)` where the
+/// system or the file system cannot (the caller then renames twice).
+pub fn exchange(a: &Path, b: &Path) -> std::io::Result<bool> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let c = |p: &Path| {
+            std::ffi::CString::new(p.as_os_str().as_bytes())
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+        };
+        let (ca, cb) = (c(a)?, c(b)?);
+        if hit() {
+            die("exchange", b);
+        }
+        // SAFETY: two valid NUL-terminated paths; renameat2 reads them only.
+        let r = unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                ca.as_ptr(),
+                libc::AT_FDCWD,
+                cb.as_ptr(),
+                libc::RENAME_EXCHANGE,
+            )
+        };
+        if r == 0 {
+            return Ok(true);
+        }
+        let e = std::io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP | libc::EXDEV) => Ok(false),
+            _ => Err(e),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (a, b);
+        Ok(false)
+    }
+}
+
 /// Remove a directory tree; an absent one is fine.
 pub fn remove_dir_all(path: &Path) -> std::io::Result<()> {
     if !path.exists() {

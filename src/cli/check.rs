@@ -14,6 +14,10 @@ pub struct Args {
     /// Output format of diagnostics.
     #[arg(long, value_enum, default_value = "human")]
     pub format: DiagFormat,
+    /// The run directory the run will use (saves may not write into it)
+    /// [default: runs/<pipeline name>, as `stpipe run`].
+    #[arg(long, value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
 }
 
 pub fn run(args: &Args, opts: &Options) -> ExitCode {
@@ -28,7 +32,11 @@ pub fn run(args: &Args, opts: &Options) -> ExitCode {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "pipeline".into());
         let opts = Options {
-            run_dir: Some(PathBuf::from("runs").join(stem)),
+            run_dir: Some(
+                args.run_dir
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from("runs").join(stem)),
+            ),
             ..opts.clone()
         };
         match check_file(f, &opts) {

@@ -20,8 +20,12 @@ pub struct Record {
     pub last_line: usize,
     pub fields: Vec<String>,
     /// The line is not UTF-8: where its first bad byte is (1-based
-    /// column, in bytes); `fields` is empty.
+    /// column, in bytes); `fields` is empty. A bad line inside a quoted
+    /// field ends the record: it is then `last_line`.
     pub not_utf8: Option<usize>,
+    /// A quote opened on `line` is never closed: the last field runs to
+    /// the end of the file.
+    pub unterminated: bool,
 }
 
 /// One line of `input` as UTF-8, without its line end: `Ok(None)` at the
@@ -121,6 +125,7 @@ impl<R: BufRead> Records<R> {
                     last_line: self.line,
                     fields: Vec::new(),
                     not_utf8: Some(col),
+                    unterminated: false,
                 }));
             }
             if !self.buf.is_empty() {
@@ -132,6 +137,7 @@ impl<R: BufRead> Records<R> {
         let mut field = String::new();
         let mut in_quotes = false;
         let mut at_field_start = true;
+        let mut unterminated = false;
         loop {
             let line = std::mem::take(&mut self.buf);
             let mut chars = line.chars().peekable();
@@ -165,10 +171,20 @@ impl<R: BufRead> Records<R> {
             // A quoted field continues on the next line.
             field.push('\n');
             if !self.next_line()? {
-                // Unterminated quote at the end of the file: keep what
-                // there is rather than lose the record.
+                // Unterminated quote at the end of the file: the fields
+                // are returned, flagged, for the reader to report.
                 field.pop();
+                unterminated = true;
                 break;
+            }
+            if let Some(col) = self.bad {
+                return Ok(Some(Record {
+                    line: start,
+                    last_line: self.line,
+                    fields: Vec::new(),
+                    not_utf8: Some(col),
+                    unterminated: false,
+                }));
             }
         }
         fields.push(field);
@@ -180,6 +196,7 @@ impl<R: BufRead> Records<R> {
             last_line: self.line,
             fields,
             not_utf8: None,
+            unterminated,
         }))
     }
 }
@@ -245,10 +262,21 @@ mod tests {
     }
 
     #[test]
-    fn unterminated_quote_keeps_the_record() {
+    fn unterminated_quote_is_flagged_with_its_lines() {
         let r = all("a,\"b\nc", ',', true);
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].fields, vec!["a", "b\nc"]);
         assert_eq!((r[0].line, r[0].last_line), (1, 2));
+        assert!(r[0].unterminated);
+        assert!(!all("a,\"b\nc\"\n", ',', true)[0].unterminated);
+    }
+
+    #[test]
+    fn a_bad_line_inside_a_quoted_field_ends_the_record_there() {
+        let input = b"a,\"b\nc\xff\nd\"\ne,f\n".to_vec();
+        let r: Vec<Record> = Records::new(&input[..], ',', true)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!((r[0].line, r[0].last_line, r[0].not_utf8), (1, 2, Some(2)));
     }
 }

@@ -188,3 +188,89 @@ pub const SENTENCES: &[&str] = &[
     "the small blue tree was with a cat and a dog and a house!",
     "cats",
 ];
+
+/// `rows` scored sentence pairs over [`WORDS`]-like words, deterministic
+/// in `seed` (TSV: sentence1, sentence2, score in [0, 1]).
+pub fn scored_pairs(rows: usize, seed: usize) -> String {
+    const W: &[&str] = &[
+        "the", "a", "cat", "dog", "sat", "on", "mat", "runs", "red", "big",
+    ];
+    (0..rows)
+        .map(|i| {
+            let s = |k: usize| {
+                (0..2 + (i + k + seed) % 3)
+                    .map(|j| W[(i * 3 + j * 7 + k + seed) % W.len()])
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            format!("{}\t{}\t{:.2}\n", s(0), s(1), ((i + seed) % 5) as f64 / 4.0)
+        })
+        .collect()
+}
+
+/// A temporary directory with the tiny model in `tiny/` and `rows` scored
+/// pairs in `data/pairs.tsv` (data in its own directory: a save may not
+/// lie in a data directory).
+pub fn tiny_workspace(rows: usize) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    write_tiny_bert(&tmp.path().join("tiny"), 5);
+    std::fs::create_dir_all(tmp.path().join("data")).unwrap();
+    std::fs::write(tmp.path().join("data/pairs.tsv"), scored_pairs(rows, 0)).unwrap();
+    tmp
+}
+
+/// A training pipeline over the tiny model and `data/pairs.tsv`, saving
+/// to `out`; `train` goes into the train block.
+pub fn tiny_pipeline(out: &str, train: &str) -> String {
+    format!(
+        "model m = Transformer(\"tiny\") -> Pooling(mean) -> Dense(8, tanh)\n\
+         data pairs = tsv(\"data/pairs.tsv\", header: false, quoting: none) \
+         {{ sentence1: col(0), sentence2: col(1), score: col(2) }}\n\
+         objective sim = CosineSimilarityLoss(m) on pairs (batch_size: 8, shuffle: true)\n\
+         train m {{\n optimizer: AdamW(lr: 1e-3)\n objectives: [sim]\n {train}\n}}\n\
+         save m to \"{out}\"\n"
+    )
+}
+
+/// The bytes of a saved tiny model's weight files.
+pub fn saved_weights(out: &Path) -> Vec<Vec<u8>> {
+    ["model.safetensors", "2_Dense/model.safetensors"]
+        .iter()
+        .map(|f| std::fs::read(out.join(f)).unwrap_or_else(|e| panic!("{}: {e}", out.display())))
+        .collect()
+}
+
+/// `stpipe run FILE --run-dir RUN --quiet` in FILE's directory's terms.
+pub fn stpipe_run(file: &Path, run_dir: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_stpipe"));
+    c.arg("run")
+        .arg(file)
+        .arg("--run-dir")
+        .arg(run_dir)
+        .arg("--quiet")
+        .env_remove("STPIPE_FAILPOINT")
+        .stdin(std::process::Stdio::null());
+    c
+}
+
+/// Every file under `dir` with its bytes (a snapshot to compare).
+pub fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                let bytes = std::fs::read(&p).unwrap_or_default();
+                out.push((p, bytes));
+            }
+        }
+    }
+    out.sort();
+    out
+}

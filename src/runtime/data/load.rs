@@ -104,15 +104,16 @@ fn check_labels(source: &DataSource, ds: &mut Dataset, skip: bool) -> Result<(),
     }
     let column = ds.label_column.clone().unwrap_or_else(|| "label".into());
     let problem = |e: &Example| -> Option<String> {
-        let v = match e.label? {
-            Label::Score(s) => s as f64,
-            Label::Class(k) => k as f64,
+        // Compared as f64, shown as read (`1.7`, not its f64 widening).
+        let (v, shown) = match e.label? {
+            Label::Score(s) => (s as f64, s.to_string()),
+            Label::Class(k) => (k as f64, k.to_string()),
         };
         source.label_checks.iter().find_map(|c| {
             if let Some((lo, hi)) = c.range {
                 if !(lo..=hi).contains(&v) {
                     return Some(format!(
-                        "`{column}` is {v}, outside [{lo}, {hi}], the range {} needs",
+                        "`{column}` is {shown}, outside [{lo}, {hi}], the range {} needs",
                         c.by
                     ));
                 }
@@ -120,7 +121,7 @@ fn check_labels(source: &DataSource, ds: &mut Dataset, skip: bool) -> Result<(),
             if let Some(n) = c.classes {
                 if v.fract() != 0.0 || v < 0.0 || v >= n as f64 {
                     return Some(format!(
-                        "`{column}` is {v}, not a class 0..{} of {}",
+                        "`{column}` is {shown}, not a class 0..{} of {}",
                         n - 1,
                         c.by
                     ));
@@ -135,16 +136,19 @@ fn check_labels(source: &DataSource, ds: &mut Dataset, skip: bool) -> Result<(),
             None => kept.push(e),
             Some(_) if skip => ds.skipped += 1,
             Some(message) => {
-                let place = match &source.kind {
-                    DataKind::File { written, .. } if e.line > 0 => {
-                        format!("{written}:{}", e.line)
-                    }
-                    _ => format!("row {}", row + 1),
-                };
-                return Err(DataError::Source {
-                    name: source.name.clone(),
-                    message: format!("{place}: {message}"),
-                    help: "fix the data (e.g. scale scores with `score: col(4) / 5.0`), or let the source skip bad rows (`skip_bad_rows: true`)".to_string(),
+                let help = "fix the data (e.g. scale scores with `score: col(4) / 5.0`), or let the source skip bad rows (`skip_bad_rows: true`)".to_string();
+                return Err(match &source.kind {
+                    DataKind::File { path, .. } if e.line > 0 => DataError::BadRow {
+                        path: path.clone(),
+                        line: e.line,
+                        message,
+                        help,
+                    },
+                    _ => DataError::Source {
+                        name: source.name.clone(),
+                        message: format!("row {}: {message}", row + 1),
+                        help,
+                    },
                 });
             }
         }
@@ -238,11 +242,26 @@ fn read_file(
                 if let Some(col) = rec.not_utf8 {
                     bad_row(
                         path,
-                        rec.line,
+                        rec.last_line,
                         format!("the line is not UTF-8 (byte {col})"),
                         opts,
                         &mut ds,
                     )?;
+                    ds.skipped += rec.last_line - rec.line;
+                    continue;
+                }
+                if rec.unterminated {
+                    bad_row(
+                        path,
+                        rec.line,
+                        format!(
+                            "the quote opened on this line is never closed: it runs over lines {} to {} (the end of the file)",
+                            rec.line, rec.last_line
+                        ),
+                        opts,
+                        &mut ds,
+                    )?;
+                    ds.skipped += rec.last_line - rec.line;
                     continue;
                 }
                 let before = ds.skipped;

@@ -2,11 +2,13 @@
 //! where it is safe.
 //!
 //! A save writes the whole model into a hidden directory next to the
-//! target, syncs it, and renames it into place; a model stpipe saved
-//! before at the target is renamed away first and removed last, so a crash
-//! at any moment leaves either the old model or the new one under the
-//! target's name (or, between the two renames, the old one under its
-//! hidden name, which the next save puts back). Leftovers of interrupted
+//! target, syncs it, and renames it into place. A model stpipe saved
+//! before at the target is swapped with the new one in one atomic step
+//! (`renameat2(RENAME_EXCHANGE)` on Linux) and removed last, so a crash at
+//! any moment leaves either the old model or the new one under the
+//! target's name. Where the swap is not available, the old model is
+//! renamed away first: a crash between the two renames leaves it under its
+//! hidden name, which the next save puts back. Leftovers of interrupted
 //! saves are removed by the next save of the same target. Every change
 //! goes through [`crate::fsio`].
 //!
@@ -165,11 +167,18 @@ pub fn save_dir_with(
     fsio::sync_dir(&tmp);
     match kind {
         Target::StpipeModel => {
-            let old = parent.join(format!(".{name}.stpipe-old-{stamp}"));
-            fsio::rename(target, &old).map_err(io(target))?;
-            fsio::rename(&tmp, target).map_err(io(target))?;
-            fsio::sync_dir(&parent);
-            fsio::remove_dir_all(&old).map_err(io(&old))?;
+            if fsio::exchange(&tmp, target).map_err(io(target))? {
+                // `tmp` now holds the old model (a crash before its removal
+                // leaves a `stpipe-tmp` the next save removes).
+                fsio::sync_dir(&parent);
+                fsio::remove_dir_all(&tmp).map_err(io(&tmp))?;
+            } else {
+                let old = parent.join(format!(".{name}.stpipe-old-{stamp}"));
+                fsio::rename(target, &old).map_err(io(target))?;
+                fsio::rename(&tmp, target).map_err(io(target))?;
+                fsio::sync_dir(&parent);
+                fsio::remove_dir_all(&old).map_err(io(&old))?;
+            }
         }
         Target::Empty => {
             // rename(2) replaces an empty directory.
