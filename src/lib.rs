@@ -16,6 +16,7 @@
 //! diagnostics and, for a valid file, a typed [`check::Pipeline`]; then
 //! [`plan::Plan::build`] gives the fingerprinted step graph.
 
+pub mod alloc_guard;
 pub mod check;
 pub mod cli;
 pub mod data;

@@ -182,6 +182,28 @@ fn item_6_memory_blow_ups_are_diagnostics() {
         .collect();
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0], rows[1]);
+
+    // An allocation that fails (here under `ulimit -v`, a batch of 40,000
+    // texts needs 2.6 GB for one attention map) ends with a message.
+    let sixty: String = head.chars().take(300).collect();
+    let many: String = (0..40_000).map(|i| format!("{sixty} {i}\n")).collect();
+    std::fs::write(&input, many).unwrap();
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -v 1500000 && exec '{BIN}' encode --model '{}' --batch-size 40000 '{}'",
+            dir.join("tiny").display(),
+            input.display()
+        ))
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("out of memory: an allocation of") && t.contains("lower batch_size"),
+        "{t}"
+    );
 }
 
 /// The tiny model with one weight replaced by NaNs.

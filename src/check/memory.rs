@@ -13,12 +13,51 @@ use crate::runtime::modules::transformer::{inspect, TransformerInfo};
 
 const GIB: f64 = (1u64 << 30) as f64;
 
-/// The memory available to the process, from `/proc/meminfo`.
+/// The memory available to the process: the machine's (`MemAvailable`),
+/// within the cgroup's limit (containers) and the address-space limit
+/// (`ulimit -v`) when they are lower.
 fn available_bytes() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let field = |text: &str, key: &str| -> Option<u64> {
+        let line = text.lines().find(|l| l.starts_with(key))?;
+        Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+    };
+    let mut available = field(&meminfo, "MemAvailable:")?;
+    let read_u64 =
+        |p: &str| -> Option<u64> { std::fs::read_to_string(p).ok()?.trim().parse().ok() };
+    if let (Some(max), Some(current)) = (
+        read_u64("/sys/fs/cgroup/memory.max"),
+        read_u64("/sys/fs/cgroup/memory.current"),
+    ) {
+        available = available.min(max.saturating_sub(current));
+    }
+    if let Some(limit) = address_space_limit() {
+        let used = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|t| field(&t, "VmSize:"))
+            .unwrap_or(0);
+        available = available.min(limit.saturating_sub(used));
+    }
+    Some(available)
+}
+
+/// The soft `RLIMIT_AS` (`ulimit -v`), when one is set.
+fn address_space_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        let mut r = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes into the struct it is given.
+        let ok = unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut r) } == 0;
+        // rlim_t is u64 on 64-bit Linux, narrower elsewhere.
+        #[allow(clippy::unnecessary_cast)]
+        let cur = r.rlim_cur as u64;
+        (ok && r.rlim_cur != libc::RLIM_INFINITY).then_some(cur)
+    }
+    #[cfg(not(unix))]
+    None
 }
 
 /// A model's trainable parameters and its Transformer's shape, when its
@@ -101,7 +140,7 @@ impl Checker<'_> {
                     .values()
                     .get("max_seq_length")
                     .and_then(|v| v.as_i64())
-                    .map_or(i.max_positions, |n| n as usize) as u64;
+                    .map_or(i.max_seq_length, |n| n as usize) as u64;
                 for o in st.objectives.iter().filter_map(|o| self.out.objective(o)) {
                     let texts = self
                         .out

@@ -78,10 +78,63 @@ pub struct TransformerInfo {
     pub hidden_size: usize,
     /// The longest input the position embeddings allow.
     pub max_positions: usize,
+    /// The length inputs are truncated to unless the pipeline says
+    /// otherwise (what the directory declares, within the positions).
+    pub max_seq_length: usize,
     pub num_layers: usize,
     pub num_heads: usize,
     /// Trainable parameters (embeddings and layers).
     pub params: u64,
+}
+
+/// What a model directory declares besides its config.json.
+struct Settings {
+    /// `max_seq_length` (sentence-transformers' config), else the
+    /// tokenizer's `model_max_length`.
+    declared_len: Option<usize>,
+    /// Lower-case inputs (sentence-transformers' `do_lower_case`).
+    do_lower_case: bool,
+    /// The vocabulary is lower-case (the tokenizer config's `do_lower_case`).
+    lowercase_vocab: bool,
+}
+
+fn settings(dir: &Path) -> Result<Settings> {
+    let mut out = Settings {
+        declared_len: None,
+        do_lower_case: false,
+        lowercase_vocab: true,
+    };
+    // sentence-transformers' own settings.
+    if let Some(p) = ST_CONFIG_FILES
+        .iter()
+        .map(|n| dir.join(n))
+        .find(|p| p.is_file())
+    {
+        let v: Value = crate::runtime::error::read_json(&p)?;
+        out.declared_len = v
+            .get("max_seq_length")
+            .and_then(Value::as_u64)
+            .map(|x| x as usize);
+        out.do_lower_case = v
+            .get("do_lower_case")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+    }
+    let tcfg_path = dir.join("tokenizer_config.json");
+    if tcfg_path.is_file() {
+        let v: Value = crate::runtime::error::read_json(&tcfg_path)?;
+        if out.declared_len.is_none() {
+            out.declared_len = v
+                .get("model_max_length")
+                .and_then(Value::as_f64)
+                .filter(|x| *x > 0.0 && *x < 1e6)
+                .map(|x| x as usize);
+        }
+        if let Some(b) = v.get("do_lower_case").and_then(Value::as_bool) {
+            out.lowercase_vocab = b;
+        }
+    }
+    Ok(out)
 }
 
 /// Read and validate the config.json of a Transformer directory.
@@ -99,6 +152,10 @@ pub fn inspect(dir: &Path) -> Result<TransformerInfo> {
         model_type: config.model_type.clone(),
         hidden_size: config.hidden_size,
         max_positions: config.position_limit(),
+        max_seq_length: settings(dir)?
+            .declared_len
+            .unwrap_or(config.position_limit())
+            .clamp(2, config.position_limit().max(2)),
         num_layers: config.num_hidden_layers,
         num_heads: config.num_attention_heads,
         params: embeddings + config.num_hidden_layers as u64 * layer,
@@ -126,39 +183,11 @@ impl Transformer {
         let cpath = dir.join("config.json");
         let (config, config_raw) = read_config(&cpath)?;
 
-        // sentence-transformers' own settings.
-        let mut declared_len: Option<usize> = None;
-        let mut do_lower_case = false;
-        if let Some(p) = ST_CONFIG_FILES
-            .iter()
-            .map(|n| dir.join(n))
-            .find(|p| p.is_file())
-        {
-            let v: Value = crate::runtime::error::read_json(&p)?;
-            declared_len = v
-                .get("max_seq_length")
-                .and_then(Value::as_u64)
-                .map(|x| x as usize);
-            do_lower_case = v
-                .get("do_lower_case")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
-        }
-        let tcfg_path = dir.join("tokenizer_config.json");
-        let mut lowercase_vocab = true;
-        if tcfg_path.is_file() {
-            let v: Value = crate::runtime::error::read_json(&tcfg_path)?;
-            if declared_len.is_none() {
-                declared_len = v
-                    .get("model_max_length")
-                    .and_then(Value::as_f64)
-                    .filter(|x| *x > 0.0 && *x < 1e6)
-                    .map(|x| x as usize);
-            }
-            if let Some(b) = v.get("do_lower_case").and_then(Value::as_bool) {
-                lowercase_vocab = b;
-            }
-        }
+        let Settings {
+            declared_len,
+            do_lower_case,
+            lowercase_vocab,
+        } = settings(dir)?;
         let pos_limit = config.position_limit();
         if let Some(n) = declared_len.filter(|&n| n < 2) {
             return Err(Error::Config {
