@@ -16,19 +16,7 @@ use common::{saved_weights, stpipe_run, tiny_pipeline, tiny_workspace, tree};
 
 const BIN: &str = env!("CARGO_BIN_EXE_stpipe");
 
-/// Both outputs, with the graphical report's wrapping undone (one space
-/// for every run of whitespace and frame characters).
-fn text(o: &Output) -> String {
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    all.replace('│', " ")
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+use common::output_text as text;
 
 /// Names an interrupted write leaves behind.
 fn leftovers(dir: &Path) -> Vec<PathBuf> {

@@ -17,17 +17,7 @@ use stpipe::runtime::SentenceEncoder;
 
 const BIN: &str = env!("CARGO_BIN_EXE_stpipe");
 
-fn text(o: &Output) -> String {
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    all.replace('│', " ")
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+use common::output_text as text;
 
 /// The codes of a checked pipeline's errors (the pipeline's files are
 /// under `dir`).

@@ -274,3 +274,18 @@ pub fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     out.sort();
     out
 }
+
+/// A command's stdout and stderr together, with the graphical report's
+/// wrapping undone (one space for every run of whitespace and frame
+/// characters), for searching messages.
+pub fn output_text(o: &std::process::Output) -> String {
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    all.replace('│', " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}

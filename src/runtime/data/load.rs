@@ -386,16 +386,7 @@ fn text_values(
             ));
         }
     }
-    Ok(row
-        .into_iter()
-        .map(|(k, v)| {
-            let v = match v {
-                serde_json::Value::String(s) => s,
-                other => other.to_string(),
-            };
-            (k, v)
-        })
-        .unzip())
+    Ok(crate::data::json::OrderedObject(row).into_fields())
 }
 
 /// One example from a row; on failure the column at fault and why.

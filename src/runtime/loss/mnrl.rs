@@ -105,12 +105,6 @@ mod tests {
     use super::*;
     use crate::runtime::loss::testutil::*;
 
-    fn value(loss: &dyn Loss, cols: &[Vec<Vec<f64>>]) -> Result<f64> {
-        Ok(scalar(&loss.forward(&LossInputs::new(
-            cols.iter().map(|c| t2(c)).collect(),
-        ))?))
-    }
-
     #[test]
     fn hand_computed_values() -> Result<()> {
         // Anchors (1,0), (0,1); positives (1,0), (1,1); scale 1, cosine.
@@ -123,11 +117,11 @@ mod tests {
         let row0 = (1f64.exp() + (1.0 / r).exp()).ln() - 1.0;
         let row1 = (1.0 + (1.0 / r).exp()).ln() - 1.0 / r;
         let mnrl = MultipleNegativesRankingLoss::new(1.0, Similarity::Cosine)?;
-        let got = value(&mnrl, &[a.clone(), p.clone()])?;
+        let got = columns_value(&mnrl, &[a.clone(), p.clone()])?;
         assert!((got - (row0 + row1) / 2.0).abs() < 1e-12, "{got}");
         // Negative Euclidean distances: [[0, -1], [-sqrt 2, -1]].
         let euc = MultipleNegativesRankingLoss::new(1.0, Similarity::Euclidean)?;
-        let got = value(&euc, &[a, p])?;
+        let got = columns_value(&euc, &[a, p])?;
         let e0 = (1.0 + (-1f64).exp()).ln();
         let e1 = ((-r).exp() + (-1f64).exp()).ln() + 1.0;
         assert!((got - (e0 + e1) / 2.0).abs() < 1e-12, "{got}");
@@ -142,17 +136,23 @@ mod tests {
         let euc = MultipleNegativesRankingLoss::new(20.0, Similarity::Euclidean)?;
         let man = MultipleNegativesRankingLoss::new(1.0, Similarity::Manhattan)?;
         let cases: [(f64, f64); 5] = [
-            (value(&mnrl, &[u.clone(), v.clone()])?, 25.11802235861719),
             (
-                value(&mnrl, &[u.clone(), v.clone(), w.clone()])?,
+                columns_value(&mnrl, &[u.clone(), v.clone()])?,
+                25.11802235861719,
+            ),
+            (
+                columns_value(&mnrl, &[u.clone(), v.clone(), w.clone()])?,
                 25.56225891495356,
             ),
             (
-                value(&dot, &[u.clone(), v.clone(), w.clone(), x])?,
+                columns_value(&dot, &[u.clone(), v.clone(), w.clone(), x])?,
                 4.49321865238892,
             ),
-            (value(&euc, &[u.clone(), v.clone()])?, 39.31313515112198),
-            (value(&man, &[u, v, w])?, 4.632401488247214),
+            (
+                columns_value(&euc, &[u.clone(), v.clone()])?,
+                39.31313515112198,
+            ),
+            (columns_value(&man, &[u, v, w])?, 4.632401488247214),
         ];
         for (got, want) in cases {
             assert!((got - want).abs() < 1e-10, "{got} vs {want}");

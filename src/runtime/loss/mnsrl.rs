@@ -78,12 +78,6 @@ mod tests {
     use super::*;
     use crate::runtime::loss::testutil::*;
 
-    fn value(loss: &dyn Loss, cols: &[Vec<Vec<f64>>]) -> Result<f64> {
-        Ok(scalar(&loss.forward(&LossInputs::new(
-            cols.iter().map(|c| t2(c)).collect(),
-        ))?))
-    }
-
     #[test]
     fn hand_computed_value() -> Result<()> {
         // Anchors (1,0), (0,1); positives (1,0), (1,1); scale 1, cosine.
@@ -94,7 +88,7 @@ mod tests {
         let row1 = (1.0 + (1.0 / r).exp()).ln() - 1.0 / r;
         let back = ((1f64.exp() + 1.0).ln() - 1.0 + 2f64.ln()) / 2.0;
         let sym = MultipleNegativesSymmetricRankingLoss::new(1.0, Similarity::Cosine)?;
-        let got = value(
+        let got = columns_value(
             &sym,
             &[
                 vec![vec![1.0, 0.0], vec![0.0, 1.0]],
@@ -113,8 +107,11 @@ mod tests {
         let (u, v, w) = (gen(0, 5, 4), gen(1, 5, 4), gen(2, 5, 4));
         let sym = MultipleNegativesSymmetricRankingLoss::default();
         let cases: [(f64, f64); 2] = [
-            (value(&sym, &[u.clone(), v.clone()])?, 25.077492384553633),
-            (value(&sym, &[u, v, w])?, 25.299610662721822),
+            (
+                columns_value(&sym, &[u.clone(), v.clone()])?,
+                25.077492384553633,
+            ),
+            (columns_value(&sym, &[u, v, w])?, 25.299610662721822),
         ];
         for (got, want) in cases {
             assert!((got - want).abs() < 1e-10, "{got} vs {want}");

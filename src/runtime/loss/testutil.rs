@@ -102,3 +102,10 @@ pub fn batch_grads(loss: &dyn super::Loss) -> Result<()> {
         loss.forward(&batch_inputs(t[0].clone())?)
     })
 }
+
+/// The loss over embedding columns given as rows of numbers.
+pub fn columns_value(loss: &dyn super::Loss, cols: &[Vec<Vec<f64>>]) -> Result<f64> {
+    Ok(scalar(&loss.forward(&super::LossInputs::new(
+        cols.iter().map(|c| t2(c)).collect(),
+    ))?))
+}

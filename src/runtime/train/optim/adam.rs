@@ -2,7 +2,7 @@
 //! an L2 term added to the gradient (`g + weight_decay * p`), not decoupled
 //! as in AdamW.
 
-use super::adamw::{adam_step, betas, AdamWConfig, BETAS, EPS};
+use super::adamw::{adam_step, betas, AdamWConfig, BETAS, EPS, LR};
 use super::{Moments, OptimizerEntry, UpdateRule};
 use crate::registry::{opt, ArgError, ArgType::*, Args, Component, Family};
 
@@ -12,7 +12,7 @@ pub const ENTRY: OptimizerEntry = OptimizerEntry {
         family: Family::Optimizer,
         doc: "Adam with L2 weight decay added to the gradient (not applied to biases and LayerNorm weights).",
         args: &[
-            opt("lr", Float, "2e-5", "learning rate").above(0.0),
+            LR,
             opt("weight_decay", Float, "0.0", "L2 penalty").at_least(0.0),
             BETAS,
             EPS,

@@ -12,6 +12,9 @@ pub(super) const BETAS: crate::registry::ArgSpec = opt(
     "[0.9, 0.999]",
     "moment decay rates, each in [0, 1)",
 );
+/// The learning rate of the Adam family (sentence-transformers' default).
+pub(super) const LR: crate::registry::ArgSpec =
+    opt("lr", Float, "2e-5", "learning rate").above(0.0);
 pub(super) const EPS: crate::registry::ArgSpec =
     opt("eps", Float, "1e-8", "numerical stabiliser").above(0.0);
 
@@ -21,7 +24,7 @@ pub const ENTRY: OptimizerEntry = OptimizerEntry {
         family: Family::Optimizer,
         doc: "Adam with decoupled weight decay (not applied to biases and LayerNorm weights), as in sentence-transformers.",
         args: &[
-            opt("lr", Float, "2e-5", "learning rate").above(0.0),
+            LR,
             opt("weight_decay", Float, "0.01", "decoupled weight decay").at_least(0.0),
             BETAS,
             EPS,
