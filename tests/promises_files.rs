@@ -192,6 +192,7 @@ fn item_1_a_save_never_destroys_what_is_at_its_path() {
         assert!(left.is_empty(), "failpoint {n}: leftovers {left:?}");
         assert!(n < 1000);
     }
+    eprintln!("replacing a saved model: {crashes} crash points, the target always whole");
     assert!(crashes > 5, "only {crashes} crash points");
 }
 
