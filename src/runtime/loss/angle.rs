@@ -151,9 +151,7 @@ mod tests {
                 22.141420815117662,
             ),
         ];
-        for (got, want) in cases {
-            assert!((got - want).abs() < 1e-10, "{got} vs {want}");
-        }
+        assert_reference(&cases);
         Ok(())
     }
 

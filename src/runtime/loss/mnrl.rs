@@ -154,9 +154,7 @@ mod tests {
             ),
             (columns_value(&man, &[u, v, w])?, 4.632401488247214),
         ];
-        for (got, want) in cases {
-            assert!((got - want).abs() < 1e-10, "{got} vs {want}");
-        }
+        assert_reference(&cases);
         Ok(())
     }
 

@@ -113,9 +113,7 @@ mod tests {
             ),
             (columns_value(&sym, &[u, v, w])?, 25.299610662721822),
         ];
-        for (got, want) in cases {
-            assert!((got - want).abs() < 1e-10, "{got} vs {want}");
-        }
+        assert_reference(&cases);
         Ok(())
     }
 

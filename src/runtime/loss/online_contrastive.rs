@@ -146,9 +146,7 @@ mod tests {
                 8.831261754151061,
             ),
         ];
-        for (got, want) in cases {
-            assert!((got - want).abs() < 1e-10, "{got} vs {want}");
-        }
+        assert_reference(&cases);
         Ok(())
     }
 

@@ -109,3 +109,11 @@ pub fn columns_value(loss: &dyn super::Loss, cols: &[Vec<Vec<f64>>]) -> Result<f
         cols.iter().map(|c| t2(c)).collect(),
     ))?))
 }
+
+/// Every computed value equals the reference figure (sentence-transformers'
+/// own, printed by the reference scripts in `scripts/`) to 1e-10.
+pub fn assert_reference(cases: &[(f64, f64)]) {
+    for (got, want) in cases {
+        assert!((got - want).abs() < 1e-10, "{got} vs {want}");
+    }
+}

@@ -43,21 +43,34 @@ pub trait UpdateRule: Send + Sync {
     /// How many state buffers a parameter needs (see [`Moments`]).
     fn slots(&self) -> usize;
 
-    /// One update of `param` in place, from its (accumulated) gradient:
-    /// `grad_scale` multiplies the gradient first (clipping), `decay` says
-    /// whether this parameter gets weight decay, `step` is the 1-based
-    /// count of optimizer steps taken, this one included.
-    #[allow(clippy::too_many_arguments)]
-    fn update(
-        &self,
-        param: &mut [f32],
-        grad: &[f32],
-        state: &mut Moments,
-        lr: f64,
-        decay: bool,
-        grad_scale: f32,
-        step: u64,
-    );
+    /// One update of `param` in place, from its (accumulated) gradient
+    /// and its state, at the step `at` describes.
+    fn update(&self, param: &mut [f32], grad: &[f32], state: &mut Moments, at: &StepAt);
+}
+
+/// Where an update happens: what the optimizer loop knows of this step and
+/// this parameter.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepAt {
+    /// The learning rate of this step (the schedule's).
+    pub lr: f64,
+    /// Whether this parameter gets weight decay.
+    pub decay: bool,
+    /// What multiplies the gradient first (clipping).
+    pub grad_scale: f32,
+    /// The 1-based count of optimizer steps taken, this one included.
+    pub step: u64,
+}
+
+/// A [`StepAt`] from its four fields, in order (for the rules' tests).
+#[cfg(test)]
+pub(crate) fn at(lr: f64, decay: bool, grad_scale: f32, step: u64) -> StepAt {
+    StepAt {
+        lr,
+        decay,
+        grad_scale,
+        step,
+    }
 }
 
 /// A registered optimizer: its description and its constructor.
@@ -176,15 +189,13 @@ impl Optimizer {
             let t = p.var.as_tensor();
             p.value.clear();
             p.value.extend(t.flatten_all()?.to_vec1::<f32>()?);
-            self.rule.update(
-                &mut p.value,
-                &p.grad,
-                &mut p.moments,
+            let at = StepAt {
                 lr,
-                p.decay,
-                scale,
-                self.steps,
-            );
+                decay: p.decay,
+                grad_scale: scale,
+                step: self.steps,
+            };
+            self.rule.update(&mut p.value, &p.grad, &mut p.moments, &at);
             let updated = Tensor::from_slice(&p.value, t.shape(), t.device())?;
             p.var.set(&updated)?;
             p.grad.iter_mut().for_each(|g| *g = 0.0);
