@@ -294,16 +294,24 @@ fn signal(child: &std::process::Child, sig: &str) {
     assert!(ok.success());
 }
 
-#[test]
-fn item_3_two_runs_never_share_a_run_directory() {
+/// A long run started in a fresh workspace and past its first training
+/// step: the workspace, the pipeline, the run directory and the process
+/// (its stderr piped, its stdout discarded).
+fn training_run() -> (tempfile::TempDir, PathBuf, PathBuf, std::process::Child) {
     let (ws, file) = long_workspace();
     let run_dir = ws.path().join("run");
-    let mut first = stpipe_run(&file, &run_dir)
+    let mut child = stpipe_run(&file, &run_dir)
+        .stderr(Stdio::piped())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_for_training(&run_dir, &mut first);
+    wait_for_training(&run_dir, &mut child);
+    (ws, file, run_dir, child)
+}
+
+#[test]
+fn item_3_two_runs_never_share_a_run_directory() {
+    let (_ws, file, run_dir, mut first) = training_run();
     let before = tree(&run_dir.join("stages"));
     let started = Instant::now();
     let o = stpipe_run(&file, &run_dir).output().unwrap();
@@ -340,14 +348,7 @@ fn item_4_a_signal_checkpoints_and_a_closed_pipe_ends_quietly() {
     // SIGINT: the step finishes, a checkpoint is written, exit 130, and
     // the resumed run ends with the uninterrupted run's bytes.
     for sig in ["-INT", "-TERM"] {
-        let (ws, file) = long_workspace();
-        let run_dir = ws.path().join("run");
-        let mut child = stpipe_run(&file, &run_dir)
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_for_training(&run_dir, &mut child);
+        let (ws, file, run_dir, child) = training_run();
         signal(&child, sig);
         let o = child.wait_with_output().unwrap();
         let t = text(&o);
@@ -364,13 +365,7 @@ fn item_4_a_signal_checkpoints_and_a_closed_pipe_ends_quietly() {
     }
 
     // A second signal stops at once.
-    let (ws, file) = long_workspace();
-    let run_dir = ws.path().join("run");
-    let mut child = stpipe_run(&file, &run_dir)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for_training(&run_dir, &mut child);
+    let (ws, _file, _run_dir, child) = training_run();
     signal(&child, "-INT");
     signal(&child, "-INT");
     let o = child.wait_with_output().unwrap();
