@@ -317,12 +317,21 @@ impl Checker<'_> {
                     } else {
                         "not found"
                     };
+                    let help = if Self::tilde_path(&written) {
+                        "`~` is not your home directory here (nothing expands it): write `${HOME}` instead".to_string()
+                    } else {
+                        format!(
+                            "looked for `{}`; relative paths start at the pipeline file's directory, and the data root can be set with STPIPE_DATA or --data-root",
+                            path.display()
+                        )
+                    };
                     self.err(
-                        Diag::error("file-not-found", path_span, format!("data file `{written}` {what}"))
-                            .help(format!(
-                                "looked for `{}`; relative paths start at the pipeline file's directory, and the data root can be set with STPIPE_DATA or --data-root",
-                                path.display()
-                            )),
+                        Diag::error(
+                            "file-not-found",
+                            path_span,
+                            format!("data file `{written}` {what}"),
+                        )
+                        .help(help),
                     );
                     None
                 };

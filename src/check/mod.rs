@@ -407,6 +407,12 @@ impl<'a> Checker<'a> {
     }
 
     /// A path as written, resolved against the pipeline's directory.
+    /// `~` is not a home directory in a pipeline (nothing expands it): a
+    /// path that starts with it would name a directory called `~`.
+    pub(crate) fn tilde_path(p: &str) -> bool {
+        p == "~" || p.starts_with("~/")
+    }
+
     pub(crate) fn resolve_path(&self, p: &str) -> PathBuf {
         let pb = PathBuf::from(p);
         let joined = if pb.is_absolute() {

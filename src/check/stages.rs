@@ -391,7 +391,18 @@ impl Checker<'_> {
         let path = path?.as_str()?.to_string();
         if path.is_empty() {
             self.err(
-                Diag::error("bad-path", model.span, "empty save path").help("give a directory"),
+                Diag::error("bad-path", path_span, "empty save path").help("give a directory"),
+            );
+            return None;
+        }
+        if Self::tilde_path(&path) {
+            self.err(
+                Diag::error(
+                    "bad-path",
+                    path_span,
+                    format!("`~` in `{path}` is not your home directory: nothing expands it, so this names a directory called `~`"),
+                )
+                .help("write `${HOME}` instead of `~`"),
             );
             return None;
         }
