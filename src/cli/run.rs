@@ -31,14 +31,24 @@ pub struct RunFlags {
     #[arg(long, value_name = "DIR")]
     pub run_dir: Option<PathBuf>,
     /// Stop every stage after this many optimizer steps (smoke runs).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_steps: Option<u64>,
     /// Read at most this many rows from every data source (smoke runs).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = parse_limit)]
     pub limit: Option<usize>,
     /// Skip (and count) data rows that cannot be read instead of stopping.
     #[arg(long)]
     pub skip_bad_rows: bool,
+}
+
+/// `--limit N`: at least one row (a source with none cannot train or
+/// evaluate anything).
+fn parse_limit(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 impl RunFlags {
