@@ -93,17 +93,14 @@ pub fn run(args: EncodeArgs, search: &ModelSearch) -> miette::Result<()> {
             dim,
         ),
         Format::Safetensors => {
-            let tmp = tempfile_path()?;
-            crate::runtime::weights::save_safetensors(&tmp, &[("embeddings".to_string(), emb)])?;
-            let b = std::fs::read(&tmp).into_diagnostic()?;
-            let _ = std::fs::remove_file(&tmp);
-            b
+            let emb = emb.contiguous().into_diagnostic()?;
+            safetensors::serialize([("embeddings", &emb)], None).into_diagnostic()?
         }
     };
     match &args.output {
-        Some(p) => std::fs::write(p, bytes)
-            .into_diagnostic()
-            .wrap_err_with(|| format!("cannot write {}", p.display()))?,
+        // Replaced whole or not at all; a full disk says so.
+        Some(p) => crate::fsio::write_atomic(p, &bytes)
+            .map_err(|e| crate::runtime::error::Error::io(p, e))?,
         None => {
             let mut out = std::io::stdout().lock();
             out.write_all(&bytes).into_diagnostic()?;
@@ -141,17 +138,6 @@ fn read_lines(input: Option<&Path>) -> miette::Result<Vec<String>> {
         }
     }
     Ok(lines)
-}
-
-fn tempfile_path() -> miette::Result<PathBuf> {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    Ok(std::env::temp_dir().join(format!(
-        "stpipe-encode-{}-{nanos}.safetensors",
-        std::process::id()
-    )))
 }
 
 /// A little-endian float32 `.npy` (format version 1.0) of shape `[n, dim]`.
