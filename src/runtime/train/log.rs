@@ -10,6 +10,10 @@ use crate::runtime::eval::EvalMetrics;
 
 use super::error::{Result, RunError};
 
+/// The stage name of evaluations made after training (for `expect`) in
+/// `metrics.jsonl`.
+pub const FINAL_STAGE: &str = "expect";
+
 /// Whether `file` is non-empty and its last byte is not a newline.
 fn ends_without_newline(file: &mut std::fs::File) -> std::io::Result<bool> {
     use std::io::{Read, Seek, SeekFrom};
@@ -74,13 +78,16 @@ impl RunLog {
         })
     }
 
-    /// Drop the log lines of an evaluation about to be logged again (an
-    /// expectation's, after a crash before its result was recorded).
-    pub fn forget_evaluation(&mut self, stage: &str, evaluator: &str) -> Result<()> {
+    /// Log an evaluation made after training (for `expect`), under the
+    /// stage name [`FINAL_STAGE`], replacing the lines an earlier attempt
+    /// logged before a crash kept its result from being recorded.
+    pub fn final_eval(&mut self, evaluator: &str, metrics: &EvalMetrics) -> Result<()> {
         self.forget_where(|v| {
-            v.get("stage").and_then(|s| s.as_str()) == Some(stage)
+            v.get("stage").and_then(|s| s.as_str()) == Some(FINAL_STAGE)
                 && v.get("evaluator").and_then(|s| s.as_str()) == Some(evaluator)
-        })
+        })?;
+        self.eval(FINAL_STAGE, 0, evaluator, metrics);
+        Ok(())
     }
 
     /// Rewrite the log without the lines `drop` selects (atomically).

@@ -494,8 +494,7 @@ impl Executor<'_> {
             losses: &self.losses,
         };
         let m = evaluate(&ev, &cx)?;
-        log.forget_evaluation("expect", &ev.name)?;
-        log.eval("expect", 0, &ev.name, &m);
+        log.final_eval(&ev.name, &m)?;
         let path = cache::evaluation_file(self.opts, &self.plan.graph[n].fingerprint);
         if let Some(dir) = path.parent() {
             crate::fsio::create_dir_all(dir).map_err(io_err(dir))?;
