@@ -15,7 +15,7 @@ fn chain(dir: &Path) -> SentenceEncoder {
     let t = Transformer::load(dir, Some(24), &Device::Cpu).unwrap();
     let pooling = Pooling::new(
         t.hidden_size(),
-        &[PoolingMode::Cls, PoolingMode::Mean, PoolingMode::Max],
+        &[PoolingMode::Cls, PoolingMode::Max, PoolingMode::Mean],
     );
     let dense = Dense::new(96, 8, true, Activation::Tanh, 5, &Device::Cpu).unwrap();
     SentenceEncoder::new(vec![
@@ -185,7 +185,8 @@ fn newer_layout_loads() {
     let enc = SentenceEncoder::load(d).unwrap();
     assert_eq!(enc.transformer().max_seq_length, 20);
     let pooling = enc.modules()[1].as_any().downcast_ref::<Pooling>().unwrap();
-    assert_eq!(pooling.modes(), [PoolingMode::Cls, PoolingMode::Mean]);
+    // Listed order, as sentence-transformers 6 concatenates.
+    assert_eq!(pooling.modes(), [PoolingMode::Mean, PoolingMode::Cls]);
     assert_eq!(enc.dim(), 64);
     let e = enc.encode(&["the cat"], &EncodeOptions::default()).unwrap();
     let norm = e
@@ -255,7 +256,7 @@ fn pooling_modes_respect_the_mask() {
     assert!((w[0][0] - (1. + 6. + 6.) / 6.).abs() < 1e-5);
     assert!((w[1][1] - (2. + 12.) / 3.).abs() < 1e-5);
     assert_eq!(run(&[PoolingMode::LastToken]), [[2., 0.], [-2., 6.]]);
-    // Concatenation follows sentence-transformers' order whatever the input order.
+    // Concatenation follows the listed order (sentence-transformers 6).
     let cat = run(&[PoolingMode::Mean, PoolingMode::Cls, PoolingMode::Max]);
-    assert_eq!(cat[1], [4., 2., 4., 6., 1., 4.]);
+    assert_eq!(cat[1], [1., 4., 4., 2., 4., 6.]);
 }

@@ -241,6 +241,33 @@ impl Checker<'_> {
                         )
                     })
                 }
+                Rule::KeyOf(key, map) => {
+                    let keys: Vec<&str> = match args.get(map) {
+                        Some((ArgValue::StrMap(m), _)) => {
+                            m.iter().map(|(k, _)| k.as_str()).collect()
+                        }
+                        _ => Vec::new(),
+                    };
+                    match args.get(key) {
+                        Some((v, sp)) if *sp != call_span => {
+                            let k = v.as_str().unwrap_or_default();
+                            (!keys.contains(&k)).then(|| {
+                                let have = if keys.is_empty() {
+                                    format!("no `{map}` are given")
+                                } else {
+                                    format!("`{map}` has {}", keys.join(", "))
+                                };
+                                (
+                                    *sp,
+                                    format!(
+                                        "`{key}` is `{k}`, which is not one of `{map}`: {have}"
+                                    ),
+                                )
+                            })
+                        }
+                        _ => None,
+                    }
+                }
                 Rule::WhenTrue(flag, num, range) => {
                     let on = args.get(flag).and_then(|v| v.0.as_bool()) == Some(true);
                     match args.get(num).and_then(|(v, sp)| Some((v.as_f64()?, *sp))) {
@@ -445,8 +472,34 @@ impl Checker<'_> {
             (ArgType::LabelValue, ValueKind::Int(i)) => Some(ArgValue::Int(*i)),
             (ArgType::LabelValue, ValueKind::Str(s)) => Some(ArgValue::Str(s.clone())),
             (ArgType::LabelValue, ValueKind::Ident(id)) => Some(ArgValue::Str(id.name.clone())),
+            (ArgType::StrMap, ValueKind::Map(entries)) => self.convert_str_map(entries, ctx),
             _ => mismatch(self),
         }
+    }
+
+    /// `{name: "text", ...}`: string values, each name once.
+    fn convert_str_map(&mut self, entries: &[(ast::MapKey, Value)], ctx: &str) -> Option<ArgValue> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        let mut ok = true;
+        for (k, v) in entries {
+            if out.iter().any(|(n, _)| n == &k.text) {
+                self.err(
+                    Diag::error(
+                        "duplicate-key",
+                        k.span,
+                        format!("`{}` appears twice in {ctx}", k.text),
+                    )
+                    .help("give each name once"),
+                );
+                ok = false;
+                continue;
+            }
+            match self.convert(v, ArgType::Str, &format!("`{}` of {ctx}", k.text)) {
+                Some(ArgValue::Str(s)) => out.push((k.text.clone(), s)),
+                _ => ok = false,
+            }
+        }
+        ok.then_some(ArgValue::StrMap(out))
     }
 
     /// `Name(args)` or a bare `Name` of `family`.
@@ -566,5 +619,8 @@ fn example_for(ty: ArgType) -> String {
         ArgType::SchedulerCall => "write a scheduler, e.g. `WarmupLinear(warmup: 10%)`".into(),
         ArgType::ColumnName => "name a column of the source".into(),
         ArgType::LabelValue => "write a label, e.g. `0` or `\"entailment\"`".into(),
+        ArgType::StrMap => {
+            "write a map of strings, e.g. `{query: \"query: \", document: \"passage: \"}`".into()
+        }
     }
 }

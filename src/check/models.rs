@@ -288,7 +288,10 @@ impl Checker<'_> {
                             span,
                             format!("`{spec}` cannot be run: {e}"),
                         )
-                        .help("stpipe runs the BERT family: model_type bert, roberta, xlm-roberta, camembert"),
+                        .help(format!(
+                            "stpipe runs model_type {}",
+                            crate::runtime::arch::supported_model_types().join(", ")
+                        )),
                     );
                     st.ok = false;
                     st.dim = None;

@@ -59,6 +59,13 @@ impl Checker<'_> {
             .get("shuffle")
             .and_then(|v| v.0.as_bool())
             .unwrap_or(true);
+        let prompts = match opts.get("prompts") {
+            Some((ArgValue::StrMap(m), sp)) => {
+                ok &= self.check_prompt_columns(m, *sp, &ds);
+                m.clone()
+            }
+            _ => Vec::new(),
+        };
         ok.then(|| Objective {
             name: name.name.clone(),
             span: name.span,
@@ -69,7 +76,36 @@ impl Checker<'_> {
             batch_size: batch_size.max(1) as usize,
             shuffle,
             sampler,
+            prompts,
         })
+    }
+
+    /// Every key of a `prompts` map must name a text column of `ds`.
+    pub(crate) fn check_prompt_columns(
+        &mut self,
+        prompts: &[(String, String)],
+        span: Span,
+        ds: &DataSource,
+    ) -> bool {
+        let texts: Vec<String> = ds.text_columns().iter().map(|c| c.name.clone()).collect();
+        let mut ok = true;
+        for (k, _) in prompts {
+            if !texts.contains(k) {
+                self.err(
+                    Diag::error(
+                        "unknown-column",
+                        span,
+                        format!(
+                            "prompt for `{k}`, which is not a text column of `{}`",
+                            ds.name
+                        ),
+                    )
+                    .help(format!("its text columns are: {}", texts.join(", "))),
+                );
+                ok = false;
+            }
+        }
+        ok
     }
 
     /// Whether data source `name` has the named columns `need`.
@@ -408,6 +444,9 @@ impl Checker<'_> {
         let mut ok = self.check_columns(comp, &ds, data_span, &args);
         if let Some((ArgValue::Name(t), tspan)) = args.get("teacher") {
             ok &= self.check_teacher(&model, t, *tspan);
+        }
+        if let Some((ArgValue::StrMap(m), sp)) = args.get("prompts") {
+            ok &= self.check_prompt_columns(m, *sp, &ds);
         }
         // A classifier evaluated must belong to the model evaluated.
         for spec in comp.args {

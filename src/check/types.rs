@@ -295,6 +295,9 @@ pub struct Objective {
     pub batch_size: usize,
     pub shuffle: bool,
     pub sampler: Sampler,
+    /// Prompts by text column name.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub prompts: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Serialize)]

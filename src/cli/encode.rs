@@ -35,6 +35,14 @@ pub struct EncodeArgs {
     /// Override the model's max_seq_length (tokens).
     #[arg(long)]
     pub max_seq_length: Option<usize>,
+    /// Prepend the model's prompt of this name (its `prompts` in
+    /// config_sentence_transformers.json); without `--prompt-name` or
+    /// `--prompt`, the model's default prompt applies, if it has one.
+    #[arg(long, conflicts_with = "prompt")]
+    pub prompt_name: Option<String>,
+    /// Prepend this text to every sentence.
+    #[arg(long)]
+    pub prompt: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Jsonl)]
     pub format: Format,
@@ -52,11 +60,22 @@ pub fn run(args: EncodeArgs, search: &ModelSearch) -> miette::Result<()> {
     if let Some(n) = args.max_seq_length {
         enc.transformer_mut().set_max_seq_length(n)?;
     }
+    let prompt = match (&args.prompt_name, &args.prompt) {
+        (Some(name), _) => Some(enc.prompt_named(name).map_err(|e| {
+            miette::miette!(
+                help = "name one of the model's prompts, or give the text with --prompt",
+                "{e}"
+            )
+        })?),
+        (None, Some(text)) => Some(text.clone()),
+        (None, None) => enc.transformer().default_prompt().map(str::to_string),
+    };
     let lines = read_lines(args.input.as_deref())?;
     let opts = EncodeOptions {
         batch_size: args.batch_size.max(1),
         normalize: args.normalize,
         progress: lines.len() > 256,
+        prompt,
     };
     let emb = enc.encode(&lines, &opts)?;
     let (n, dim) = emb.dims2().into_diagnostic()?;

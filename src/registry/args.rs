@@ -29,6 +29,8 @@ pub enum ArgValue {
     List(Vec<ArgValue>),
     Warmup(Warmup),
     Call(CallValue),
+    /// Names to strings (a map's keys in order of first appearance).
+    StrMap(Vec<(String, String)>),
 }
 
 impl ArgValue {
@@ -225,6 +227,14 @@ impl Args {
     }
 
     /// An optional string or name.
+    /// A map from names to strings; an absent argument is an empty map.
+    pub fn str_map(&self, name: &str) -> Result<Vec<(String, String)>, ArgError> {
+        Ok(match self.get(name)? {
+            Some(ArgValue::StrMap(m)) => m.clone(),
+            _ => Vec::new(),
+        })
+    }
+
     pub fn opt_str(&self, name: &str) -> Result<Option<&str>, ArgError> {
         match self.get(name)? {
             None => Ok(None),

@@ -95,6 +95,8 @@ pub enum ArgType {
     ColumnName,
     /// An integer or string label value.
     LabelValue,
+    /// A map from names to strings, `{query: "query: ", document: "passage: "}`.
+    StrMap,
 }
 
 impl ArgType {
@@ -119,6 +121,7 @@ impl ArgType {
             ArgType::SchedulerCall => "scheduler".into(),
             ArgType::ColumnName => "column name".into(),
             ArgType::LabelValue => "label (integer or string)".into(),
+            ArgType::StrMap => "map from names to strings".into(),
         }
     }
 }
@@ -356,6 +359,8 @@ pub enum Rule {
     OneOf(&'static [&'static str]),
     /// When the `Bool` argument is true, the number must lie in the range.
     WhenTrue(&'static str, &'static str, Range),
+    /// The string argument (when given) must be a key of the `StrMap` one.
+    KeyOf(&'static str, &'static str),
 }
 
 /// One registered component.

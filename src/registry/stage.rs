@@ -30,6 +30,7 @@ pub const OBJECTIVE_OPTIONS: Component = Component {
         opt("batch_size", Count, "32", "examples per batch").at_least(1.0),
         opt("shuffle", Bool, "true", "shuffle the data every epoch"),
         opt("sampler", Choice(Sampler::NAMES), "default", "`no_duplicates`: no text twice in a batch (for in-batch negatives); `group_by_label`: batches hold several examples of each label"),
+        maybe("prompts", StrMap, "a prompt per text column, `{anchor: \"query: \", positive: \"passage: \"}`, prepended before tokenizing (sentence-transformers' training `prompts`)"),
     ],
     ..Component::BASE
 };

@@ -28,6 +28,8 @@ pub struct EncodeOptions {
     pub normalize: bool,
     /// Show a progress bar on stderr.
     pub progress: bool,
+    /// Text prepended to every input (a resolved prompt; `None`: none).
+    pub prompt: Option<String>,
 }
 
 impl Default for EncodeOptions {
@@ -36,6 +38,7 @@ impl Default for EncodeOptions {
             batch_size: 32,
             normalize: false,
             progress: false,
+            prompt: None,
         }
     }
 }
@@ -166,9 +169,42 @@ impl SentenceEncoder {
     /// Sentence embeddings `[n, dim]` of one batch, in the graph of `ctx`
     /// (for training: call `backward` on a loss of the result).
     pub fn embed(&self, texts: &[&str], ctx: &Ctx) -> Result<Tensor> {
-        let f = self.forward(self.tokenize(texts)?, ctx)?;
+        self.embed_prompted(texts, None, ctx)
+    }
+
+    /// [`Self::embed`] with `prompt` prepended to every text, its tokens
+    /// marked for Pooling's `include_prompt`.
+    pub fn embed_prompted(
+        &self,
+        texts: &[&str],
+        prompt: Option<&str>,
+        ctx: &Ctx,
+    ) -> Result<Tensor> {
+        let f = match prompt.filter(|p| !p.is_empty()) {
+            Some(p) => {
+                let joined: Vec<String> = texts.iter().map(|t| format!("{p}{t}")).collect();
+                let refs: Vec<&str> = joined.iter().map(String::as_str).collect();
+                let mut f = self.tokenize(&refs)?;
+                f.prompt_length = Some(self.transformer().prompt_length(p)?);
+                f
+            }
+            None => self.tokenize(texts)?,
+        };
+        let f = self.forward(f, ctx)?;
         f.sentence_embedding
             .ok_or_else(|| Error::Msg("the model produced no sentence embedding".into()))
+    }
+
+    /// The text of the prompt called `name`, or an error listing the
+    /// model's prompts.
+    pub fn prompt_named(&self, name: &str) -> Result<String> {
+        let t = self.transformer();
+        t.prompt(name).map(str::to_string).ok_or_else(|| {
+            Error::Msg(format!(
+                "the model has no prompt `{name}` ({})",
+                t.prompt_names()
+            ))
+        })
     }
 
     /// Encode many texts in inference mode: batches of similar lengths
@@ -199,7 +235,9 @@ impl SentenceEncoder {
         let mut out = vec![0f32; n * dim];
         for chunk in order.chunks(opts.batch_size.max(1)) {
             let batch: Vec<&str> = chunk.iter().map(|&i| texts[i].as_ref()).collect();
-            let mut emb = self.embed(&batch, &ctx)?.to_dtype(DType::F32)?;
+            let mut emb = self
+                .embed_prompted(&batch, opts.prompt.as_deref(), &ctx)?
+                .to_dtype(DType::F32)?;
             if opts.normalize {
                 emb = super::modules::normalize::l2_normalize(&emb)?;
             }

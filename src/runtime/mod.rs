@@ -11,6 +11,7 @@
 //! # Ok::<(), stpipe::runtime::Error>(())
 //! ```
 
+pub mod arch;
 pub mod data;
 pub mod download;
 pub mod encoder;

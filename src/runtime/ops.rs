@@ -81,6 +81,17 @@ pub fn linear_gelu(x: &Tensor, w: &Tensor, b: Option<&Tensor>, ctx: &Ctx) -> Res
 /// A linear projection's weight `[out, in]` and bias `[out]`.
 pub type Proj<'a> = (&'a Tensor, &'a Tensor);
 
+/// How attention scores are shaped beyond the key mask.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AttnShape<'a> {
+    /// Added to the scores of every batch row, `[heads, seq, seq]`
+    /// (MPNet's relative position bias).
+    pub bias: Option<&'a Tensor>,
+    /// Keys more than this many positions from the query are masked
+    /// (ModernBERT's local layers).
+    pub window: Option<usize>,
+}
+
 /// Multi-head self-attention of `x` `[batch, seq, hidden]` with query, key
 /// and value projections, key mask `[batch, seq]` (1 token, 0 padding);
 /// returns `[batch, seq, hidden]` before the output projection. Attention
@@ -95,25 +106,93 @@ pub fn self_attention(
     mask: &Tensor,
     heads: usize,
     dropout_p: f64,
+    shape: AttnShape,
     ctx: &Ctx,
 ) -> Result<Tensor> {
     if fused_ok(x, ctx) && !ctx.train {
         let w = Tensor::cat(&[q.0, k.0, v.0], 0)?;
         let b = Tensor::cat(&[q.1, k.1, v.1], 0)?;
         let qkv = kernels::linear(x, &w, Some(&b), false)?;
-        return kernels::attention_packed(&qkv, mask, heads);
+        return attention_packed(&qkv, mask, heads, dropout_p, shape, ctx);
     }
-    let (b, s, h) = x.dims3()?;
+    let q = linear(x, q.0, Some(q.1), ctx)?;
+    let k = linear(x, k.0, Some(k.1), ctx)?;
+    let v = linear(x, v.0, Some(v.1), ctx)?;
+    attention(&q, &k, &v, mask, heads, dropout_p, shape, ctx)
+}
+
+/// Attention over packed projections `qkv` `[batch, seq, 3 * hidden]`
+/// (q, k, v side by side): one fused kernel in inference.
+pub fn attention_packed(
+    qkv: &Tensor,
+    mask: &Tensor,
+    heads: usize,
+    dropout_p: f64,
+    shape: AttnShape,
+    ctx: &Ctx,
+) -> Result<Tensor> {
+    if fused_ok(qkv, ctx) && !ctx.train {
+        return kernels::attention_packed(qkv, mask, heads, shape.bias, shape.window);
+    }
+    let h = qkv.dim(2)? / 3;
+    let part = |i: usize| qkv.narrow(2, i * h, h);
+    attention(
+        &part(0)?,
+        &part(1)?,
+        &part(2)?,
+        mask,
+        heads,
+        dropout_p,
+        shape,
+        ctx,
+    )
+}
+
+/// Attention of projected `q`, `k`, `v` `[batch, seq, hidden]`: the fused
+/// kernel in inference, else candle ops with a backward (the training
+/// path, and the reference the fused kernel is tested against).
+#[allow(clippy::too_many_arguments)]
+pub fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &Tensor,
+    heads: usize,
+    dropout_p: f64,
+    shape: AttnShape,
+    ctx: &Ctx,
+) -> Result<Tensor> {
+    if fused_ok(q, ctx) && !ctx.train {
+        let qkv = Tensor::cat(&[q, k, v], 2)?;
+        return kernels::attention_packed(&qkv, mask, heads, shape.bias, shape.window);
+    }
+    let (b, s, h) = q.dims3()?;
     let d = h / heads;
-    let split = |t: Tensor| -> Result<Tensor> {
+    let split = |t: &Tensor| -> Result<Tensor> {
         Ok(t.reshape((b, s, heads, d))?.transpose(1, 2)?.contiguous()?)
     };
-    let q = split((linear(x, q.0, Some(q.1), ctx)? * (1.0 / (d as f64).sqrt()))?)?;
-    let k = split(linear(x, k.0, Some(k.1), ctx)?)?;
-    let v = split(linear(x, v.0, Some(v.1), ctx)?)?;
+    let q = split(&(q * (1.0 / (d as f64).sqrt()))?)?;
+    let k = split(k)?;
+    let v = split(v)?;
     // Additive mask: 0 for tokens, -1e9 for padding, [b, 1, 1, s].
-    let bias = ((mask.to_dtype(DType::F32)? - 1.0)? * 1e9)?.reshape((b, 1, 1, s))?;
-    let scores = q.matmul(&k.t()?)?.broadcast_add(&bias)?;
+    let key_bias = ((mask.to_dtype(DType::F32)? - 1.0)? * 1e9)?.reshape((b, 1, 1, s))?;
+    let mut scores = q.matmul(&k.t()?)?.broadcast_add(&key_bias)?;
+    if let Some(pb) = shape.bias {
+        scores = scores.broadcast_add(&pb.unsqueeze(0)?)?;
+    }
+    if let Some(w) = shape.window {
+        let far: Vec<f32> = (0..s * s)
+            .map(|ij| {
+                if (ij / s).abs_diff(ij % s) > w {
+                    -1e9
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let far = Tensor::from_vec(far, (1, 1, s, s), q.device())?;
+        scores = scores.broadcast_add(&far)?;
+    }
     let probs = softmax(&scores, ctx)?;
     let probs = dropout(&probs, dropout_p, ctx)?;
     Ok(probs

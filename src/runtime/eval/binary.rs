@@ -17,8 +17,8 @@
 //! precision is scikit-learn's `average_precision_score`.
 
 use super::{
-    check_pairs, column, encode, math_err, Common, EvalCx, EvalError, EvalMetrics, Evaluator,
-    EvaluatorEntry, Similarity, BATCH_SIZE, MODEL,
+    check_pairs, math_err, Common, EvalCx, EvalError, EvalMetrics, Evaluator, EvaluatorEntry,
+    Similarity, BATCH_SIZE, MODEL, PROMPTS,
 };
 use crate::registry::{columns, req, ArgError, ArgType::*, Args, Component, Family};
 
@@ -27,7 +27,7 @@ pub const ENTRY: EvaluatorEntry = EvaluatorEntry {
         name: "BinaryClassification",
         family: Family::Evaluator,
         doc: "Classifies pairs as similar (label 1) or not (label 0) by thresholding each similarity (cosine, dot product, Euclidean and Manhattan distance); reports the best accuracy and F1 with their thresholds, precision, recall, average precision and the Matthews correlation, per similarity and as the maximum over them.",
-        args: &[MODEL, req("data", Data, "the pairs with 0/1 labels"), BATCH_SIZE],
+        args: &[MODEL, req("data", Data, "the pairs with 0/1 labels"), BATCH_SIZE, PROMPTS],
         columns: Some(columns::PAIR_BINARY),
         metrics: &[
             "cosine_ap",
@@ -93,8 +93,8 @@ impl Evaluator for BinaryClassification {
         let labels = ds.classes().ok_or_else(|| {
             crate::runtime::Error::Msg(format!("`{}` has no class labels", ds.name))
         })?;
-        let e1 = encode(model, &column(ds, 0)?, c.batch_size)?;
-        let e2 = encode(model, &column(ds, 1)?, c.batch_size)?;
+        let e1 = c.encode_column(model, ds, 0)?;
+        let e2 = c.encode_column(model, ds, 1)?;
         let cfg = BinaryClassificationConfig {
             similarity_fn_names: Similarity::all(),
         };

@@ -21,7 +21,7 @@ use candle_core::Tensor;
 
 use super::{encode, EvalCx, EvalError, EvalMetrics, Evaluator, EvaluatorEntry, Similarity};
 use super::{BATCH_SIZE, MODEL};
-use crate::registry::{opt, req, ArgError, ArgType::*, Args, Component, Family};
+use crate::registry::{maybe, opt, req, ArgError, ArgType::*, Args, Component, Family};
 use crate::runtime::data::Dataset;
 use crate::runtime::{Error, Result};
 
@@ -42,6 +42,8 @@ pub const ENTRY: EvaluatorEntry = EvaluatorEntry {
             BATCH_SIZE,
             opt("similarity", Choice(Similarity::NAMES), "cosine", "how queries and documents are scored"),
             opt("corpus_chunk_size", Count, "50000", "documents encoded and scored at a time").at_least(1.0),
+            maybe("query_prompt", Str, "prepended to every query (default: the model's default prompt)"),
+            maybe("corpus_prompt", Str, "prepended to every document (default: the model's default prompt)"),
         ],
         metrics: &[
             "ndcg_at_10",
@@ -91,6 +93,8 @@ fn build(a: &Args) -> std::result::Result<Box<dyn Evaluator>, ArgError> {
         batch_size: a.usize("batch_size")?.max(1),
         similarity: a.choice("similarity")?,
         chunk: a.usize("corpus_chunk_size")?.max(1),
+        query_prompt: a.opt_str("query_prompt")?.map(str::to_string),
+        corpus_prompt: a.opt_str("corpus_prompt")?.map(str::to_string),
     }))
 }
 
@@ -102,6 +106,8 @@ struct InformationRetrieval {
     batch_size: usize,
     similarity: Similarity,
     chunk: usize,
+    query_prompt: Option<String>,
+    corpus_prompt: Option<String>,
 }
 
 /// The values of a named column.
@@ -194,10 +200,18 @@ impl Evaluator for InformationRetrieval {
         }
         let doc_ids: Vec<&str> = named(docs, "id")?.into_iter().map(str::trim).collect();
         let doc_texts = named(docs, "text")?;
-        let query_emb = encode(model, &qtexts, self.batch_size)?;
+        let default = model.transformer().default_prompt();
+        let query_prompt = self.query_prompt.as_deref().or(default);
+        let corpus_prompt = self.corpus_prompt.as_deref().or(default);
+        let query_emb = encode(model, &qtexts, self.batch_size, query_prompt)?;
         let chunks = (0..doc_texts.len()).step_by(self.chunk).map(|start| {
             let end = (start + self.chunk).min(doc_texts.len());
-            encode(model, &doc_texts[start..end], self.batch_size)
+            encode(
+                model,
+                &doc_texts[start..end],
+                self.batch_size,
+                corpus_prompt,
+            )
         });
         let hits = rank(&query_emb, chunks, &doc_ids, self.similarity)?;
         let ranked: Vec<Vec<&str>> = hits

@@ -7,8 +7,8 @@
 use candle_core::Tensor;
 
 use super::{
-    column, encode, math_err, Common, EvalCx, EvalError, EvalMetrics, Evaluator, EvaluatorEntry,
-    BATCH_SIZE, MODEL,
+    math_err, Common, EvalCx, EvalError, EvalMetrics, Evaluator, EvaluatorEntry, BATCH_SIZE, MODEL,
+    PROMPTS,
 };
 use crate::registry::{columns, req, ArgError, ArgType::*, Args, Component, Family};
 use crate::runtime::loss::LossInputs;
@@ -27,6 +27,7 @@ pub const ENTRY: EvaluatorEntry = EvaluatorEntry {
                 "a SoftmaxLoss objective of the same model, whose classifier is used",
             ),
             BATCH_SIZE,
+            PROMPTS,
         ],
         columns: Some(columns::PAIR_LABEL),
         metrics: &["accuracy"],
@@ -60,8 +61,8 @@ impl Evaluator for LabelAccuracy {
             let n = rows.len();
             Ok(Tensor::from_vec(rows.concat(), (n, dim), model.device())?)
         };
-        let e1 = to_t(encode(model, &column(ds, 0)?, c.batch_size)?)?;
-        let e2 = to_t(encode(model, &column(ds, 1)?, c.batch_size)?)?;
+        let e1 = to_t(c.encode_column(model, ds, 0)?)?;
+        let e2 = to_t(c.encode_column(model, ds, 1)?)?;
         let logits = loss
             .logits(&LossInputs::new(vec![e1, e2]))?
             .ok_or_else(|| {

@@ -14,7 +14,7 @@ pub mod triplet;
 
 use std::collections::HashMap;
 
-use crate::registry::{opt, req, ArgError, ArgSpec, ArgType, Args, Component};
+use crate::registry::{maybe, opt, req, ArgError, ArgSpec, ArgType, Args, Component};
 use crate::runtime::data::Dataset;
 use crate::runtime::loss::Loss;
 use crate::runtime::{EncodeOptions, SentenceEncoder};
@@ -68,13 +68,20 @@ pub struct EvaluatorEntry {
 pub(crate) const MODEL: ArgSpec = req("model", ArgType::Model, "the model evaluated");
 pub(crate) const BATCH_SIZE: ArgSpec =
     opt("batch_size", ArgType::Count, "32", "encoding batch size").at_least(1.0);
+pub(crate) const PROMPTS: ArgSpec = maybe(
+    "prompts",
+    ArgType::StrMap,
+    "a prompt per text column of the data, `{sentence1: \"query: \"}`; a column without one gets the model's default prompt",
+);
 
-/// The model, data source and batch size every evaluator names.
+/// The model, data source, batch size and prompts every evaluator names.
 #[derive(Debug, Clone)]
 pub(crate) struct Common {
     pub model: String,
     pub data: String,
     pub batch_size: usize,
+    /// Prompts by text column name.
+    pub prompts: Vec<(String, String)>,
 }
 
 impl Common {
@@ -83,7 +90,26 @@ impl Common {
             model: a.str("model")?.to_string(),
             data: a.str("data")?.to_string(),
             batch_size: a.usize("batch_size")?.max(1),
+            prompts: a.str_map("prompts")?,
         })
+    }
+
+    /// Embeddings of text column `i` of `ds` by `model`, with the column's
+    /// prompt, else the model's default one.
+    pub fn encode_column(
+        &self,
+        model: &SentenceEncoder,
+        ds: &Dataset,
+        i: usize,
+    ) -> crate::runtime::Result<Vec<Vec<f32>>> {
+        let texts = column(ds, i)?;
+        let prompt = ds
+            .text_columns
+            .get(i)
+            .and_then(|c| self.prompts.iter().find(|(k, _)| k == c))
+            .map(|(_, p)| p.as_str())
+            .or_else(|| model.transformer().default_prompt());
+        encode(model, &texts, self.batch_size, prompt)
     }
 }
 
@@ -107,6 +133,7 @@ pub(crate) fn encode(
     model: &SentenceEncoder,
     texts: &[&str],
     batch_size: usize,
+    prompt: Option<&str>,
 ) -> crate::runtime::Result<Vec<Vec<f32>>> {
     let mut index: HashMap<&str, usize> = HashMap::new();
     let mut distinct: Vec<&str> = Vec::new();
@@ -121,6 +148,7 @@ pub(crate) fn encode(
         .collect();
     let opts = EncodeOptions {
         batch_size,
+        prompt: prompt.map(str::to_string),
         ..EncodeOptions::default()
     };
     let rows = model.encode(&distinct, &opts)?.to_vec2::<f32>()?;

@@ -5,7 +5,7 @@
 
 use super::{
     column, encode, Common, EvalCx, EvalError, EvalMetrics, Evaluator, EvaluatorEntry, BATCH_SIZE,
-    MODEL,
+    MODEL, PROMPTS,
 };
 use crate::registry::{columns, req, ArgError, ArgType::*, Args, Component, Family};
 
@@ -19,6 +19,7 @@ pub const ENTRY: EvaluatorEntry = EvaluatorEntry {
             req("data", Data, "source texts and their translations"),
             req("teacher", Model, "the teacher model"),
             BATCH_SIZE,
+            PROMPTS,
         ],
         columns: Some(columns::SOURCE_AND_TRANSLATIONS),
         metrics: &["negative_mse"],
@@ -77,9 +78,9 @@ impl Evaluator for Mse {
         let c = &self.common;
         let (student, ds) = (cx.model(&c.model)?, cx.dataset(&c.data)?);
         let teacher = cx.model(&self.teacher)?;
-        let source = encode(teacher, &column(ds, 0)?, c.batch_size)?;
+        let source = encode(teacher, &column(ds, 0)?, c.batch_size, None)?;
         let targets = (1..ds.text_columns.len())
-            .map(|i| encode(student, &column(ds, i)?, c.batch_size))
+            .map(|i| c.encode_column(student, ds, i))
             .collect::<crate::runtime::Result<Vec<_>>>()?;
         let v = negative_mse(&source, &targets).map_err(super::math_err("MSE"))?;
         Ok(EvalMetrics {

@@ -10,8 +10,8 @@
 
 use super::metrics::{pearson, spearman};
 use super::{
-    check_pairs, column, encode, math_err, Common, EvalCx, EvalError, EvalMetrics, Evaluator,
-    EvaluatorEntry, Similarity, BATCH_SIZE, MODEL,
+    check_pairs, math_err, Common, EvalCx, EvalError, EvalMetrics, Evaluator, EvaluatorEntry,
+    Similarity, BATCH_SIZE, MODEL, PROMPTS,
 };
 use crate::registry::{columns, req, ArgError, ArgType::*, Args, Component, Family};
 
@@ -20,7 +20,7 @@ pub const ENTRY: EvaluatorEntry = EvaluatorEntry {
         name: "EmbeddingSimilarity",
         family: Family::Evaluator,
         doc: "Correlation (Pearson, Spearman) between embedding similarities of text pairs and gold scores.",
-        args: &[MODEL, req("data", Data, "the pairs and their scores"), BATCH_SIZE],
+        args: &[MODEL, req("data", Data, "the pairs and their scores"), BATCH_SIZE, PROMPTS],
         columns: Some(columns::PAIR_SCORE),
         metrics: &[
             "spearman_cosine",
@@ -59,8 +59,8 @@ impl Evaluator for EmbeddingSimilarity {
             .into_iter()
             .map(f64::from)
             .collect();
-        let e1 = encode(model, &column(ds, 0)?, c.batch_size)?;
-        let e2 = encode(model, &column(ds, 1)?, c.batch_size)?;
+        let e1 = c.encode_column(model, ds, 0)?;
+        let e2 = c.encode_column(model, ds, 1)?;
         embedding_similarity(
             &e1,
             &e2,

@@ -3,8 +3,8 @@
 //! more than `margin`), for each similarity function, and the best of them.
 
 use super::{
-    column, encode, math_err, Common, EvalCx, EvalError, EvalMetrics, Evaluator, EvaluatorEntry,
-    Similarity, BATCH_SIZE, MODEL,
+    math_err, Common, EvalCx, EvalError, EvalMetrics, Evaluator, EvaluatorEntry, Similarity,
+    BATCH_SIZE, MODEL, PROMPTS,
 };
 use crate::registry::{columns, opt, req, ArgError, ArgType::*, Args, Component, Family};
 
@@ -17,6 +17,7 @@ pub const ENTRY: EvaluatorEntry = EvaluatorEntry {
             MODEL,
             req("data", Data, "the triplets"),
             BATCH_SIZE,
+            PROMPTS,
             opt("margin", Float, "0.0", "the positive must be more similar by more than this"),
         ],
         columns: Some(columns::TRIPLET),
@@ -85,9 +86,9 @@ impl Evaluator for TripletEvaluator {
     fn evaluate(&self, cx: &EvalCx) -> crate::runtime::Result<EvalMetrics> {
         let c = &self.common;
         let (model, ds) = (cx.model(&c.model)?, cx.dataset(&c.data)?);
-        let a = encode(model, &column(ds, 0)?, c.batch_size)?;
-        let p = encode(model, &column(ds, 1)?, c.batch_size)?;
-        let n = encode(model, &column(ds, 2)?, c.batch_size)?;
+        let a = c.encode_column(model, ds, 0)?;
+        let p = c.encode_column(model, ds, 1)?;
+        let n = c.encode_column(model, ds, 2)?;
         triplet_accuracy(&a, &p, &n, &Similarity::all(), self.margin).map_err(math_err("Triplet"))
     }
 }

@@ -16,6 +16,10 @@ pub(crate) struct AttentionOp {
     pub scale: f32,
     /// 1.0 for tokens, 0.0 for padding, `[batch * seq]`.
     pub mask: Vec<f32>,
+    /// Added to every batch row's scores, `[heads * seq * seq]`.
+    pub bias: Option<Vec<f32>>,
+    /// Keys more than this far from the query are masked.
+    pub window: usize,
 }
 
 impl CustomOp1 for AttentionOp {
@@ -37,11 +41,34 @@ impl CustomOp1 for AttentionOp {
             );
         }
         let mut out = vec![0f32; b * s * h];
+        if self
+            .bias
+            .as_ref()
+            .is_some_and(|b| b.len() != self.heads * s * s)
+        {
+            candle_core::bail!("fused-attention: bias shape mismatch");
+        }
         let (heads, scale) = (self.heads, self.scale);
+        let shape = Shaping {
+            bias: self.bias.as_deref(),
+            window: self.window,
+        };
         out.par_chunks_mut(s * h).enumerate().for_each(|(bi, o)| {
             let x = &qkv[bi * s * h3..(bi + 1) * s * h3];
             let keys: Vec<usize> = (0..s).filter(|&j| self.mask[bi * s + j] > 0.5).collect();
-            attend(x, &x[h..], &x[2 * h..], h3, &keys, o, s, h, heads, scale);
+            attend(
+                x,
+                &x[h..],
+                &x[2 * h..],
+                h3,
+                &keys,
+                o,
+                s,
+                h,
+                heads,
+                scale,
+                shape,
+            );
         });
         Ok((CpuStorage::F32(out), Shape::from((b, s, h))))
     }
@@ -58,7 +85,15 @@ simd_dispatch!(fn attend(
     h: usize,
     heads: usize,
     scale: f32,
+    shape: Shaping,
 ) => attend_generic);
+
+/// Score bias and window of [`AttentionOp`], per call.
+#[derive(Clone, Copy)]
+struct Shaping<'a> {
+    bias: Option<&'a [f32]>,
+    window: usize,
+}
 
 #[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -91,6 +126,7 @@ fn attend_generic(
     h: usize,
     heads: usize,
     scale: f32,
+    shape: Shaping,
 ) {
     let d = h / heads;
     let mut p = vec![0f32; keys.len()];
@@ -99,14 +135,28 @@ fn attend_generic(
         for i in 0..s {
             let qi = &q[i * ld + off..i * ld + off + d];
             let mut mx = f32::NEG_INFINITY;
+            let bias_row = shape
+                .bias
+                .map(|b| &b[(head * s + i) * s..(head * s + i + 1) * s]);
             for (pj, &j) in p.iter_mut().zip(keys) {
-                let sc = dot(qi, &k[j * ld + off..j * ld + off + d]) * scale;
+                if i.abs_diff(j) > shape.window {
+                    *pj = f32::NEG_INFINITY;
+                    continue;
+                }
+                let mut sc = dot(qi, &k[j * ld + off..j * ld + off + d]) * scale;
+                if let Some(br) = bias_row {
+                    sc += br[j];
+                }
                 *pj = sc;
                 mx = mx.max(sc);
             }
             let mut sum = 0f32;
             for pj in p.iter_mut() {
-                let e = exp_f32(*pj - mx);
+                let e = if *pj == f32::NEG_INFINITY {
+                    0.0
+                } else {
+                    exp_f32(*pj - mx)
+                };
                 *pj = e;
                 sum += e;
             }
@@ -123,14 +173,35 @@ fn attend_generic(
     }
 }
 
-/// The fused attention on packed `[batch, seq, 3 * hidden]` projections.
-pub(crate) fn attention_packed(qkv: &Tensor, mask: &Tensor, heads: usize) -> Result<Tensor> {
+/// The fused attention on packed `[batch, seq, 3 * hidden]` projections,
+/// with an optional score bias `[heads, seq, seq]` and key window.
+pub(crate) fn attention_packed(
+    qkv: &Tensor,
+    mask: &Tensor,
+    heads: usize,
+    bias: Option<&Tensor>,
+    window: Option<usize>,
+) -> Result<Tensor> {
     let (_b, _s, h3) = qkv.dims3()?;
     let scale = 1.0 / ((h3 / 3 / heads.max(1)) as f32).sqrt();
     let mask = mask
         .to_dtype(candle_core::DType::F32)?
         .flatten_all()?
         .to_vec1::<f32>()?;
-    let op = AttentionOp { heads, scale, mask };
+    let bias = match bias {
+        Some(t) => Some(
+            t.to_dtype(candle_core::DType::F32)?
+                .flatten_all()?
+                .to_vec1::<f32>()?,
+        ),
+        None => None,
+    };
+    let op = AttentionOp {
+        heads,
+        scale,
+        mask,
+        bias,
+        window: window.unwrap_or(usize::MAX),
+    };
     Ok(qkv.contiguous()?.apply_op1_no_bwd(&op)?)
 }

@@ -9,7 +9,6 @@ use candle_core::{Tensor, Var};
 use super::error::Result;
 use super::ops::Ctx;
 
-pub mod bert;
 pub mod dense;
 pub mod dropout;
 pub mod layer_norm;
@@ -69,6 +68,10 @@ pub struct Features {
     pub token_embeddings: Option<Tensor>,
     /// One vector per sentence, `[batch, dim]`.
     pub sentence_embedding: Option<Tensor>,
+    /// Tokens at the start of every row that belong to a prompt (the
+    /// first special token included), which Pooling leaves out when its
+    /// `include_prompt` is off.
+    pub prompt_length: Option<usize>,
 }
 
 impl Features {

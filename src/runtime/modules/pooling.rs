@@ -1,7 +1,13 @@
 //! `Pooling`: token embeddings -> one sentence embedding.
 //!
-//! Several modes concatenate in sentence-transformers' order: cls, max, mean,
-//! mean_sqrt_len_tokens, weightedmean, lasttoken. Padding never contributes.
+//! Several modes concatenate in the order they are listed, as
+//! sentence-transformers 6 does; the legacy config layout (one flag per
+//! mode) implies the fixed order cls, max, mean, mean_sqrt_len_tokens,
+//! weightedmean, lasttoken, which older versions used. A model is saved in
+//! the layout it was read from; a new one in the legacy layout when its
+//! order is the fixed one (every version reads it), else in the listed
+//! layout. Padding never contributes; nor do prompt tokens when
+//! `include_prompt` is off.
 
 use std::any::Any;
 use std::path::Path;
@@ -22,8 +28,11 @@ pub const ENTRY: ModuleEntry = ModuleEntry {
     spec: Component {
         name: "Pooling",
         family: Family::Module,
-        doc: "Token embeddings to one sentence embedding. Several modes concatenate (`Pooling(cls, mean, max)`) in the order cls, max, mean, mean_sqrt_len_tokens, weightedmean, lasttoken, multiplying the width.",
-        args: &[opt("mode", ArgType::Choice(PoolingMode::NAMES), "mean", "pooling mode(s), positional or as a list").variadic()],
+        doc: "Token embeddings to one sentence embedding. Several modes concatenate in the order listed (`Pooling(cls, mean, max)`), as sentence-transformers 6 does, multiplying the width.",
+        args: &[
+            opt("mode", ArgType::Choice(PoolingMode::NAMES), "mean", "pooling mode(s), positional or as a list").variadic(),
+            opt("include_prompt", ArgType::Bool, "true", "pool the prompt's tokens too; `false` leaves them out (as INSTRUCTOR-style models train)"),
+        ],
         ..Component::BASE
     },
     shape: ModuleShape::Pool { modes: "mode" },
@@ -34,7 +43,11 @@ fn build(a: &Args, cx: &ModuleCx) -> Result<Vec<Box<dyn Module>>> {
     let modes = a
         .choices::<PoolingMode>("mode")
         .map_err(|e| Error::Msg(e.to_string()))?;
-    Ok(vec![Box::new(Pooling::new(cx.in_dim, &modes))])
+    let mut p = Pooling::new(cx.in_dim, &modes);
+    p.include_prompt = a
+        .bool("include_prompt")
+        .map_err(|e| Error::Msg(e.to_string()))?;
+    Ok(vec![Box::new(p)])
 }
 
 impl PoolingMode {
@@ -68,26 +81,54 @@ impl PoolingMode {
     }
 }
 
+/// How `1_Pooling/config.json` names the modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// `word_embedding_dimension` and a `pooling_mode_*` flag per mode.
+    Flags,
+    /// `embedding_dimension` and a `pooling_mode` list (ST 6).
+    Listed,
+}
+
 /// Pools `[batch, seq, dim]` token embeddings into `[batch, k * dim]`.
 #[derive(Debug, Clone)]
 pub struct Pooling {
     pub dim: usize,
-    /// The active modes, kept in sentence-transformers' order.
+    /// The active modes, in concatenation order.
     modes: Vec<PoolingMode>,
+    layout: Layout,
+    /// Pool prompt tokens too.
+    pub include_prompt: bool,
 }
 
 impl Pooling {
-    /// A pooling layer over `dim`-wide token embeddings; the modes are put
-    /// in canonical order and deduplicated. No mode means mean.
+    /// A pooling layer over `dim`-wide token embeddings, concatenating the
+    /// modes in the order given (each once). No mode means mean.
     pub fn new(dim: usize, modes: &[PoolingMode]) -> Self {
-        let mut active: Vec<PoolingMode> = PoolingMode::all()
-            .into_iter()
-            .filter(|m| modes.contains(m))
-            .collect();
+        let mut active: Vec<PoolingMode> = Vec::new();
+        for m in modes {
+            if !active.contains(m) {
+                active.push(*m);
+            }
+        }
         if active.is_empty() {
             active.push(PoolingMode::Mean);
         }
-        Pooling { dim, modes: active }
+        let fixed: Vec<PoolingMode> = PoolingMode::all()
+            .into_iter()
+            .filter(|m| active.contains(m))
+            .collect();
+        let layout = if fixed == active {
+            Layout::Flags
+        } else {
+            Layout::Listed
+        };
+        Pooling {
+            dim,
+            modes: active,
+            layout,
+            include_prompt: true,
+        }
     }
 
     pub fn modes(&self) -> &[PoolingMode] {
@@ -111,6 +152,7 @@ impl Pooling {
                 )
             })? as usize;
         let mut modes = Vec::new();
+        let listed = v.get("pooling_mode").is_some();
         let mut parse_name = |s: &str| -> Result<()> {
             let m = PoolingMode::parse_config(s)
                 .ok_or_else(|| Error::config(&path, format!("unknown pooling mode `{s}`")))?;
@@ -134,12 +176,28 @@ impl Pooling {
             }
             _ => {}
         }
-        for m in PoolingMode::all() {
-            if v.get(m.config_key()).and_then(Value::as_bool) == Some(true) {
-                modes.push(m);
+        if !listed {
+            for m in PoolingMode::all() {
+                if v.get(m.config_key()).and_then(Value::as_bool) == Some(true) {
+                    modes.push(m);
+                }
             }
         }
-        Ok(Pooling::new(dim, &modes))
+        let mut p = Pooling::new(dim, &modes);
+        if listed {
+            p.layout = Layout::Listed;
+        }
+        p.include_prompt = match v.get("include_prompt") {
+            None | Some(Value::Null) => true,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => {
+                return Err(Error::config(
+                    &path,
+                    "`include_prompt` must be true or false",
+                ))
+            }
+        };
+        Ok(p)
     }
 }
 
@@ -151,10 +209,16 @@ impl Module for Pooling {
     fn forward(&self, mut f: Features, _ctx: &Ctx) -> Result<Features> {
         let te = Features::need(&f.token_embeddings, "token_embeddings", "Pooling")?;
         let (b, s, _h) = te.dims3()?;
-        let mask = match &f.attention_mask {
+        let mut mask = match &f.attention_mask {
             Some(m) => m.to_dtype(te.dtype())?,
             None => Tensor::ones((b, s), te.dtype(), te.device())?,
         };
+        if let Some(n) = f.prompt_length.filter(|&n| !self.include_prompt && n > 0) {
+            // Right padding: the prompt is the first `n` positions.
+            let keep: Vec<f32> = (0..s).map(|j| if j < n { 0.0 } else { 1.0 }).collect();
+            let keep = Tensor::from_vec(keep, (1, s), te.device())?.to_dtype(te.dtype())?;
+            mask = mask.broadcast_mul(&keep)?;
+        }
         let m3 = mask.unsqueeze(2)?; // [b, s, 1]
         let mut outs = Vec::with_capacity(self.modes.len());
         let mut sum_cache: Option<(Tensor, Tensor)> = None;
@@ -220,13 +284,23 @@ impl Module for Pooling {
     }
 
     fn save(&self, dir: &Path) -> Result<()> {
-        let mut v = json!({ "word_embedding_dimension": self.dim });
-        if let Some(obj) = v.as_object_mut() {
-            for m in PoolingMode::all() {
-                obj.insert(m.config_key().into(), Value::Bool(self.modes.contains(&m)));
+        let v = match self.layout {
+            Layout::Flags => {
+                let mut v = json!({ "word_embedding_dimension": self.dim });
+                if let Some(obj) = v.as_object_mut() {
+                    for m in PoolingMode::all() {
+                        obj.insert(m.config_key().into(), Value::Bool(self.modes.contains(&m)));
+                    }
+                    obj.insert("include_prompt".into(), Value::Bool(self.include_prompt));
+                }
+                v
             }
-            obj.insert("include_prompt".into(), Value::Bool(true));
-        }
+            Layout::Listed => json!({
+                "embedding_dimension": self.dim,
+                "pooling_mode": self.modes.iter().map(|m| m.name()).collect::<Vec<_>>(),
+                "include_prompt": self.include_prompt,
+            }),
+        };
         write_json(&dir.join("config.json"), &v)
     }
 

@@ -200,6 +200,26 @@ impl TextTokenizer {
     }
 }
 
+impl TextTokenizer {
+    /// The length of `prompt` tokenized alone with the special tokens,
+    /// less one when it ends with a special token (the separator a text
+    /// would follow).
+    pub fn prompt_length(&self, prompt: &str) -> Result<usize> {
+        let text = if self.lowercase_input {
+            prompt.to_lowercase()
+        } else {
+            prompt.to_string()
+        };
+        let e = self
+            .tok
+            .encode(text, true)
+            .map_err(|e| tok_err(&self.path, e))?;
+        let n = e.get_ids().len();
+        let closing = e.get_special_tokens_mask().last() == Some(&1);
+        Ok(if closing { n.saturating_sub(1) } else { n })
+    }
+}
+
 /// `t` cut to at most `limit` characters, at the last space in the final
 /// tenth when there is one (so that no word is split).
 pub fn cut_chars(t: &str, limit: usize) -> &str {

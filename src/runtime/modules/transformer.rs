@@ -6,13 +6,14 @@
 
 use std::any::Any;
 use std::path::Path;
+use std::sync::Arc;
 
 use candle_core::{Device, Var};
 use serde_json::{json, Value};
 
-use super::bert::{read_config, Bert};
 use super::tokenizer::TextTokenizer;
 use super::{Features, Module};
+use crate::runtime::arch::{self, ArchSpec, Encoder};
 use crate::runtime::error::{write_json, Error, Result};
 use crate::runtime::ops::Ctx;
 use crate::runtime::weights::{save_safetensors, vars_to_tensors, WeightFile};
@@ -24,12 +25,15 @@ pub const ENTRY: ModuleEntry = ModuleEntry {
     spec: Component {
         name: "Transformer",
         family: Family::Module,
-        doc: "A Hugging Face transformer (BERT family: bert, roberta, xlm-roberta, camembert) producing token embeddings; its width is `hidden_size` from the model's config.json. Must start a chain.",
+        doc: "A Hugging Face encoder (model_type bert, roberta, xlm-roberta, camembert, distilbert, mpnet, modernbert) producing token embeddings; its width is `hidden_size` from the model's config.json. Must start a chain.",
         args: &[
             req("model", Str, "path of a model directory, or a Hub id (`sentence-transformers/all-MiniLM-L6-v2`)"),
             maybe("max_seq_length", Count, "truncate inputs to this many tokens (default: the model's own setting); at least 2 and at most the model's positions").at_least(2.0),
             maybe("do_lower_case", Bool, "lower-case inputs before tokenizing (default: the model's own setting)"),
+            maybe("prompts", StrMap, "named prompts, `{query: \"query: \", document: \"passage: \"}`, saved with the model (config_sentence_transformers.json); objectives and evaluators prepend prompts to their columns, `stpipe encode --prompt-name` picks one"),
+            maybe("default_prompt_name", Str, "the prompt evaluators and `stpipe encode` apply when none is given (one of `prompts`)"),
         ],
+        rules: &[crate::registry::Rule::KeyOf("default_prompt_name", "prompts")],
         ..Component::BASE
     },
     shape: ModuleShape::Base,
@@ -43,6 +47,13 @@ fn build(a: &Args, cx: &ModuleCx) -> Result<Vec<Box<dyn Module>>> {
     let mut t = Transformer::load(&dir, a.opt_usize("max_seq_length").map_err(e)?, cx.device)?;
     if let Some(lower) = a.get("do_lower_case").map_err(e)?.and_then(|v| v.as_bool()) {
         t.set_do_lower_case(lower);
+    }
+    let prompts = a.str_map("prompts").map_err(e)?;
+    if !prompts.is_empty() {
+        t.prompts = prompts;
+    }
+    if let Some(name) = a.opt_str("default_prompt_name").map_err(e)? {
+        t.set_default_prompt_name(Some(name.to_string()))?;
     }
     Ok(vec![Box::new(t)])
 }
@@ -140,35 +151,36 @@ fn settings(dir: &Path) -> Result<Settings> {
 /// Read and validate the config.json of a Transformer directory.
 pub fn inspect(dir: &Path) -> Result<TransformerInfo> {
     let cpath = dir.join("config.json");
-    let (config, _) = read_config(&cpath)?;
-    config.validate(&cpath)?;
-    let (h, i) = (config.hidden_size as u64, config.intermediate_size as u64);
-    let embeddings =
-        (config.vocab_size + config.max_position_embeddings + config.type_vocab_size) as u64 * h
-            + 2 * h;
-    // q, k, v, output (h x h + h each), FFN in and out, two layer norms.
-    let layer = 4 * (h * h + h) + (h * i + i) + (i * h + h) + 4 * h;
+    let (config, _) = arch::read_config(&cpath)?;
+    let limit = config.position_limit();
     Ok(TransformerInfo {
-        model_type: config.model_type.clone(),
-        hidden_size: config.hidden_size,
-        max_positions: config.position_limit(),
+        model_type: config.model_type().to_string(),
+        hidden_size: config.hidden_size(),
+        max_positions: limit,
         max_seq_length: settings(dir)?
             .declared_len
-            .unwrap_or(config.position_limit())
-            .clamp(2, config.position_limit().max(2)),
-        num_layers: config.num_hidden_layers,
-        num_heads: config.num_attention_heads,
-        params: embeddings + config.num_hidden_layers as u64 * layer,
+            .unwrap_or(limit)
+            .clamp(2, limit.max(2)),
+        num_layers: config.num_layers(),
+        num_heads: config.num_heads(),
+        params: config.params(),
     })
 }
 
 /// A tokenizer and a trainable encoder.
 #[derive(Debug, Clone)]
 pub struct Transformer {
-    pub bert: Bert,
+    /// What config.json says of the architecture.
+    pub arch: Arc<dyn ArchSpec>,
+    /// The encoder; clones share its weights.
+    pub encoder: Arc<dyn Encoder>,
     pub tokenizer: TextTokenizer,
     pub max_seq_length: usize,
     pub do_lower_case: bool,
+    /// Named prompts (sentence-transformers' `prompts`).
+    pub prompts: Vec<(String, String)>,
+    /// The prompt applied when none is given.
+    pub default_prompt_name: Option<String>,
     config_raw: Value,
     tokenizer_files: Vec<(String, Vec<u8>)>,
 }
@@ -181,7 +193,7 @@ impl Transformer {
             return Err(Error::missing(dir, "model directory"));
         }
         let cpath = dir.join("config.json");
-        let (config, config_raw) = read_config(&cpath)?;
+        let (config, config_raw) = arch::read_config(&cpath)?;
 
         let Settings {
             declared_len,
@@ -202,11 +214,11 @@ impl Transformer {
             .max(2);
 
         let weights = WeightFile::load_from_dir(dir, device)?;
-        let bert = Bert::load(config, &cpath, &weights)?;
+        let encoder: Arc<dyn Encoder> = Arc::from(config.load(&cpath, &weights)?);
         let mut tokenizer =
-            TextTokenizer::load(dir, max_len, lowercase_vocab, bert.config.pad_token_id)?;
+            TextTokenizer::load(dir, max_len, lowercase_vocab, config.pad_token_id())?;
         tokenizer.lowercase_input = do_lower_case;
-        tokenizer.vocab_limit = Some(bert.vocab_rows() as u32);
+        tokenizer.vocab_limit = Some(encoder.vocab_rows() as u32);
 
         let mut tokenizer_files = Vec::new();
         for name in TOKENIZER_FILES {
@@ -217,10 +229,13 @@ impl Transformer {
             }
         }
         Ok(Transformer {
-            bert,
+            arch: Arc::from(config),
+            encoder,
             tokenizer,
             max_seq_length: max_len,
             do_lower_case,
+            prompts: Vec::new(),
+            default_prompt_name: None,
             config_raw,
             tokenizer_files,
         })
@@ -228,7 +243,7 @@ impl Transformer {
 
     /// The width of the token embeddings.
     pub fn hidden_size(&self) -> usize {
-        self.bert.config.hidden_size
+        self.arch.hidden_size()
     }
 
     /// Lower-case inputs before tokenizing, or not (saved with the model as
@@ -242,6 +257,54 @@ impl Transformer {
     pub fn set_max_seq_length(&mut self, n: usize) -> Result<()> {
         self.max_seq_length = n;
         self.tokenizer.set_max_len(n)
+    }
+
+    /// Set the default prompt, which must be one of the prompts.
+    pub fn set_default_prompt_name(&mut self, name: Option<String>) -> Result<()> {
+        if let Some(n) = &name {
+            if self.prompt(n).is_none() {
+                return Err(Error::Msg(format!(
+                    "default_prompt_name `{n}` is not one of the prompts ({})",
+                    self.prompt_names()
+                )));
+            }
+        }
+        self.default_prompt_name = name;
+        Ok(())
+    }
+
+    /// The text of the prompt called `name`.
+    pub fn prompt(&self, name: &str) -> Option<&str> {
+        self.prompts
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| t.as_str())
+    }
+
+    /// The prompt names, for messages.
+    pub fn prompt_names(&self) -> String {
+        if self.prompts.is_empty() {
+            return "the model has no prompts".into();
+        }
+        self.prompts
+            .iter()
+            .map(|(n, _)| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The text of the default prompt, if one is set.
+    pub fn default_prompt(&self) -> Option<&str> {
+        self.default_prompt_name
+            .as_deref()
+            .and_then(|n| self.prompt(n))
+    }
+
+    /// Tokens a prompt occupies at the start of a tokenized text, as
+    /// sentence-transformers counts them: the prompt tokenized alone,
+    /// less its closing special token.
+    pub fn prompt_length(&self, prompt: &str) -> Result<usize> {
+        self.tokenizer.prompt_length(prompt)
     }
 
     /// Tokenise texts into a padded batch.
@@ -259,7 +322,7 @@ impl Module for Transformer {
         let ids = Features::need(&f.input_ids, "input_ids", "Transformer")?;
         let mask = Features::need(&f.attention_mask, "attention_mask", "Transformer")?;
         let te = self
-            .bert
+            .encoder
             .forward(ids, f.token_type_ids.as_ref(), mask, ctx)?;
         f.token_embeddings = Some(te);
         Ok(f)
@@ -270,13 +333,13 @@ impl Module for Transformer {
     }
 
     fn named_vars(&self) -> Vec<(String, Var)> {
-        self.bert.named_vars()
+        self.encoder.named_vars()
     }
 
     fn save(&self, dir: &Path) -> Result<()> {
         write_json(&dir.join("config.json"), &self.config_raw)?;
         let mut tensors = vars_to_tensors(&self.named_vars());
-        tensors.extend(self.bert.passthrough.iter().cloned());
+        tensors.extend(self.encoder.extra_tensors());
         save_safetensors(&dir.join("model.safetensors"), &tensors)?;
         for (name, bytes) in &self.tokenizer_files {
             let p = dir.join(name);

@@ -130,10 +130,37 @@ pub fn load_dir(dir: &Path, device: &Device) -> Result<SentenceEncoder> {
         }
         modules.push(m);
     }
-    SentenceEncoder::new(modules).map_err(|e| match e {
+    let mut enc = SentenceEncoder::new(modules).map_err(|e| match e {
         Error::Msg(m) => Error::config(&mpath, m),
         other => other,
-    })
+    })?;
+    read_prompts(dir, enc.transformer_mut())?;
+    Ok(enc)
+}
+
+/// The prompts and default prompt of `config_sentence_transformers.json`,
+/// when the directory has one.
+fn read_prompts(dir: &Path, t: &mut Transformer) -> Result<()> {
+    let path = dir.join("config_sentence_transformers.json");
+    if !path.is_file() {
+        return Ok(());
+    }
+    let v: serde_json::Value = read_json(&path)?;
+    if let Some(map) = v.get("prompts").and_then(|p| p.as_object()) {
+        let mut prompts = Vec::with_capacity(map.len());
+        for (name, text) in map {
+            let text = text
+                .as_str()
+                .ok_or_else(|| Error::config(&path, format!("prompt `{name}` must be a string")))?;
+            prompts.push((name.clone(), text.to_string()));
+        }
+        t.prompts = prompts;
+    }
+    if let Some(name) = v.get("default_prompt_name").and_then(|n| n.as_str()) {
+        t.set_default_prompt_name(Some(name.to_string()))
+            .map_err(|e| Error::config(&path, e.to_string()))?;
+    }
+    Ok(())
 }
 
 fn check_width(prev: Option<usize>, got: usize, path: &Path, key: &str) -> Result<()> {

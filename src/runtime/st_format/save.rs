@@ -212,6 +212,12 @@ pub fn write_into(enc: &SentenceEncoder, dir: &Path) -> Result<()> {
         }));
     }
     write_json(&dir.join("modules.json"), &entries)?;
+    let t = enc.transformer();
+    let prompts: serde_json::Map<String, serde_json::Value> = t
+        .prompts
+        .iter()
+        .map(|(n, p)| (n.clone(), json!(p)))
+        .collect();
     write_json(
         &dir.join("config_sentence_transformers.json"),
         &json!({
@@ -221,8 +227,8 @@ pub fn write_into(enc: &SentenceEncoder, dir: &Path) -> Result<()> {
                 "pytorch": "2.3.0",
                 "stpipe": env!("CARGO_PKG_VERSION"),
             },
-            "prompts": {},
-            "default_prompt_name": null,
+            "prompts": prompts,
+            "default_prompt_name": t.default_prompt_name,
             "similarity_fn_name": "cosine",
         }),
     )

@@ -32,6 +32,8 @@ pub(super) struct Feed<'a> {
     /// Teacher embeddings of column 0, one row per example (distillation).
     teacher: Option<Vec<Vec<f32>>>,
     cache: Option<(usize, Vec<Vec<usize>>)>,
+    /// The prompt of each text column, in column order.
+    prompts: Vec<Option<String>>,
 }
 
 fn hash_text(s: &str) -> u64 {
@@ -42,6 +44,11 @@ fn hash_text(s: &str) -> u64 {
 }
 
 impl Feed<'_> {
+    /// The prompt prepended to text column `c`.
+    pub fn prompt(&self, c: usize) -> Option<&str> {
+        self.prompts.get(c).and_then(|p| p.as_deref())
+    }
+
     pub fn batches(&mut self, seed: u64, epoch: usize) -> Result<&[Vec<usize>]> {
         if self.cache.as_ref().map(|c| c.0) != Some(epoch) {
             let keys = SampleKeys {
@@ -158,6 +165,16 @@ pub(super) fn feeds<'a>(stage: &Stage, env: &'a StageEnv) -> Result<Vec<Feed<'a>
             classes: data.classes(),
             teacher,
             cache: None,
+            prompts: data
+                .text_columns
+                .iter()
+                .map(|c| {
+                    o.prompts
+                        .iter()
+                        .find(|(k, _)| k == c)
+                        .map(|(_, p)| p.clone())
+                })
+                .collect(),
         });
     }
     Ok(feeds)

@@ -335,7 +335,8 @@ fn turn(
     let ctx = Ctx::train(Rng::derived(stage.seed, &format!("dropout.turn{g}")).next_u64());
     inputs.embeddings = cols
         .iter()
-        .map(|c| model.embed(c, &ctx))
+        .enumerate()
+        .map(|(i, c)| model.embed_prompted(c, feed.prompt(i), &ctx))
         .collect::<std::result::Result<_, _>>()?;
     let loss = feed.loss.forward(&inputs)?;
     let value = loss.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>()?;

@@ -1,0 +1,288 @@
+//! BERT and the RoBERTa family (`bert`, `roberta`, `xlm-roberta`,
+//! `camembert`): post-norm layers, learned absolute positions, segment
+//! embeddings. RoBERTa-style models differ only in where positions start
+//! (after the padding index) and in having one segment.
+//!
+//! Written on candle's differentiable ops: every weight is a [`Var`], and
+//! the numeric kernels come from [`crate::runtime::ops`], which uses fused
+//! kernels without backward only when gradients are off.
+
+use std::path::Path;
+
+use candle_core::{DType, Tensor, Var};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::parts::{self, Act, Linear, Norm, Params};
+use super::{ArchEntry, ArchSpec, Encoder};
+use crate::runtime::error::{Error, Result};
+use crate::runtime::ops::{self, AttnShape, Ctx};
+use crate::runtime::weights::WeightFile;
+
+pub const ENTRY: ArchEntry = ArchEntry {
+    model_types: &["bert", "roberta", "xlm-roberta", "camembert"],
+    parse,
+};
+
+/// The fields of a BERT-family `config.json` the encoder needs.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BertConfig {
+    #[serde(default = "default_model_type")]
+    pub model_type: String,
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub intermediate_size: usize,
+    #[serde(default = "default_act")]
+    pub hidden_act: String,
+    #[serde(default = "default_dropout")]
+    pub hidden_dropout_prob: f64,
+    #[serde(default = "default_dropout")]
+    pub attention_probs_dropout_prob: f64,
+    #[serde(default = "default_max_pos")]
+    pub max_position_embeddings: usize,
+    #[serde(default = "default_type_vocab")]
+    pub type_vocab_size: usize,
+    #[serde(default = "default_eps")]
+    pub layer_norm_eps: f64,
+    #[serde(default)]
+    pub pad_token_id: Option<u32>,
+    #[serde(default)]
+    pub position_embedding_type: Option<String>,
+}
+
+fn default_model_type() -> String {
+    "bert".into()
+}
+fn default_act() -> String {
+    "gelu".into()
+}
+fn default_dropout() -> f64 {
+    0.1
+}
+fn default_max_pos() -> usize {
+    512
+}
+fn default_type_vocab() -> usize {
+    2
+}
+fn default_eps() -> f64 {
+    1e-12
+}
+
+fn parse(raw: &Value, path: &Path) -> Result<Box<dyn ArchSpec>> {
+    let c: BertConfig = super::from_value(raw, path)?;
+    super::check_heads(path, c.hidden_size, c.num_attention_heads)?;
+    Act::from_config(&c.hidden_act, "hidden_act", path)?;
+    if let Some(p) = &c.position_embedding_type {
+        if p != "absolute" {
+            return Err(Error::config(
+                path,
+                format!("position_embedding_type `{p}` is not supported (absolute)"),
+            ));
+        }
+    }
+    if c.roberta_positions() && c.max_position_embeddings <= c.position_start() as usize {
+        return Err(Error::config(
+            path,
+            format!(
+                "max_position_embeddings {} leaves no position after the padding index",
+                c.max_position_embeddings
+            ),
+        ));
+    }
+    Ok(Box::new(c))
+}
+
+impl BertConfig {
+    /// Whether positions start after the padding index (RoBERTa family).
+    pub fn roberta_positions(&self) -> bool {
+        self.model_type != "bert"
+    }
+
+    /// The first position id.
+    fn position_start(&self) -> u32 {
+        if self.roberta_positions() {
+            self.pad_token_id.unwrap_or(1) + 1
+        } else {
+            0
+        }
+    }
+}
+
+impl ArchSpec for BertConfig {
+    fn model_type(&self) -> &str {
+        &self.model_type
+    }
+    fn hidden_size(&self) -> usize {
+        self.hidden_size
+    }
+    fn position_limit(&self) -> usize {
+        self.max_position_embeddings
+            .saturating_sub(self.position_start() as usize)
+    }
+    fn num_layers(&self) -> usize {
+        self.num_hidden_layers
+    }
+    fn num_heads(&self) -> usize {
+        self.num_attention_heads
+    }
+    fn params(&self) -> u64 {
+        let (h, i) = (self.hidden_size as u64, self.intermediate_size as u64);
+        let emb = (self.vocab_size + self.max_position_embeddings + self.type_vocab_size) as u64
+            * h
+            + 2 * h;
+        // q, k, v, output (h x h + h each), FFN in and out, two layer norms.
+        let layer = 4 * (h * h + h) + (h * i + i) + (i * h + h) + 4 * h;
+        emb + self.num_hidden_layers as u64 * layer
+    }
+    fn pad_token_id(&self) -> Option<u32> {
+        self.pad_token_id
+    }
+    fn load(&self, config_path: &Path, w: &WeightFile) -> Result<Box<dyn Encoder>> {
+        Ok(Box::new(Bert::load(self.clone(), config_path, w)?))
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Layer {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    attn_out: Linear,
+    attn_norm: Norm,
+    inter: Linear,
+    out: Linear,
+    out_norm: Norm,
+}
+
+/// The BERT encoder stack (embeddings + layers; the pooler is kept for
+/// saving, not run).
+#[derive(Debug, Clone)]
+pub struct Bert {
+    pub config: BertConfig,
+    act: Act,
+    word: Var,
+    position: Var,
+    token_type: Var,
+    emb_norm: Norm,
+    layers: Vec<Layer>,
+    named: Vec<(String, Var)>,
+    pooler: Vec<(String, Tensor)>,
+}
+
+impl Bert {
+    /// Build from a config and a weights file.
+    pub fn load(config: BertConfig, config_path: &Path, w: &WeightFile) -> Result<Self> {
+        let mut p = Params::new(w, "embeddings.word_embeddings.weight");
+        p.check_layer_count(
+            "encoder.layer.",
+            "num_hidden_layers",
+            config.num_hidden_layers,
+            config_path,
+        )?;
+        let (h, eps) = (config.hidden_size, config.layer_norm_eps);
+        let word = p.var("embeddings.word_embeddings.weight", &[config.vocab_size, h])?;
+        let position = p.var(
+            "embeddings.position_embeddings.weight",
+            &[config.max_position_embeddings, h],
+        )?;
+        let token_type = p.var(
+            "embeddings.token_type_embeddings.weight",
+            &[config.type_vocab_size, h],
+        )?;
+        let emb_norm = p.norm("embeddings.LayerNorm", h, true, eps)?;
+        let i_size = config.intermediate_size;
+        let mut layers = Vec::with_capacity(config.num_hidden_layers);
+        for i in 0..config.num_hidden_layers {
+            let l = format!("encoder.layer.{i}.");
+            layers.push(Layer {
+                q: p.linear(&format!("{l}attention.self.query"), h, h, true)?,
+                k: p.linear(&format!("{l}attention.self.key"), h, h, true)?,
+                v: p.linear(&format!("{l}attention.self.value"), h, h, true)?,
+                attn_out: p.linear(&format!("{l}attention.output.dense"), h, h, true)?,
+                attn_norm: p.norm(&format!("{l}attention.output.LayerNorm"), h, true, eps)?,
+                inter: p.linear(&format!("{l}intermediate.dense"), i_size, h, true)?,
+                out: p.linear(&format!("{l}output.dense"), h, i_size, true)?,
+                out_norm: p.norm(&format!("{l}output.LayerNorm"), h, true, eps)?,
+            });
+        }
+        let pooler = p.unread_under("pooler.");
+        let act = Act::from_config(&config.hidden_act, "hidden_act", config_path)?;
+        Ok(Bert {
+            config,
+            act,
+            word,
+            position,
+            token_type,
+            emb_norm,
+            layers,
+            named: p.into_named(),
+            pooler,
+        })
+    }
+
+    fn layer_forward(&self, l: &Layer, x: &Tensor, mask: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+        let c = &self.config;
+        let attn = ops::self_attention(
+            x,
+            l.q.proj()?,
+            l.k.proj()?,
+            l.v.proj()?,
+            mask,
+            c.num_attention_heads,
+            c.attention_probs_dropout_prob,
+            AttnShape::default(),
+            ctx,
+        )?;
+        let attn = ops::dropout(&l.attn_out.forward(&attn, ctx)?, c.hidden_dropout_prob, ctx)?;
+        let x = l.attn_norm.add_forward(&attn, x, ctx)?;
+        let inter = l.inter.forward_act(&x, self.act, ctx)?;
+        let out = ops::dropout(&l.out.forward(&inter, ctx)?, c.hidden_dropout_prob, ctx)?;
+        l.out_norm.add_forward(&out, &x, ctx)
+    }
+}
+
+impl Encoder for Bert {
+    fn forward(
+        &self,
+        input_ids: &Tensor,
+        token_type_ids: Option<&Tensor>,
+        attention_mask: &Tensor,
+        ctx: &Ctx,
+    ) -> Result<Tensor> {
+        let c = &self.config;
+        let (b, s) = input_ids.dims2()?;
+        let dev = input_ids.device();
+        parts::check_len(s, c.position_limit())?;
+        let mut x = parts::embed(&self.word, input_ids)?;
+        let pos = parts::positions(c.position_start(), s, dev)?;
+        let pos_emb = self.position.as_tensor().embedding(&pos)?.unsqueeze(0)?;
+        x = x.broadcast_add(&pos_emb)?;
+        let tt = match token_type_ids {
+            Some(t) => t.clone(),
+            None => Tensor::zeros((b, s), DType::U32, dev)?,
+        };
+        x = (x + parts::embed(&self.token_type, &tt)?)?;
+        x = self.emb_norm.forward(&x, ctx)?;
+        x = ops::dropout(&x, c.hidden_dropout_prob, ctx)?;
+        let mask = attention_mask.to_dtype(DType::F32)?;
+        for layer in &self.layers {
+            x = self.layer_forward(layer, &x, &mask, ctx)?;
+        }
+        Ok(x)
+    }
+
+    fn named_vars(&self) -> Vec<(String, Var)> {
+        self.named.clone()
+    }
+
+    fn extra_tensors(&self) -> Vec<(String, Tensor)> {
+        self.pooler.clone()
+    }
+
+    fn vocab_rows(&self) -> usize {
+        self.config.vocab_size
+    }
+}

@@ -1,0 +1,147 @@
+//! Encoder architectures, one file each, behind the [`Encoder`] trait.
+//!
+//! A model directory's `config.json` names its architecture in
+//! `model_type`; [`ARCHS`] maps each `model_type` to the file that reads
+//! that config ([`ArchSpec`]: the shapes the checker needs) and builds the
+//! trainable encoder from a weights file ([`Encoder`]: forward with
+//! gradients for every weight, and the tensors to save back under the
+//! names Hugging Face writes). The checker and the runtime both go through
+//! [`parse_config`], so an architecture or option that `run` cannot do is
+//! refused by `check` with the same message.
+//!
+//! Adding an architecture: a new file here with its config struct, its
+//! `ArchSpec` and `Encoder` impls and its `parse` function; one line in
+//! [`ARCHS`]. Tests go in the file and a parity fixture in
+//! `scripts/make_arch_fixtures.py`.
+
+use std::path::Path;
+
+use candle_core::{Tensor, Var};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::runtime::error::{Error, Result};
+use crate::runtime::ops::Ctx;
+use crate::runtime::weights::WeightFile;
+
+pub mod bert;
+pub mod distilbert;
+pub mod modernbert;
+pub mod mpnet;
+pub mod parts;
+
+/// A trainable encoder: token ids to contextual token embeddings.
+pub trait Encoder: std::fmt::Debug + Send + Sync {
+    /// Token embeddings `[batch, seq, hidden]` for ids, segment ids (for
+    /// the architectures that have them) and an f32 attention mask, all
+    /// `[batch, seq]`, right-padded.
+    fn forward(
+        &self,
+        input_ids: &Tensor,
+        token_type_ids: Option<&Tensor>,
+        attention_mask: &Tensor,
+        ctx: &Ctx,
+    ) -> Result<Tensor>;
+
+    /// Every trainable parameter, named as Hugging Face's `AutoModel`
+    /// saves it (no task-head prefix such as `bert.`).
+    fn named_vars(&self) -> Vec<(String, Var)>;
+
+    /// Tensors of the file the encoder does not train but a complete saved
+    /// model holds (BERT's pooler, fixed sinusoidal positions).
+    fn extra_tensors(&self) -> Vec<(String, Tensor)>;
+
+    /// Rows of the token-embedding matrix (the ids it can look up).
+    fn vocab_rows(&self) -> usize;
+}
+
+/// What a `config.json` says about an architecture: the shapes the checker
+/// reads, and the constructor of the encoder.
+pub trait ArchSpec: std::fmt::Debug + Send + Sync {
+    /// The `model_type` as written in config.json.
+    fn model_type(&self) -> &str;
+    fn hidden_size(&self) -> usize;
+    /// The longest input the positions allow.
+    fn position_limit(&self) -> usize;
+    fn num_layers(&self) -> usize;
+    fn num_heads(&self) -> usize;
+    /// Trainable parameters.
+    fn params(&self) -> u64;
+    /// The padding id the config declares.
+    fn pad_token_id(&self) -> Option<u32>;
+    /// Build the encoder from a weights file (`config_path` labels errors).
+    fn load(&self, config_path: &Path, w: &WeightFile) -> Result<Box<dyn Encoder>>;
+}
+
+/// One architecture: the `model_type`s it reads and its config parser.
+pub struct ArchEntry {
+    pub model_types: &'static [&'static str],
+    pub parse: fn(&Value, &Path) -> Result<Box<dyn ArchSpec>>,
+}
+
+/// Every architecture stpipe runs.
+pub const ARCHS: &[ArchEntry] = &[
+    bert::ENTRY,
+    distilbert::ENTRY,
+    mpnet::ENTRY,
+    modernbert::ENTRY,
+];
+
+/// Every supported `model_type`, for messages.
+pub fn supported_model_types() -> Vec<&'static str> {
+    ARCHS
+        .iter()
+        .flat_map(|a| a.model_types.iter().copied())
+        .collect()
+}
+
+/// Read the architecture from a parsed `config.json` at `path`. A config
+/// without `model_type` is read as BERT (old checkpoints omit it).
+pub fn parse_config(raw: &Value, path: &Path) -> Result<Box<dyn ArchSpec>> {
+    let model_type = match raw.get("model_type") {
+        None | Some(Value::Null) => "bert",
+        Some(Value::String(s)) => s.as_str(),
+        Some(other) => {
+            return Err(Error::config(
+                path,
+                format!("model_type must be a string, not {other}"),
+            ))
+        }
+    };
+    let entry = ARCHS
+        .iter()
+        .find(|a| a.model_types.contains(&model_type))
+        .ok_or_else(|| {
+            Error::config(
+                path,
+                format!(
+                    "model_type `{model_type}` is not supported (supported: {})",
+                    supported_model_types().join(", ")
+                ),
+            )
+        })?;
+    (entry.parse)(raw, path)
+}
+
+/// Read and parse `config.json`: the architecture and the raw JSON (saved
+/// back unchanged).
+pub fn read_config(path: &Path) -> Result<(Box<dyn ArchSpec>, Value)> {
+    let raw: Value = crate::runtime::error::read_json(path)?;
+    Ok((parse_config(&raw, path)?, raw))
+}
+
+/// Deserialize an architecture's config struct, errors naming the file.
+pub(crate) fn from_value<T: DeserializeOwned>(raw: &Value, path: &Path) -> Result<T> {
+    serde_json::from_value(raw.clone()).map_err(|e| Error::config(path, e.to_string()))
+}
+
+/// Heads must divide the width evenly.
+pub(crate) fn check_heads(path: &Path, hidden: usize, heads: usize) -> Result<()> {
+    if heads == 0 || !hidden.is_multiple_of(heads) {
+        return Err(Error::config(
+            path,
+            format!("the width {hidden} must be a multiple of the {heads} attention heads"),
+        ));
+    }
+    Ok(())
+}

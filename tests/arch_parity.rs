@@ -1,0 +1,324 @@
+//! Parity of every architecture with Python sentence-transformers and
+//! torch, on the tiny random models of `tests/fixtures/arch` (written by
+//! `scripts/make_arch_fixtures.py`): embeddings, token ids, the loss and
+//! gradients of one MultipleNegativesRankingLoss step, bare Hugging Face
+//! directories, and the saved layout.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use serde_json::Value;
+use stpipe::registry::Args;
+use stpipe::runtime::loss::{LossCx, LossInputs};
+use stpipe::runtime::{Ctx, EncodeOptions, SentenceEncoder};
+
+const ARCHS: &[&str] = &[
+    "bert",
+    "distilbert",
+    "mpnet",
+    "roberta",
+    "xlm-roberta",
+    "camembert",
+    "modernbert",
+];
+
+fn fixture(name: &str) -> PathBuf {
+    common::repo().join("tests/fixtures/arch").join(name)
+}
+
+fn sentences() -> Vec<String> {
+    std::fs::read_to_string(common::repo().join("tests/fixtures/parity/sentences.txt"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn tensors(path: &Path) -> HashMap<String, Tensor> {
+    candle_core::safetensors::load(path, &Device::Cpu).unwrap()
+}
+
+/// Min cosine and max abs difference of two row sets.
+fn rows_agree(got: &[Vec<f32>], want: &[Vec<f32>]) -> (f64, f64) {
+    assert_eq!(got.len(), want.len());
+    let (mut cos, mut diff) = (1f64, 0f64);
+    for (g, w) in got.iter().zip(want) {
+        assert_eq!(g.len(), w.len());
+        let (c, d) = common::compare(g, w);
+        cos = cos.min(c);
+        diff = diff.max(d);
+    }
+    (cos, diff)
+}
+
+fn check_embeddings(name: &str, enc: &SentenceEncoder) {
+    let want = tensors(&fixture(name).join("embeddings.safetensors"))["embeddings"]
+        .to_vec2::<f32>()
+        .unwrap();
+    let got = enc
+        .encode(&sentences(), &EncodeOptions::default())
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
+    let (cos, diff) = rows_agree(&got, &want);
+    println!("{name}: min cosine {cos:.9}, max abs diff {diff:.2e}");
+    assert!(cos >= 0.99999, "{name}: min cosine {cos}");
+    assert!(diff <= 1e-4, "{name}: max abs diff {diff}");
+}
+
+#[test]
+fn embeddings_match_sentence_transformers() {
+    for name in ARCHS {
+        let enc = SentenceEncoder::load(&fixture(name).join("model")).unwrap();
+        assert_eq!(enc.transformer().arch.model_type(), *name);
+        check_embeddings(name, &enc);
+    }
+}
+
+#[test]
+fn token_ids_match_the_fast_tokenizer() {
+    for name in ARCHS {
+        let spec: Value = serde_json::from_str(
+            &std::fs::read_to_string(fixture(name).join("tokens.json")).unwrap(),
+        )
+        .unwrap();
+        let enc = SentenceEncoder::load(&fixture(name).join("model")).unwrap();
+        let t = enc.transformer();
+        assert_eq!(
+            t.max_seq_length as u64,
+            spec["max_seq_length"].as_u64().unwrap()
+        );
+        let texts: Vec<&str> = spec["texts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let f = t.tokenize(&texts, &Device::Cpu).unwrap();
+        let ids = f.input_ids.unwrap().to_vec2::<u32>().unwrap();
+        let mask = f.attention_mask.unwrap().to_vec2::<f32>().unwrap();
+        for (i, want) in spec["ids"].as_array().unwrap().iter().enumerate() {
+            let want: Vec<u32> = want
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as u32)
+                .collect();
+            let got: Vec<u32> = ids[i]
+                .iter()
+                .zip(&mask[i])
+                .filter(|(_, &m)| m > 0.5)
+                .map(|(&id, _)| id)
+                .collect();
+            assert_eq!(got, want, "{name}: text {i} {:?}", texts[i]);
+        }
+        for pair in spec["pairs"].as_array().unwrap() {
+            let (a, b) = (pair[0].as_str().unwrap(), pair[1].as_str().unwrap());
+            let want: Vec<u32> = pair[2]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as u32)
+                .collect();
+            // transformers encodes an empty second text as no pair.
+            let got = if b.is_empty() {
+                t.tokenizer.inner().encode(a, true).unwrap()
+            } else {
+                t.tokenizer.inner().encode((a, b), true).unwrap()
+            };
+            assert_eq!(got.get_ids(), want.as_slice(), "{name}: pair {a:?} / {b:?}");
+        }
+        println!(
+            "{name}: {} texts and {} pairs tokenize as in transformers",
+            texts.len(),
+            spec["pairs"].as_array().unwrap().len()
+        );
+    }
+}
+
+fn refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// `||a - b|| / ||b||`.
+fn rel_err(a: &Tensor, b: &Tensor) -> f64 {
+    let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert_eq!(a.len(), b.len());
+    let (mut num, mut den) = (0f64, 0f64);
+    for (x, y) in a.iter().zip(&b) {
+        num += (*x as f64 - *y as f64).powi(2);
+        den += (*y as f64).powi(2);
+    }
+    (num / den.max(1e-30)).sqrt()
+}
+
+#[test]
+fn one_training_step_matches_torch() {
+    for name in ARCHS {
+        let dir = fixture(name);
+        let spec: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("grads.json")).unwrap())
+                .unwrap();
+        let want = tensors(&dir.join("grads.safetensors"));
+        let enc = SentenceEncoder::load(&dir.join("model")).unwrap();
+        let texts = |k: &str| -> Vec<String> {
+            spec[k]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect()
+        };
+        let (anchors, positives) = (texts("anchors"), texts("positives"));
+        // Dropout off, gradients on: the reference ran torch in eval mode.
+        let ctx = Ctx::eval_with_grad();
+        let entry = &stpipe::runtime::loss::mnrl::ENTRY;
+        let args = Args::defaults(&entry.spec);
+        let loss = (entry.build)(
+            &args,
+            &LossCx {
+                objective: "parity".into(),
+                dim: enc.dim(),
+                seed: 0,
+                device: Device::Cpu,
+            },
+        )
+        .unwrap();
+        let inputs = LossInputs {
+            embeddings: vec![
+                enc.embed(&refs(&anchors), &ctx).unwrap(),
+                enc.embed(&refs(&positives), &ctx).unwrap(),
+            ],
+            ..Default::default()
+        };
+        let value = loss.forward(&inputs).unwrap();
+        let got_loss = value.to_scalar::<f32>().unwrap() as f64;
+        let want_loss = want["loss"].to_vec1::<f32>().unwrap()[0] as f64;
+        assert!(
+            (got_loss - want_loss).abs() <= 1e-4 * want_loss.abs().max(1e-6),
+            "{name}: loss {got_loss} vs torch {want_loss}"
+        );
+        let grads = value.backward().unwrap();
+        let vars: HashMap<String, candle_core::Var> = enc
+            .named_vars()
+            .into_iter()
+            .filter(|v| v.module == 0)
+            .map(|v| (v.name, v.var))
+            .collect();
+        let mut worst = 0f64;
+        for w in spec["weights"].as_array().unwrap() {
+            let w = w.as_str().unwrap();
+            let var = vars
+                .get(w)
+                .unwrap_or_else(|| panic!("{name}: no parameter `{w}`"));
+            let g = grads
+                .get(var.as_tensor())
+                .unwrap_or_else(|| panic!("{name}: no gradient for `{w}`"));
+            // For an embedding matrix only the rows the batch touched are
+            // stored: every other row of both gradients must be zero.
+            let g = match want.get(&format!("rows.{w}")) {
+                Some(rows) => {
+                    let rows: Vec<u32> = rows
+                        .to_vec1::<i64>()
+                        .unwrap()
+                        .into_iter()
+                        .map(|r| r as u32)
+                        .collect();
+                    let total = g
+                        .sqr()
+                        .unwrap()
+                        .sum_all()
+                        .unwrap()
+                        .to_scalar::<f32>()
+                        .unwrap();
+                    let idx = Tensor::new(rows.as_slice(), &Device::Cpu).unwrap();
+                    let kept = g.index_select(&idx, 0).unwrap();
+                    let inside = kept
+                        .sqr()
+                        .unwrap()
+                        .sum_all()
+                        .unwrap()
+                        .to_scalar::<f32>()
+                        .unwrap();
+                    assert!(
+                        (total - inside).abs() <= 1e-6 * total.max(1e-12),
+                        "{name}: {w} has gradient outside the batch's rows"
+                    );
+                    kept
+                }
+                None => g.clone(),
+            };
+            let e = rel_err(&g, &want[&format!("grad.{w}")]);
+            assert!(e < 1e-4, "{name}: gradient of {w}: relative error {e:.2e}");
+            worst = worst.max(e);
+        }
+        println!(
+            "{name}: loss {got_loss:.7} (torch {want_loss:.7}), worst gradient relative error {worst:.2e} over {} weights",
+            spec["weights"].as_array().unwrap().len()
+        );
+    }
+}
+
+/// Copy the Hugging Face files of a fixture model, without the
+/// sentence-transformers ones.
+fn bare_copy(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let n = e.file_name().to_string_lossy().to_string();
+        let st_file = n == "modules.json"
+            || n.starts_with("sentence_")
+            || n == "config_sentence_transformers.json"
+            || n.starts_with('1');
+        if e.file_type().unwrap().is_file() && !st_file {
+            std::fs::copy(e.path(), to.join(&n)).unwrap();
+        }
+    }
+}
+
+#[test]
+fn bare_hugging_face_directories_load_with_mean_pooling() {
+    let tmp = tempfile::tempdir().unwrap();
+    for name in ARCHS {
+        let bare = tmp.path().join(name);
+        bare_copy(&fixture(name).join("model"), &bare);
+        let enc = SentenceEncoder::load(&bare).unwrap();
+        let types: Vec<&str> = enc.modules().iter().map(|m| m.type_name()).collect();
+        assert_eq!(types, ["Transformer", "Pooling"], "{name}");
+        check_embeddings(name, &enc);
+    }
+}
+
+/// The tensor names of a model directory's weights file.
+fn weight_names(dir: &Path) -> Vec<String> {
+    let st = dir.join("model.safetensors");
+    let mut names: Vec<String> = if st.is_file() {
+        tensors(&st).into_keys().collect()
+    } else {
+        candle_core::pickle::read_all(dir.join("pytorch_model.bin"))
+            .unwrap()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect()
+    };
+    names.sort();
+    names
+}
+
+#[test]
+fn saved_models_keep_the_hugging_face_names_and_embeddings() {
+    let tmp = tempfile::tempdir().unwrap();
+    for name in ARCHS {
+        let src = fixture(name).join("model");
+        let enc = SentenceEncoder::load(&src).unwrap();
+        let out = tmp.path().join(name);
+        enc.save(&out).unwrap();
+        assert_eq!(weight_names(&out), weight_names(&src), "{name}");
+        let again = SentenceEncoder::load(&out).unwrap();
+        check_embeddings(name, &again);
+    }
+}
