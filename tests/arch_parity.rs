@@ -322,3 +322,83 @@ fn saved_models_keep_the_hugging_face_names_and_embeddings() {
         check_embeddings(name, &again);
     }
 }
+
+/// A Hub id resolves through the Hugging Face cache layout
+/// (`models--org--name/snapshots/<rev>/`, `refs/main`), with no network:
+/// `Transformer("org/name")` checks, trains and saves from the cache.
+#[test]
+fn hub_ids_resolve_through_the_hugging_face_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("hub");
+    let repo_dir = cache.join("models--acme--tiny-bert");
+    let rev = "0123456789abcdef0123456789abcdef01234567";
+    bare_copy(
+        &fixture("bert").join("model"),
+        &repo_dir.join("snapshots").join(rev),
+    );
+    // An older snapshot that refs/main does not name is ignored.
+    bare_copy(
+        &fixture("roberta").join("model"),
+        &repo_dir.join("snapshots/old"),
+    );
+    std::fs::create_dir_all(repo_dir.join("refs")).unwrap();
+    std::fs::write(repo_dir.join("refs/main"), rev).unwrap();
+    std::fs::create_dir_all(tmp.path().join("data")).unwrap();
+    std::fs::write(tmp.path().join("data/pairs.tsv"), common::scored_pairs(16, 1)).unwrap();
+    let file = tmp.path().join("hub.stp");
+    std::fs::write(
+        &file,
+        "model m = Transformer(\"acme/tiny-bert\") -> Pooling(mean)\n\
+         data pairs = tsv(\"data/pairs.tsv\", header: false, quoting: none) \
+           { sentence1: col(0), sentence2: col(1), score: col(2) }\n\
+         objective sim = CosineSimilarityLoss(m) on pairs (batch_size: 8)\n\
+         train m { objectives: [sim]\n max_steps: 1 }\n\
+         save m to \"out\"\n",
+    )
+    .unwrap();
+    let o = common::stpipe_run(&file, &tmp.path().join("run"))
+        .env("HF_HUB_CACHE", &cache)
+        .env("HF_HUB_OFFLINE", "1")
+        .env_remove("STPIPE_MODEL_PATH")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", common::output_text(&o));
+    let saved = SentenceEncoder::load(&tmp.path().join("out")).unwrap();
+    assert_eq!(saved.transformer().arch.model_type(), "bert");
+}
+
+/// The real all-mpnet-base-v2 (from PyPI, see
+/// tests/fixtures/parity/mpnet/README.md) against sentence-transformers.
+#[test]
+fn all_mpnet_base_v2_matches_sentence_transformers() {
+    let dir = match std::env::var_os("STPIPE_MPNET") {
+        Some(d) => PathBuf::from(d),
+        None => common::shared_dir().join("models/all-mpnet-base-v2"),
+    };
+    let dir = if dir.join("modules.json").is_file() {
+        dir
+    } else {
+        common::repo().join("../cache/all-mpnet-base-v2")
+    };
+    if !dir.join("modules.json").is_file() {
+        eprintln!(
+            "SKIPPED: all-mpnet-base-v2 is absent (set STPIPE_MPNET; see tests/fixtures/parity/mpnet/README.md)"
+        );
+        return;
+    }
+    let enc = SentenceEncoder::load(&dir).unwrap();
+    assert_eq!(enc.transformer().arch.model_type(), "mpnet");
+    assert_eq!(enc.dim(), 768);
+    let want = tensors(&common::repo().join("tests/fixtures/parity/mpnet/embeddings.safetensors"))
+        ["embeddings"]
+        .to_vec2::<f32>()
+        .unwrap();
+    let got = enc
+        .encode(&sentences(), &EncodeOptions::default())
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
+    let (cos, diff) = rows_agree(&got, &want);
+    println!("all-mpnet-base-v2: min cosine {cos:.9}, max abs diff {diff:.2e}");
+    assert!(cos >= 0.99999 && diff <= 1e-4, "{cos} {diff}");
+}

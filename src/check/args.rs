@@ -480,9 +480,10 @@ impl Checker<'_> {
     /// `{name: "text", ...}`: string values, each name once.
     fn convert_str_map(&mut self, entries: &[(ast::MapKey, Value)], ctx: &str) -> Option<ArgValue> {
         let mut out: Vec<(String, String)> = Vec::new();
+        let mut seen: Vec<&str> = Vec::new();
         let mut ok = true;
         for (k, v) in entries {
-            if out.iter().any(|(n, _)| n == &k.text) {
+            if seen.contains(&k.text.as_str()) {
                 self.err(
                     Diag::error(
                         "duplicate-key",
@@ -494,6 +495,7 @@ impl Checker<'_> {
                 ok = false;
                 continue;
             }
+            seen.push(&k.text);
             match self.convert(v, ArgType::Str, &format!("`{}` of {ctx}", k.text)) {
                 Some(ArgValue::Str(s)) => out.push((k.text.clone(), s)),
                 _ => ok = false,

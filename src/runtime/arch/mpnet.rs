@@ -66,15 +66,20 @@ fn m_pad() -> u32 {
 /// Distances from which buckets grow logarithmically up to the last one.
 const MAX_DISTANCE: f32 = 128.0;
 
+/// The buckets transformers computes distances into: its
+/// `compute_position_bias` uses its default of 32 whatever the config's
+/// `relative_attention_num_buckets` (the table's rows) says.
+const BUCKETS: usize = 32;
+
 fn parse(raw: &Value, path: &Path) -> Result<Box<dyn ArchSpec>> {
     let c: MpNetConfig = super::from_value(raw, path)?;
     super::check_heads(path, c.hidden_size, c.num_attention_heads)?;
     Act::from_config(&c.hidden_act, "hidden_act", path)?;
-    if c.relative_attention_num_buckets < 4 || c.relative_attention_num_buckets % 4 != 0 {
+    if c.relative_attention_num_buckets < BUCKETS {
         return Err(Error::config(
             path,
             format!(
-                "relative_attention_num_buckets {} is not supported (a multiple of 4, at least 4)",
+                "relative_attention_num_buckets {} is below the {BUCKETS} buckets MPNet computes",
                 c.relative_attention_num_buckets
             ),
         ));
@@ -223,8 +228,9 @@ impl MpNet {
 
     /// The position bias `[heads, s, s]` every layer adds to its scores.
     fn position_bias(&self, s: usize, dev: &candle_core::Device) -> Result<Tensor> {
-        let nb = self.config.relative_attention_num_buckets;
-        let ids: Vec<u32> = (0..s * s).map(|ij| bucket(ij / s, ij % s, nb)).collect();
+        let ids: Vec<u32> = (0..s * s)
+            .map(|ij| bucket(ij / s, ij % s, BUCKETS))
+            .collect();
         let ids = Tensor::from_vec(ids, s * s, dev)?;
         let heads = self.config.num_attention_heads;
         Ok(self
