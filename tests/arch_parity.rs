@@ -209,6 +209,16 @@ fn one_training_step_matches_torch() {
             .filter(|v| v.module == 0)
             .map(|v| (v.name, v.var))
             .collect();
+        // Every weight of the encoder takes part in training.
+        let untouched: Vec<&String> = vars
+            .iter()
+            .filter(|(_, v)| grads.get(v.as_tensor()).is_none())
+            .map(|(n, _)| n)
+            .collect();
+        assert!(
+            untouched.is_empty(),
+            "{name}: no gradient for {untouched:?}"
+        );
         let mut worst = 0f64;
         for w in spec["weights"].as_array().unwrap() {
             let w = w.as_str().unwrap();
@@ -344,7 +354,11 @@ fn hub_ids_resolve_through_the_hugging_face_cache() {
     std::fs::create_dir_all(repo_dir.join("refs")).unwrap();
     std::fs::write(repo_dir.join("refs/main"), rev).unwrap();
     std::fs::create_dir_all(tmp.path().join("data")).unwrap();
-    std::fs::write(tmp.path().join("data/pairs.tsv"), common::scored_pairs(16, 1)).unwrap();
+    std::fs::write(
+        tmp.path().join("data/pairs.tsv"),
+        common::scored_pairs(16, 1),
+    )
+    .unwrap();
     let file = tmp.path().join("hub.stp");
     std::fs::write(
         &file,

@@ -260,3 +260,33 @@ fn pooling_modes_respect_the_mask() {
     let cat = run(&[PoolingMode::Mean, PoolingMode::Cls, PoolingMode::Max]);
     assert_eq!(cat[1], [1., 4., 4., 2., 4., 6.]);
 }
+
+#[test]
+fn listed_pooling_order_saves_in_the_listed_layout() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::write_tiny_bert(&tmp.path().join("src"), 4);
+    let t = Transformer::load(&tmp.path().join("src"), None, &Device::Cpu).unwrap();
+    let h = t.hidden_size();
+    // Not the fixed legacy order: only the listed layout can say it.
+    let modes = [PoolingMode::Mean, PoolingMode::Cls];
+    let enc = SentenceEncoder::new(vec![Box::new(t), Box::new(Pooling::new(h, &modes))]).unwrap();
+    let out = tmp.path().join("saved");
+    enc.save(&out).unwrap();
+    let pool = read(&out.join("1_Pooling/config.json"));
+    assert_eq!(pool["embedding_dimension"], h);
+    assert_eq!(pool["pooling_mode"], serde_json::json!(["mean", "cls"]));
+    assert_eq!(pool["include_prompt"], true);
+    let again = SentenceEncoder::load(&out).unwrap();
+    let p = again.modules()[1]
+        .as_any()
+        .downcast_ref::<Pooling>()
+        .unwrap();
+    assert_eq!(p.modes(), modes);
+    let a = enc
+        .encode(&["the cat sat"], &EncodeOptions::default())
+        .unwrap();
+    let b = again
+        .encode(&["the cat sat"], &EncodeOptions::default())
+        .unwrap();
+    assert_eq!(a.to_vec2::<f32>().unwrap(), b.to_vec2::<f32>().unwrap());
+}

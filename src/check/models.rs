@@ -249,6 +249,21 @@ impl Checker<'_> {
             st.pooled = comp.name == "load";
             return None;
         };
+        if comp.name == "load" && !d.join("modules.json").is_file() {
+            self.err(
+                Diag::error(
+                    "not-a-sentence-model",
+                    span,
+                    format!("`{spec}` has no modules.json: it is not a saved sentence-transformers model"),
+                )
+                .help(format!(
+                    "start a chain from a bare Hugging Face model with `Transformer(\"{spec}\") -> Pooling(mean)`"
+                )),
+            );
+            st.ok = false;
+            st.dim = None;
+            return None;
+        }
         let transformer_dir = if comp.name == "load" {
             let (w, pooled) = saved_model_width(d);
             st.dim = w;
@@ -392,25 +407,10 @@ pub(crate) fn saved_model_width(dir: &Path) -> (Option<usize>, bool) {
             dim = transformer_width(&path);
         } else if ty.ends_with("Pooling") {
             pooled = true;
-            if let Some(cfg) = read_json(&path.join("config.json")) {
-                let w = cfg
-                    .get("word_embedding_dimension")
-                    .and_then(|v| v.as_u64())
-                    .map(|v| v as usize)
-                    .or(dim);
-                let modes = cfg
-                    .as_object()
-                    .map(|o| {
-                        o.iter()
-                            .filter(|(k, v)| {
-                                k.starts_with("pooling_mode_") && v.as_bool() == Some(true)
-                            })
-                            .count()
-                    })
-                    .unwrap_or(1)
-                    .max(1);
-                dim = w.map(|w| w * modes);
-            }
+            // Both config layouts, read as the runtime reads them.
+            dim = crate::runtime::modules::Pooling::load(&path)
+                .ok()
+                .and_then(|p| crate::runtime::Module::out_dim(&p));
         } else if ty.ends_with("Dense") {
             dim = read_json(&path.join("config.json"))
                 .and_then(|c| c.get("out_features").and_then(|v| v.as_u64()))

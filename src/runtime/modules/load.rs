@@ -19,6 +19,12 @@ pub const ENTRY: ModuleEntry = ModuleEntry {
 
 fn build(a: &Args, cx: &ModuleCx) -> Result<Vec<Box<dyn Module>>> {
     let spec = a.str("model").map_err(|e| Error::Msg(e.to_string()))?;
-    let enc = crate::runtime::SentenceEncoder::from_spec(spec, cx.search, cx.base_dir)?;
-    Ok(enc.into_modules())
+    let dir = crate::runtime::download::resolve(spec, cx.search, cx.base_dir)?;
+    if !dir.join("modules.json").is_file() {
+        return Err(Error::config(
+            &dir.join("modules.json"),
+            format!("`load({spec:?})` needs a saved sentence-transformers model; for a bare Hugging Face model use `Transformer({spec:?}) -> Pooling(mean)`"),
+        ));
+    }
+    Ok(crate::runtime::SentenceEncoder::load(&dir)?.into_modules())
 }
