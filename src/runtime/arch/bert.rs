@@ -13,7 +13,8 @@ use candle_core::{DType, Tensor, Var};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::parts::{self, Act, Linear, Norm, Params};
+use super::parts::{self, Act, Norm, Params};
+use super::post_norm;
 use super::{ArchEntry, ArchSpec, Encoder};
 use crate::runtime::error::{Error, Result};
 use crate::runtime::ops::{self, AttnShape, Ctx};
@@ -133,9 +134,7 @@ impl ArchSpec for BertConfig {
         let emb = (self.vocab_size + self.max_position_embeddings + self.type_vocab_size) as u64
             * h
             + 2 * h;
-        // q, k, v, output (h x h + h each), FFN in and out, two layer norms.
-        let layer = 4 * (h * h + h) + (h * i + i) + (i * h + h) + 4 * h;
-        emb + self.num_hidden_layers as u64 * layer
+        emb + self.num_hidden_layers as u64 * post_norm::params(h, i)
     }
     fn pad_token_id(&self) -> Option<u32> {
         self.pad_token_id
@@ -145,43 +144,37 @@ impl ArchSpec for BertConfig {
     }
 }
 
-#[derive(Debug, Clone)]
-struct Layer {
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    attn_out: Linear,
-    attn_norm: Norm,
-    inter: Linear,
-    out: Linear,
-    out_norm: Norm,
-}
-
 /// The BERT encoder stack (embeddings + layers; the pooler is kept for
 /// saving, not run).
 #[derive(Debug, Clone)]
 pub struct Bert {
     pub config: BertConfig,
-    act: Act,
+    settings: post_norm::Settings,
     word: Var,
     position: Var,
     token_type: Var,
     emb_norm: Norm,
-    layers: Vec<Layer>,
+    layers: Vec<post_norm::Layer>,
     named: Vec<(String, Var)>,
     pooler: Vec<(String, Tensor)>,
 }
+
+/// BERT's layer weights (as RoBERTa's).
+const NAMES: post_norm::Names = post_norm::Names {
+    q: "attention.self.query",
+    k: "attention.self.key",
+    v: "attention.self.value",
+    attn_out: "attention.output.dense",
+    attn_norm: "attention.output.LayerNorm",
+    inter: "intermediate.dense",
+    out: "output.dense",
+    out_norm: "output.LayerNorm",
+};
 
 impl Bert {
     /// Build from a config and a weights file.
     pub fn load(config: BertConfig, config_path: &Path, w: &WeightFile) -> Result<Self> {
         let mut p = Params::new(w, "embeddings.word_embeddings.weight");
-        p.check_layer_count(
-            "encoder.layer.",
-            "num_hidden_layers",
-            config.num_hidden_layers,
-            config_path,
-        )?;
         let (h, eps) = (config.hidden_size, config.layer_norm_eps);
         let word = p.var("embeddings.word_embeddings.weight", &[config.vocab_size, h])?;
         let position = p.var(
@@ -193,26 +186,25 @@ impl Bert {
             &[config.type_vocab_size, h],
         )?;
         let emb_norm = p.norm("embeddings.LayerNorm", h, true, eps)?;
-        let i_size = config.intermediate_size;
-        let mut layers = Vec::with_capacity(config.num_hidden_layers);
-        for i in 0..config.num_hidden_layers {
-            let l = format!("encoder.layer.{i}.");
-            layers.push(Layer {
-                q: p.linear(&format!("{l}attention.self.query"), h, h, true)?,
-                k: p.linear(&format!("{l}attention.self.key"), h, h, true)?,
-                v: p.linear(&format!("{l}attention.self.value"), h, h, true)?,
-                attn_out: p.linear(&format!("{l}attention.output.dense"), h, h, true)?,
-                attn_norm: p.norm(&format!("{l}attention.output.LayerNorm"), h, true, eps)?,
-                inter: p.linear(&format!("{l}intermediate.dense"), i_size, h, true)?,
-                out: p.linear(&format!("{l}output.dense"), h, i_size, true)?,
-                out_norm: p.norm(&format!("{l}output.LayerNorm"), h, true, eps)?,
-            });
-        }
+        let stack = post_norm::Stack {
+            stem: "encoder.layer.",
+            field: "num_hidden_layers",
+            count: config.num_hidden_layers,
+            dims: (h, config.intermediate_size),
+            eps: eps,
+        };
+        let layers = post_norm::load_stack(&mut p, &stack, &NAMES, config_path)?;
         let pooler = p.unread_under("pooler.");
-        let act = Act::from_config(&config.hidden_act, "hidden_act", config_path)?;
+        let settings = post_norm::Settings {
+            heads: config.num_attention_heads,
+            act: Act::from_config(&config.hidden_act, "hidden_act", config_path)?,
+            attn_dropout: config.attention_probs_dropout_prob,
+            attn_out_dropout: config.hidden_dropout_prob,
+            ffn_dropout: config.hidden_dropout_prob,
+        };
         Ok(Bert {
             config,
-            act,
+            settings,
             word,
             position,
             token_type,
@@ -221,26 +213,6 @@ impl Bert {
             named: p.into_named(),
             pooler,
         })
-    }
-
-    fn layer_forward(&self, l: &Layer, x: &Tensor, mask: &Tensor, ctx: &Ctx) -> Result<Tensor> {
-        let c = &self.config;
-        let attn = ops::self_attention(
-            x,
-            l.q.proj()?,
-            l.k.proj()?,
-            l.v.proj()?,
-            mask,
-            c.num_attention_heads,
-            c.attention_probs_dropout_prob,
-            AttnShape::default(),
-            ctx,
-        )?;
-        let attn = ops::dropout(&l.attn_out.forward(&attn, ctx)?, c.hidden_dropout_prob, ctx)?;
-        let x = l.attn_norm.add_forward(&attn, x, ctx)?;
-        let inter = l.inter.forward_act(&x, self.act, ctx)?;
-        let out = ops::dropout(&l.out.forward(&inter, ctx)?, c.hidden_dropout_prob, ctx)?;
-        l.out_norm.add_forward(&out, &x, ctx)
     }
 }
 
@@ -269,7 +241,7 @@ impl Encoder for Bert {
         x = ops::dropout(&x, c.hidden_dropout_prob, ctx)?;
         let mask = attention_mask.to_dtype(DType::F32)?;
         for layer in &self.layers {
-            x = self.layer_forward(layer, &x, &mask, ctx)?;
+            x = layer.forward(&x, &mask, &self.settings, AttnShape::default(), ctx)?;
         }
         Ok(x)
     }

@@ -9,7 +9,8 @@ use candle_core::{DType, Tensor, Var};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::parts::{self, Act, Linear, Norm, Params};
+use super::parts::{self, Act, Norm, Params};
+use super::post_norm;
 use super::{ArchEntry, ArchSpec, Encoder};
 use crate::runtime::error::{Error, Result};
 use crate::runtime::ops::{self, AttnShape, Ctx};
@@ -108,8 +109,7 @@ impl ArchSpec for DistilBertConfig {
             self.max_position_embeddings as u64
         };
         let emb = (self.vocab_size as u64 + pos) * h + 2 * h;
-        let layer = 4 * (h * h + h) + (h * i + i) + (i * h + h) + 4 * h;
-        emb + self.n_layers as u64 * layer
+        emb + self.n_layers as u64 * post_norm::params(h, i)
     }
     fn pad_token_id(&self) -> Option<u32> {
         self.pad_token_id
@@ -119,43 +119,36 @@ impl ArchSpec for DistilBertConfig {
     }
 }
 
-#[derive(Debug, Clone)]
-struct Layer {
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    out: Linear,
-    sa_norm: Norm,
-    lin1: Linear,
-    lin2: Linear,
-    out_norm: Norm,
-}
-
 /// The DistilBERT encoder stack.
 #[derive(Debug, Clone)]
 pub struct DistilBert {
     config: DistilBertConfig,
-    act: Act,
+    settings: post_norm::Settings,
     word: Var,
     /// Learned positions, or the fixed sinusoidal table (a constant).
     position: Tensor,
     emb_norm: Norm,
-    layers: Vec<Layer>,
+    layers: Vec<post_norm::Layer>,
     named: Vec<(String, Var)>,
     extra: Vec<(String, Tensor)>,
 }
+
+const NAMES: post_norm::Names = post_norm::Names {
+    q: "attention.q_lin",
+    k: "attention.k_lin",
+    v: "attention.v_lin",
+    attn_out: "attention.out_lin",
+    attn_norm: "sa_layer_norm",
+    inter: "ffn.lin1",
+    out: "ffn.lin2",
+    out_norm: "output_layer_norm",
+};
 
 const POSITIONS: &str = "embeddings.position_embeddings.weight";
 
 impl DistilBert {
     pub fn load(config: DistilBertConfig, config_path: &Path, w: &WeightFile) -> Result<Self> {
         let mut p = Params::new(w, "embeddings.word_embeddings.weight");
-        p.check_layer_count(
-            "transformer.layer.",
-            "n_layers",
-            config.n_layers,
-            config_path,
-        )?;
         let h = config.dim;
         let word = p.var("embeddings.word_embeddings.weight", &[config.vocab_size, h])?;
         let pos_shape = [config.max_position_embeddings, h];
@@ -168,24 +161,24 @@ impl DistilBert {
             p.var(POSITIONS, &pos_shape)?.as_tensor().clone()
         };
         let emb_norm = p.norm("embeddings.LayerNorm", h, true, EPS)?;
-        let mut layers = Vec::with_capacity(config.n_layers);
-        for i in 0..config.n_layers {
-            let l = format!("transformer.layer.{i}.");
-            layers.push(Layer {
-                q: p.linear(&format!("{l}attention.q_lin"), h, h, true)?,
-                k: p.linear(&format!("{l}attention.k_lin"), h, h, true)?,
-                v: p.linear(&format!("{l}attention.v_lin"), h, h, true)?,
-                out: p.linear(&format!("{l}attention.out_lin"), h, h, true)?,
-                sa_norm: p.norm(&format!("{l}sa_layer_norm"), h, true, EPS)?,
-                lin1: p.linear(&format!("{l}ffn.lin1"), config.hidden_dim, h, true)?,
-                lin2: p.linear(&format!("{l}ffn.lin2"), h, config.hidden_dim, true)?,
-                out_norm: p.norm(&format!("{l}output_layer_norm"), h, true, EPS)?,
-            });
-        }
-        let act = Act::from_config(&config.activation, "activation", config_path)?;
+        let stack = post_norm::Stack {
+            stem: "transformer.layer.",
+            field: "n_layers",
+            count: config.n_layers,
+            dims: (h, config.hidden_dim),
+            eps: EPS,
+        };
+        let layers = post_norm::load_stack(&mut p, &stack, &NAMES, config_path)?;
+        let settings = post_norm::Settings {
+            heads: config.n_heads,
+            act: Act::from_config(&config.activation, "activation", config_path)?,
+            attn_dropout: config.attention_dropout,
+            attn_out_dropout: 0.0,
+            ffn_dropout: config.dropout,
+        };
         Ok(DistilBert {
             config,
-            act,
+            settings,
             word,
             position,
             emb_norm,
@@ -193,25 +186,6 @@ impl DistilBert {
             named: p.into_named(),
             extra,
         })
-    }
-
-    fn layer_forward(&self, l: &Layer, x: &Tensor, mask: &Tensor, ctx: &Ctx) -> Result<Tensor> {
-        let c = &self.config;
-        let attn = ops::self_attention(
-            x,
-            l.q.proj()?,
-            l.k.proj()?,
-            l.v.proj()?,
-            mask,
-            c.n_heads,
-            c.attention_dropout,
-            AttnShape::default(),
-            ctx,
-        )?;
-        let x = l.sa_norm.add_forward(&l.out.forward(&attn, ctx)?, x, ctx)?;
-        let inter = l.lin1.forward_act(&x, self.act, ctx)?;
-        let out = ops::dropout(&l.lin2.forward(&inter, ctx)?, c.dropout, ctx)?;
-        l.out_norm.add_forward(&out, &x, ctx)
     }
 }
 
@@ -231,7 +205,7 @@ impl Encoder for DistilBert {
         let mut x = ops::dropout(&self.emb_norm.forward(&x, ctx)?, self.config.dropout, ctx)?;
         let mask = attention_mask.to_dtype(DType::F32)?;
         for layer in &self.layers {
-            x = self.layer_forward(layer, &x, &mask, ctx)?;
+            x = layer.forward(&x, &mask, &self.settings, AttnShape::default(), ctx)?;
         }
         Ok(x)
     }

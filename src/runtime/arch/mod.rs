@@ -29,6 +29,7 @@ pub mod distilbert;
 pub mod modernbert;
 pub mod mpnet;
 pub mod parts;
+pub mod post_norm;
 
 /// A trainable encoder: token ids to contextual token embeddings.
 pub trait Encoder: std::fmt::Debug + Send + Sync {

@@ -9,7 +9,8 @@ use candle_core::{DType, Tensor, Var};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::parts::{self, Act, Linear, Norm, Params};
+use super::parts::{self, Act, Norm, Params};
+use super::post_norm;
 use super::{ArchEntry, ArchSpec, Encoder};
 use crate::runtime::error::{Error, Result};
 use crate::runtime::ops::{self, AttnShape, Ctx};
@@ -113,8 +114,7 @@ impl ArchSpec for MpNetConfig {
         let (h, i) = (self.hidden_size as u64, self.intermediate_size as u64);
         let emb = (self.vocab_size + self.max_position_embeddings) as u64 * h + 2 * h;
         let rel = (self.relative_attention_num_buckets * self.num_attention_heads) as u64;
-        let layer = 4 * (h * h + h) + (h * i + i) + (i * h + h) + 4 * h;
-        emb + rel + self.num_hidden_layers as u64 * layer
+        emb + rel + self.num_hidden_layers as u64 * post_norm::params(h, i)
     }
     fn pad_token_id(&self) -> Option<u32> {
         Some(self.pad_token_id)
@@ -146,42 +146,35 @@ pub fn bucket(i: usize, j: usize, num_buckets: usize) -> u32 {
     (ret + large) as u32
 }
 
-#[derive(Debug, Clone)]
-struct Layer {
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    o: Linear,
-    attn_norm: Norm,
-    inter: Linear,
-    out: Linear,
-    out_norm: Norm,
-}
-
 /// The MPNet encoder stack (the pooler is kept for saving, not run).
 #[derive(Debug, Clone)]
 pub struct MpNet {
     config: MpNetConfig,
-    act: Act,
+    settings: post_norm::Settings,
     word: Var,
     position: Var,
     emb_norm: Norm,
     /// `[buckets, heads]`.
     rel_bias: Var,
-    layers: Vec<Layer>,
+    layers: Vec<post_norm::Layer>,
     named: Vec<(String, Var)>,
     pooler: Vec<(String, Tensor)>,
 }
 
+const NAMES: post_norm::Names = post_norm::Names {
+    q: "attention.attn.q",
+    k: "attention.attn.k",
+    v: "attention.attn.v",
+    attn_out: "attention.attn.o",
+    attn_norm: "attention.LayerNorm",
+    inter: "intermediate.dense",
+    out: "output.dense",
+    out_norm: "output.LayerNorm",
+};
+
 impl MpNet {
     pub fn load(config: MpNetConfig, config_path: &Path, w: &WeightFile) -> Result<Self> {
         let mut p = Params::new(w, "embeddings.word_embeddings.weight");
-        p.check_layer_count(
-            "encoder.layer.",
-            "num_hidden_layers",
-            config.num_hidden_layers,
-            config_path,
-        )?;
         let (h, eps) = (config.hidden_size, config.layer_norm_eps);
         let word = p.var("embeddings.word_embeddings.weight", &[config.vocab_size, h])?;
         let position = p.var(
@@ -189,21 +182,14 @@ impl MpNet {
             &[config.max_position_embeddings, h],
         )?;
         let emb_norm = p.norm("embeddings.LayerNorm", h, true, eps)?;
-        let i_size = config.intermediate_size;
-        let mut layers = Vec::with_capacity(config.num_hidden_layers);
-        for i in 0..config.num_hidden_layers {
-            let l = format!("encoder.layer.{i}.");
-            layers.push(Layer {
-                q: p.linear(&format!("{l}attention.attn.q"), h, h, true)?,
-                k: p.linear(&format!("{l}attention.attn.k"), h, h, true)?,
-                v: p.linear(&format!("{l}attention.attn.v"), h, h, true)?,
-                o: p.linear(&format!("{l}attention.attn.o"), h, h, true)?,
-                attn_norm: p.norm(&format!("{l}attention.LayerNorm"), h, true, eps)?,
-                inter: p.linear(&format!("{l}intermediate.dense"), i_size, h, true)?,
-                out: p.linear(&format!("{l}output.dense"), h, i_size, true)?,
-                out_norm: p.norm(&format!("{l}output.LayerNorm"), h, true, eps)?,
-            });
-        }
+        let stack = post_norm::Stack {
+            stem: "encoder.layer.",
+            field: "num_hidden_layers",
+            count: config.num_hidden_layers,
+            dims: (h, config.intermediate_size),
+            eps: eps,
+        };
+        let layers = post_norm::load_stack(&mut p, &stack, &NAMES, config_path)?;
         let rel_bias = p.var(
             "encoder.relative_attention_bias.weight",
             &[
@@ -212,10 +198,16 @@ impl MpNet {
             ],
         )?;
         let pooler = p.unread_under("pooler.");
-        let act = Act::from_config(&config.hidden_act, "hidden_act", config_path)?;
+        let settings = post_norm::Settings {
+            heads: config.num_attention_heads,
+            act: Act::from_config(&config.hidden_act, "hidden_act", config_path)?,
+            attn_dropout: config.attention_probs_dropout_prob,
+            attn_out_dropout: config.hidden_dropout_prob,
+            ffn_dropout: config.hidden_dropout_prob,
+        };
         Ok(MpNet {
             config,
-            act,
+            settings,
             word,
             position,
             emb_norm,
@@ -241,37 +233,6 @@ impl MpNet {
             .permute((2, 0, 1))?
             .contiguous()?)
     }
-
-    fn layer_forward(
-        &self,
-        l: &Layer,
-        x: &Tensor,
-        mask: &Tensor,
-        bias: &Tensor,
-        ctx: &Ctx,
-    ) -> Result<Tensor> {
-        let c = &self.config;
-        let shape = AttnShape {
-            bias: Some(bias),
-            window: None,
-        };
-        let attn = ops::self_attention(
-            x,
-            l.q.proj()?,
-            l.k.proj()?,
-            l.v.proj()?,
-            mask,
-            c.num_attention_heads,
-            c.attention_probs_dropout_prob,
-            shape,
-            ctx,
-        )?;
-        let attn = ops::dropout(&l.o.forward(&attn, ctx)?, c.hidden_dropout_prob, ctx)?;
-        let x = l.attn_norm.add_forward(&attn, x, ctx)?;
-        let inter = l.inter.forward_act(&x, self.act, ctx)?;
-        let out = ops::dropout(&l.out.forward(&inter, ctx)?, c.hidden_dropout_prob, ctx)?;
-        l.out_norm.add_forward(&out, &x, ctx)
-    }
 }
 
 impl Encoder for MpNet {
@@ -292,8 +253,12 @@ impl Encoder for MpNet {
         let mut x = ops::dropout(&self.emb_norm.forward(&x, ctx)?, c.hidden_dropout_prob, ctx)?;
         let mask = attention_mask.to_dtype(DType::F32)?;
         let bias = self.position_bias(s, dev)?;
+        let shape = AttnShape {
+            bias: Some(&bias),
+            window: None,
+        };
         for layer in &self.layers {
-            x = self.layer_forward(layer, &x, &mask, &bias, ctx)?;
+            x = layer.forward(&x, &mask, &self.settings, shape, ctx)?;
         }
         Ok(x)
     }

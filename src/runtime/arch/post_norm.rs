@@ -1,0 +1,146 @@
+//! The post-norm encoder layer BERT, DistilBERT and MPNet share:
+//! self-attention, its output projection, `norm(x + attention)`, then a
+//! feed-forward network and `norm(x + ffn)`. The architectures differ in
+//! the weights' names, where dropout applies, and what is added to the
+//! attention scores.
+
+use candle_core::Tensor;
+
+use super::parts::{Act, Linear, Norm, Params};
+use crate::runtime::error::Result;
+use crate::runtime::ops::{self, AttnShape, Ctx};
+
+/// Names of a layer's weights below its prefix (without `.weight`).
+pub struct Names {
+    pub q: &'static str,
+    pub k: &'static str,
+    pub v: &'static str,
+    pub attn_out: &'static str,
+    pub attn_norm: &'static str,
+    pub inter: &'static str,
+    pub out: &'static str,
+    pub out_norm: &'static str,
+}
+
+/// How a layer runs, from the architecture's config.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub heads: usize,
+    pub act: Act,
+    /// On the attention probabilities.
+    pub attn_dropout: f64,
+    /// On the attention's output projection (DistilBERT has none).
+    pub attn_out_dropout: f64,
+    /// On the feed-forward output.
+    pub ffn_dropout: f64,
+}
+
+/// One post-norm layer.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    attn_out: Linear,
+    attn_norm: Norm,
+    inter: Linear,
+    out: Linear,
+    out_norm: Norm,
+}
+
+/// Trainable parameters of a layer of width `h` and feed-forward width `i`:
+/// q, k, v and the output projection, the two feed-forward projections,
+/// two layer norms.
+pub fn params(h: u64, i: u64) -> u64 {
+    4 * (h * h + h) + (h * i + i) + (i * h + h) + 4 * h
+}
+
+/// Where a stack of layers is and how wide it is.
+pub struct Stack<'a> {
+    /// The layers' common prefix, numbered after it (`encoder.layer.`).
+    pub stem: &'a str,
+    /// The config field that counts them (for messages).
+    pub field: &'a str,
+    pub count: usize,
+    /// Width and feed-forward width.
+    pub dims: (usize, usize),
+    pub eps: f64,
+}
+
+/// Read every layer of `stack`; more layers in the file than the config
+/// declares is an error.
+pub fn load_stack(
+    p: &mut Params,
+    stack: &Stack,
+    names: &Names,
+    config_path: &std::path::Path,
+) -> Result<Vec<Layer>> {
+    p.check_layer_count(stack.stem, stack.field, stack.count, config_path)?;
+    (0..stack.count)
+        .map(|i| {
+            Layer::load(
+                p,
+                &format!("{}{i}.", stack.stem),
+                names,
+                stack.dims,
+                stack.eps,
+            )
+        })
+        .collect()
+}
+
+impl Layer {
+    /// Read the layer under `prefix` (`encoder.layer.3.`).
+    pub fn load(
+        p: &mut Params,
+        prefix: &str,
+        n: &Names,
+        (h, i): (usize, usize),
+        eps: f64,
+    ) -> Result<Self> {
+        let mut lin = |name: &str, out: usize, inp: usize| {
+            p.linear(&format!("{prefix}{name}"), out, inp, true)
+        };
+        let (q, k, v) = (lin(n.q, h, h)?, lin(n.k, h, h)?, lin(n.v, h, h)?);
+        let attn_out = lin(n.attn_out, h, h)?;
+        let inter = lin(n.inter, i, h)?;
+        let out = lin(n.out, h, i)?;
+        Ok(Layer {
+            q,
+            k,
+            v,
+            attn_out,
+            inter,
+            out,
+            attn_norm: p.norm(&format!("{prefix}{}", n.attn_norm), h, true, eps)?,
+            out_norm: p.norm(&format!("{prefix}{}", n.out_norm), h, true, eps)?,
+        })
+    }
+
+    /// The layer's output for `x` `[batch, seq, hidden]` and the key mask.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        mask: &Tensor,
+        s: &Settings,
+        shape: AttnShape,
+        ctx: &Ctx,
+    ) -> Result<Tensor> {
+        let attn = ops::self_attention(
+            x,
+            self.q.proj()?,
+            self.k.proj()?,
+            self.v.proj()?,
+            mask,
+            s.heads,
+            s.attn_dropout,
+            shape,
+            ctx,
+        )?;
+        let attn = ops::dropout(&self.attn_out.forward(&attn, ctx)?, s.attn_out_dropout, ctx)?;
+        let x = self.attn_norm.add_forward(&attn, x, ctx)?;
+        let inter = self.inter.forward_act(&x, s.act, ctx)?;
+        let out = ops::dropout(&self.out.forward(&inter, ctx)?, s.ffn_dropout, ctx)?;
+        self.out_norm.add_forward(&out, &x, ctx)
+    }
+}
