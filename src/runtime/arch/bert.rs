@@ -191,7 +191,7 @@ impl Bert {
             field: "num_hidden_layers",
             count: config.num_hidden_layers,
             dims: (h, config.intermediate_size),
-            eps: eps,
+            eps,
         };
         let layers = post_norm::load_stack(&mut p, &stack, &NAMES, config_path)?;
         let pooler = p.unread_under("pooler.");

@@ -187,7 +187,7 @@ impl MpNet {
             field: "num_hidden_layers",
             count: config.num_hidden_layers,
             dims: (h, config.intermediate_size),
-            eps: eps,
+            eps,
         };
         let layers = post_norm::load_stack(&mut p, &stack, &NAMES, config_path)?;
         let rel_bias = p.var(
