@@ -416,3 +416,94 @@ fn all_mpnet_base_v2_matches_sentence_transformers() {
     println!("all-mpnet-base-v2: min cosine {cos:.9}, max abs diff {diff:.2e}");
     assert!(cos >= 0.99999 && diff <= 1e-4, "{cos} {diff}");
 }
+
+/// The prefix each architecture's task-head checkpoints (`*ForMaskedLM`,
+/// `BertForPreTraining`) put before the encoder's names.
+const HEAD_PREFIX: &[(&str, &str)] = &[
+    ("bert", "bert."),
+    ("distilbert", "distilbert."),
+    ("mpnet", "mpnet."),
+    ("roberta", "roberta."),
+    ("xlm-roberta", "roberta."),
+    ("camembert", "roberta."),
+    ("modernbert", "model."),
+];
+
+/// A checkpoint saved with a task head (prefixed encoder names, head
+/// tensors besides) loads as the bare encoder and saves under
+/// `AutoModel`'s names, without the head.
+#[test]
+fn task_head_checkpoints_load_and_save_as_automodel() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, prefix) in HEAD_PREFIX {
+        let src = fixture(name).join("model");
+        let dir = tmp.path().join(name);
+        bare_copy(&src, &dir);
+        let names = weight_names(&src);
+        let w = stpipe::runtime::weights::WeightFile::load_from_dir(&src, &Device::Cpu).unwrap();
+        let mut tensors: Vec<(String, Tensor)> = names
+            .iter()
+            .map(|n| (format!("{prefix}{n}"), w.tensor(n).unwrap().clone()))
+            .collect();
+        let h = tensors[0].1.dims().last().copied().unwrap();
+        tensors.push((
+            "lm_head.dense.weight".into(),
+            Tensor::zeros((h, h), candle_core::DType::F32, &Device::Cpu).unwrap(),
+        ));
+        let _ = std::fs::remove_file(dir.join("pytorch_model.bin"));
+        stpipe::runtime::weights::save_safetensors(&dir.join("model.safetensors"), &tensors)
+            .unwrap();
+        let enc = SentenceEncoder::load(&dir).unwrap();
+        check_embeddings(name, &enc);
+        let out = tmp.path().join(format!("{name}-saved"));
+        enc.save(&out).unwrap();
+        assert_eq!(weight_names(&out), names, "{name}");
+    }
+}
+
+/// ModernBERT configs as the released models write them (before
+/// transformers 5): `global_attn_every_n_layers` and the two rotary bases
+/// instead of `layer_types` and `rope_parameters`.
+#[test]
+fn modernbert_reads_both_config_layouts() {
+    let tmp = tempfile::tempdir().unwrap();
+    // (That the bases are read, and which layer is local, is unit-tested
+    // in src/runtime/arch/modernbert.rs: this random model is too flat to
+    // show a swapped base.)
+    let write = |name: &str, edit: &dyn Fn(&mut serde_json::Map<String, Value>)| -> PathBuf {
+        let dir = tmp.path().join(name);
+        bare_copy(&fixture("modernbert").join("model"), &dir);
+        let mut cfg: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap())
+                .unwrap();
+        edit(cfg.as_object_mut().unwrap());
+        std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
+        dir
+    };
+    let old = |global: f64, local: f64| {
+        move |c: &mut serde_json::Map<String, Value>| {
+            c.remove("layer_types");
+            c.remove("rope_parameters");
+            c.insert("global_attn_every_n_layers".into(), 3.into());
+            c.insert("global_rope_theta".into(), global.into());
+            c.insert("local_rope_theta".into(), local.into());
+        }
+    };
+    let legacy = write("legacy", &old(160_000.0, 10_000.0));
+    check_embeddings("modernbert", &SentenceEncoder::load(&legacy).unwrap());
+    // A layer list that does not fit the layers, and an unsupported
+    // rotary scaling, are refused.
+    let short = write("short", &|c| {
+        c.insert("layer_types".into(), serde_json::json!(["full_attention"]));
+    });
+    let e = SentenceEncoder::load(&short).unwrap_err().to_string();
+    assert!(e.contains("layer_types"), "{e}");
+    let scaled = write("scaled", &|c| {
+        c.insert(
+            "rope_parameters".into(),
+            serde_json::json!({"full_attention": {"rope_type": "yarn", "rope_theta": 1.0}}),
+        );
+    });
+    let e = SentenceEncoder::load(&scaled).unwrap_err().to_string();
+    assert!(e.contains("rope_type `yarn`"), "{e}");
+}

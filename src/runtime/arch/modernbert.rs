@@ -105,6 +105,11 @@ pub struct ModernBertConfig {
 }
 
 fn parse(raw: &Value, path: &Path) -> Result<Box<dyn ArchSpec>> {
+    Ok(Box::new(parse_resolved(raw, path)?))
+}
+
+/// The config with every layer's kind and the rotary bases resolved.
+fn parse_resolved(raw: &Value, path: &Path) -> Result<ModernBertConfig> {
     let r: RawConfig = super::from_value(raw, path)?;
     super::check_heads(path, r.hidden_size, r.num_attention_heads)?;
     if let Some(hd) = r
@@ -175,13 +180,13 @@ fn parse(raw: &Value, path: &Path) -> Result<Box<dyn ArchSpec>> {
     };
     let global_theta = theta("full_attention", r.global_rope_theta, GLOBAL_THETA)?;
     let local_theta = theta("sliding_attention", r.local_rope_theta, LOCAL_THETA)?;
-    Ok(Box::new(ModernBertConfig {
+    Ok(ModernBertConfig {
         raw: r,
         local,
         global_theta,
         local_theta,
         act,
-    }))
+    })
 }
 
 impl ArchSpec for ModernBertConfig {
@@ -412,5 +417,56 @@ impl Encoder for ModernBert {
 
     fn vocab_rows(&self) -> usize {
         self.config.raw.vocab_size
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(extra: Value) -> ModernBertConfig {
+        let mut v = serde_json::json!({
+            "vocab_size": 10, "hidden_size": 8, "num_hidden_layers": 4,
+            "num_attention_heads": 2, "intermediate_size": 16,
+        });
+        if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+            o.extend(e.clone());
+        }
+        parse_resolved(&v, Path::new("config.json")).unwrap()
+    }
+
+    #[test]
+    fn both_layouts_give_the_layer_kinds_and_bases() {
+        let old = parsed(serde_json::json!({
+            "global_attn_every_n_layers": 2, "global_rope_theta": 1000.0, "local_rope_theta": 50.0,
+        }));
+        assert_eq!(old.local, [false, true, false, true]);
+        assert_eq!((old.global_theta, old.local_theta), (1000.0, 50.0));
+        let new = parsed(serde_json::json!({
+            "layer_types": ["sliding_attention", "full_attention", "full_attention", "sliding_attention"],
+            "rope_parameters": {
+                "full_attention": {"rope_type": "default", "rope_theta": 7.0},
+                "sliding_attention": {"rope_type": "default", "rope_theta": 3.0},
+            },
+        }));
+        assert_eq!(new.local, [true, false, false, true]);
+        assert_eq!((new.global_theta, new.local_theta), (7.0, 3.0));
+        let default = parsed(serde_json::json!({}));
+        assert_eq!(default.local, [false, true, true, false]);
+        assert_eq!(
+            (default.global_theta, default.local_theta),
+            (GLOBAL_THETA, LOCAL_THETA)
+        );
+    }
+
+    #[test]
+    fn rotary_tables_follow_the_formula() {
+        let (cos, sin) = rope_tables(4, 4, 100.0, &Device::Cpu).unwrap();
+        let (cos, sin) = (cos.to_vec2::<f32>().unwrap(), sin.to_vec2::<f32>().unwrap());
+        // d = 4: frequencies 1 and 100^(-1/2) = 0.1, each twice.
+        for (k, f) in [1.0f32, 0.1, 1.0, 0.1].iter().enumerate() {
+            assert!((cos[3][k] - (3.0 * f).cos()).abs() < 1e-6);
+            assert!((sin[3][k] - (3.0 * f).sin()).abs() < 1e-6);
+        }
     }
 }
