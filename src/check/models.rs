@@ -297,16 +297,22 @@ impl Checker<'_> {
                     }
                 }
                 Err(e) => {
+                    let msg = e.to_string();
+                    let help = if msg.contains("model_type") {
+                        format!(
+                            "stpipe runs model_type {}",
+                            crate::runtime::arch::supported_model_types().join(", ")
+                        )
+                    } else {
+                        "the architecture runs, but not with this setting of its config.json (docs/architecture.md lists what each architecture reads)".to_string()
+                    };
                     self.err(
                         Diag::error(
                             "unsupported-model",
                             span,
-                            format!("`{spec}` cannot be run: {e}"),
+                            format!("`{spec}` cannot be run: {msg}"),
                         )
-                        .help(format!(
-                            "stpipe runs model_type {}",
-                            crate::runtime::arch::supported_model_types().join(", ")
-                        )),
+                        .help(help),
                     );
                     st.ok = false;
                     st.dim = None;
