@@ -79,13 +79,18 @@ pub struct OptimizerEntry {
     pub build: fn(&Args) -> std::result::Result<Box<dyn UpdateRule>, ArgError>,
 }
 
-/// Whether a parameter gets weight decay: sentence-transformers exempts
-/// biases and LayerNorm weights (`no_decay = ["bias", "LayerNorm.bias",
-/// "LayerNorm.weight"]`).
+/// Whether a parameter gets weight decay, by the rule of the Trainer
+/// sentence-transformers trains with (`get_decay_parameter_names`): not
+/// biases and not norms, i.e. no name (lower-cased) containing `bias`,
+/// `layernorm` or `rmsnorm`, with a component `norm` or one ending in
+/// `_norm` (DistilBERT's `sa_layer_norm`, ModernBERT's `attn_norm`,
+/// `final_norm`, `embeddings.norm`). Every norm stpipe builds is named so.
 pub fn decays(param_name: &str) -> bool {
-    !(param_name.contains("bias")
-        || param_name.contains("LayerNorm.weight")
-        || param_name.contains("layer_norm.weight"))
+    let n = param_name.to_lowercase();
+    let norm_part = n
+        .split('.')
+        .any(|part| part == "norm" || part.ends_with("_norm"));
+    !(n.contains("bias") || n.contains("layernorm") || n.contains("rmsnorm") || norm_part)
 }
 
 /// Sum of squares of a gradient, for the global norm.
@@ -270,5 +275,12 @@ mod tests {
         assert!(!decays("encoder.layer.0.attention.self.query.bias"));
         assert!(!decays("encoder.layer.0.output.LayerNorm.weight"));
         assert!(!decays("embeddings.LayerNorm.weight"));
+        assert!(!decays("transformer.layer.0.sa_layer_norm.weight"));
+        assert!(!decays("layers.1.attn_norm.weight"));
+        assert!(!decays("embeddings.norm.weight"));
+        assert!(!decays("final_norm.weight"));
+        assert!(decays("layers.0.attn.Wqkv.weight"));
+        assert!(!decays("encoder.relative_attention_bias.weight"));
+        assert!(decays("normalizer.weight"));
     }
 }
