@@ -634,3 +634,55 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Weights split into shards with a `model.safetensors.index.json`, as
+/// large Hub models ship them.
+#[test]
+fn sharded_weights_load_through_their_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("sharded");
+    copy_dir(&fixture("bert").join("model"), &dir);
+    let w = stpipe::runtime::weights::WeightFile::load_from_dir(&dir, &Device::Cpu).unwrap();
+    let names = weight_names(&dir);
+    let (a, b) = names.split_at(names.len() / 2);
+    let mut map = serde_json::Map::new();
+    for (part, shard) in [
+        (a, "model-00001-of-00002.safetensors"),
+        (b, "model-00002-of-00002.safetensors"),
+    ] {
+        let tensors: Vec<(String, Tensor)> = part
+            .iter()
+            .map(|n| (n.clone(), w.tensor(n).unwrap().clone()))
+            .collect();
+        stpipe::runtime::weights::save_safetensors(&dir.join(shard), &tensors).unwrap();
+        for n in part {
+            map.insert(n.clone(), shard.into());
+        }
+    }
+    std::fs::remove_file(dir.join("model.safetensors")).unwrap();
+    let index = dir.join("model.safetensors.index.json");
+    let write_index = |map: &serde_json::Map<String, Value>| {
+        std::fs::write(
+            &index,
+            serde_json::json!({"metadata": {}, "weight_map": map}).to_string(),
+        )
+        .unwrap()
+    };
+    write_index(&map);
+    check_embeddings("bert", &SentenceEncoder::load(&dir).unwrap());
+    // A tensor the index promises but its shard lacks, and a shard path
+    // leaving the directory, are errors naming the index.
+    let mut missing = map.clone();
+    missing.insert(
+        "encoder.layer.9.output.dense.weight".into(),
+        "model-00001-of-00002.safetensors".into(),
+    );
+    write_index(&missing);
+    let e = SentenceEncoder::load(&dir).unwrap_err().to_string();
+    assert!(e.contains("encoder.layer.9.output.dense.weight"), "{e}");
+    let mut outside = map.clone();
+    outside.insert(a[0].clone(), "../elsewhere.safetensors".into());
+    write_index(&outside);
+    let e = SentenceEncoder::load(&dir).unwrap_err().to_string();
+    assert!(e.contains("not a file of the model directory"), "{e}");
+}

@@ -148,7 +148,9 @@ fn download(spec: &str, cache: Option<&Path>) -> std::result::Result<PathBuf, St
         .map(|s| s.rfilename.clone())
         .filter(|f| wanted(f))
         .collect();
-    let has_st = files.iter().any(|f| f == "model.safetensors");
+    let has_st = files
+        .iter()
+        .any(|f| f == "model.safetensors" || f == "model.safetensors.index.json");
     let mut dir: Option<PathBuf> = None;
     for f in &files {
         let p = repo.get(f).map_err(|e| format!("{f}: {e}"))?;
@@ -157,8 +159,18 @@ fn download(spec: &str, cache: Option<&Path>) -> std::result::Result<PathBuf, St
         }
     }
     if !has_st {
-        // Older repositories only have PyTorch weights.
-        if let Ok(p) = repo.get("pytorch_model.bin") {
+        // Older repositories only have PyTorch weights, whole or sharded
+        // (`pytorch_model-00001-of-00002.bin`, listed by the index).
+        let pickles = info
+            .siblings
+            .iter()
+            .map(|s| s.rfilename.as_str())
+            .filter(|f| {
+                *f == "pytorch_model.bin"
+                    || (f.starts_with("pytorch_model-") && f.ends_with(".bin"))
+            });
+        for f in pickles {
+            let p = repo.get(f).map_err(|e| format!("{f}: {e}"))?;
             dir = dir.or_else(|| p.parent().map(Path::to_path_buf));
         }
     }

@@ -14,7 +14,9 @@ pub struct WeightFile {
 }
 
 impl WeightFile {
-    /// Load `model.safetensors` from `dir`, else `pytorch_model.bin`.
+    /// Load `model.safetensors` from `dir`, else `pytorch_model.bin`, else
+    /// the shards an index (`model.safetensors.index.json`,
+    /// `pytorch_model.bin.index.json`) lists.
     pub fn load_from_dir(dir: &Path, device: &Device) -> Result<Self> {
         let st = dir.join("model.safetensors");
         if st.is_file() {
@@ -24,10 +26,70 @@ impl WeightFile {
         if bin.is_file() {
             return Self::load_pytorch(&bin, device);
         }
+        for (index, pickle) in [
+            ("model.safetensors.index.json", false),
+            ("pytorch_model.bin.index.json", true),
+        ] {
+            let p = dir.join(index);
+            if p.is_file() {
+                return Self::load_sharded(&p, pickle, device);
+            }
+        }
         Err(Error::missing(
             &st,
-            "model weights (neither model.safetensors nor pytorch_model.bin is present)",
+            "model weights (neither model.safetensors nor pytorch_model.bin nor a sharded index is present)",
         ))
+    }
+
+    /// The shards named by a Hugging Face index file's `weight_map`, as one
+    /// file (each tensor from the shard the index names for it).
+    fn load_sharded(index: &Path, pickle: bool, device: &Device) -> Result<Self> {
+        let v: serde_json::Value = super::error::read_json(index)?;
+        let map = v
+            .get("weight_map")
+            .and_then(|m| m.as_object())
+            .ok_or_else(|| Error::config(index, "no `weight_map` object"))?;
+        let dir = index.parent().unwrap_or(Path::new("."));
+        let mut shards: Vec<&str> = Vec::new();
+        for (name, shard) in map {
+            let shard = shard.as_str().ok_or_else(|| {
+                Error::config(index, format!("the shard of `{name}` is not a file name"))
+            })?;
+            // A shard must be a plain file name inside the directory.
+            if shard.contains('/') || shard.contains('\\') || shard.starts_with('.') {
+                return Err(Error::config(
+                    index,
+                    format!("shard `{shard}` is not a file of the model directory"),
+                ));
+            }
+            if !shards.contains(&shard) {
+                shards.push(shard);
+            }
+        }
+        let mut tensors = HashMap::new();
+        for shard in shards {
+            let p = dir.join(shard);
+            let part = if pickle {
+                Self::load_pytorch(&p, device)?
+            } else {
+                Self::load_safetensors(&p, device)?
+            };
+            for (name, t) in part.tensors {
+                if map.get(&name).and_then(|s| s.as_str()) == Some(shard) {
+                    tensors.insert(name, t);
+                }
+            }
+        }
+        if let Some(name) = map.keys().find(|n| !tensors.contains_key(*n)) {
+            return Err(Error::MissingTensor {
+                path: index.to_path_buf(),
+                name: name.clone(),
+            });
+        }
+        Ok(WeightFile {
+            path: index.to_path_buf(),
+            tensors,
+        })
     }
 
     /// Load a safetensors file.
