@@ -10,7 +10,7 @@ pub const ENTRY: OptimizerEntry = OptimizerEntry {
     spec: Component {
         name: "Adam",
         family: Family::Optimizer,
-        doc: "Adam with L2 weight decay added to the gradient (not applied to biases and LayerNorm weights).",
+        doc: "Adam with L2 weight decay added to the gradient (not applied to biases and norm weights).",
         args: &[
             LR,
             opt("weight_decay", Float, "0.0", "L2 penalty").at_least(0.0),

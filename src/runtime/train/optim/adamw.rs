@@ -22,7 +22,7 @@ pub const ENTRY: OptimizerEntry = OptimizerEntry {
     spec: Component {
         name: "AdamW",
         family: Family::Optimizer,
-        doc: "Adam with decoupled weight decay (not applied to biases and LayerNorm weights), as in sentence-transformers.",
+        doc: "Adam with decoupled weight decay (not applied to biases and norm weights), as in sentence-transformers.",
         args: &[
             LR,
             opt("weight_decay", Float, "0.01", "decoupled weight decay").at_least(0.0),

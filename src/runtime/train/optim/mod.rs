@@ -1,8 +1,8 @@
 //! The optimizer of a stage: one [`UpdateRule`] (AdamW, Adam, SGD; one file
 //! each) applied to every trainable tensor (the model's and the losses'
 //! heads), with gradient accumulation, clipping by global norm, and the
-//! no-decay rule of sentence-transformers (biases and LayerNorm weights get
-//! no weight decay, whichever optimizer). Buffers live across steps and are
+//! no-decay rule of the Trainer sentence-transformers trains with (biases
+//! and norm weights get no weight decay, whichever optimizer). Buffers live across steps and are
 //! checkpointed.
 
 pub mod adam;

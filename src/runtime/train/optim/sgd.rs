@@ -10,7 +10,7 @@ pub const ENTRY: OptimizerEntry = OptimizerEntry {
     spec: Component {
         name: "SGD",
         family: Family::Optimizer,
-        doc: "Stochastic gradient descent with optional momentum (Nesterov's too) and L2 weight decay (not applied to biases and LayerNorm weights).",
+        doc: "Stochastic gradient descent with optional momentum (Nesterov's too) and L2 weight decay (not applied to biases and norm weights).",
         args: &[
             opt("lr", Float, "0.01", "learning rate").above(0.0),
             opt("momentum", Float, "0.0", "momentum factor").at_least(0.0),
