@@ -24,6 +24,8 @@ pub fn run(args: &Args, opts: &Options) -> ExitCode {
     let mut invalid = false;
     let mut usage = false;
     let mut json = Vec::new();
+    let mut sarif_reports = Vec::new();
+    let mut unreadable = Vec::new();
     for f in &args.files {
         // Saves are checked against the run directory `stpipe run` uses by
         // default.
@@ -58,6 +60,13 @@ pub fn run(args: &Args, opts: &Options) -> ExitCode {
                         "valid": !report.has_errors(),
                         "diagnostics": report.to_json(),
                     })),
+                    DiagFormat::Github => {
+                        print!(
+                            "{}",
+                            super::annotations::github(&report, &f.display().to_string())
+                        )
+                    }
+                    DiagFormat::Sarif => sarif_reports.push((report, f.display().to_string())),
                 }
             }
             Err(e) => {
@@ -70,12 +79,22 @@ pub fn run(args: &Args, opts: &Options) -> ExitCode {
                         "error": e.to_string(),
                         "diagnostics": [],
                     })),
+                    DiagFormat::Github => println!(
+                        "::error file={},title=stpipe::cannot read the file: {}",
+                        f.display(),
+                        e.to_string().replace('\n', "%0A")
+                    ),
+                    DiagFormat::Sarif => unreadable.push((f.display().to_string(), e.to_string())),
                 }
             }
         }
     }
     if args.format == DiagFormat::Json {
         let doc = serde_json::json!({ "files": json });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    }
+    if args.format == DiagFormat::Sarif {
+        let doc = super::annotations::sarif(&sarif_reports, &unreadable);
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     }
     if usage {

@@ -1,5 +1,6 @@
 //! The `stpipe` command line.
 
+mod annotations;
 mod check;
 mod components;
 pub mod encode;
@@ -48,6 +49,11 @@ pub enum DiagFormat {
     Human,
     /// One JSON document on stdout.
     Json,
+    /// GitHub Actions workflow commands (`::error file=...,line=...::`),
+    /// one per diagnostic, on stdout.
+    Github,
+    /// One SARIF 2.1.0 log on stdout.
+    Sarif,
 }
 
 impl Cli {
