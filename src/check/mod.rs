@@ -13,6 +13,7 @@ mod lets;
 mod memory;
 mod models;
 mod objectives;
+pub mod overrides;
 mod peek;
 mod saves;
 mod stages;

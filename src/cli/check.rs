@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::DiagFormat;
-use crate::check::{check_file, Options};
+use crate::check::overrides::{check_file_with, Override};
+use crate::check::Options;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -20,7 +21,7 @@ pub struct Args {
     pub run_dir: Option<PathBuf>,
 }
 
-pub fn run(args: &Args, opts: &Options) -> ExitCode {
+pub fn run(args: &Args, opts: &Options, overrides: &[Override]) -> ExitCode {
     let mut invalid = false;
     let mut usage = false;
     let mut json = Vec::new();
@@ -41,7 +42,7 @@ pub fn run(args: &Args, opts: &Options) -> ExitCode {
             ),
             ..opts.clone()
         };
-        match check_file(f, &opts) {
+        match check_file_with(f, &opts, overrides) {
             Ok((report, _)) => {
                 invalid |= report.has_errors();
                 match args.format {

@@ -24,6 +24,10 @@ pub struct Cli {
     /// A directory searched for models before STPIPE_MODEL_PATH (repeatable).
     #[arg(long, global = true, value_name = "DIR")]
     pub model_path: Vec<PathBuf>,
+    /// Give a `let` binding of the pipeline another value, checked like
+    /// the file itself (repeatable; `check`, `plan` and `run`).
+    #[arg(long = "set", global = true, value_name = "NAME=VALUE", value_parser = crate::check::overrides::parse_override)]
+    pub set: Vec<crate::check::overrides::Override>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -93,10 +97,10 @@ pub fn main() -> ExitCode {
     });
     let opts = cli.options();
     match cli.command {
-        Command::Check(a) => check::run(&a, &opts),
-        Command::Plan(a) => plan::run(&a, &opts),
+        Command::Check(a) => check::run(&a, &opts, &cli.set),
+        Command::Plan(a) => plan::run(&a, &opts, &cli.set),
         Command::Components => components::run(),
-        Command::Run(a) => run::run(&a, &opts),
+        Command::Run(a) => run::run(&a, &opts, &cli.set),
         Command::Encode(a) => report_result(encode::run(a, &opts.models)),
     }
 }
@@ -107,11 +111,13 @@ pub fn main() -> ExitCode {
 pub(crate) fn check_and_plan(
     file: &std::path::Path,
     opts: &Options,
+    overrides: &[crate::check::overrides::Override],
 ) -> Result<(crate::check::Pipeline, crate::plan::Plan), ExitCode> {
-    let (report, pipeline) = crate::check::check_file(file, opts).map_err(|e| {
-        eprintln!("error: cannot read {}: {e}", file.display());
-        ExitCode::from(2)
-    })?;
+    let (report, pipeline) = crate::check::overrides::check_file_with(file, opts, overrides)
+        .map_err(|e| {
+            eprintln!("error: cannot read {}: {e}", file.display());
+            ExitCode::from(2)
+        })?;
     if !report.diags.is_empty() {
         print_human(&report);
     }

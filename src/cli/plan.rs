@@ -29,14 +29,18 @@ pub struct Args {
     pub run: super::run::RunFlags,
 }
 
-pub fn run(args: &Args, opts: &Options) -> ExitCode {
+pub fn run(
+    args: &Args,
+    opts: &Options,
+    overrides: &[crate::check::overrides::Override],
+) -> ExitCode {
     let run_opts = args.run.options(&args.file, opts);
     let opts = Options {
         run_dir: Some(run_opts.run_dir.clone()),
         skip_bad_rows: run_opts.skip_bad_rows,
         ..opts.clone()
     };
-    let (_, plan) = match super::check_and_plan(&args.file, &opts) {
+    let (_, plan) = match super::check_and_plan(&args.file, &opts, overrides) {
         Ok(r) => r,
         Err(code) => return code,
     };

@@ -72,7 +72,11 @@ impl RunFlags {
     }
 }
 
-pub fn run(args: &Args, opts: &Options) -> ExitCode {
+pub fn run(
+    args: &Args,
+    opts: &Options,
+    overrides: &[crate::check::overrides::Override],
+) -> ExitCode {
     let run_opts = RunOptions {
         progress: !args.quiet,
         ..args.run.options(&args.file, opts)
@@ -82,7 +86,7 @@ pub fn run(args: &Args, opts: &Options) -> ExitCode {
         skip_bad_rows: run_opts.skip_bad_rows,
         ..opts.clone()
     };
-    let (pipeline, plan) = match super::check_and_plan(&args.file, &opts) {
+    let (pipeline, plan) = match super::check_and_plan(&args.file, &opts, overrides) {
         Ok(r) => r,
         Err(code) => return code,
     };
