@@ -55,9 +55,13 @@ fn rows_agree(got: &[Vec<f32>], want: &[Vec<f32>]) -> (f64, f64) {
 }
 
 fn check_embeddings(name: &str, enc: &SentenceEncoder) {
-    let want = tensors(&fixture(name).join("embeddings.safetensors"))["embeddings"]
-        .to_vec2::<f32>()
-        .unwrap();
+    assert_encodes(name, enc, &fixture(name).join("embeddings.safetensors"));
+}
+
+/// `enc`'s embeddings of the parity sentences against the `embeddings`
+/// tensor of `reference`: cosine >= 0.99999, max abs diff <= 1e-4.
+fn assert_encodes(name: &str, enc: &SentenceEncoder, reference: &Path) {
+    let want = tensors(reference)["embeddings"].to_vec2::<f32>().unwrap();
     let got = enc
         .encode(&sentences(), &EncodeOptions::default())
         .unwrap()
@@ -403,18 +407,11 @@ fn all_mpnet_base_v2_matches_sentence_transformers() {
     let enc = SentenceEncoder::load(&dir).unwrap();
     assert_eq!(enc.transformer().arch.model_type(), "mpnet");
     assert_eq!(enc.dim(), 768);
-    let want = tensors(&common::repo().join("tests/fixtures/parity/mpnet/embeddings.safetensors"))
-        ["embeddings"]
-        .to_vec2::<f32>()
-        .unwrap();
-    let got = enc
-        .encode(&sentences(), &EncodeOptions::default())
-        .unwrap()
-        .to_vec2::<f32>()
-        .unwrap();
-    let (cos, diff) = rows_agree(&got, &want);
-    println!("all-mpnet-base-v2: min cosine {cos:.9}, max abs diff {diff:.2e}");
-    assert!(cos >= 0.99999 && diff <= 1e-4, "{cos} {diff}");
+    assert_encodes(
+        "all-mpnet-base-v2",
+        &enc,
+        &common::repo().join("tests/fixtures/parity/mpnet/embeddings.safetensors"),
+    );
 }
 
 /// The prefix each architecture's task-head checkpoints (`*ForMaskedLM`,
