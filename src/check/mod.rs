@@ -63,14 +63,32 @@ pub fn check_file(
     path: &Path,
     opts: &Options,
 ) -> Result<(Report, Option<Pipeline>), std::io::Error> {
+    check_file_with(path, opts, &[])
+}
+
+/// [`check_file`] with `--set` overrides applied to the source first: a
+/// diagnostic of an override (an unknown name, a non-value) makes the
+/// pipeline invalid like any other error.
+pub fn check_file_with(
+    path: &Path,
+    opts: &Options,
+    overrides: &[overrides::Override],
+) -> Result<(Report, Option<Pipeline>), std::io::Error> {
     let bytes = std::fs::read(path)?;
     let src = match String::from_utf8(bytes) {
         Ok(s) => s,
         Err(e) => return Ok((not_utf8(&path.display().to_string(), e), None)),
     };
+    let (src, override_diags) = overrides::apply(&src, overrides);
     let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let base = abs.parent().map(Path::to_path_buf).unwrap_or_default();
-    let (report, pipeline) = check_source(&path.display().to_string(), src, &base, opts);
+    let (mut report, pipeline) = check_source(&path.display().to_string(), src, &base, opts);
+    if !override_diags.is_empty() {
+        let mut all = override_diags;
+        all.append(&mut report.diags);
+        report.diags = all;
+        return Ok((report, None));
+    }
     let pipeline = pipeline.map(|mut p| {
         p.file = abs;
         p

@@ -298,14 +298,10 @@ impl Checker<'_> {
                 }
                 Err(e) => {
                     let msg = e.to_string();
-                    let help = if msg.contains("model_type") {
-                        format!(
-                            "stpipe runs model_type {}",
-                            crate::runtime::arch::supported_model_types().join(", ")
-                        )
-                    } else {
-                        "the architecture runs, but not with this setting of its config.json (docs/architecture.md lists what each architecture reads)".to_string()
-                    };
+                    let help = format!(
+                        "stpipe runs model_type {}; docs/architecture.md lists the config settings each reads",
+                        crate::runtime::arch::supported_model_types().join(", ")
+                    );
                     self.err(
                         Diag::error(
                             "unsupported-model",

@@ -5,11 +5,7 @@
 //! diagnostics show it in place; a name the file does not bind is a
 //! diagnostic, not a silently ignored flag.
 
-use std::path::Path;
-use std::sync::Arc;
-
-use super::{check_source, Pipeline};
-use crate::diag::{Diag, Report, Span};
+use crate::diag::{Diag, Span};
 use crate::syntax::ast::StmtKind;
 
 /// One `NAME=VALUE` of the command line.
@@ -111,44 +107,6 @@ fn single_value(text: &str) -> Result<(), String> {
             .map(|d| d.message.clone())
             .unwrap_or_else(|| "it does not parse".into())),
     }
-}
-
-/// [`super::check_file`] with command-line overrides applied first.
-pub fn check_file_with(
-    path: &Path,
-    opts: &super::Options,
-    overrides: &[Override],
-) -> Result<(Report, Option<Pipeline>), std::io::Error> {
-    if overrides.is_empty() {
-        return super::check_file(path, opts);
-    }
-    let bytes = std::fs::read(path)?;
-    let Ok(src) = String::from_utf8(bytes) else {
-        // Reported (with its place) as without overrides.
-        return super::check_file(path, opts);
-    };
-    let (src, diags) = apply(&src, overrides);
-    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    let base = abs.parent().map(Path::to_path_buf).unwrap_or_default();
-    let name = path.display().to_string();
-    let (mut report, pipeline) = check_source(&name, src, &base, opts);
-    if !diags.is_empty() {
-        let mut all = diags;
-        all.append(&mut report.diags);
-        let report = Report {
-            diags: all,
-            source: Arc::clone(&report.source),
-            name: report.name,
-        };
-        return Ok((report, None));
-    }
-    Ok((
-        report,
-        pipeline.map(|mut p| {
-            p.file = abs;
-            p
-        }),
-    ))
 }
 
 #[cfg(test)]

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::DiagFormat;
-use crate::check::overrides::{check_file_with, Override};
-use crate::check::Options;
+use crate::check::overrides::Override;
+use crate::check::{check_file_with, Options};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

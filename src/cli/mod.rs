@@ -113,11 +113,10 @@ pub(crate) fn check_and_plan(
     opts: &Options,
     overrides: &[crate::check::overrides::Override],
 ) -> Result<(crate::check::Pipeline, crate::plan::Plan), ExitCode> {
-    let (report, pipeline) = crate::check::overrides::check_file_with(file, opts, overrides)
-        .map_err(|e| {
-            eprintln!("error: cannot read {}: {e}", file.display());
-            ExitCode::from(2)
-        })?;
+    let (report, pipeline) = crate::check::check_file_with(file, opts, overrides).map_err(|e| {
+        eprintln!("error: cannot read {}: {e}", file.display());
+        ExitCode::from(2)
+    })?;
     if !report.diags.is_empty() {
         print_human(&report);
     }

@@ -58,6 +58,16 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// The prompt of text column `i` in a `prompts` map (keys are column
+    /// names), if it has one.
+    pub fn column_prompt<'p>(&self, i: usize, prompts: &'p [(String, String)]) -> Option<&'p str> {
+        let col = self.text_columns.get(i)?;
+        prompts
+            .iter()
+            .find(|(k, _)| k == col)
+            .map(|(_, p)| p.as_str())
+    }
+
     pub fn len(&self) -> usize {
         self.examples.len()
     }

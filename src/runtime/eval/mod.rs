@@ -104,10 +104,7 @@ impl Common {
     ) -> crate::runtime::Result<Vec<Vec<f32>>> {
         let texts = column(ds, i)?;
         let prompt = ds
-            .text_columns
-            .get(i)
-            .and_then(|c| self.prompts.iter().find(|(k, _)| k == c))
-            .map(|(_, p)| p.as_str())
+            .column_prompt(i, &self.prompts)
             .or_else(|| model.transformer().default_prompt());
         encode(model, &texts, self.batch_size, prompt)
     }

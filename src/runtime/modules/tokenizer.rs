@@ -198,9 +198,7 @@ impl TextTokenizer {
             ..Default::default()
         })
     }
-}
 
-impl TextTokenizer {
     /// The length of `prompt` tokenized alone with the special tokens,
     /// less one when it ends with a special token (the separator a text
     /// would follow).

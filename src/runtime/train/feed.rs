@@ -165,15 +165,8 @@ pub(super) fn feeds<'a>(stage: &Stage, env: &'a StageEnv) -> Result<Vec<Feed<'a>
             classes: data.classes(),
             teacher,
             cache: None,
-            prompts: data
-                .text_columns
-                .iter()
-                .map(|c| {
-                    o.prompts
-                        .iter()
-                        .find(|(k, _)| k == c)
-                        .map(|(_, p)| p.clone())
-                })
+            prompts: (0..data.text_columns.len())
+                .map(|i| data.column_prompt(i, &o.prompts).map(str::to_string))
                 .collect(),
         });
     }
