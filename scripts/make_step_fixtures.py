@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -35,7 +36,8 @@ from sentence_transformers.sentence_transformer.losses import MultipleNegativesR
 from transformers import Trainer  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-ARCHS = ["bert", "distilbert", "mpnet", "roberta", "xlm-roberta", "camembert", "modernbert"]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from make_arch_fixtures import ARCHS  # noqa: E402  (one list of architectures)
 DROPOUT_KEYS = [
     "hidden_dropout_prob", "attention_probs_dropout_prob",  # BERT family, MPNet
     "dropout", "attention_dropout", "seq_classif_dropout", "qa_dropout",  # DistilBERT
