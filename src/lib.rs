@@ -25,5 +25,6 @@ pub mod fsio;
 pub mod hub;
 pub mod plan;
 pub mod registry;
+pub mod report;
 pub mod runtime;
 pub mod syntax;

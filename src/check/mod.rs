@@ -44,6 +44,9 @@ pub struct Options {
     /// The run skips unreadable rows (`--skip-bad-rows`): a data file whose
     /// head is not UTF-8 is then not an error at check time.
     pub skip_bad_rows: bool,
+    /// Appended to the last component of every `save` path (a sweep
+    /// point's `@lr=2e-5`), before the saves are checked.
+    pub save_suffix: Option<String>,
 }
 
 impl Options {
@@ -54,6 +57,7 @@ impl Options {
             models: ModelSearch::from_env(),
             run_dir: None,
             skip_bad_rows: false,
+            save_suffix: None,
         }
     }
 }

@@ -34,6 +34,59 @@ pub fn parse_override(s: &str) -> Result<Override, String> {
     })
 }
 
+/// One `--sweep NAME=V1,V2,...`: the values a binding takes in turn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sweep {
+    pub name: String,
+    pub values: Vec<String>,
+}
+
+impl Sweep {
+    /// The override of the `i`-th value.
+    pub fn point(&self, i: usize) -> Override {
+        Override {
+            name: self.name.clone(),
+            value: self.values[i].clone(),
+        }
+    }
+}
+
+/// Parse `NAME=V1,V2,...` (clap's value parser for `--sweep`): values are
+/// split at commas outside brackets, braces and strings, so that
+/// `dims=[64, 128],[256]` sweeps two lists.
+pub fn parse_sweep(s: &str) -> Result<Sweep, String> {
+    let o = parse_override(s)?;
+    let mut values = Vec::new();
+    let (mut depth, mut in_str, mut escaped, mut cur) = (0i32, false, false, String::new());
+    for c in o.value.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if in_str => escaped = true,
+            '"' => in_str = !in_str,
+            '[' | '{' | '(' if !in_str => depth += 1,
+            ']' | '}' | ')' if !in_str => depth -= 1,
+            ',' if !in_str && depth == 0 => {
+                values.push(std::mem::take(&mut cur).trim().to_string());
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    values.push(cur.trim().to_string());
+    if let Some(i) = values.iter().position(String::is_empty) {
+        return Err(format!("`--sweep {}`: value {} is empty", o.name, i + 1));
+    }
+    let mut seen = std::collections::HashSet::new();
+    if let Some(v) = values.iter().find(|v| !seen.insert(v.as_str())) {
+        return Err(format!("`--sweep {}`: `{v}` is given twice", o.name));
+    }
+    Ok(Sweep {
+        name: o.name,
+        values,
+    })
+}
+
 /// The source with every override's value in place of its binding's, and
 /// the diagnostics of overrides that name no binding or are not values.
 /// A source that does not parse is returned as it is (its syntax errors

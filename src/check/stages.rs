@@ -406,9 +406,16 @@ impl Checker<'_> {
             );
             return None;
         }
+        let mut path = self.resolve_path(&path);
+        if let Some(suffix) = &self.opts.save_suffix {
+            // A sweep point saves beside the others: `out` -> `out@lr=2e-5`.
+            let mut name = path.file_name().unwrap_or_default().to_os_string();
+            name.push(suffix);
+            path.set_file_name(name);
+        }
         Some(Save {
             model: model_name,
-            path: self.resolve_path(&path),
+            path,
             span: path_span,
             best_by,
         })

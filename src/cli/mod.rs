@@ -5,7 +5,9 @@ mod check;
 mod components;
 pub mod encode;
 mod plan;
+mod report;
 mod run;
+mod sweep;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +46,8 @@ pub enum Command {
     Encode(encode::EncodeArgs),
     /// Train: execute a pipeline end to end.
     Run(run::Args),
+    /// Write the self-contained report.html of a run directory.
+    Report(report::Args),
 }
 
 /// Output formats of diagnostics.
@@ -101,6 +105,7 @@ pub fn main() -> ExitCode {
         Command::Plan(a) => plan::run(&a, &opts, &cli.set),
         Command::Components => components::run(),
         Command::Run(a) => run::run(&a, &opts, &cli.set),
+        Command::Report(a) => report::run(&a),
         Command::Encode(a) => report_result(encode::run(a, &opts.models)),
     }
 }
@@ -113,19 +118,39 @@ pub(crate) fn check_and_plan(
     opts: &Options,
     overrides: &[crate::check::overrides::Override],
 ) -> Result<(crate::check::Pipeline, crate::plan::Plan), ExitCode> {
-    let (report, pipeline) = crate::check::check_file_with(file, opts, overrides).map_err(|e| {
-        eprintln!("error: cannot read {}: {e}", file.display());
-        ExitCode::from(2)
-    })?;
+    check_and_plan_reporting(file, opts, overrides).1
+}
+
+/// [`check_and_plan`], also returning the checker's report (the source it
+/// checked, after `--set`, and every diagnostic) when the file was read.
+pub(crate) fn check_and_plan_reporting(
+    file: &std::path::Path,
+    opts: &Options,
+    overrides: &[crate::check::overrides::Override],
+) -> (
+    Option<crate::diag::Report>,
+    Result<(crate::check::Pipeline, crate::plan::Plan), ExitCode>,
+) {
+    let (report, pipeline) = match crate::check::check_file_with(file, opts, overrides) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", file.display());
+            return (None, Err(ExitCode::from(2)));
+        }
+    };
     if !report.diags.is_empty() {
         print_human(&report);
     }
-    let pipeline = pipeline.ok_or(ExitCode::from(1))?;
-    let plan = crate::plan::Plan::build(&pipeline).map_err(|e| {
-        eprintln!("error: {e}");
-        ExitCode::from(1)
-    })?;
-    Ok((pipeline, plan))
+    let Some(pipeline) = pipeline else {
+        return (Some(report), Err(ExitCode::from(1)));
+    };
+    match crate::plan::Plan::build(&pipeline) {
+        Ok(plan) => (Some(report), Ok((pipeline, plan))),
+        Err(e) => {
+            eprintln!("error: {e}");
+            (Some(report), Err(ExitCode::from(1)))
+        }
+    }
 }
 
 /// Print a failed command's diagnostic on stderr: exit code 1.

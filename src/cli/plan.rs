@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::ValueEnum;
 
 use crate::check::Options;
-use crate::runtime::train::cache::{self, Action};
+use crate::runtime::train::cache;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PlanFormat {
@@ -47,16 +47,8 @@ pub fn run(
     match args.format {
         PlanFormat::Text => {
             let actions = cache::actions(&plan, &run_opts);
-            let status = |n: petgraph::graph::NodeIndex| {
-                Some(
-                    match actions[n.index()] {
-                        Action::Execute => "runs",
-                        Action::Restore => "reused (restored)",
-                        Action::Skip => "reused",
-                    }
-                    .to_string(),
-                )
-            };
+            let status =
+                |n: petgraph::graph::NodeIndex| Some(actions[n.index()].describe().to_string());
             print!("{}", plan.to_text_with(&status));
             eprintln!(
                 "run directory: {} (`runs`: executed by `stpipe run`; `reused`: its recorded result stands)",

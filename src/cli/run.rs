@@ -2,13 +2,15 @@
 //!
 //! Exit codes: 0 when the run finished and every `expect` held; 1 when the
 //! pipeline is invalid or the run failed; 2 on usage errors; 3 when the run
-//! finished but an `expect` did not hold.
+//! finished but an `expect` did not hold; 130 when stopped by a signal.
+//! `--report` files are written in every case, an invalid pipeline too.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::check::Options;
-use crate::runtime::train::run::{run as run_pipeline, RunOptions};
+use crate::report::{ReportTarget, RunReport, RunStatus};
+use crate::runtime::train::run::{run as run_pipeline, RunOptions, RunSummary};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -20,6 +22,15 @@ pub struct Args {
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
+    /// Write a report of the run: `*.xml` JUnit XML (a test case per step
+    /// and per `expect`), `*.json` a JSON document (repeatable).
+    #[arg(long, value_name = "FILE", value_parser = crate::report::parse_target)]
+    pub report: Vec<ReportTarget>,
+    /// Run once per value of a `let` binding, each in its own run directory
+    /// under the run directory, and write a table of the final metrics
+    /// (`sweep.md`, `sweep.json`); repeated, it runs every combination.
+    #[arg(long, value_name = "NAME=V1,V2,...", value_parser = crate::check::overrides::parse_sweep)]
+    pub sweep: Vec<crate::check::overrides::Sweep>,
 }
 
 /// The options of a run (shared with `stpipe plan`, which shows what a run
@@ -77,21 +88,65 @@ pub fn run(
     opts: &Options,
     overrides: &[crate::check::overrides::Override],
 ) -> ExitCode {
+    if !args.sweep.is_empty() {
+        return super::sweep::run(args, opts, overrides);
+    }
     let run_opts = RunOptions {
         progress: !args.quiet,
         ..args.run.options(&args.file, opts)
     };
+    let report = run_once(args, opts, overrides, &run_opts);
+    write_reports(&report, &args.report, None);
+    ExitCode::from(report.exit_code)
+}
+
+/// Check, plan and run the pipeline once with `run_opts` (and, for a
+/// sweep point, its save suffix in `opts`): what happened, as a report.
+/// Everything a person needs is printed on stderr on the way.
+pub(super) fn run_once(
+    args: &Args,
+    opts: &Options,
+    overrides: &[crate::check::overrides::Override],
+    run_opts: &RunOptions,
+) -> RunReport {
+    let started = std::time::Instant::now();
     let opts = Options {
         run_dir: Some(run_opts.run_dir.clone()),
         skip_bad_rows: run_opts.skip_bad_rows,
         ..opts.clone()
     };
-    let (pipeline, plan) = match super::check_and_plan(&args.file, &opts, overrides) {
-        Ok(r) => r,
-        Err(code) => return code,
+    let mut report = RunReport {
+        pipeline: args.file.display().to_string(),
+        run_dir: run_opts.run_dir.display().to_string(),
+        status: RunStatus::Invalid,
+        exit_code: 1,
+        seconds: 0.0,
+        diagnostics: Vec::new(),
+        diagnostics_text: String::new(),
+        summary: RunSummary::default(),
     };
-    let summary = match run_pipeline(&pipeline, &plan, &run_opts) {
-        Ok(s) => s,
+    let (diags, checked) = super::check_and_plan_reporting(&args.file, &opts, overrides);
+    if let Some(d) = &diags {
+        report.diagnostics = d.to_json();
+        report.diagnostics_text = d.to_plain();
+    }
+    let (pipeline, plan) = match checked {
+        Ok(r) => r,
+        Err(code) => {
+            report.exit_code = code_of(code);
+            report.seconds = started.elapsed().as_secs_f64();
+            return report;
+        }
+    };
+    let source = diags.map(|d| d.source.to_string()).unwrap_or_default();
+    let (summary, result) = run_pipeline(&pipeline, &plan, run_opts, &source);
+    // The picture of the run, whatever it reached.
+    if let Err(e) = crate::report::curves::write(&run_opts.run_dir) {
+        eprintln!("warning: no curves.png: {e}");
+    }
+    report.summary = summary;
+    report.seconds = started.elapsed().as_secs_f64();
+    report.status = match result {
         Err(e) => {
             let interrupted = matches!(
                 e,
@@ -102,11 +157,52 @@ pub fn run(
                 pipeline.redact(&format!("{:?}", miette::Report::new(e)))
             );
             if interrupted {
-                return ExitCode::from(130);
+                RunStatus::Interrupted
+            } else {
+                RunStatus::Error
             }
-            return ExitCode::from(1);
+        }
+        Ok(()) => {
+            print_summary(&pipeline, run_opts, &report.summary);
+            if report.summary.failed_expectations().is_empty() {
+                RunStatus::Passed
+            } else {
+                eprintln!("error: an expectation did not hold");
+                RunStatus::ExpectationFailed
+            }
         }
     };
+    report.exit_code = report.status.exit_code();
+    report
+}
+
+/// The number of an exit code made by `check_and_plan` (1 or 2).
+fn code_of(code: ExitCode) -> u8 {
+    if code == ExitCode::from(2) {
+        2
+    } else {
+        1
+    }
+}
+
+/// Write every `--report` file; `point` (a sweep point's name) goes into
+/// the file names: `junit.xml` -> `junit@lr=2e-5.xml`.
+pub(super) fn write_reports(report: &RunReport, targets: &[ReportTarget], point: Option<&str>) {
+    for t in targets {
+        let mut t = t.clone();
+        if let Some(point) = point {
+            let stem = t.path.file_stem().unwrap_or_default().to_string_lossy();
+            let ext = t.path.extension().unwrap_or_default().to_string_lossy();
+            t.path.set_file_name(format!("{stem}@{point}.{ext}"));
+        }
+        match report.write(&t) {
+            Ok(()) => eprintln!("  report {}", t.path.display()),
+            Err(e) => eprintln!("warning: cannot write the report {}: {e}", t.path.display()),
+        }
+    }
+}
+
+fn print_summary(pipeline: &crate::check::Pipeline, run_opts: &RunOptions, summary: &RunSummary) {
     eprintln!("run directory: {}", run_opts.run_dir.display());
     if !summary.reused.is_empty() {
         eprintln!(
@@ -116,28 +212,19 @@ pub fn run(
     }
     for (name, metric, v) in &summary.final_metrics {
         let before = summary
-            .baseline_metrics
-            .iter()
-            .find(|(n, m, _)| n == name && m == metric)
-            .map(|(_, _, b)| format!(" (before training {b:.4})"))
+            .baseline(name, metric)
+            .map(|b| format!(" (before training {b:.4})"))
             .unwrap_or_default();
         eprintln!("  {name}.{metric} = {v:.4}{before}");
     }
     for p in &summary.saved {
         eprintln!("  saved {}", pipeline.redact(&p.display().to_string()));
     }
-    let mut failed = false;
     for e in &summary.expectations {
         let mark = if e.passed { "ok  " } else { "FAIL" };
         eprintln!(
             "  {mark} expect {}.{} {} {} (got {:.4})",
             e.evaluator, e.metric, e.op, e.threshold, e.value
         );
-        failed |= !e.passed;
     }
-    if failed {
-        eprintln!("error: an expectation did not hold");
-        return ExitCode::from(3);
-    }
-    ExitCode::SUCCESS
 }

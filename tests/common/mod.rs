@@ -23,6 +23,7 @@ pub fn options() -> Options {
         },
         run_dir: None,
         skip_bad_rows: false,
+        save_suffix: None,
     }
 }
 

@@ -31,6 +31,17 @@ pub enum Action {
     Execute,
 }
 
+impl Action {
+    /// How `stpipe plan` and the run directory's `plan.txt` show it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Action::Execute => "runs",
+            Action::Restore => "reused (restored)",
+            Action::Skip => "reused",
+        }
+    }
+}
+
 /// The fingerprint a step's recorded result must carry: the plan's, plus
 /// the run options that change what steps do (a smoke run is not a full
 /// run).

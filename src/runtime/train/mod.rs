@@ -8,6 +8,7 @@ pub mod error;
 pub mod evaluate;
 mod feed;
 pub mod log;
+pub mod outcome;
 pub mod optim;
 pub mod rng;
 pub mod run;

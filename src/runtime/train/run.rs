@@ -21,6 +21,7 @@ use super::cache::{self, Action};
 use super::error::{Result, RunError};
 use super::evaluate::{evaluate, EvalContext};
 use super::log::RunLog;
+pub use super::outcome::{ExpectOutcome, RunSummary, StepOutcome, StepStatus};
 use super::stage::{restore_finished, run_stage, Metric, StageEnv, StageOutcome};
 use super::stage_eval::best_weights;
 
@@ -36,45 +37,6 @@ pub struct RunOptions {
     pub limit: Option<usize>,
     pub skip_bad_rows: bool,
     pub progress: bool,
-}
-
-/// The outcome of one `expect`.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ExpectOutcome {
-    pub evaluator: String,
-    pub metric: String,
-    pub op: String,
-    pub threshold: f64,
-    pub value: f64,
-    pub passed: bool,
-}
-
-/// What a run did.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct RunSummary {
-    pub saved: Vec<PathBuf>,
-    pub expectations: Vec<ExpectOutcome>,
-    /// The last value of every evaluator's primary metric.
-    pub final_metrics: Vec<(String, String, f64)>,
-    /// Every evaluator's primary metric before training: its step-0 value in
-    /// the first stage that evaluated it (see the stage setting
-    /// `evaluate_at_start`). Kept in checkpoints, so resumed and finished
-    /// runs report it too.
-    pub baseline_metrics: Vec<(String, String, f64)>,
-    /// The steps reused from an earlier run (their labels).
-    pub reused: Vec<String>,
-}
-
-impl RunSummary {
-    pub fn failed_expectations(&self) -> Vec<&ExpectOutcome> {
-        self.expectations.iter().filter(|e| !e.passed).collect()
-    }
-
-    fn set_final(&mut self, evaluator: &str, metric: &str, value: f64) {
-        self.final_metrics.retain(|(n, _, _)| n != evaluator);
-        self.final_metrics
-            .push((evaluator.to_string(), metric.to_string(), value));
-    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
@@ -96,8 +58,31 @@ fn compare(value: f64, op: &str, threshold: f64) -> bool {
     }
 }
 
-/// Run a checked pipeline.
-pub fn run(p: &Pipeline, plan: &Plan, opts: &RunOptions) -> Result<RunSummary> {
+/// Run a checked pipeline: the summary of what it did, and the error that
+/// stopped it if one did (the summary then still holds the outcomes of the
+/// steps before it, the failed step and those not reached). `source` is the
+/// pipeline text as checked (after `--set`), kept in the run directory for
+/// `stpipe report`.
+pub fn run(p: &Pipeline, plan: &Plan, opts: &RunOptions, source: &str) -> (RunSummary, Result<()>) {
+    let mut summary = RunSummary::default();
+    let r = run_into(p, plan, opts, source, &mut summary);
+    if let Err(e) = &r {
+        summary.error = Some(p.redact(&e.to_string()));
+        // Written whatever the run reached: the report of a failed run.
+        if let Ok(s) = serde_json::to_string_pretty(&summary) {
+            let _ = write_atomic(&opts.run_dir.join("summary.json"), p.redact(&s).as_bytes());
+        }
+    }
+    (summary, r)
+}
+
+fn run_into(
+    p: &Pipeline,
+    plan: &Plan,
+    opts: &RunOptions,
+    source: &str,
+    summary: &mut RunSummary,
+) -> Result<()> {
     crate::runtime::fp_env::ensure();
     crate::fsio::create_dir_all(&opts.run_dir).map_err(io_err(&opts.run_dir))?;
     let _lock = RunDirLock::acquire(&opts.run_dir)?;
@@ -107,12 +92,15 @@ pub fn run(p: &Pipeline, plan: &Plan, opts: &RunOptions) -> Result<RunSummary> {
         &opts.run_dir.join("pipeline.json"),
         p.redact(&resolved).as_bytes(),
     )?;
+    write_atomic(&opts.run_dir.join("pipeline.stp"), p.redact(source).as_bytes())?;
     let pipeline = p.clone();
     let mut log =
         RunLog::open(&opts.run_dir, opts.progress)?.redacting(move |t| pipeline.redact(t));
     log.note(&crate::runtime::process::cpu_summary());
 
     let actions = cache::actions(plan, opts);
+    let plan_text = plan.to_text_with(&|n| Some(actions[n.index()].describe().to_string()));
+    write_atomic(&opts.run_dir.join("plan.txt"), p.redact(&plan_text).as_bytes())?;
     let mut ex = Executor {
         p,
         plan,
@@ -121,25 +109,60 @@ pub fn run(p: &Pipeline, plan: &Plan, opts: &RunOptions) -> Result<RunSummary> {
         datasets: HashMap::new(),
         losses: HashMap::new(),
         metrics: HashMap::new(),
-        summary: RunSummary::default(),
+        summary: std::mem::take(summary),
     };
-    for n in plan.execution_order() {
-        if crate::runtime::signals::requested() {
-            return Err(RunError::Interrupted {
-                at: None,
-                resume: "run the same command to continue: finished steps are reused".into(),
-            });
+    let order = plan.execution_order();
+    let mut failure = None;
+    for n in &order {
+        let n = *n;
+        let step = &plan.graph[n];
+        let mut outcome = StepOutcome {
+            label: p.redact(&step.label),
+            kind: step.kind.tag().to_string(),
+            status: StepStatus::NotRun,
+            seconds: 0.0,
+            detail: None,
+            error: None,
+        };
+        if failure.is_none() {
+            let t0 = std::time::Instant::now();
+            let r = if crate::runtime::signals::requested() {
+                Err(RunError::Interrupted {
+                    at: None,
+                    resume: "run the same command to continue: finished steps are reused".into(),
+                })
+            } else {
+                match actions[n.index()] {
+                    Action::Skip => {
+                        ex.report_skipped(n, &mut log);
+                        Ok(StepStatus::Reused)
+                    }
+                    Action::Restore => ex.restore(n, &mut log),
+                    Action::Execute => ex.execute(n, &mut log).map(|()| StepStatus::Executed),
+                }
+            };
+            outcome.seconds = t0.elapsed().as_secs_f64();
+            match r {
+                Ok(status) => {
+                    outcome.status = status;
+                    outcome.detail = ex.detail(n).map(|d| p.redact(&d));
+                }
+                Err(e) => {
+                    outcome.status = StepStatus::Failed;
+                    outcome.error = Some(p.redact(&e.to_string()));
+                    failure = Some(e);
+                }
+            }
         }
-        match actions[n.index()] {
-            Action::Skip => ex.report_skipped(n, &mut log),
-            Action::Restore => ex.restore(n, &mut log)?,
-            Action::Execute => ex.execute(n, &mut log)?,
-        }
+        ex.summary.steps.push(outcome);
     }
-    let summary = ex.summary;
-    let s = serde_json::to_string_pretty(&summary).map_err(|e| RunError::Invalid(e.to_string()))?;
+    *summary = ex.summary;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let s = serde_json::to_string_pretty(&*summary).map_err(|e| RunError::Invalid(e.to_string()))?;
     write_atomic(&opts.run_dir.join("summary.json"), p.redact(&s).as_bytes())?;
-    Ok(summary)
+    Ok(())
 }
 
 /// An advisory lock on a run directory, held for the whole run: a second
@@ -388,7 +411,7 @@ impl Executor<'_> {
     }
 
     /// Set up a reusable step's recorded result for a step that needs it.
-    fn restore(&mut self, n: NodeIndex, log: &mut RunLog) -> Result<()> {
+    fn restore(&mut self, n: NodeIndex, log: &mut RunLog) -> Result<StepStatus> {
         let label = self.plan.graph[n].label.clone();
         match self.plan.graph[n].kind.clone() {
             StepKind::Train { stage, .. } => {
@@ -419,10 +442,39 @@ impl Executor<'_> {
             StepKind::Save {
                 model, best: true, ..
             } => self.apply_best(n, &model, log)?,
-            _ => return self.execute(n, log),
+            _ => return self.execute(n, log).map(|()| StepStatus::Executed),
         }
         self.summary.reused.push(label);
-        Ok(())
+        Ok(StepStatus::Reused)
+    }
+
+    /// A line on what step `n` produced, for the run's reports.
+    fn detail(&self, n: NodeIndex) -> Option<String> {
+        match &self.plan.graph[n].kind {
+            StepKind::LoadModel { model } => self
+                .models
+                .get(model)
+                .map(|m| format!("{} dimensions", m.dim())),
+            StepKind::LoadData { data } => self.datasets.get(data).map(|d| {
+                let mut s = format!("{} rows", d.len());
+                if d.skipped > 0 {
+                    s.push_str(&format!(", {} bad rows skipped", d.skipped));
+                }
+                s
+            }),
+            StepKind::Evaluate { .. } => self.metrics.get(&n).map(|m| {
+                m.entries
+                    .iter()
+                    .map(|(k, v)| format!("{k} = {v:.4}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }),
+            StepKind::Save { path, .. } => Some(format!("saved to {path}")),
+            StepKind::Expect { .. } => self.summary.expectations.last().map(|e| {
+                format!("got {:.4} (needs {} {})", e.value, e.op, e.threshold)
+            }),
+            StepKind::Train { .. } => None,
+        }
     }
 
     /// A step neither executed nor restored: reusable, and not needed. Its
