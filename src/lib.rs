@@ -10,7 +10,9 @@
 //!
 //! [`registry`] describes every component once, for the checker and the
 //! runtime alike; [`hub`] finds model directories on disk; [`diag`] holds
-//! the diagnostics type; [`cli`] is the `stpipe` command line.
+//! the diagnostics type; [`report`] turns what a run recorded into JUnit
+//! XML, JSON, `curves.png` and `report.html`; [`cli`] is the `stpipe`
+//! command line.
 //!
 //! The engine's entry point is [`check::check_file`], which returns the
 //! diagnostics and, for a valid file, a typed [`check::Pipeline`]; then
@@ -23,6 +25,7 @@ pub mod data;
 pub mod diag;
 pub mod fsio;
 pub mod hub;
+pub mod lsp;
 pub mod plan;
 pub mod registry;
 pub mod report;

@@ -4,6 +4,7 @@ mod annotations;
 mod check;
 mod components;
 pub mod encode;
+mod lsp;
 mod plan;
 mod report;
 mod run;
@@ -44,6 +45,8 @@ pub enum Command {
     Components,
     /// Encode sentences (one per line) into embeddings.
     Encode(encode::EncodeArgs),
+    /// Language server over stdio (for editors).
+    Lsp(lsp::Args),
     /// Train: execute a pipeline end to end.
     Run(run::Args),
     /// Write the self-contained report.html of a run directory.
@@ -104,6 +107,7 @@ pub fn main() -> ExitCode {
         Command::Check(a) => check::run(&a, &opts, &cli.set),
         Command::Plan(a) => plan::run(&a, &opts, &cli.set),
         Command::Components => components::run(),
+        Command::Lsp(a) => lsp::run(&a, &opts),
         Command::Run(a) => run::run(&a, &opts, &cli.set),
         Command::Report(a) => report::run(&a),
         Command::Encode(a) => report_result(encode::run(a, &opts.models)),
