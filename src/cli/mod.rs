@@ -4,6 +4,7 @@ mod annotations;
 mod check;
 mod components;
 pub mod encode;
+mod fmt;
 mod lsp;
 mod plan;
 mod report;
@@ -45,6 +46,9 @@ pub enum Command {
     Components,
     /// Encode sentences (one per line) into embeddings.
     Encode(encode::EncodeArgs),
+    /// Format pipeline files in the canonical layout, in place (`--check`:
+    /// print a diff and exit 1 if any would change).
+    Fmt(fmt::Args),
     /// Language server over stdio (for editors).
     Lsp(lsp::Args),
     /// Train: execute a pipeline end to end.
@@ -107,6 +111,7 @@ pub fn main() -> ExitCode {
         Command::Check(a) => check::run(&a, &opts, &cli.set),
         Command::Plan(a) => plan::run(&a, &opts, &cli.set),
         Command::Components => components::run(),
+        Command::Fmt(a) => fmt::run(&a),
         Command::Lsp(a) => lsp::run(&a, &opts),
         Command::Run(a) => run::run(&a, &opts, &cli.set),
         Command::Report(a) => report::run(&a),

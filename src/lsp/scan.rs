@@ -29,17 +29,7 @@ pub struct Token<'a> {
     pub line_first: bool,
 }
 
-/// The words that start a statement.
-pub const STATEMENTS: [&str; 8] = [
-    "let",
-    "model",
-    "data",
-    "objective",
-    "evaluator",
-    "train",
-    "save",
-    "expect",
-];
+pub use crate::syntax::STATEMENTS;
 
 /// The tokens of `src`; comments and whitespace are dropped, a string
 /// ends at its closing quote or at the end of its line (as the grammar

@@ -4,7 +4,7 @@ use super::parse::Rule;
 use crate::diag::{Diag, Span};
 
 /// The reserved words: the statement keywords first, then the booleans.
-pub(super) const KEYWORDS: &[&str] = &[
+pub const KEYWORDS: &[&str] = &[
     "let",
     "model",
     "data",
@@ -18,7 +18,7 @@ pub(super) const KEYWORDS: &[&str] = &[
 ];
 
 /// The words that start a statement.
-pub(super) const STATEMENTS: &[&str] = KEYWORDS.split_at(8).0;
+pub const STATEMENTS: &[&str] = KEYWORDS.split_at(8).0;
 
 /// Deepest bracket nesting accepted, so that no input exhausts the stack.
 const MAX_NESTING: usize = 64;

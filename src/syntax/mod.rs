@@ -3,7 +3,9 @@
 
 pub mod ast;
 mod errors;
+pub mod format;
 pub mod interp;
 mod parse;
 
+pub use errors::{KEYWORDS, STATEMENTS};
 pub use parse::parse;
