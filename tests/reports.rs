@@ -62,7 +62,10 @@ fn a_failing_expect_gives_junit_json_curves_and_a_report_page() {
     let root = doc.root_element();
     assert_eq!(root.tag_name().name(), "testsuites");
     // check + 6 steps (model, data, train, evaluate, save) + 2 expects.
-    let cases: Vec<_> = doc.descendants().filter(|n| n.has_tag_name("testcase")).collect();
+    let cases: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .collect();
     assert_eq!(counts(root), (cases.len(), 1, 0, 0), "{xml}");
     assert_eq!(counts(suite(&doc, "check")), (1, 0, 0, 0));
     assert_eq!(counts(suite(&doc, "expect")), (2, 1, 0, 0));
@@ -70,23 +73,42 @@ fn a_failing_expect_gives_junit_json_curves_and_a_report_page() {
         .iter()
         .find(|c| c.children().any(|k| k.has_tag_name("failure")))
         .unwrap();
-    assert_eq!(failing.attribute("name"), Some("expect dev.spearman_cosine >= 2"));
-    let failure = failing.children().find(|k| k.has_tag_name("failure")).unwrap();
-    assert!(failure.attribute("message").unwrap().contains("does not hold >= 2"));
+    assert_eq!(
+        failing.attribute("name"),
+        Some("expect dev.spearman_cosine >= 2")
+    );
+    let failure = failing
+        .children()
+        .find(|k| k.has_tag_name("failure"))
+        .unwrap();
+    assert!(failure
+        .attribute("message")
+        .unwrap()
+        .contains("does not hold >= 2"));
     let steps = suite(&doc, "steps");
     let names: Vec<&str> = steps
         .children()
         .filter_map(|c| c.attribute("classname"))
         .collect();
-    for kind in ["stpipe.load-model", "stpipe.load-data", "stpipe.train", "stpipe.save"] {
+    for kind in [
+        "stpipe.load-model",
+        "stpipe.load-data",
+        "stpipe.train",
+        "stpipe.save",
+    ] {
         assert!(names.contains(&kind), "{kind} missing from {names:?}");
     }
 
-    let json: Value = serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap();
+    let json: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap();
     assert_eq!(json["status"], "expectation_failed");
     assert_eq!(json["exit_code"], 3);
     assert_eq!(json["expectations"].as_array().unwrap().len(), 2);
-    assert!(json["steps"].as_array().unwrap().iter().all(|s| s["status"] == "executed"));
+    assert!(json["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["status"] == "executed"));
 
     let png = std::fs::read(dir.join("run/curves.png")).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
@@ -116,7 +138,11 @@ fn a_failing_expect_gives_junit_json_curves_and_a_report_page() {
 fn an_invalid_pipeline_and_a_failed_step_are_reported() {
     let tmp = common::tiny_workspace(32);
     let dir = tmp.path();
-    std::fs::write(dir.join("bad.stp"), pipeline().replace("Pooling(mean)", "Pooling(meen)")).unwrap();
+    std::fs::write(
+        dir.join("bad.stp"),
+        pipeline().replace("Pooling(mean)", "Pooling(meen)"),
+    )
+    .unwrap();
     let o = stpipe(dir)
         .args(["run", "bad.stp", "--quiet", "--report", "bad.xml"])
         .output()
@@ -133,7 +159,9 @@ fn an_invalid_pipeline_and_a_failed_step_are_reported() {
     std::fs::write(dir.join("data/pairs.tsv"), rows).unwrap();
     std::fs::write(dir.join("p.stp"), pipeline()).unwrap();
     let o = stpipe(dir)
-        .args(["run", "p.stp", "--quiet", "--report", "r.xml", "--report", "r.json"])
+        .args([
+            "run", "p.stp", "--quiet", "--report", "r.xml", "--report", "r.json",
+        ])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", common::output_text(&o));
@@ -143,10 +171,16 @@ fn an_invalid_pipeline_and_a_failed_step_are_reported() {
     assert_eq!((failures, errors), (0, 1), "{xml}");
     assert!(skipped >= 3 && tests > skipped, "{xml}");
     let error = doc.descendants().find(|n| n.has_tag_name("error")).unwrap();
-    assert!(error.attribute("message").unwrap().contains("not-a-number"), "{xml}");
+    assert!(
+        error.attribute("message").unwrap().contains("not-a-number"),
+        "{xml}"
+    );
     let json: Value = serde_json::from_slice(&std::fs::read(dir.join("r.json")).unwrap()).unwrap();
     assert_eq!(json["status"], "error");
-    assert!(json["error"].as_str().unwrap().contains("pairs.tsv"), "{json}");
+    assert!(
+        json["error"].as_str().unwrap().contains("pairs.tsv"),
+        "{json}"
+    );
 }
 
 #[test]
@@ -160,7 +194,15 @@ fn a_sweep_runs_each_value_once_and_writes_the_table() {
     .unwrap();
     let sweep = |values: &str| {
         stpipe(dir)
-            .args(["run", "p.stp", "--quiet", "--run-dir", "sw", "--sweep", values])
+            .args([
+                "run",
+                "p.stp",
+                "--quiet",
+                "--run-dir",
+                "sw",
+                "--sweep",
+                values,
+            ])
             .output()
             .unwrap()
     };
@@ -169,9 +211,15 @@ fn a_sweep_runs_each_value_once_and_writes_the_table() {
     let md = std::fs::read_to_string(dir.join("sw/sweep.md")).unwrap();
     let lines: Vec<&str> = md.lines().collect();
     assert_eq!(lines.len(), 5, "{md}");
-    assert!(lines[0].starts_with("| lr | status | expect | dev.spearman_cosine |"), "{md}");
+    assert!(
+        lines[0].starts_with("| lr | status | expect | dev.spearman_cosine |"),
+        "{md}"
+    );
     for (line, v) in lines[2..].iter().zip(["1e-3", "5e-3", "1e-2"]) {
-        assert!(line.starts_with(&format!("| {v} | passed | 1/1 held | ")), "{md}");
+        assert!(
+            line.starts_with(&format!("| {v} | passed | 1/1 held | ")),
+            "{md}"
+        );
         assert!(dir.join(format!("out@lr={v}/model.safetensors")).exists());
         assert!(dir.join(format!("sw/lr={v}/curves.png")).exists());
     }
@@ -179,7 +227,8 @@ fn a_sweep_runs_each_value_once_and_writes_the_table() {
         std::fs::read(dir.join("out@lr=1e-3/model.safetensors")).unwrap(),
         std::fs::read(dir.join("out@lr=1e-2/model.safetensors")).unwrap()
     );
-    let json: Value = serde_json::from_slice(&std::fs::read(dir.join("sw/sweep.json")).unwrap()).unwrap();
+    let json: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("sw/sweep.json")).unwrap()).unwrap();
     assert_eq!(json["points"].as_array().unwrap().len(), 3);
 
     // Again with one more value: only the new point trains.
@@ -190,21 +239,45 @@ fn a_sweep_runs_each_value_once_and_writes_the_table() {
             &std::fs::read(dir.join(format!("sw/lr={v}/summary.json"))).unwrap(),
         )
         .unwrap();
-        let train = s["steps"].as_array().unwrap().iter().find(|s| s["kind"] == "train").unwrap();
+        let train = s["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["kind"] == "train")
+            .unwrap();
         assert_eq!(train["status"], "reused", "lr={v}: {s}");
     }
     let s: Value =
-        serde_json::from_slice(&std::fs::read(dir.join("sw/lr=2e-2/summary.json")).unwrap()).unwrap();
-    let train = s["steps"].as_array().unwrap().iter().find(|s| s["kind"] == "train").unwrap();
+        serde_json::from_slice(&std::fs::read(dir.join("sw/lr=2e-2/summary.json")).unwrap())
+            .unwrap();
+    let train = s["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "train")
+        .unwrap();
     assert_eq!(train["status"], "executed");
-    assert_eq!(std::fs::read_to_string(dir.join("sw/sweep.md")).unwrap().lines().count(), 6);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("sw/sweep.md"))
+            .unwrap()
+            .lines()
+            .count(),
+        6
+    );
 
     // A swept name the file does not bind is a diagnostic; so is sweeping a --set name.
     let o = sweep("lrr=1,2");
     assert_eq!(o.status.code(), Some(1));
     assert!(common::output_text(&o).contains("lrr"));
     let o = stpipe(dir)
-        .args(["--set", "lr=1e-3", "run", "p.stp", "--sweep", "lr=1e-3,2e-3"])
+        .args([
+            "--set",
+            "lr=1e-3",
+            "run",
+            "p.stp",
+            "--sweep",
+            "lr=1e-3,2e-3",
+        ])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
@@ -224,7 +297,10 @@ fn report_flags_are_checked_before_anything_runs() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
-    let o = stpipe(tmp.path()).args(["report", "nowhere"]).output().unwrap();
+    let o = stpipe(tmp.path())
+        .args(["report", "nowhere"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(common::output_text(&o).contains("metrics.jsonl"));
 }

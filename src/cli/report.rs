@@ -20,7 +20,10 @@ pub fn run(args: &Args) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: cannot write the report of {}: {e}", args.run_dir.display());
+            eprintln!(
+                "error: cannot write the report of {}: {e}",
+                args.run_dir.display()
+            );
             ExitCode::FAILURE
         }
     }

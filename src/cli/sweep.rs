@@ -158,7 +158,11 @@ fn table(sweeps: &[Sweep], rows: &[(Vec<Override>, String, RunReport)]) -> (Stri
         let expect = if r.summary.expectations.is_empty() {
             "-".to_string()
         } else {
-            format!("{}/{} held", r.summary.expectations.len() - failed, r.summary.expectations.len())
+            format!(
+                "{}/{} held",
+                r.summary.expectations.len() - failed,
+                r.summary.expectations.len()
+            )
         };
         let status = serde_json::to_value(r.status)
             .ok()
@@ -206,7 +210,12 @@ mod tests {
         let names: Vec<String> = p.iter().map(|p| point_name(p)).collect();
         assert_eq!(
             names,
-            ["lr=1e-5,name=_a_b_", "lr=1e-5,name=_c_", "lr=2e-5,name=_a_b_", "lr=2e-5,name=_c_"]
+            [
+                "lr=1e-5,name=_a_b_",
+                "lr=1e-5,name=_c_",
+                "lr=2e-5,name=_a_b_",
+                "lr=2e-5,name=_c_"
+            ]
         );
     }
 }

@@ -88,7 +88,13 @@ pub fn render(log: &MetricsLog) -> std::io::Result<Vec<u8>> {
                 })
                 .collect();
             let best = primary.and_then(|m| log.best(evaluator, m).map(|b| (m, b)));
-            panel(&areas[2 + i], &format!("evaluator {evaluator}"), &lines, log, best)?;
+            panel(
+                &areas[2 + i],
+                &format!("evaluator {evaluator}"),
+                &lines,
+                log,
+                best,
+            )?;
         }
         root.present().map_err(draw_err)?;
     }
@@ -161,6 +167,8 @@ fn panel(
     chart
         .configure_mesh()
         .x_desc("step")
+        .x_labels((x1 as usize).clamp(2, 10) + 1)
+        .x_label_formatter(&|v| format!("{v:.0}"))
         .label_style((FONT, 13))
         .axis_desc_style((FONT, 14))
         .y_label_formatter(&|v| format_tick(*v))
@@ -192,7 +200,12 @@ fn panel(
     for (i, l) in lines.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
         let style = ShapeStyle::from(color).stroke_width(if l.emphasis { 3 } else { 1 });
-        let pts: Vec<(f64, f64)> = l.points.iter().copied().filter(|p| p.1.is_finite()).collect();
+        let pts: Vec<(f64, f64)> = l
+            .points
+            .iter()
+            .copied()
+            .filter(|p| p.1.is_finite())
+            .collect();
         let few = pts.len() <= 30;
         chart
             .draw_series(LineSeries::new(pts.clone(), style))
@@ -207,17 +220,12 @@ fn panel(
     }
     if let Some((metric, (x, y))) = best {
         let red = RGBColor(200, 0, 0);
+        // The label sits beside the circle (in pixels), not on the curve.
+        let label = format!("best {metric} {y:.4} at step {x}");
         chart
-            .draw_series([
-                EmptyElement::at((x, y)) + Circle::new((0, 0), 8, red.stroke_width(2)),
-            ])
-            .map_err(draw_err)?;
-        chart
-            .draw_series(std::iter::once(Text::new(
-                format!("best {metric} {y:.4} at step {x}"),
-                (x, y),
-                (FONT, 14).into_font().color(&red),
-            )))
+            .draw_series([EmptyElement::at((x, y))
+                + Circle::new((0, 0), 8, red.stroke_width(2))
+                + Text::new(label, (12, 10), (FONT, 14).into_font().color(&red))])
             .map_err(draw_err)?;
     }
     chart
@@ -236,5 +244,32 @@ fn format_tick(v: f64) -> String {
         format!("{v:.1e}")
     } else {
         format!("{v:.3}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn size(png: &[u8]) -> (u32, u32) {
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        let be = |i: usize| u32::from_be_bytes([png[i], png[i + 1], png[i + 2], png[i + 3]]);
+        (be(16), be(20))
+    }
+
+    #[test]
+    fn one_row_per_two_panels_and_an_empty_log_still_draws() {
+        let log = MetricsLog::parse(
+            "{\"stage\":\"a\",\"step\":1,\"loss\":{\"sim\":0.5},\"lr\":1e-5}\n\
+             {\"stage\":\"a\",\"step\":1,\"evaluator\":\"dev\",\"metrics\":{\"m\":0.5}}\n\
+             {\"stage\":\"a\",\"step\":1,\"evaluator\":\"ir\",\"metrics\":{\"ndcg\":0.5}}\n",
+        );
+        assert_eq!(size(&render(&log).unwrap()), (WIDTH, 2 * ROW_HEIGHT));
+        let empty = render(&MetricsLog::default()).unwrap();
+        assert_eq!(size(&empty), (WIDTH, ROW_HEIGHT));
+        // Nothing but NaN and a single point: still a picture.
+        let flat =
+            MetricsLog::parse("{\"stage\":\"a\",\"step\":3,\"loss\":{\"sim\":NaN},\"lr\":0}\n");
+        assert!(render(&flat).is_ok());
     }
 }

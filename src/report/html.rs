@@ -105,7 +105,10 @@ fn render(run: &Run, png: &[u8]) -> String {
 
 fn status_line(h: &mut String, s: Option<&RunSummary>) {
     let (class, text) = match s {
-        None => ("muted", "no summary.json: the run did not finish".to_string()),
+        None => (
+            "muted",
+            "no summary.json: the run did not finish".to_string(),
+        ),
         Some(s) if s.error.is_some() => (
             "fail",
             format!("failed: {}", s.error.as_deref().unwrap_or_default()),
@@ -119,7 +122,11 @@ fn status_line(h: &mut String, s: Option<&RunSummary>) {
         ),
         Some(_) => ("pass", "finished; every expectation held".to_string()),
     };
-    let _ = writeln!(h, "<p id=\"status\" class=\"{class}\">{}</p>", escape(&text));
+    let _ = writeln!(
+        h,
+        "<p id=\"status\" class=\"{class}\">{}</p>",
+        escape(&text)
+    );
 }
 
 fn final_table(h: &mut String, run: &Run) {
@@ -168,7 +175,11 @@ fn expectations(h: &mut String, s: Option<&RunSummary>) {
     }
     h.push_str("<table id=\"expectations\"><tr><th></th><th>expect</th><th>value</th></tr>\n");
     for e in list {
-        let (class, mark) = if e.passed { ("pass", "ok") } else { ("fail", "FAIL") };
+        let (class, mark) = if e.passed {
+            ("pass", "ok")
+        } else {
+            ("fail", "FAIL")
+        };
         let _ = writeln!(
             h,
             "<tr><td class=\"{class}\">{mark}</td><td><code>{}.{} {} {}</code></td><td class=\"num\">{:.4}</td></tr>",

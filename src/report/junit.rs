@@ -51,12 +51,15 @@ fn check_case(r: &RunReport) -> Case {
         .iter()
         .filter(|d| d["severity"] == "error")
         .count();
-    let verdict = (errors > 0).then(|| {
-        (
-            "failure",
-            format!("{errors} error(s) in {}", r.pipeline),
-            r.diagnostics_text.clone(),
-        )
+    // An unreadable file or a plan that cannot be built has no
+    // diagnostics, and is still a failed check.
+    let verdict = (r.status == super::RunStatus::Invalid).then(|| {
+        let message = if errors > 0 {
+            format!("{errors} error(s) in {}", r.pipeline)
+        } else {
+            format!("{} could not be read or planned", r.pipeline)
+        };
+        ("failure", message, r.diagnostics_text.clone())
     });
     Case {
         classname: "stpipe.check".into(),
@@ -286,7 +289,10 @@ mod tests {
 
     #[test]
     fn escapes_markup_and_drops_control_characters() {
-        assert_eq!(escape("a<b & \"c\" 'd'\u{1}"), "a&lt;b &amp; &quot;c&quot; &apos;d&apos;");
+        assert_eq!(
+            escape("a<b & \"c\" 'd'\u{1}"),
+            "a&lt;b &amp; &quot;c&quot; &apos;d&apos;"
+        );
     }
 
     #[test]
@@ -303,18 +309,40 @@ mod tests {
             vec![
                 step("load-data", "load data d", StepStatus::Executed),
                 step("train", "train s", StepStatus::Reused),
-                step("expect", "expect dev.spearman_cosine >= 0.8", StepStatus::Executed),
-                step("expect", "expect dev.spearman_cosine >= 0.8", StepStatus::Executed),
+                step(
+                    "expect",
+                    "expect dev.spearman_cosine >= 0.8",
+                    StepStatus::Executed,
+                ),
+                step(
+                    "expect",
+                    "expect dev.spearman_cosine >= 0.8",
+                    StepStatus::Executed,
+                ),
                 step("save", "save m", StepStatus::Failed),
                 step("expect", "expect x", StepStatus::NotRun),
             ],
             vec![e(false), e(true)],
         );
         let x = render(&r);
-        assert!(x.contains("tests=\"7\" failures=\"1\" errors=\"1\" skipped=\"1\""), "{x}");
-        assert!(x.contains("<testsuite name=\"expect\" tests=\"3\" failures=\"1\" errors=\"0\" skipped=\"1\""), "{x}");
-        assert!(x.contains("message=\"boom &lt;here&gt;\" type=\"run-error\""), "{x}");
+        assert!(
+            x.contains("tests=\"7\" failures=\"1\" errors=\"1\" skipped=\"1\""),
+            "{x}"
+        );
+        assert!(
+            x.contains(
+                "<testsuite name=\"expect\" tests=\"3\" failures=\"1\" errors=\"0\" skipped=\"1\""
+            ),
+            "{x}"
+        );
+        assert!(
+            x.contains("message=\"boom &lt;here&gt;\" type=\"run-error\""),
+            "{x}"
+        );
         assert!(x.contains("does not hold &gt;= 0.8"), "{x}");
-        assert!(x.contains("<property name=\"value\" value=\"0.5\"/>"), "{x}");
+        assert!(
+            x.contains("<property name=\"value\" value=\"0.5\"/>"),
+            "{x}"
+        );
     }
 }

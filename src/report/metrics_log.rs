@@ -172,11 +172,17 @@ mod tests {
     #[test]
     fn stages_follow_one_another_and_torn_lines_are_skipped() {
         let l = MetricsLog::parse(LOG);
-        assert_eq!(l.stages, vec![("a".into(), 0.0, 2.0), ("b".into(), 2.0, 3.0)]);
+        assert_eq!(
+            l.stages,
+            vec![("a".into(), 0.0, 2.0), ("b".into(), 2.0, 3.0)]
+        );
         assert_eq!(l.losses["sim"], vec![(1.0, 0.5), (2.0, 0.4)]);
         assert_eq!(l.losses["mnrl"], vec![(3.0, 2.0)]);
         assert_eq!(l.lr.len(), 3);
-        assert_eq!(l.evals["dev"]["spearman_cosine"], vec![(2.0, 0.7), (3.0, 0.65)]);
+        assert_eq!(
+            l.evals["dev"]["spearman_cosine"],
+            vec![(2.0, 0.7), (3.0, 0.65)]
+        );
         assert_eq!(l.evals["dev"]["pearson_cosine"], vec![(2.0, 0.6)]);
         assert_eq!(l.finals["test"], vec![("spearman_cosine".into(), 0.8)]);
         assert_eq!(l.best("dev", "spearman_cosine"), Some((2.0, 0.7)));

@@ -108,7 +108,8 @@ impl RunReport {
         match format {
             ReportFormat::Junit => junit::render(self),
             ReportFormat::Json => {
-                serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+                serde_json::to_string_pretty(self)
+                    .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
                     + "\n"
             }
         }

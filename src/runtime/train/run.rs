@@ -92,7 +92,10 @@ fn run_into(
         &opts.run_dir.join("pipeline.json"),
         p.redact(&resolved).as_bytes(),
     )?;
-    write_atomic(&opts.run_dir.join("pipeline.stp"), p.redact(source).as_bytes())?;
+    write_atomic(
+        &opts.run_dir.join("pipeline.stp"),
+        p.redact(source).as_bytes(),
+    )?;
     let pipeline = p.clone();
     let mut log =
         RunLog::open(&opts.run_dir, opts.progress)?.redacting(move |t| pipeline.redact(t));
@@ -100,7 +103,10 @@ fn run_into(
 
     let actions = cache::actions(plan, opts);
     let plan_text = plan.to_text_with(&|n| Some(actions[n.index()].describe().to_string()));
-    write_atomic(&opts.run_dir.join("plan.txt"), p.redact(&plan_text).as_bytes())?;
+    write_atomic(
+        &opts.run_dir.join("plan.txt"),
+        p.redact(&plan_text).as_bytes(),
+    )?;
     let mut ex = Executor {
         p,
         plan,
@@ -160,7 +166,8 @@ fn run_into(
     if let Some(e) = failure {
         return Err(e);
     }
-    let s = serde_json::to_string_pretty(&*summary).map_err(|e| RunError::Invalid(e.to_string()))?;
+    let s =
+        serde_json::to_string_pretty(&*summary).map_err(|e| RunError::Invalid(e.to_string()))?;
     write_atomic(&opts.run_dir.join("summary.json"), p.redact(&s).as_bytes())?;
     Ok(())
 }
@@ -470,9 +477,11 @@ impl Executor<'_> {
                     .join(", ")
             }),
             StepKind::Save { path, .. } => Some(format!("saved to {path}")),
-            StepKind::Expect { .. } => self.summary.expectations.last().map(|e| {
-                format!("got {:.4} (needs {} {})", e.value, e.op, e.threshold)
-            }),
+            StepKind::Expect { .. } => self
+                .summary
+                .expectations
+                .last()
+                .map(|e| format!("got {:.4} (needs {} {})", e.value, e.op, e.threshold)),
             StepKind::Train { .. } => None,
         }
     }
