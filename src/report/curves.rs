@@ -36,6 +36,8 @@ struct Line<'a> {
     name: &'a str,
     points: &'a Series,
     emphasis: bool,
+    /// A per-step training figure (a loss): smoothed when long.
+    noisy: bool,
 }
 
 /// Draw `run_dir/metrics.jsonl` into `run_dir/curves.png` (atomically).
@@ -68,6 +70,7 @@ pub fn render(log: &MetricsLog) -> std::io::Result<Vec<u8>> {
                 name,
                 points,
                 emphasis: false,
+                noisy: true,
             })
             .collect();
         panel(&areas[0], "loss per objective", &losses, log, None)?;
@@ -75,6 +78,7 @@ pub fn render(log: &MetricsLog) -> std::io::Result<Vec<u8>> {
             name: "learning rate",
             points: &log.lr,
             emphasis: false,
+            noisy: false,
         }];
         panel(&areas[1], "learning rate", &lr, log, None)?;
         for (i, (evaluator, metrics)) in log.evals.iter().enumerate() {
@@ -85,6 +89,7 @@ pub fn render(log: &MetricsLog) -> std::io::Result<Vec<u8>> {
                     name,
                     points,
                     emphasis: Some(name.as_str()) == primary,
+                    noisy: false,
                 })
                 .collect();
             let best = primary.and_then(|m| log.best(evaluator, m).map(|b| (m, b)));
@@ -136,7 +141,9 @@ fn bounds(lines: &[Line], log: &MetricsLog) -> ((f64, f64), (f64, f64)) {
     ((0.0, x1), (lo, hi))
 }
 
-const COLORS: [RGBColor; 8] = [
+/// Ten colours: an evaluator has up to ten metrics (similarity: four
+/// similarities x two correlations, and the best of each).
+const COLORS: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -145,10 +152,16 @@ const COLORS: [RGBColor; 8] = [
     RGBColor(140, 86, 75),
     RGBColor(227, 119, 194),
     RGBColor(23, 190, 207),
+    RGBColor(188, 189, 34),
+    RGBColor(127, 127, 127),
 ];
 
+/// Width of the legend column at the right of each panel.
+const LEGEND_WIDTH: u32 = 190;
+
 /// One panel: its lines against the step, the stage boundaries, and the
-/// best point (`metric`, (step, value)) marked.
+/// best point (`metric`, (step, value)) marked; the legend beside the plot
+/// (inside, it would hide the curves).
 fn panel(
     area: &DrawingArea<BitMapBackend, Shift>,
     title: &str,
@@ -156,8 +169,10 @@ fn panel(
     log: &MetricsLog,
     best: Option<(&str, (f64, f64))>,
 ) -> std::io::Result<()> {
+    let (w, _) = area.dim_in_pixel();
+    let (plot, legend_area) = area.split_horizontally(w.saturating_sub(LEGEND_WIDTH));
     let ((x0, x1), (y0, y1)) = bounds(lines, log);
-    let mut chart = ChartBuilder::on(area)
+    let mut chart = ChartBuilder::on(&plot)
         .caption(title, (FONT, 20))
         .margin(12)
         .x_label_area_size(36)
@@ -174,17 +189,18 @@ fn panel(
         .y_label_formatter(&|v| format_tick(*v))
         .draw()
         .map_err(draw_err)?;
+    let grey = RGBColor(150, 150, 150);
     for (name, start, _) in log.stages.iter().skip(1) {
-        let grey = RGBColor(150, 150, 150);
         chart
             .draw_series(LineSeries::new([(*start, y0), (*start, y1)], grey))
             .map_err(draw_err)?;
         chart
-            .draw_series(std::iter::once(Text::new(
-                format!("stage {name}"),
-                (*start, y1),
-                (FONT, 13).into_font().color(&grey),
-            )))
+            .draw_series([EmptyElement::at((*start, y1))
+                + Text::new(
+                    format!("stage {name}"),
+                    (4, 2),
+                    (FONT, 13).into_font().color(&grey),
+                )])
             .map_err(draw_err)?;
     }
     if lines.iter().all(|l| l.points.is_empty()) {
@@ -198,44 +214,97 @@ fn panel(
         return Ok(());
     }
     for (i, l) in lines.iter().enumerate() {
-        let color = COLORS[i % COLORS.len()];
-        let style = ShapeStyle::from(color).stroke_width(if l.emphasis { 3 } else { 1 });
-        let pts: Vec<(f64, f64)> = l
-            .points
-            .iter()
-            .copied()
-            .filter(|p| p.1.is_finite())
-            .collect();
-        let few = pts.len() <= 30;
-        chart
-            .draw_series(LineSeries::new(pts.clone(), style))
-            .map_err(draw_err)?
-            .label(l.name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
-        if few {
-            chart
-                .draw_series(pts.iter().map(|p| Circle::new(*p, 3, color.filled())))
-                .map_err(draw_err)?;
-        }
+        draw_line(&mut chart, l, COLORS[i % COLORS.len()])?;
     }
     if let Some((metric, (x, y))) = best {
         let red = RGBColor(200, 0, 0);
-        // The label sits beside the circle (in pixels), not on the curve.
+        // The label sits beside the circle (in pixels), on the side with room.
         let label = format!("best {metric} {y:.4} at step {x}");
+        let dx = if x > (x0 + x1) / 2.0 {
+            -14 - 8 * label.chars().count() as i32
+        } else {
+            12
+        };
         chart
             .draw_series([EmptyElement::at((x, y))
                 + Circle::new((0, 0), 8, red.stroke_width(2))
-                + Text::new(label, (12, 10), (FONT, 14).into_font().color(&red))])
+                + Text::new(label, (dx, 10), (FONT, 14).into_font().color(&red))])
             .map_err(draw_err)?;
     }
+    draw_legend(&legend_area, lines)
+}
+
+type Chart<'a, 'b> = ChartContext<
+    'a,
+    BitMapBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// A loss with more points than this is drawn faint, its smoothed curve on top.
+const SMOOTH_FROM: usize = 50;
+
+/// Points smoothed as TensorBoard does (an exponential moving average,
+/// debiased at the start), for a noisy per-step loss.
+fn smoothed(pts: &[(f64, f64)], weight: f64) -> Vec<(f64, f64)> {
+    let (mut avg, mut norm) = (0.0, 0.0);
+    pts.iter()
+        .map(|&(x, y)| {
+            avg = avg * weight + (1.0 - weight) * y;
+            norm = norm * weight + (1.0 - weight);
+            (x, avg / norm)
+        })
+        .collect()
+}
+
+/// One line: thick for a primary metric; a long noisy series faint, with
+/// its smoothed curve on top; markers where there are few points.
+fn draw_line(chart: &mut Chart, l: &Line, color: RGBColor) -> std::io::Result<()> {
+    let pts: Vec<(f64, f64)> = l
+        .points
+        .iter()
+        .copied()
+        .filter(|p| p.1.is_finite())
+        .collect();
+    let width = if l.emphasis { 3 } else { 1 };
+    if l.noisy && pts.len() > SMOOTH_FROM {
+        chart
+            .draw_series(LineSeries::new(pts.clone(), color.mix(0.3).stroke_width(1)))
+            .map_err(draw_err)?;
+        chart
+            .draw_series(LineSeries::new(smoothed(&pts, 0.9), color.stroke_width(2)))
+            .map_err(draw_err)?;
+        return Ok(());
+    }
     chart
-        .configure_series_labels()
-        .label_font((FONT, 13))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()
-        .map_err(draw_err)
+        .draw_series(LineSeries::new(pts.clone(), color.stroke_width(width)))
+        .map_err(draw_err)?;
+    if pts.len() <= 30 {
+        chart
+            .draw_series(pts.iter().map(|p| Circle::new(*p, 3, color.filled())))
+            .map_err(draw_err)?;
+    }
+    Ok(())
+}
+
+fn draw_legend(area: &DrawingArea<BitMapBackend, Shift>, lines: &[Line]) -> std::io::Result<()> {
+    for (i, l) in lines.iter().enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        let y = 48 + 20 * i as i32;
+        let width = if l.emphasis { 3 } else { 2 };
+        area.draw(&PathElement::new(
+            vec![(4, y), (26, y)],
+            color.stroke_width(width),
+        ))
+        .map_err(draw_err)?;
+        let name = if l.noisy && l.points.len() > SMOOTH_FROM {
+            format!("{} (smoothed)", l.name)
+        } else {
+            l.name.to_string()
+        };
+        area.draw(&Text::new(name, (32, y - 7), (FONT, 13)))
+            .map_err(draw_err)?;
+    }
+    Ok(())
 }
 
 /// Tick labels that stay short for learning rates (2e-5) and metrics.
