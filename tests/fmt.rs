@@ -130,22 +130,7 @@ fn without_line_numbers(s: &str) -> String {
     out
 }
 
-/// A simple generator of layouts: xorshift64*.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+use common::Rng;
 
 /// The tokens of a pipeline text (comments are tokens too, whitespace is
 /// dropped), good enough to re-lay a file out: strings whole, numbers

@@ -102,7 +102,7 @@ pub fn check_file_with(
 
 /// A file that is not UTF-8: one diagnostic at its first bad byte, over
 /// the text as far as it is readable.
-fn not_utf8(name: &str, e: std::string::FromUtf8Error) -> Report {
+pub(crate) fn not_utf8(name: &str, e: std::string::FromUtf8Error) -> Report {
     let at = e.utf8_error().valid_up_to();
     let bytes = e.into_bytes();
     let bad = bytes[at];

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use crate::diag::{Diag, Report, Span};
+use crate::diag::Report;
 use crate::syntax::format::format_source;
 
 #[derive(Debug, clap::Args)]
@@ -62,7 +62,7 @@ fn one(path: &Path, check: bool) -> Outcome {
     let src = match String::from_utf8(bytes) {
         Ok(s) => s,
         Err(e) => {
-            super::print_human(&not_utf8(&name, e));
+            super::print_human(&crate::check::not_utf8(&name, e));
             return Outcome::Invalid;
         }
     };
@@ -100,25 +100,6 @@ fn one(path: &Path, check: bool) -> Outcome {
             eprintln!("error: cannot write {name}: {e}");
             Outcome::Unusable
         }
-    }
-}
-
-/// A file that is not UTF-8 cannot be formatted: one diagnostic at its
-/// first bad byte, as `check` reports it.
-fn not_utf8(name: &str, e: std::string::FromUtf8Error) -> Report {
-    let at = e.utf8_error().valid_up_to();
-    let source = String::from_utf8_lossy(e.as_bytes()).into_owned();
-    let d = Diag::error(
-        "not-utf8",
-        Span::new(at, (at + 1).min(source.len())),
-        "the file is not UTF-8",
-    )
-    .label("here")
-    .help("save the pipeline as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)");
-    Report {
-        name: name.to_string(),
-        source: Arc::new(source),
-        diags: vec![d],
     }
 }
 

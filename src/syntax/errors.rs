@@ -25,27 +25,11 @@ const MAX_NESTING: usize = 64;
 
 pub(super) fn check_nesting(src: &str) -> Result<(), Box<Diag>> {
     let mut depth = 0usize;
-    let mut in_str = false;
-    let mut in_comment = false;
-    let mut escape = false;
-    for (i, c) in src.char_indices() {
-        if in_comment {
-            in_comment = c != '\n';
-            continue;
-        }
-        if in_str {
-            if escape {
-                escape = false;
-            } else if c == '\\' {
-                escape = true;
-            } else if c == '"' || c == '\n' {
-                in_str = false;
-            }
+    for (i, c, class) in super::lex::classify(src) {
+        if class != super::lex::Class::Code {
             continue;
         }
         match c {
-            '#' => in_comment = true,
-            '"' => in_str = true,
             '(' | '[' | '{' => {
                 depth += 1;
                 if depth > MAX_NESTING {

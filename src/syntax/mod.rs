@@ -5,6 +5,7 @@ pub mod ast;
 mod errors;
 pub mod format;
 pub mod interp;
+mod lex;
 mod parse;
 
 pub use errors::{KEYWORDS, STATEMENTS};

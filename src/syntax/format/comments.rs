@@ -9,39 +9,24 @@ pub(super) struct Comment {
     pub end: usize,
 }
 
-/// Every comment of a file that parses, in order. A `#` starts a comment
-/// anywhere outside a string; inside one, `\` escapes the next character
-/// (a newline too, as `str_inner` allows).
+/// Every comment of a file that parses, in order (see
+/// [`crate::syntax::lex::classify`] for where comments start and end).
 pub(super) fn scan(src: &str) -> Vec<Comment> {
-    let mut out = Vec::new();
-    let mut in_str = false;
-    let mut escape = false;
-    let mut comment_start: Option<usize> = None;
-    for (i, c) in src.char_indices() {
-        if let Some(s) = comment_start {
-            if c == '\n' {
+    use crate::syntax::lex::{classify, Class};
+    let mut out: Vec<Comment> = Vec::new();
+    let mut open: Option<usize> = None;
+    for (i, _, class) in classify(src) {
+        match (class, open) {
+            (Class::Comment, None) => open = Some(i),
+            (Class::Comment, Some(_)) => {}
+            (_, Some(s)) => {
                 out.push(Comment { start: s, end: i });
-                comment_start = None;
+                open = None;
             }
-            continue;
-        }
-        if in_str {
-            if escape {
-                escape = false;
-            } else if c == '\\' {
-                escape = true;
-            } else if c == '"' || c == '\n' {
-                in_str = false;
-            }
-            continue;
-        }
-        match c {
-            '#' => comment_start = Some(i),
-            '"' => in_str = true,
-            _ => {}
+            (_, None) => {}
         }
     }
-    if let Some(s) = comment_start {
+    if let Some(s) = open {
         out.push(Comment {
             start: s,
             end: src.len(),
