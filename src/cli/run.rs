@@ -140,9 +140,16 @@ pub(super) fn run_once(
     };
     let source = diags.map(|d| d.source.to_string()).unwrap_or_default();
     let (summary, result) = run_pipeline(&pipeline, &plan, run_opts, &source);
-    // The picture of the run, whatever it reached.
-    if let Err(e) = crate::report::curves::write(&run_opts.run_dir) {
-        eprintln!("warning: no curves.png: {e}");
+    // The picture of the run, whatever it reached; not for a run directory
+    // another run holds (its picture is that run's to draw).
+    let locked = matches!(
+        result,
+        Err(crate::runtime::train::error::RunError::Locked { .. })
+    );
+    if !locked {
+        if let Err(e) = crate::report::curves::write(&run_opts.run_dir) {
+            eprintln!("warning: no curves.png: {e}");
+        }
     }
     report.summary = summary;
     report.seconds = started.elapsed().as_secs_f64();

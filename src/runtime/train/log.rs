@@ -33,6 +33,9 @@ pub struct RunLog {
     progress: bool,
     /// Every evaluation of the run, in order: (stage, step, evaluator, metrics).
     pub evaluations: Vec<(String, u64, String, EvalMetrics)>,
+    /// The last step this run logged for each stage, with its losses (for
+    /// the reports).
+    pub last_steps: std::collections::HashMap<String, (u64, Vec<(String, f32)>)>,
     /// Turns what is written or shown into its redacted form (environment
     /// values back to `${NAME}`).
     redact: Box<dyn Fn(&str) -> String>,
@@ -61,6 +64,7 @@ impl RunLog {
             file,
             progress,
             evaluations: Vec::new(),
+            last_steps: Default::default(),
             redact: Box::new(str::to_string),
         })
     }
@@ -167,6 +171,8 @@ impl RunLog {
         examples_per_s: f64,
         bar: &ProgressBar,
     ) {
+        self.last_steps
+            .insert(stage.to_string(), (step, losses.to_vec()));
         let shown: Vec<String> = losses.iter().map(|(o, l)| format!("{o} {l:.4}")).collect();
         bar.set_position(step);
         bar.set_message(format!(

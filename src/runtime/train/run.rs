@@ -151,7 +151,7 @@ fn run_into(
             match r {
                 Ok(status) => {
                     outcome.status = status;
-                    outcome.detail = ex.detail(n).map(|d| p.redact(&d));
+                    outcome.detail = ex.detail(n, &log).map(|d| p.redact(&d));
                 }
                 Err(e) => {
                     outcome.status = StepStatus::Failed;
@@ -456,7 +456,7 @@ impl Executor<'_> {
     }
 
     /// A line on what step `n` produced, for the run's reports.
-    fn detail(&self, n: NodeIndex) -> Option<String> {
+    fn detail(&self, n: NodeIndex, log: &RunLog) -> Option<String> {
         match &self.plan.graph[n].kind {
             StepKind::LoadModel { model } => self
                 .models
@@ -482,7 +482,11 @@ impl Executor<'_> {
                 .expectations
                 .last()
                 .map(|e| format!("got {:.4} (needs {} {})", e.value, e.op, e.threshold)),
-            StepKind::Train { .. } => None,
+            StepKind::Train { stage, .. } => log.last_steps.get(stage).map(|(step, losses)| {
+                let losses: Vec<String> =
+                    losses.iter().map(|(o, l)| format!("{o} {l:.4}")).collect();
+                format!("reached step {step}; last loss {}", losses.join(", "))
+            }),
         }
     }
 
