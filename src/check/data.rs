@@ -304,7 +304,13 @@ impl Checker<'_> {
                                     path_span,
                                     format!("cannot read `{written}`: {e}"),
                                 )
-                                .help("check the file's permissions"),
+                                .help(
+                                    if crate::data::open::is_gzip_error(&e) {
+                                        crate::data::open::help_for(&e)
+                                    } else {
+                                        "check the file's permissions"
+                                    },
+                                ),
                             );
                             return None;
                         }

@@ -60,7 +60,7 @@ impl Peek {
 }
 
 pub(crate) fn peek(path: &Path, format: &Format) -> std::io::Result<Peek> {
-    let f = std::fs::File::open(path)?;
+    let f = crate::data::open::open(path)?;
     let mut buf = Vec::new();
     f.take(PEEK_BYTES + 1).read_to_end(&mut buf)?;
     let complete = buf.len() as u64 <= PEEK_BYTES;

@@ -2,10 +2,12 @@
 //! and the runtime (which reads them whole). Each reader of the registry
 //! (`tsv`, `csv`, `jsonl`, `smart`) has its file here: its description and
 //! how its checked arguments become a [`Format`], the one thing both
-//! layers read a file by.
+//! layers read a file by. Every reader reads gzip-compressed files too
+//! ([`open`]).
 
 pub mod csv;
 pub mod json;
+pub mod open;
 pub mod records;
 pub mod smart;
 pub mod tsv;

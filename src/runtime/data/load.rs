@@ -1,7 +1,5 @@
 //! Reading files and resolving derived sources.
 
-use std::fs::File;
-use std::io::BufReader;
 use std::path::Path;
 
 use super::expr::{self, Row, Typed};
@@ -177,11 +175,20 @@ fn read_file(
     limit: Option<usize>,
     opts: &LoadOptions,
 ) -> Result<Dataset, DataError> {
-    let io_err = |e: std::io::Error| DataError::Io {
-        path: path.to_path_buf(),
-        source: e,
+    let io_err = |e: std::io::Error| {
+        if crate::data::open::is_gzip_error(&e) {
+            DataError::Gzip {
+                path: path.to_path_buf(),
+                source: e,
+            }
+        } else {
+            DataError::Io {
+                path: path.to_path_buf(),
+                source: e,
+            }
+        }
     };
-    let reader = BufReader::new(File::open(path).map_err(io_err)?);
+    let reader = crate::data::open::open(path).map_err(io_err)?;
     let mut ds = Dataset {
         name: source.name.clone(),
         text_columns: source

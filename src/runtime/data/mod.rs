@@ -115,6 +115,13 @@ pub enum DataError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot read data file {path}: {source}")]
+    #[diagnostic(code(stpipe::data::gzip), help("{}", crate::data::open::GZIP_HELP))]
+    Gzip {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{path}:{line}: {message}")]
     #[diagnostic(code(stpipe::data::bad_row), help("{help}"))]
     BadRow {
