@@ -50,6 +50,49 @@ fn sts_rows_and_scores() {
     assert_eq!(train.examples[0].label, Some(Label::Score(1.0)));
 }
 
+/// `normalize(col(4), 0, 5)` reads the STS scores as `col(4) / 5.0` does
+/// (the seed's STSDataReader normalisation), and `normalize(x, 1, 3)` is
+/// `(x - 1) / 2` on hand-made rows.
+#[test]
+fn normalize_rescales_scores() {
+    if shared_data_present() {
+        let sts = common::repo().join("../shared/data/stsbenchmark/sts-dev.csv");
+        let src = |score: &str| {
+            format!(
+                "data s = tsv(\"{}\", header: false, quoting: none) {{ sentence1: col(5), sentence2: col(6), score: {score} }}\n",
+                sts.display()
+            )
+        };
+        let a = inline(&common::repo(), &src("normalize(col(4), 0, 5)"));
+        let b = inline(&common::repo(), &src("col(4) / 5.0"));
+        let (a, b) = (
+            load(&a, "s", &LoadOptions::default())
+                .unwrap()
+                .scores()
+                .unwrap(),
+            load(&b, "s", &LoadOptions::default())
+                .unwrap()
+                .scores()
+                .unwrap(),
+        );
+        assert_eq!(a.len(), 1500);
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() < 1e-6, "{x} vs {y}");
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("p.tsv"), "a\tb\t1\nc\td\t2.5\ne\tf\t3\n").unwrap();
+    let p = inline(
+        tmp.path(),
+        "data s = tsv(\"p.tsv\", header: false) { sentence1: col(0), sentence2: col(1), score: normalize(col(2), 1, 3) }\n",
+    );
+    let scores = load(&p, "s", &LoadOptions::default())
+        .unwrap()
+        .scores()
+        .unwrap();
+    assert_eq!(scores, vec![0.0, 0.75, 1.0]);
+}
+
 #[test]
 fn nli_pairs_triplets_mrpc_and_parallel() {
     if !shared_data_present() {

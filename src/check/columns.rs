@@ -8,6 +8,9 @@ use crate::registry;
 use crate::syntax::ast::{self, ColExprKind, ValueKind};
 
 /// What the column expressions of a file source can see.
+/// The functions of column expressions.
+pub const COLUMN_FUNCTIONS: &[&str] = &["col", "map", "normalize"];
+
 pub(crate) struct FileCtx<'p> {
     pub written: String,
     pub peek: Option<&'p Peek>,
@@ -59,7 +62,7 @@ impl Checker<'_> {
 
     /// A column expression: its resolved form, its type when known, and
     /// its sample values (for fields).
-    fn col_expr(
+    pub(super) fn col_expr(
         &mut self,
         ctx: &FileCtx,
         e: &ast::ColExpr,
@@ -157,10 +160,11 @@ impl Checker<'_> {
             ColExprKind::Call { name, args } => match name.name.as_str() {
                 "col" => self.col_field(ctx, e.span, args),
                 "map" => self.col_map(ctx, e.span, args),
+                "normalize" => self.col_normalize(ctx, e.span, args),
                 other => {
-                    let help = match registry::did_you_mean(other, ["col", "map"]) {
+                    let help = match registry::did_you_mean(other, COLUMN_FUNCTIONS.iter().copied()) {
                         Some(s) => format!("did you mean `{s}`?"),
-                        None => "columns are chosen with col(INDEX) or col(\"NAME\"), labels mapped with map(...)".into(),
+                        None => "columns are chosen with col(INDEX) or col(\"NAME\"), labels mapped with map(...), scores rescaled with normalize(...)".into(),
                     };
                     self.err(
                         Diag::error(
@@ -356,8 +360,9 @@ impl Checker<'_> {
 }
 
 /// The numbers of an operand: its samples, or its constant.
-type Operand = (ColumnExpr, Option<ColType>, Option<Vec<String>>);
-fn numbers(x: &Operand) -> Option<Vec<f64>> {
+/// A checked column expression: its form, its type and its sample values.
+pub(super) type Operand = (ColumnExpr, Option<ColType>, Option<Vec<String>>);
+pub(super) fn numbers(x: &Operand) -> Option<Vec<f64>> {
     match (&x.0, &x.2) {
         (ColumnExpr::Const { value }, _) => Some(vec![*value]),
         (_, Some(s)) if !s.is_empty() => s.iter().map(|v| v.trim().parse::<f64>().ok()).collect(),

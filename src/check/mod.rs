@@ -8,10 +8,12 @@
 
 mod args;
 mod columns;
+pub use columns::COLUMN_FUNCTIONS;
 mod data;
 mod lets;
 mod memory;
 mod models;
+mod normalize;
 mod objectives;
 pub mod overrides;
 mod peek;

@@ -243,7 +243,8 @@ impl Doc<'_> {
             }
             "{" if depth == 0 && st.kw == "train" => train_slot(slot, f, last, at_item_start),
             "{" if depth == 0 && st.kw == "data" && last == ":" => {
-                slot.words.extend(["col", "map"]);
+                slot.words
+                    .extend(crate::check::COLUMN_FUNCTIONS.iter().copied());
             }
             _ => {}
         }
