@@ -107,34 +107,52 @@ impl Module {
 
     /// How the module reads in a pipeline: `Dense(256, tanh)`.
     pub fn label(&self) -> String {
-        let args: Vec<String> = self
-            .args
-            .values()
-            .iter()
-            .map(|(k, v)| match v {
-                ArgValue::List(l) => {
-                    let items: Vec<String> = l.iter().map(value_label).collect();
-                    format!("{k}: [{}]", items.join(", "))
-                }
-                other => format!("{k}: {}", value_label(other)),
-            })
-            .collect();
-        if args.is_empty() {
-            self.kind.clone()
-        } else {
-            format!("{}({})", self.kind, args.join(", "))
-        }
+        call_label(&self.kind, &self.args)
     }
+}
+
+/// A component with its checked arguments as a pipeline would read:
+/// `AdamW(lr: 2e-05, weight_decay: 0.01)`; `skip` leaves arguments out
+/// (the model a loss reads, said elsewhere).
+pub fn call_label_without(name: &str, args: &crate::registry::Args, skip: &[&str]) -> String {
+    let args: Vec<String> = args
+        .values()
+        .iter()
+        .filter(|(k, _)| !skip.contains(&k.as_str()))
+        .map(|(k, v)| format!("{k}: {}", value_label(v)))
+        .collect();
+    if args.is_empty() {
+        name.to_string()
+    } else {
+        format!("{name}({})", args.join(", "))
+    }
+}
+
+/// [`call_label_without`] with every argument.
+pub fn call_label(name: &str, args: &crate::registry::Args) -> String {
+    call_label_without(name, args, &[])
 }
 
 fn value_label(v: &ArgValue) -> String {
     match v {
         ArgValue::Int(i) => i.to_string(),
+        // Small rates as people write them: 2e-5, not 0.00002.
+        ArgValue::Float(f) if *f != 0.0 && f.abs() < 1e-3 => format!("{f:e}"),
         ArgValue::Float(f) => f.to_string(),
         ArgValue::Bool(b) => b.to_string(),
         ArgValue::Str(s) => format!("{s:?}"),
         ArgValue::Name(n) => n.clone(),
-        other => format!("{other:?}"),
+        ArgValue::Warmup(crate::registry::Warmup::Steps(n)) => format!("{n}"),
+        ArgValue::Warmup(crate::registry::Warmup::Fraction(f)) => format!("{}%", f * 100.0),
+        ArgValue::Call(c) => call_label(&c.name, &c.args),
+        ArgValue::List(l) => {
+            let items: Vec<String> = l.iter().map(value_label).collect();
+            format!("[{}]", items.join(", "))
+        }
+        ArgValue::StrMap(m) => {
+            let items: Vec<String> = m.iter().map(|(k, v)| format!("{k}: {v:?}")).collect();
+            format!("{{{}}}", items.join(", "))
+        }
     }
 }
 

@@ -121,6 +121,37 @@ impl RunLog {
         Ok(())
     }
 
+    /// Every evaluation made while training that the log file records, in
+    /// order: this run's and those of the attempts it resumed (each step
+    /// once), so that what is derived from it does not depend on how often
+    /// the run was interrupted.
+    pub fn recorded_evaluations(&self) -> Vec<(String, u64, String, EvalMetrics)> {
+        let text = std::fs::read_to_string(&self.path).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| {
+                let stage = v["stage"].as_str()?;
+                if stage == FINAL_STAGE {
+                    return None;
+                }
+                let entries = v["metrics"]
+                    .as_object()?
+                    .iter()
+                    .map(|(k, x)| (k.clone(), x.as_f64().unwrap_or(f64::NAN)))
+                    .collect();
+                Some((
+                    stage.to_string(),
+                    v["step"].as_u64()?,
+                    v["evaluator"].as_str()?.to_string(),
+                    EvalMetrics {
+                        entries,
+                        primary: String::new(),
+                    },
+                ))
+            })
+            .collect()
+    }
+
     /// Redact every line with `f` (see `Pipeline::redact`).
     pub fn redacting(mut self, f: impl Fn(&str) -> String + 'static) -> Self {
         self.redact = Box::new(f);

@@ -3,6 +3,7 @@
 
 pub mod build;
 pub mod cache;
+pub mod card;
 pub mod checkpoint;
 pub mod error;
 pub mod evaluate;

@@ -109,6 +109,7 @@ fn run_into(
     )?;
     let mut ex = Executor {
         p,
+        source,
         plan,
         opts,
         models: HashMap::new(),
@@ -249,6 +250,8 @@ fn clean_run_dir(dir: &Path) -> Result<()> {
 /// The state of a run: what the executed and restored steps produced.
 struct Executor<'a> {
     p: &'a Pipeline,
+    /// The pipeline text as checked (for the model card).
+    source: &'a str,
     plan: &'a Plan,
     opts: &'a RunOptions,
     models: HashMap<String, SentenceEncoder>,
@@ -379,9 +382,15 @@ impl Executor<'_> {
                 });
                 let bytes = serde_json::to_vec_pretty(&marker)
                     .map_err(|e| RunError::Invalid(e.to_string()))?;
+                let card = self.card(&model, &path, log)?;
                 let path = PathBuf::from(path);
-                self.model(&model)?
-                    .save_with(&path, &[(cache::MODEL_MARKER, bytes)])?;
+                self.model(&model)?.save_with(
+                    &path,
+                    &[
+                        (cache::MODEL_MARKER, bytes),
+                        ("README.md", card.into_bytes()),
+                    ],
+                )?;
                 log.note(&format!("saved `{model}` to {}", path.display()));
                 self.summary.saved.push(path);
             }
@@ -453,6 +462,39 @@ impl Executor<'_> {
         }
         self.summary.reused.push(label);
         Ok(StepStatus::Reused)
+    }
+
+    /// The model card of a save of `model` to `path`. Its figures do not
+    /// depend on which steps this run reused: the row counts of sources a
+    /// restored stage did not load are read now, the evaluations come from
+    /// the whole metrics log.
+    fn card(&self, model: &str, path: &str, log: &RunLog) -> Result<String> {
+        let mut rows: HashMap<String, usize> = HashMap::new();
+        for o in self.p.objectives.iter().filter(|o| o.model == model) {
+            let n = match self.datasets.get(&o.data) {
+                Some(d) => d.len(),
+                None => {
+                    let opts = LoadOptions {
+                        skip_bad_rows: self.opts.skip_bad_rows,
+                        max_rows: self.opts.limit,
+                    };
+                    data::load(self.p, &o.data, &opts)?.len()
+                }
+            };
+            rows.insert(o.data.clone(), n);
+        }
+        let evaluations = log.recorded_evaluations();
+        Ok(super::card::render(&super::card::CardInput {
+            pipeline: self.p,
+            source: self.source,
+            model,
+            encoder: self.model(model)?,
+            rows,
+            summary: &self.summary,
+            evaluations: &evaluations,
+            best_by: super::card::best_by_of(self.p, model, path),
+            smoke: smoke_flags(self.opts),
+        }))
     }
 
     /// A line on what step `n` produced, for the run's reports.
@@ -635,6 +677,18 @@ impl Executor<'_> {
             }
         }
     }
+}
+
+/// `--max-steps N --limit N` of a smoke run, as typed.
+fn smoke_flags(opts: &RunOptions) -> Option<String> {
+    let mut f = Vec::new();
+    if let Some(n) = opts.max_steps {
+        f.push(format!("--max-steps {n}"));
+    }
+    if let Some(n) = opts.limit {
+        f.push(format!("--limit {n}"));
+    }
+    (!f.is_empty()).then(|| f.join(" "))
 }
 
 /// Metrics as recorded by [`Executor::evaluate`].
