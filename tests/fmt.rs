@@ -227,14 +227,7 @@ fn relayout(rng: &mut Rng, base: &str) -> String {
 
 #[test]
 fn formatting_never_changes_what_check_says() {
-    let secs: f64 = std::env::var("STPIPE_FUZZ_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3.0);
-    let seed: u64 = std::env::var("STPIPE_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5eed_f0f0_1234_0001);
+    let (secs, seed) = common::fuzz_budget(0x5eed_f0f0_1234_0001);
     let corpus = corpus();
     let mut rng = Rng(seed | 1);
     let deadline = Instant::now() + Duration::from_secs_f64(secs);

@@ -271,14 +271,7 @@ fn run_one(dir: &Path, text: &str, opts: &stpipe::check::Options) {
 
 #[test]
 fn mutated_pipelines_never_panic() {
-    let secs: f64 = std::env::var("STPIPE_FUZZ_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3.0);
-    let seed: u64 = std::env::var("STPIPE_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5eed_1234_abcd_0001);
+    let (secs, seed) = common::fuzz_budget(0x5eed_1234_abcd_0001);
     let corpus = corpus();
     let opts = common::options();
     let mut rng = Rng(seed | 1);

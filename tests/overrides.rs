@@ -4,17 +4,8 @@
 
 mod common;
 
-use std::process::Command;
 
 use serde_json::Value;
-
-fn stpipe(dir: &std::path::Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_stpipe"));
-    c.current_dir(dir)
-        .env_remove("STPIPE_FAILPOINT")
-        .stdin(std::process::Stdio::null());
-    c
-}
 
 const PIPELINE: &str = "let lr = 1e-3\nlet bs = 8\n\
     model m = Transformer(\"tiny\") -> Pooling(mean) -> Dense(8, tanh)\n\
@@ -31,7 +22,7 @@ fn set_overrides_are_checked_and_change_the_run() {
     std::fs::write(dir.join("p.stp"), PIPELINE).unwrap();
 
     // Checked like the file: a bad value is reported where the binding is used.
-    let o = stpipe(dir)
+    let o = common::stpipe_in(dir)
         .args([
             "--set",
             "bs=\"eight\"",
@@ -63,7 +54,7 @@ fn set_overrides_are_checked_and_change_the_run() {
 
     // A changed value is another plan step, and other weights.
     let plan = |set: &[&str]| -> String {
-        let mut c = stpipe(dir);
+        let mut c = common::stpipe_in(dir);
         for s in set {
             c.args(["--set", s]);
         }
@@ -81,7 +72,7 @@ fn set_overrides_are_checked_and_change_the_run() {
     assert_eq!(train_line(&plan(&["lr=1e-3"])), train_line(&plan(&[])));
 
     let run = |set: &[&str], run_dir: &str| -> Vec<u8> {
-        let mut c = stpipe(dir);
+        let mut c = common::stpipe_in(dir);
         for s in set {
             c.args(["--set", s]);
         }

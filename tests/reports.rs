@@ -4,18 +4,8 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
-
-fn stpipe(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_stpipe"));
-    c.current_dir(dir)
-        .env_remove("STPIPE_FAILPOINT")
-        .stdin(std::process::Stdio::null());
-    c
-}
 
 /// The tiny training pipeline with a dev evaluator, a `best by` save and
 /// two expectations, one of which (`>= 2`) cannot hold.
@@ -50,7 +40,7 @@ fn a_failing_expect_gives_junit_json_curves_and_a_report_page() {
     let tmp = common::tiny_workspace(32);
     let dir = tmp.path();
     std::fs::write(dir.join("p.stp"), pipeline()).unwrap();
-    let o = stpipe(dir)
+    let o = common::stpipe_in(dir)
         .args(["run", "p.stp", "--quiet", "--run-dir", "run"])
         .args(["--report", "reports/junit.xml", "--report", "report.json"])
         .output()
@@ -99,8 +89,7 @@ fn a_failing_expect_gives_junit_json_curves_and_a_report_page() {
         assert!(names.contains(&kind), "{kind} missing from {names:?}");
     }
 
-    let json: Value =
-        serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap();
+    let json: Value = common::read_json(&dir.join("report.json"));
     assert_eq!(json["status"], "expectation_failed");
     assert_eq!(json["exit_code"], 3);
     assert_eq!(json["expectations"].as_array().unwrap().len(), 2);
@@ -115,7 +104,10 @@ fn a_failing_expect_gives_junit_json_curves_and_a_report_page() {
     let width = u32::from_be_bytes(png[16..20].try_into().unwrap());
     assert_eq!(width, 1400);
 
-    let o = stpipe(dir).args(["report", "run"]).output().unwrap();
+    let o = common::stpipe_in(dir)
+        .args(["report", "run"])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", common::output_text(&o));
     let html = std::fs::read_to_string(dir.join("run/report.html")).unwrap();
     for needle in [
@@ -143,7 +135,7 @@ fn an_invalid_pipeline_and_a_failed_step_are_reported() {
         pipeline().replace("Pooling(mean)", "Pooling(meen)"),
     )
     .unwrap();
-    let o = stpipe(dir)
+    let o = common::stpipe_in(dir)
         .args(["run", "bad.stp", "--quiet", "--report", "bad.xml"])
         .output()
         .unwrap();
@@ -158,7 +150,7 @@ fn an_invalid_pipeline_and_a_failed_step_are_reported() {
     rows.push_str("a cat\ta dog\tnot-a-number\n");
     std::fs::write(dir.join("data/pairs.tsv"), rows).unwrap();
     std::fs::write(dir.join("p.stp"), pipeline()).unwrap();
-    let o = stpipe(dir)
+    let o = common::stpipe_in(dir)
         .args([
             "run", "p.stp", "--quiet", "--report", "r.xml", "--report", "r.json",
         ])
@@ -175,7 +167,7 @@ fn an_invalid_pipeline_and_a_failed_step_are_reported() {
         error.attribute("message").unwrap().contains("not-a-number"),
         "{xml}"
     );
-    let json: Value = serde_json::from_slice(&std::fs::read(dir.join("r.json")).unwrap()).unwrap();
+    let json: Value = common::read_json(&dir.join("r.json"));
     assert_eq!(json["status"], "error");
     assert!(
         json["error"].as_str().unwrap().contains("pairs.tsv"),
@@ -193,7 +185,7 @@ fn a_sweep_runs_each_value_once_and_writes_the_table() {
     )
     .unwrap();
     let sweep = |values: &str| {
-        stpipe(dir)
+        common::stpipe_in(dir)
             .args([
                 "run",
                 "p.stp",
@@ -227,8 +219,7 @@ fn a_sweep_runs_each_value_once_and_writes_the_table() {
         std::fs::read(dir.join("out@lr=1e-3/model.safetensors")).unwrap(),
         std::fs::read(dir.join("out@lr=1e-2/model.safetensors")).unwrap()
     );
-    let json: Value =
-        serde_json::from_slice(&std::fs::read(dir.join("sw/sweep.json")).unwrap()).unwrap();
+    let json: Value = common::read_json(&dir.join("sw/sweep.json"));
     assert_eq!(json["points"].as_array().unwrap().len(), 3);
 
     // Again with one more value: only the new point trains.
@@ -247,9 +238,7 @@ fn a_sweep_runs_each_value_once_and_writes_the_table() {
             .unwrap();
         assert_eq!(train["status"], "reused", "lr={v}: {s}");
     }
-    let s: Value =
-        serde_json::from_slice(&std::fs::read(dir.join("sw/lr=2e-2/summary.json")).unwrap())
-            .unwrap();
+    let s: Value = common::read_json(&dir.join("sw/lr=2e-2/summary.json"));
     let train = s["steps"]
         .as_array()
         .unwrap()
@@ -265,11 +254,28 @@ fn a_sweep_runs_each_value_once_and_writes_the_table() {
         6
     );
 
+    // A report that cannot be written fails a run that otherwise passed.
+    std::fs::write(dir.join("a-file"), "").unwrap();
+    let o = common::stpipe_in(dir)
+        .args([
+            "run",
+            "p.stp",
+            "--quiet",
+            "--run-dir",
+            "plain",
+            "--report",
+            "a-file/r.xml",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", common::output_text(&o));
+    assert!(common::output_text(&o).contains("cannot write the report a-file/r.xml"));
+
     // A swept name the file does not bind is a diagnostic; so is sweeping a --set name.
     let o = sweep("lrr=1,2");
     assert_eq!(o.status.code(), Some(1));
     assert!(common::output_text(&o).contains("lrr"));
-    let o = stpipe(dir)
+    let o = common::stpipe_in(dir)
         .args([
             "--set",
             "lr=1e-3",
@@ -286,18 +292,18 @@ fn a_sweep_runs_each_value_once_and_writes_the_table() {
 #[test]
 fn report_flags_are_checked_before_anything_runs() {
     let tmp = tempfile::tempdir().unwrap();
-    let o = stpipe(tmp.path())
+    let o = common::stpipe_in(tmp.path())
         .args(["run", "p.stp", "--report", "out.txt"])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(common::output_text(&o).contains("*.xml"));
-    let o = stpipe(tmp.path())
+    let o = common::stpipe_in(tmp.path())
         .args(["run", "p.stp", "--sweep", "lr=1e-3,,2"])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
-    let o = stpipe(tmp.path())
+    let o = common::stpipe_in(tmp.path())
         .args(["report", "nowhere"])
         .output()
         .unwrap();

@@ -96,8 +96,8 @@ pub fn run(
         ..args.run.options(&args.file, opts)
     };
     let report = run_once(args, opts, overrides, &run_opts);
-    write_reports(&report, &args.report, None);
-    ExitCode::from(report.exit_code)
+    let written = write_reports(&report, &args.report, None);
+    ExitCode::from(with_reports(report.exit_code, written))
 }
 
 /// Check, plan and run the pipeline once with `run_opts` (and, for a
@@ -192,9 +192,25 @@ fn code_of(code: ExitCode) -> u8 {
     }
 }
 
+/// The exit code once the reports are written: a report that could not be
+/// written fails a run that otherwise passed (CI would miss it).
+pub(super) fn with_reports(code: u8, written: bool) -> u8 {
+    if code == 0 && !written {
+        1
+    } else {
+        code
+    }
+}
+
 /// Write every `--report` file; `point` (a sweep point's name) goes into
-/// the file names: `junit.xml` -> `junit@lr=2e-5.xml`.
-pub(super) fn write_reports(report: &RunReport, targets: &[ReportTarget], point: Option<&str>) {
+/// the file names: `junit.xml` -> `junit@lr=2e-5.xml`. Whether all were
+/// written.
+pub(super) fn write_reports(
+    report: &RunReport,
+    targets: &[ReportTarget],
+    point: Option<&str>,
+) -> bool {
+    let mut all = true;
     for t in targets {
         let mut t = t.clone();
         if let Some(point) = point {
@@ -204,9 +220,16 @@ pub(super) fn write_reports(report: &RunReport, targets: &[ReportTarget], point:
         }
         match report.write(&t) {
             Ok(()) => eprintln!("  report {}", t.path.display()),
-            Err(e) => eprintln!("warning: cannot write the report {}: {e}", t.path.display()),
+            Err(e) => {
+                eprintln!(
+                    "error: cannot write the report {}: {e}\n  help: choose a --report path in a writable directory",
+                    t.path.display()
+                );
+                all = false;
+            }
         }
     }
+    all
 }
 
 fn print_summary(pipeline: &crate::check::Pipeline, run_opts: &RunOptions, summary: &RunSummary) {

@@ -16,7 +16,7 @@ use crate::check::Options;
 use crate::report::{RunReport, RunStatus};
 use crate::runtime::train::run::RunOptions;
 
-use super::run::{run_once, write_reports, Args};
+use super::run::{run_once, with_reports, write_reports, Args};
 
 /// Every combination of the sweeps' values, as overrides (the first sweep
 /// varies slowest).
@@ -90,8 +90,9 @@ pub fn run(args: &Args, opts: &Options, overrides: &[Override]) -> ExitCode {
         };
         let mut all = overrides.to_vec();
         all.extend(point.iter().cloned());
-        let report = run_once(args, &opts, &all, &run_opts);
-        write_reports(&report, &args.report, Some(&name));
+        let mut report = run_once(args, &opts, &all, &run_opts);
+        let written = write_reports(&report, &args.report, Some(&name));
+        report.exit_code = with_reports(report.exit_code, written);
         let stop = report.status == RunStatus::Interrupted;
         rows.push((point.clone(), name, report));
         if stop {
@@ -110,17 +111,18 @@ pub fn run(args: &Args, opts: &Options, overrides: &[Override]) -> ExitCode {
     println!("{md}");
     eprintln!("sweep table: {}", base.run_dir.join("sweep.md").display());
     // The worst outcome decides: stopped, then failed, then an `expect`.
+    let rank = |code: u8| match code {
+        0 => 0,
+        3 => 1,
+        130 => 3,
+        _ => 2,
+    };
     let worst = rows
         .iter()
-        .map(|(_, _, r)| r.status)
-        .max_by_key(|s| match s {
-            RunStatus::Passed => 0,
-            RunStatus::ExpectationFailed => 1,
-            RunStatus::Error | RunStatus::Invalid => 2,
-            RunStatus::Interrupted => 3,
-        })
-        .unwrap_or(RunStatus::Passed);
-    ExitCode::from(worst.exit_code())
+        .map(|(_, _, r)| r.exit_code)
+        .max_by_key(|c| rank(*c))
+        .unwrap_or(0);
+    ExitCode::from(worst)
 }
 
 /// The sweep table as Markdown and JSON: a row per point, its status and

@@ -313,3 +313,32 @@ impl Rng {
         &v[self.below(v.len())]
     }
 }
+
+/// A randomised test's time budget and seed: `STPIPE_FUZZ_SECS` (default
+/// 3 s) and `STPIPE_FUZZ_SEED` (default `seed`).
+pub fn fuzz_budget(seed: u64) -> (f64, u64) {
+    let var = |name: &str| std::env::var(name).ok();
+    (
+        var("STPIPE_FUZZ_SECS")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(3.0),
+        var("STPIPE_FUZZ_SEED")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(seed),
+    )
+}
+
+/// `stpipe` run in `dir`, with no failpoint armed and no input.
+pub fn stpipe_in(dir: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_stpipe"));
+    c.current_dir(dir)
+        .env_remove("STPIPE_FAILPOINT")
+        .stdin(std::process::Stdio::null());
+    c
+}
+
+/// A JSON file's value.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}

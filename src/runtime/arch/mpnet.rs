@@ -182,13 +182,11 @@ impl MpNet {
             &[config.max_position_embeddings, h],
         )?;
         let emb_norm = p.norm("embeddings.LayerNorm", h, true, eps)?;
-        let stack = post_norm::Stack {
-            stem: "encoder.layer.",
-            field: "num_hidden_layers",
-            count: config.num_hidden_layers,
-            dims: (h, config.intermediate_size),
+        let stack = post_norm::Stack::encoder_layers(
+            config.num_hidden_layers,
+            (h, config.intermediate_size),
             eps,
-        };
+        );
         let layers = post_norm::load_stack(&mut p, &stack, &NAMES, config_path)?;
         let rel_bias = p.var(
             "encoder.relative_attention_bias.weight",

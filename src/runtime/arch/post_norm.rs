@@ -67,6 +67,20 @@ pub struct Stack<'a> {
     pub eps: f64,
 }
 
+impl Stack<'static> {
+    /// BERT's layout, which MPNet shares: `encoder.layer.N`, counted by
+    /// `num_hidden_layers`.
+    pub fn encoder_layers(count: usize, dims: (usize, usize), eps: f64) -> Self {
+        Stack {
+            stem: "encoder.layer.",
+            field: "num_hidden_layers",
+            count,
+            dims,
+            eps,
+        }
+    }
+}
+
 /// Read every layer of `stack`; more layers in the file than the config
 /// declares is an error.
 pub fn load_stack(
