@@ -4,7 +4,6 @@
 
 mod common;
 
-
 use serde_json::Value;
 
 const PIPELINE: &str = "let lr = 1e-3\nlet bs = 8\n\

@@ -4,7 +4,6 @@
 
 mod common;
 
-
 use serde_json::Value;
 
 /// The tiny training pipeline with a dev evaluator, a `best by` save and
@@ -23,6 +22,13 @@ fn pipeline() -> String {
         .to_string()
 }
 
+/// The tiny workspace with `text` as pipeline file `name`.
+fn workspace(name: &str, text: &str) -> tempfile::TempDir {
+    let tmp = common::tiny_workspace(32);
+    std::fs::write(tmp.path().join(name), text).unwrap();
+    tmp
+}
+
 /// `(tests, failures, errors, skipped)` of an element.
 fn counts(n: roxmltree::Node) -> (usize, usize, usize, usize) {
     let a = |k: &str| n.attribute(k).unwrap().parse::<usize>().unwrap();
@@ -37,9 +43,8 @@ fn suite<'a>(doc: &'a roxmltree::Document, name: &str) -> roxmltree::Node<'a, 'a
 
 #[test]
 fn a_failing_expect_gives_junit_json_curves_and_a_report_page() {
-    let tmp = common::tiny_workspace(32);
+    let tmp = workspace("p.stp", &pipeline());
     let dir = tmp.path();
-    std::fs::write(dir.join("p.stp"), pipeline()).unwrap();
     let o = common::stpipe_in(dir)
         .args(["run", "p.stp", "--quiet", "--run-dir", "run"])
         .args(["--report", "reports/junit.xml", "--report", "report.json"])
@@ -128,13 +133,11 @@ fn a_failing_expect_gives_junit_json_curves_and_a_report_page() {
 
 #[test]
 fn an_invalid_pipeline_and_a_failed_step_are_reported() {
-    let tmp = common::tiny_workspace(32);
+    let tmp = workspace(
+        "bad.stp",
+        &pipeline().replace("Pooling(mean)", "Pooling(meen)"),
+    );
     let dir = tmp.path();
-    std::fs::write(
-        dir.join("bad.stp"),
-        pipeline().replace("Pooling(mean)", "Pooling(meen)"),
-    )
-    .unwrap();
     let o = common::stpipe_in(dir)
         .args(["run", "bad.stp", "--quiet", "--report", "bad.xml"])
         .output()
@@ -177,13 +180,11 @@ fn an_invalid_pipeline_and_a_failed_step_are_reported() {
 
 #[test]
 fn a_sweep_runs_each_value_once_and_writes_the_table() {
-    let tmp = common::tiny_workspace(32);
+    let tmp = workspace(
+        "p.stp",
+        &pipeline().replace("expect dev.spearman_cosine >= 2\n", ""),
+    );
     let dir = tmp.path();
-    std::fs::write(
-        dir.join("p.stp"),
-        pipeline().replace("expect dev.spearman_cosine >= 2\n", ""),
-    )
-    .unwrap();
     let sweep = |values: &str| {
         common::stpipe_in(dir)
             .args([

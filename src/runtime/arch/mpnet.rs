@@ -196,13 +196,13 @@ impl MpNet {
             ],
         )?;
         let pooler = p.unread_under("pooler.");
-        let settings = post_norm::Settings {
-            heads: config.num_attention_heads,
-            act: Act::from_config(&config.hidden_act, "hidden_act", config_path)?,
-            attn_dropout: config.attention_probs_dropout_prob,
-            attn_out_dropout: config.hidden_dropout_prob,
-            ffn_dropout: config.hidden_dropout_prob,
-        };
+        let settings = post_norm::Settings::bert_like(
+            config.num_attention_heads,
+            &config.hidden_act,
+            config.attention_probs_dropout_prob,
+            config.hidden_dropout_prob,
+            config_path,
+        )?;
         Ok(MpNet {
             config,
             settings,

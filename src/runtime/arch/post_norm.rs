@@ -35,6 +35,27 @@ pub struct Settings {
     pub ffn_dropout: f64,
 }
 
+impl Settings {
+    /// BERT's config fields, which MPNet shares: `hidden_act`, and the
+    /// hidden dropout after both the attention output and the
+    /// feed-forward.
+    pub fn bert_like(
+        heads: usize,
+        hidden_act: &str,
+        attention_dropout: f64,
+        hidden_dropout: f64,
+        config_path: &std::path::Path,
+    ) -> crate::runtime::Result<Self> {
+        Ok(Settings {
+            heads,
+            act: Act::from_config(hidden_act, "hidden_act", config_path)?,
+            attn_dropout: attention_dropout,
+            attn_out_dropout: hidden_dropout,
+            ffn_dropout: hidden_dropout,
+        })
+    }
+}
+
 /// One post-norm layer.
 #[derive(Debug, Clone)]
 pub struct Layer {
