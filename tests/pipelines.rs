@@ -179,6 +179,35 @@ fn data_root_flag_sets_interpolation() {
     );
 }
 
+/// A relative `--data-root` starts at the current directory, not at the
+/// pipeline file's.
+#[test]
+fn a_relative_data_root_starts_at_the_current_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("cwd/data/stsbenchmark")).unwrap();
+    std::fs::create_dir_all(tmp.path().join("elsewhere")).unwrap();
+    let rows = "main-captions\tMSRvid\t2012test\t0001\t5.000\tA plane.\tA jet.\n";
+    for f in ["sts-train.csv", "sts-dev.csv", "sts-test.csv"] {
+        std::fs::write(tmp.path().join("cwd/data/stsbenchmark").join(f), rows).unwrap();
+    }
+    let p = tmp.path().join("elsewhere/p.stp");
+    std::fs::write(
+        &p,
+        "data d = tsv(\"${STPIPE_DATA}/stsbenchmark/sts-dev.csv\", header: false, quoting: none) \
+         { sentence1: col(5), sentence2: col(6), score: col(4) / 5.0 }\n",
+    )
+    .unwrap();
+    let out = stpipe()
+        .current_dir(tmp.path().join("cwd"))
+        .args(["--data-root", "data", "check", "--format", "json"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(!text.contains("not found"), "{text}");
+}
+
 #[test]
 fn misc_fixture_is_valid() {
     let f = common::repo().join("tests/fixtures/valid-misc.stp");

@@ -22,7 +22,8 @@ use crate::check::{Options, DATA_ENV};
 #[derive(Debug, Parser)]
 #[command(name = "stpipe", version, about)]
 pub struct Cli {
-    /// Data root: sets STPIPE_DATA for `${STPIPE_DATA}` in pipelines.
+    /// Data root: sets STPIPE_DATA for `${STPIPE_DATA}` in pipelines (a
+    /// relative DIR starts at the current directory).
     #[arg(long, global = true, value_name = "DIR")]
     pub data_root: Option<PathBuf>,
     /// A directory searched for models before STPIPE_MODEL_PATH (repeatable).
@@ -76,6 +77,9 @@ impl Cli {
     pub fn options(&self) -> Options {
         let mut o = Options::from_env();
         if let Some(d) = &self.data_root {
+            // A path on the command line starts where the command runs, not
+            // at the pipeline file's directory (where `${STPIPE_DATA}` lands).
+            let d = std::path::absolute(d).unwrap_or_else(|_| d.clone());
             o.env.insert(DATA_ENV.to_string(), d.display().to_string());
         }
         o.models = o.models.with_paths_first(&self.model_path);
