@@ -4,7 +4,7 @@
 //! gradients of one MultipleNegativesRankingLoss step, bare Hugging Face
 //! directories, and the saved layout.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

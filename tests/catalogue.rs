@@ -9,7 +9,7 @@
 //! loss or evaluator is covered by adding it to the catalogue; one whose
 //! needs the generator cannot meet fails here with its name.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

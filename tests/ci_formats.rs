@@ -2,7 +2,7 @@
 //! `--format sarif` (SARIF 2.1.0): the same diagnostics as `--format json`,
 //! at the same places, in the syntax each consumer documents.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

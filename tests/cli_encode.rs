@@ -1,6 +1,6 @@
 //! `stpipe encode` end to end on a tiny model.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -1,6 +1,6 @@
 //! Broken model directories give clear errors naming the file, never panics.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

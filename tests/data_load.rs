@@ -1,7 +1,7 @@
 //! Every data source of the example pipelines loads from the shared data
 //! with the row counts that data/SOURCES.md gives; bad rows are located.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

@@ -7,7 +7,7 @@
 //! This binary never calls `fp_env::ensure`, so its threads run with the
 //! CPU's default floating-point environment; the test asserts that first.
 
-mod common;
+use crate::common;
 
 use candle_core::{DType, Device, Tensor};
 use stpipe::runtime::fp_env;

@@ -9,7 +9,7 @@
 //! the final one), evaluations with best weights kept, a save of the best
 //! weights and an expectation.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

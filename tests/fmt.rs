@@ -12,7 +12,7 @@
 //! `STPIPE_FUZZ_SEED` picks the seed; a failing input is written to
 //! `target/fmt-case.stp`.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -3,7 +3,7 @@
 //! `--format json` while the human output shows the first 100 and counts
 //! the rest. (Speed is measured in docs/performance.md, not here.)
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -10,7 +10,7 @@
 //! `STPIPE_FUZZ_SEED` picks the seed. A crashing input is written to
 //! `target/fuzz-crash.stp`.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

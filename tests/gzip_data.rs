@@ -2,7 +2,7 @@
 //! name), with the same rows and the same located diagnostics as the
 //! plain file; a damaged or misnamed `.gz` is a diagnostic that says so.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::io::Write;

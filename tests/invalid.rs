@@ -5,7 +5,7 @@
 //! Regenerate the expectations with `UPDATE=1 cargo test --test invalid`
 //! (and review the diff).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -3,7 +3,7 @@
 //! results (the client side of the same LSP library). Every read has a
 //! timeout, so a broken server fails the test instead of hanging it.
 
-mod common;
+use crate::common;
 
 use std::collections::VecDeque;
 use std::io::{BufReader, Write};

@@ -3,7 +3,7 @@
 //! (objectives with data row counts, stage settings), the evaluation
 //! figures known when saved, and the pipeline itself.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -4,7 +4,7 @@
 //! `MultipleNegativesRankingLoss`, `Transformer(do_lower_case)`, and the
 //! BinaryClassification metrics that `expect` and `best by` once rejected.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

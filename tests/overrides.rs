@@ -2,7 +2,7 @@
 //! the file (its diagnostics in place), changing what runs (fingerprints,
 //! weights); a name the file does not bind is a diagnostic.
 
-mod common;
+use crate::common;
 
 use serde_json::Value;
 

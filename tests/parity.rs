@@ -1,7 +1,7 @@
 //! Parity with Python sentence-transformers: the fixtures in
 //! `tests/fixtures/parity` were written by `scripts/make_parity_fixtures.py`.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

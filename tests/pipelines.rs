@@ -1,7 +1,7 @@
 //! The example pipelines check clean and plan; the reference is up to date;
 //! the command line keeps its exit-code contract.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -5,7 +5,7 @@
 //! saves; `stpipe plan` says beforehand which steps a run would reuse; an
 //! unchanged pipeline re-runs without training, evaluating or saving.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};

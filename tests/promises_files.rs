@@ -5,7 +5,7 @@
 //! pipe ends the process quietly, and a full disk loses nothing. Each test
 //! is named after the item it covers.
 
-mod common;
+use crate::common;
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 //! never reach the run directory. Each test is named after the item it
 //! covers.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

@@ -4,7 +4,7 @@
 //! `scripts/make_prompt_fixtures.py`), prompts saved with a trained model
 //! and read back, and `stpipe encode --prompt-name`.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

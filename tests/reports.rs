@@ -2,7 +2,7 @@
 //! (read back with a real XML parser), `curves.png`, `stpipe report`'s
 //! report.html, and `--sweep`'s table with per-point run directories.
 
-mod common;
+use crate::common;
 
 use serde_json::Value;
 

@@ -3,7 +3,7 @@
 //! never keeps those weights as the best, and `evaluate_at_start: false`
 //! turns it off.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

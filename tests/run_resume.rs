@@ -5,7 +5,7 @@
 //! checkpoints and best weights leak into a run; a non-finite loss stops the
 //! run and keeps the checkpoints; a failed `expect` exits 3.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

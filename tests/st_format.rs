@@ -1,6 +1,6 @@
 //! The sentence-transformers directory format, both ways.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -1,7 +1,7 @@
 //! Training mode is real: dropout acts only in train mode, and gradients
 //! reach every parameter of Transformer -> Pooling -> Dense.
 
-mod common;
+use crate::common;
 
 use candle_core::{Device, Tensor};
 use stpipe::runtime::modules::{
