@@ -13,6 +13,7 @@ import math
 
 import torch
 from sentence_transformers import losses, util
+from sentence_transformers.base.losses.merged_forward import column_merging_disabled
 from sentence_transformers.sentence_transformer.losses.batch_hard_triplet import (
     BatchHardTripletLossDistanceFunction as BatchDist,
 )
@@ -35,6 +36,40 @@ class NoModel(torch.nn.Module):
 
 def value(loss, cols, labels=None):
     return float(loss.compute_loss_from_embeddings(cols, labels))
+
+
+class SequentialModel(torch.nn.Sequential):
+    """Stands in for the model of the Cached... losses, which look at its
+    first module."""
+
+    similarity_fn_name = "cosine"
+
+    def __init__(self):
+        super().__init__(torch.nn.Identity())
+
+
+class FixedModel(torch.nn.Module):
+    """A model whose forward returns the embeddings its features carry: the
+    wrapper losses (MatryoshkaLoss) call the model, not only the embeddings."""
+
+    similarity_fn_name = "cosine"
+
+    def __init__(self, dim):
+        super().__init__()
+        self.dim = dim
+
+    def get_embedding_dimension(self):
+        return self.dim
+
+    def forward(self, features):
+        return {"sentence_embedding": features["embedding"]}
+
+
+def matryoshka_value(inner, inner_kwargs, cols, dims, weights=None, labels=None):
+    model = FixedModel(cols[0].shape[1])
+    loss = losses.MatryoshkaLoss(model, inner(model, **inner_kwargs), dims, weights)
+    with column_merging_disabled():
+        return float(loss([{"embedding": c} for c in cols], labels))
 
 
 def main():
@@ -85,6 +120,24 @@ def main():
         out[f"{name}_cosine"] = value(cls(m, distance_metric=BatchDist.cosine_distance, **kwargs), [e], labels)
         if "margin" in kwargs:
             out[f"{name}_default_margin"] = value(cls(m), [e], labels)
+
+    # MatryoshkaLoss around MNRL and CoSENT, on 6-dimensional embeddings.
+    u6, v6, w6 = gen(0, 5, 6), gen(1, 5, 6), gen(2, 5, 6)
+    scores = torch.tensor([((i * 7) % 5) / 4.0 for i in range(5)], dtype=torch.float64)
+    mnrl = losses.MultipleNegativesRankingLoss
+    out["matryoshka_mnrl_uvw_642"] = matryoshka_value(mnrl, {}, [u6, v6, w6], [6, 4, 2])
+    out["matryoshka_mnrl_uv_263_weighted"] = matryoshka_value(mnrl, {}, [u6, v6], [2, 6, 3], [0.25, 1.0, 0.5])
+    out["matryoshka_cosent_uv_631"] = matryoshka_value(losses.CoSENTLoss, {}, [u6, v6], [6, 3, 1], labels=scores)
+
+    # The cached in-batch negatives losses, mini-batches smaller than the batch.
+    # Their loss math (`calculate_loss`) over the embeddings in mini-batches.
+    seq = SequentialModel()
+    for key, cls, mbs in [
+        ("cached_mnrl_uvw", losses.CachedMultipleNegativesRankingLoss, 2),
+        ("cached_mnsrl_uvw", losses.CachedMultipleNegativesSymmetricRankingLoss, 3),
+    ]:
+        reps = [list(col.split(mbs)) for col in (u, v, w)]
+        out[key] = float(cls(seq, mini_batch_size=mbs).calculate_loss(reps))
     print(json.dumps(out, indent=1))
 
 

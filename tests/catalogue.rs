@@ -77,6 +77,23 @@ fn classes(c: &Component) -> usize {
     }
 }
 
+/// The loss a wrapper loss (MatryoshkaLoss) wraps: a cached one, so that
+/// the wrapper and GradCache both run.
+const WRAPPED: &str = "CachedMultipleNegativesRankingLoss(m, mini_batch_size: 3)";
+
+/// The columns a loss needs: its own, or those of the loss it wraps.
+fn loss_columns(c: &Component) -> Columns {
+    c.columns.unwrap_or_else(|| {
+        assert!(
+            c.args.iter().any(|a| a.ty == ArgType::LossCall),
+            "{} declares no columns and wraps no loss",
+            c.name
+        );
+        let wrapped = catalogue::loss("CachedMultipleNegativesRankingLoss").unwrap();
+        wrapped.spec.columns.unwrap()
+    })
+}
+
 /// Arguments for the required ones the generator knows how to fill.
 fn call_args(c: &Component, data: Option<&str>, extra: &[(&str, String)]) -> String {
     let mut args = Vec::new();
@@ -86,6 +103,7 @@ fn call_args(c: &Component, data: Option<&str>, extra: &[(&str, String)]) -> Str
             continue;
         }
         let v = match (a.name, a.ty) {
+            (_, ArgType::LossCall) => WRAPPED.to_string(),
             ("model", ArgType::Model) => "m".to_string(),
             (_, ArgType::Model) => "teacher".to_string(),
             ("data", _) => data.unwrap_or("?").to_string(),
@@ -114,7 +132,7 @@ fn pipeline(dir: &Path) -> String {
     let mut softmax = None;
     for (i, e) in catalogue::LOSSES.iter().enumerate() {
         let c = &e.spec;
-        let cols = c.columns.expect("every loss declares its columns");
+        let cols = loss_columns(c);
         let data = format!("loss{i}");
         let (tsv, decl) = table(&data, &cols, classes(c), 24);
         write(dir, &format!("{data}.tsv"), &tsv);
@@ -259,7 +277,7 @@ fn every_loss_takes_steps_on_its_own() {
     );
     for (i, e) in catalogue::LOSSES.iter().enumerate() {
         let c = &e.spec;
-        let cols = c.columns.unwrap();
+        let cols = loss_columns(c);
         let data = format!("loss{i}");
         let (tsv, decl) = table(&data, &cols, classes(c), 24);
         write(dir, &format!("{data}.tsv"), &tsv);

@@ -17,6 +17,7 @@ mod failpoints;
 mod fmt;
 mod frontend;
 mod fuzz;
+mod grad_cache;
 mod gzip_data;
 mod invalid;
 mod lsp;

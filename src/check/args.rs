@@ -268,6 +268,23 @@ impl Checker<'_> {
                         _ => None,
                     }
                 }
+                Rule::SameLength(a, b) => match (args.get(a), args.get(b)) {
+                    (Some((ArgValue::List(x), sa)), Some((ArgValue::List(y), _)))
+                        if x.len() != y.len() =>
+                    {
+                        Some((
+                            *sa,
+                            format!(
+                                "`{a}` has {} values and `{b}` has {}; give one per value of `{b}`",
+                                x.len(),
+                                y.len()
+                            ),
+                        ))
+                    }
+                    _ => None,
+                },
+                // Needs the model's width: see `check_widths`.
+                Rule::AtMostWidth(_) => None,
                 Rule::WhenTrue(flag, num, range) => {
                     let on = args.get(flag).and_then(|v| v.0.as_bool()) == Some(true);
                     match args.get(num).and_then(|(v, sp)| Some((v.as_f64()?, *sp))) {
@@ -297,7 +314,11 @@ impl Checker<'_> {
         let mut items = Vec::new();
         let mut ok = true;
         for v in vals {
-            match self.convert(v, spec.ty, &format!("argument `{}` of {what}", spec.name)) {
+            let ctx = format!("argument `{}` of {what}", spec.name);
+            match self
+                .convert(v, spec.ty, &ctx)
+                .and_then(|x| self.in_range(x, spec, v.span, &ctx))
+            {
                 Some(x) => items.push(x),
                 None => ok = false,
             }
@@ -465,6 +486,7 @@ impl Checker<'_> {
             }
             (ArgType::OptimizerCall, _) => self.convert_call(&v, Family::Optimizer, ctx),
             (ArgType::SchedulerCall, _) => self.convert_call(&v, Family::Scheduler, ctx),
+            (ArgType::LossCall, _) => self.convert_call(&v, Family::Loss, ctx),
             (
                 ArgType::ColumnName,
                 ValueKind::Ident(ast::Ident { name, .. }) | ValueKind::Str(name),
@@ -521,15 +543,33 @@ impl Checker<'_> {
                             describe_value(v)
                         ),
                     )
-                    .help(example_for(if family == Family::Optimizer {
-                        ArgType::OptimizerCall
-                    } else {
-                        ArgType::SchedulerCall
-                    })),
+                    .help(example_for(call_type(family))),
                 );
                 return None;
             }
         };
+        // A binding's name where a component belongs: `MatryoshkaLoss(m)`.
+        let bound = self
+            .binding_kind(&name.name)
+            .filter(|k| *k != BindKind::Let);
+        if let (ValueKind::Ident(id), Some(kind)) = (&v.kind, bound) {
+            if registry::lookup(family, &id.name).is_none() {
+                self.err(
+                    Diag::error(
+                        "type-mismatch",
+                        v.span,
+                        format!(
+                            "{ctx} expects {}, found `{}`, which is {}",
+                            article(family.noun()),
+                            id.name,
+                            kind.noun()
+                        ),
+                    )
+                    .help(example_for(call_type(family))),
+                );
+                return None;
+            }
+        }
         let comp = self.lookup_component(family, name)?;
         let args = self.bind(comp, args, span)?;
         Some(ArgValue::Call(CallValue {
@@ -551,7 +591,7 @@ impl Checker<'_> {
         let names: Vec<&str> = registry::family(family).iter().map(|c| c.name).collect();
         let help = match registry::did_you_mean(&name.name, names.iter().copied()) {
             Some(s) => format!("did you mean `{s}`?"),
-            None => format!("known {}s: {}", family.noun(), names.join(", ")),
+            None => format!("known {}: {}", family.plural(), names.join(", ")),
         };
         self.err(
             Diag::error(
@@ -562,6 +602,15 @@ impl Checker<'_> {
             .help(help),
         );
         None
+    }
+}
+
+/// The argument type of a call of `family`.
+fn call_type(family: Family) -> ArgType {
+    match family {
+        Family::Optimizer => ArgType::OptimizerCall,
+        Family::Loss => ArgType::LossCall,
+        _ => ArgType::SchedulerCall,
     }
 }
 
@@ -619,6 +668,7 @@ fn example_for(ty: ArgType) -> String {
         ArgType::FloatPair => "write two numbers, e.g. `[0.9, 0.999]`".into(),
         ArgType::OptimizerCall => "write an optimizer, e.g. `AdamW(lr: 2e-5)`".into(),
         ArgType::SchedulerCall => "write a scheduler, e.g. `WarmupLinear(warmup: 10%)`".into(),
+        ArgType::LossCall => "write a loss, e.g. `MultipleNegativesRankingLoss(model)`".into(),
         ArgType::ColumnName => "name a column of the source".into(),
         ArgType::LabelValue => "write a label, e.g. `0` or `\"entailment\"`".into(),
         ArgType::StrMap => {

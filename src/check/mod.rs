@@ -20,6 +20,7 @@ mod peek;
 mod saves;
 mod stages;
 pub mod types;
+mod wrappers;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -357,6 +358,11 @@ impl<'a> Checker<'a> {
         self.bindings
             .get(&name.name)
             .is_some_and(|b| b.span == name.span)
+    }
+
+    /// The kind of binding `name` names, if any.
+    pub(crate) fn binding_kind(&self, name: &str) -> Option<BindKind> {
+        self.bindings.get(name).map(|b| b.kind)
     }
 
     fn mark_ready(&mut self, name: &ast::Ident) {

@@ -27,11 +27,16 @@ impl Checker<'_> {
         let args = self.bind(comp, &loss.args, loss.span)?;
         let data_name = data_name?;
         let opts = opts?;
-        let model = args.get("model")?.0.as_str()?.to_string();
+        // The loss that sees the data, under any wrappers.
+        let (base, base_args, wrappers) = self.unwrap_loss(comp, loss, &args)?;
+        let model = base_args.get("model")?.0.as_str()?.to_string();
         let ds = self.out.data_source(&data_name)?.clone();
-        let mut ok = self.check_columns(comp, &ds, data.span, &args);
+        let mut ok = self.check_columns(base, &ds, data.span, &base_args);
+        for (wrapper, wargs) in &wrappers {
+            ok &= self.check_wrapper(wrapper, wargs, base, &model);
+        }
         // Distillation: the teacher's width must match the student's.
-        if let Some((ArgValue::Name(t), tspan)) = args.get("teacher") {
+        if let Some((ArgValue::Name(t), tspan)) = base_args.get("teacher") {
             ok &= self.check_teacher(&model, t, *tspan);
         }
         let sampler = opts
@@ -144,7 +149,7 @@ impl Checker<'_> {
         let Some(o) = self.out.objective(name) else {
             return false;
         };
-        let classifier = registry::lookup(Family::Loss, &o.loss)
+        let classifier = registry::lookup(Family::Loss, o.base_loss().0)
             .and_then(|c| c.columns)
             .is_some_and(|c| c.label_classes.is_some());
         if !classifier {
@@ -442,6 +447,7 @@ impl Checker<'_> {
         let data = data?;
         let ds = self.out.data_source(&data)?.clone();
         let mut ok = self.check_columns(comp, &ds, data_span, &args);
+        ok &= self.check_widths(comp, &args, &model);
         if let Some((ArgValue::Name(t), tspan)) = args.get("teacher") {
             ok &= self.check_teacher(&model, t, *tspan);
         }

@@ -193,7 +193,7 @@ impl Checker<'_> {
                 );
                 ok = false;
             }
-            if let Some(ArgValue::Name(t)) = obj.args.values().get("teacher") {
+            if let Some(ArgValue::Name(t)) = obj.base_loss().1.values().get("teacher") {
                 if !teachers.contains(t) {
                     teachers.push(t.clone());
                 }

@@ -318,6 +318,23 @@ pub struct Objective {
     pub prompts: Vec<(String, String)>,
 }
 
+impl Objective {
+    /// The loss that sees the data: the objective's own, or the one its
+    /// wrappers wrap (`MatryoshkaLoss(MultipleNegativesRankingLoss(m))`
+    /// gives MultipleNegativesRankingLoss), with its arguments.
+    pub fn base_loss(&self) -> (&str, &Args) {
+        let (mut name, mut args) = (self.loss.as_str(), &self.args);
+        while let Some(ArgValue::Call(c)) = args.values().get(WRAPPED_LOSS) {
+            name = &c.name;
+            args = &c.args;
+        }
+        (name, args)
+    }
+}
+
+/// The argument through which a wrapper loss names the loss it wraps.
+pub const WRAPPED_LOSS: &str = "loss";
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Evaluator {
     pub name: String,

@@ -280,6 +280,7 @@ impl Doc<'_> {
             match self.item_spec(st, stack, d).map(|a| a.ty) {
                 Some(ArgType::OptimizerCall) => &[Family::Optimizer],
                 Some(ArgType::SchedulerCall) => &[Family::Scheduler],
+                Some(ArgType::LossCall) => &[Family::Loss],
                 _ => &[],
             }
         };
@@ -342,6 +343,7 @@ fn fill_value(slot: &mut Slot, spec: &'static ArgSpec) {
         }
         ArgType::OptimizerCall => slot.families.push(Family::Optimizer),
         ArgType::SchedulerCall => slot.families.push(Family::Scheduler),
+        ArgType::LossCall => slot.families.push(Family::Loss),
         ArgType::Choice(words) => {
             slot.words.extend_from_slice(words);
             slot.bindings.push(BindKind::Let);

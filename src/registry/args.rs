@@ -150,15 +150,21 @@ impl Args {
         self.bindings(|t| t == ArgType::Model)
     }
 
-    fn bindings(&self, want: impl Fn(ArgType) -> bool) -> Vec<&str> {
+    /// The bindings of the arguments whose type `want` accepts, those of
+    /// nested calls included (a wrapped loss's model and teacher).
+    fn bindings(&self, want: impl Fn(ArgType) -> bool + Copy) -> Vec<&str> {
         let Some(c) = self.component else {
             return Vec::new();
         };
-        c.args
-            .iter()
-            .filter(|a| want(a.ty))
-            .filter_map(|a| self.values.get(a.name).and_then(ArgValue::as_str))
-            .collect()
+        let mut out = Vec::new();
+        for a in c.args {
+            match self.values.get(a.name) {
+                Some(ArgValue::Call(call)) => out.extend(call.args.bindings(want)),
+                Some(v) if want(a.ty) => out.extend(v.as_str()),
+                _ => {}
+            }
+        }
+        out
     }
 
     fn err(&self, name: &str, problem: impl Into<String>) -> ArgError {
@@ -167,6 +173,11 @@ impl Args {
             name: name.to_string(),
             problem: problem.into(),
         }
+    }
+
+    /// Whether the component declares an argument `name`.
+    pub fn declares(&self, name: &str) -> bool {
+        self.component.is_some_and(|c| c.arg(name).is_some())
     }
 
     /// The raw value of a declared argument; `None` when it was not given
@@ -294,6 +305,30 @@ impl Args {
                 })
                 .collect(),
             v => Err(self.err(name, format!("is not a list: {v:?}"))),
+        }
+    }
+
+    /// A list of counts (a variadic `Count` argument).
+    pub fn usize_list(&self, name: &str) -> Result<Vec<usize>, ArgError> {
+        match self.need(name)? {
+            ArgValue::List(items) => items
+                .iter()
+                .map(|v| {
+                    v.as_i64()
+                        .and_then(|i| usize::try_from(i).ok())
+                        .ok_or_else(|| self.err(name, "holds a non-count"))
+                })
+                .collect(),
+            v => Err(self.err(name, format!("is not a list: {v:?}"))),
+        }
+    }
+
+    /// An optional list of numbers (a variadic `Float` argument without a
+    /// default).
+    pub fn opt_f64_list(&self, name: &str) -> Result<Option<Vec<f64>>, ArgError> {
+        match self.get(name)? {
+            None => Ok(None),
+            Some(_) => self.f64_list(name).map(Some),
         }
     }
 

@@ -32,6 +32,8 @@ pub static LOSSES: &[&LossEntry] = &[
     &loss::softmax::ENTRY,
     &loss::mnrl::ENTRY,
     &loss::mnsrl::ENTRY,
+    &loss::cached_mnrl::ENTRY,
+    &loss::cached_mnsrl::ENTRY,
     &loss::mse::ENTRY,
     &loss::contrastive::ENTRY,
     &loss::online_contrastive::ENTRY,
@@ -40,6 +42,7 @@ pub static LOSSES: &[&LossEntry] = &[
     &loss::batch_hard_soft_margin_triplet::ENTRY,
     &loss::batch_semi_hard_triplet::ENTRY,
     &loss::batch_all_triplet::ENTRY,
+    &loss::matryoshka::ENTRY,
 ];
 
 /// Evaluators.

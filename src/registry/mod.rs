@@ -55,6 +55,15 @@ impl Family {
             Family::ObjectiveOptions => "objective options",
         }
     }
+
+    /// The noun in the plural.
+    pub fn plural(self) -> String {
+        match self {
+            Family::Loss => "losses".into(),
+            Family::ObjectiveOptions => "objective options".into(),
+            f => format!("{}s", f.noun()),
+        }
+    }
 }
 
 /// The type of an argument.
@@ -91,6 +100,9 @@ pub enum ArgType {
     OptimizerCall,
     /// A scheduler call, `WarmupLinear(warmup: 10%)`.
     SchedulerCall,
+    /// A loss call, the loss a wrapper such as MatryoshkaLoss modifies:
+    /// `MultipleNegativesRankingLoss(m)`.
+    LossCall,
     /// A column name of the input data source.
     ColumnName,
     /// An integer or string label value.
@@ -119,6 +131,7 @@ impl ArgType {
             ArgType::FloatPair => "list of two numbers".into(),
             ArgType::OptimizerCall => "optimizer".into(),
             ArgType::SchedulerCall => "scheduler".into(),
+            ArgType::LossCall => "loss".into(),
             ArgType::ColumnName => "column name".into(),
             ArgType::LabelValue => "label (integer or string)".into(),
             ArgType::StrMap => "map from names to strings".into(),
@@ -361,6 +374,32 @@ pub enum Rule {
     WhenTrue(&'static str, &'static str, Range),
     /// The string argument (when given) must be a key of the `StrMap` one.
     KeyOf(&'static str, &'static str),
+    /// The two list arguments (when both are given) must be equally long.
+    SameLength(&'static str, &'static str),
+    /// The count (or every count of the list) may not exceed the width of
+    /// the model's sentence embeddings: a truncation dimension. A loss
+    /// wrapper with such a rule truncates embeddings, so it cannot wrap a
+    /// loss whose classifier is sized for the full width.
+    AtMostWidth(&'static str),
+}
+
+impl Rule {
+    /// The rule in words, for the reference.
+    pub fn describe(&self) -> String {
+        match *self {
+            Rule::AnyTrue(names) => format!("at least one of `{}` is true", names.join("`, `")),
+            Rule::Less(a, b) => format!("`{a}` is below `{b}`"),
+            Rule::OneOf(names) => format!("at most one of `{}` is given", names.join("`, `")),
+            Rule::WhenTrue(flag, num, range) => {
+                format!("with `{flag}: true`, `{num}` is {}", range.describe())
+            }
+            Rule::KeyOf(key, map) => format!("`{key}` is a key of `{map}`"),
+            Rule::SameLength(a, b) => format!("`{a}` has as many values as `{b}`"),
+            Rule::AtMostWidth(name) => {
+                format!("`{name}` is at most the model's embedding width")
+            }
+        }
+    }
 }
 
 /// One registered component.
@@ -490,6 +529,10 @@ pub fn reference_markdown() -> String {
             if let Some(cols) = c.columns {
                 let _ = writeln!(s, "Data: {}.\n", cols.describe());
             }
+            if !c.rules.is_empty() {
+                let r: Vec<String> = c.rules.iter().map(Rule::describe).collect();
+                let _ = writeln!(s, "Rules: {}.\n", r.join("; "));
+            }
             if !c.metrics.is_empty() {
                 let m: Vec<String> = c.metrics.iter().map(|m| format!("`{m}`")).collect();
                 let _ = writeln!(s, "Metrics (primary first): {}.\n", m.join(", "));
@@ -530,10 +573,10 @@ fn default_value(text: &str, spec: &ArgSpec) -> Option<ArgValue> {
                 .collect(),
         ),
         (_, ValueKind::Call(c)) => {
-            let fam = if spec.ty == ArgType::OptimizerCall {
-                Family::Optimizer
-            } else {
-                Family::Scheduler
+            let fam = match spec.ty {
+                ArgType::OptimizerCall => Family::Optimizer,
+                ArgType::LossCall => Family::Loss,
+                _ => Family::Scheduler,
             };
             let comp = lookup(fam, &c.name.name)?;
             let mut args = Args::defaults(comp);

@@ -44,6 +44,16 @@ impl Ctx {
         }
     }
 
+    /// Dropout active with the masks of `train(seed)`, no backward: the
+    /// first, activation-free pass of GradCache, whose second pass with
+    /// `train(seed)` must see the same masks.
+    pub fn train_forward(seed: u64) -> Self {
+        Ctx {
+            grad: false,
+            ..Ctx::train(seed)
+        }
+    }
+
     /// Gradients on but dropout off (e.g. gradient checks).
     pub fn eval_with_grad() -> Self {
         Ctx {

@@ -20,7 +20,7 @@ use std::collections::{HashMap, HashSet};
 use candle_core::Tensor;
 
 use super::{encode, EvalCx, EvalError, EvalMetrics, Evaluator, EvaluatorEntry, Similarity};
-use super::{BATCH_SIZE, MODEL};
+use super::{BATCH_SIZE, MODEL, TRUNCATE_DIM, TRUNCATE_RULES};
 use crate::registry::{maybe, opt, req, ArgError, ArgType::*, Args, Component, Family};
 use crate::runtime::data::Dataset;
 use crate::runtime::{Error, Result};
@@ -44,7 +44,9 @@ pub const ENTRY: EvaluatorEntry = EvaluatorEntry {
             opt("corpus_chunk_size", Count, "50000", "documents encoded and scored at a time").at_least(1.0),
             maybe("query_prompt", Str, "prepended to every query (default: the model's default prompt)"),
             maybe("corpus_prompt", Str, "prepended to every document (default: the model's default prompt)"),
+            TRUNCATE_DIM,
         ],
+        rules: TRUNCATE_RULES,
         metrics: &[
             "ndcg_at_10",
             "mrr_at_10",
@@ -95,6 +97,7 @@ fn build(a: &Args) -> std::result::Result<Box<dyn Evaluator>, ArgError> {
         chunk: a.usize("corpus_chunk_size")?.max(1),
         query_prompt: a.opt_str("query_prompt")?.map(str::to_string),
         corpus_prompt: a.opt_str("corpus_prompt")?.map(str::to_string),
+        truncate_dim: a.opt_usize("truncate_dim")?,
     }))
 }
 
@@ -108,6 +111,7 @@ struct InformationRetrieval {
     chunk: usize,
     query_prompt: Option<String>,
     corpus_prompt: Option<String>,
+    truncate_dim: Option<usize>,
 }
 
 /// The values of a named column.
@@ -203,7 +207,13 @@ impl Evaluator for InformationRetrieval {
         let default = model.transformer().default_prompt();
         let query_prompt = self.query_prompt.as_deref().or(default);
         let corpus_prompt = self.corpus_prompt.as_deref().or(default);
-        let query_emb = encode(model, &qtexts, self.batch_size, query_prompt)?;
+        let query_emb = encode(
+            model,
+            &qtexts,
+            self.batch_size,
+            query_prompt,
+            self.truncate_dim,
+        )?;
         let chunks = (0..doc_texts.len()).step_by(self.chunk).map(|start| {
             let end = (start + self.chunk).min(doc_texts.len());
             encode(
@@ -211,6 +221,7 @@ impl Evaluator for InformationRetrieval {
                 &doc_texts[start..end],
                 self.batch_size,
                 corpus_prompt,
+                self.truncate_dim,
             )
         });
         let hits = rank(&query_emb, chunks, &doc_ids, self.similarity)?;

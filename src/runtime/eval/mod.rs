@@ -14,7 +14,7 @@ pub mod triplet;
 
 use std::collections::HashMap;
 
-use crate::registry::{maybe, opt, req, ArgError, ArgSpec, ArgType, Args, Component};
+use crate::registry::{maybe, opt, req, ArgError, ArgSpec, ArgType, Args, Component, Rule};
 use crate::runtime::data::Dataset;
 use crate::runtime::loss::Loss;
 use crate::runtime::{EncodeOptions, SentenceEncoder};
@@ -74,6 +74,17 @@ pub(crate) const PROMPTS: ArgSpec = maybe(
     "a prompt per text column of the data, `{sentence1: \"query: \"}`; a column without one gets the model's default prompt",
 );
 
+/// Evaluate truncated embeddings (a Matryoshka model at a smaller width).
+pub(crate) const TRUNCATE_DIM: ArgSpec = maybe(
+    "truncate_dim",
+    ArgType::Count,
+    "evaluate only the first `d` dimensions of every embedding, as a user of a Matryoshka model truncates them (default: all)",
+)
+.at_least(1.0);
+
+/// The rules of the evaluators that take [`TRUNCATE_DIM`].
+pub(crate) const TRUNCATE_RULES: &[Rule] = &[Rule::AtMostWidth("truncate_dim")];
+
 /// The model, data source, batch size and prompts every evaluator names.
 #[derive(Debug, Clone)]
 pub(crate) struct Common {
@@ -82,6 +93,8 @@ pub(crate) struct Common {
     pub batch_size: usize,
     /// Prompts by text column name.
     pub prompts: Vec<(String, String)>,
+    /// Evaluate the first this-many dimensions only.
+    pub truncate_dim: Option<usize>,
 }
 
 impl Common {
@@ -91,6 +104,12 @@ impl Common {
             data: a.str("data")?.to_string(),
             batch_size: a.usize("batch_size")?.max(1),
             prompts: a.str_map("prompts")?,
+            // Not every evaluator can truncate (LabelAccuracy's classifier
+            // and MSE's teacher have the full width).
+            truncate_dim: match a.declares("truncate_dim") {
+                true => a.opt_usize("truncate_dim")?,
+                false => None,
+            },
         })
     }
 
@@ -106,7 +125,7 @@ impl Common {
         let prompt = ds
             .column_prompt(i, &self.prompts)
             .or_else(|| model.transformer().default_prompt());
-        encode(model, &texts, self.batch_size, prompt)
+        encode(model, &texts, self.batch_size, prompt, self.truncate_dim)
     }
 }
 
@@ -123,14 +142,17 @@ pub(crate) fn column(ds: &Dataset, i: usize) -> crate::runtime::Result<Vec<&str>
     Ok(ds.examples.iter().map(|e| e.texts[i].as_str()).collect())
 }
 
-/// Embeddings of `texts` in order, each distinct text encoded once; an
-/// embedding with a NaN or infinite value is an error (a diverged model
-/// must not evaluate to a number).
+/// Embeddings of `texts` in order, each distinct text encoded once, cut to
+/// their first `truncate_dim` values when given (not renormalised, as
+/// sentence-transformers' `truncate_dim`); an embedding with a NaN or
+/// infinite value is an error (a diverged model must not evaluate to a
+/// number).
 pub(crate) fn encode(
     model: &SentenceEncoder,
     texts: &[&str],
     batch_size: usize,
     prompt: Option<&str>,
+    truncate_dim: Option<usize>,
 ) -> crate::runtime::Result<Vec<Vec<f32>>> {
     let mut index: HashMap<&str, usize> = HashMap::new();
     let mut distinct: Vec<&str> = Vec::new();
@@ -148,7 +170,16 @@ pub(crate) fn encode(
         prompt: prompt.map(str::to_string),
         ..EncodeOptions::default()
     };
-    let rows = model.encode(&distinct, &opts)?.to_vec2::<f32>()?;
+    let mut rows = model.encode(&distinct, &opts)?.to_vec2::<f32>()?;
+    if let Some(d) = truncate_dim {
+        let width = rows.first().map_or(d, Vec::len);
+        if d > width {
+            return Err(crate::runtime::Error::Msg(format!(
+                "truncate_dim {d} is wider than the model's {width}-dimensional embeddings"
+            )));
+        }
+        rows.iter_mut().for_each(|r| r.truncate(d));
+    }
     if let Some(i) = rows.iter().position(|r| r.iter().any(|x| !x.is_finite())) {
         return Err(crate::runtime::Error::Msg(format!(
             "the model's embedding of {:?} is not finite (NaN or infinite weights?)",

@@ -4,7 +4,7 @@
 
 use super::{
     math_err, Common, EvalCx, EvalError, EvalMetrics, Evaluator, EvaluatorEntry, Similarity,
-    BATCH_SIZE, MODEL, PROMPTS,
+    BATCH_SIZE, MODEL, PROMPTS, TRUNCATE_DIM, TRUNCATE_RULES,
 };
 use crate::registry::{columns, opt, req, ArgError, ArgType::*, Args, Component, Family};
 
@@ -19,7 +19,9 @@ pub const ENTRY: EvaluatorEntry = EvaluatorEntry {
             BATCH_SIZE,
             PROMPTS,
             opt("margin", Float, "0.0", "the positive must be more similar by more than this"),
+            TRUNCATE_DIM,
         ],
+        rules: TRUNCATE_RULES,
         columns: Some(columns::TRIPLET),
         metrics: &[
             "cosine_accuracy",
@@ -28,7 +30,6 @@ pub const ENTRY: EvaluatorEntry = EvaluatorEntry {
             "manhattan_accuracy",
             "max_accuracy",
         ],
-        ..Component::BASE
     },
     build,
 };

@@ -25,9 +25,12 @@ pub mod batch_hard_soft_margin_triplet;
 pub mod batch_hard_triplet;
 pub mod batch_semi_hard_triplet;
 mod batch_triplet;
+pub mod cached_mnrl;
+pub mod cached_mnsrl;
 pub mod contrastive;
 pub mod cosent;
 pub mod cosine_similarity;
+pub mod matryoshka;
 pub mod mnrl;
 pub mod mnsrl;
 pub mod mse;
@@ -44,9 +47,12 @@ pub use batch_all_triplet::BatchAllTripletLoss;
 pub use batch_hard_soft_margin_triplet::BatchHardSoftMarginTripletLoss;
 pub use batch_hard_triplet::BatchHardTripletLoss;
 pub use batch_semi_hard_triplet::BatchSemiHardTripletLoss;
+pub use cached_mnrl::CachedMultipleNegativesRankingLoss;
+pub use cached_mnsrl::CachedMultipleNegativesSymmetricRankingLoss;
 pub use contrastive::ContrastiveLoss;
 pub use cosent::CoSENTLoss;
 pub use cosine_similarity::CosineSimilarityLoss;
+pub use matryoshka::MatryoshkaLoss;
 pub use mnrl::MultipleNegativesRankingLoss;
 pub use mnsrl::MultipleNegativesSymmetricRankingLoss;
 pub use mse::MSELoss;
@@ -92,6 +98,10 @@ pub struct LossInputs {
     /// `[batch, dim]` (the same target for every column) or
     /// `[batch, columns, dim]` (one per column).
     pub teacher: Option<Tensor>,
+    /// A seed of this batch for losses that draw at random (MatryoshkaLoss's
+    /// `n_dims_per_step`); the trainer derives it from the stage's seed and
+    /// the turn, so a resumed run draws what an uninterrupted one does.
+    pub seed: u64,
 }
 
 impl LossInputs {
@@ -196,6 +206,14 @@ pub trait Loss: Send + Sync {
     /// dict), which the optimizer updates along with the model's.
     fn trainable_vars(&self) -> Vec<(String, Var)> {
         vec![]
+    }
+
+    /// `Some(n)` for losses computed with GradCache (the Cached... losses):
+    /// the trainer embeds a batch `n` texts at a time and backpropagates
+    /// through the loss's gradient with respect to the embeddings, so that
+    /// memory is bounded by `n` texts (`train/grad_cache.rs`).
+    fn mini_batch_size(&self) -> Option<usize> {
+        None
     }
 
     /// Class logits `[batch, num_labels]` for losses that classify

@@ -110,6 +110,13 @@ pub fn columns_value(loss: &dyn super::Loss, cols: &[Vec<Vec<f64>>]) -> Result<f
     ))?))
 }
 
+/// The loss over embedding columns and a float score per row.
+pub fn scored_value(loss: &dyn super::Loss, cols: &[Vec<Vec<f64>>], scores: &[f64]) -> Result<f64> {
+    let inputs =
+        super::LossInputs::new(cols.iter().map(|c| t2(c)).collect()).with_scores(t1(scores));
+    Ok(scalar(&loss.forward(&inputs)?))
+}
+
 /// Every computed value equals the reference figure (sentence-transformers'
 /// own, printed by the reference scripts in `scripts/`) to 1e-10.
 pub fn assert_reference(cases: &[(f64, f64)]) {

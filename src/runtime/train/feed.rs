@@ -134,7 +134,13 @@ pub(super) fn feeds<'a>(stage: &Stage, env: &'a StageEnv) -> Result<Vec<Feed<'a>
             .losses
             .get(name)
             .ok_or_else(|| RunError::Invalid(format!("objective `{name}` has no loss")))?;
-        let teacher = match o.args.values().get("teacher").and_then(|v| v.as_str()) {
+        let teacher = match o
+            .base_loss()
+            .1
+            .values()
+            .get("teacher")
+            .and_then(|v| v.as_str())
+        {
             Some(t) => {
                 let teacher = env.models.get(t).ok_or_else(|| {
                     RunError::Invalid(format!("objective `{name}`: teacher `{t}` is not built"))

@@ -8,6 +8,7 @@ pub mod checkpoint;
 pub mod error;
 pub mod evaluate;
 mod feed;
+pub mod grad_cache;
 pub mod log;
 pub mod optim;
 pub mod outcome;

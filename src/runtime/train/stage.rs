@@ -23,6 +23,7 @@ use crate::runtime::{Ctx, SentenceEncoder};
 use super::checkpoint;
 use super::error::{Result, RunError};
 use super::feed::{counts_for, epoch_turns, feeds, steps, Feed, Steps};
+use super::grad_cache::GradCache;
 use super::log::RunLog;
 use super::optim::Optimizer;
 use super::rng::Rng;
@@ -332,13 +333,34 @@ fn turn(
     let feed = &mut feeds[o];
     let idx = feed.batches(stage.seed, epoch)?[b].clone();
     let (cols, mut inputs) = feed.batch(&idx, model.device())?;
-    let ctx = Ctx::train(Rng::derived(stage.seed, &format!("dropout.turn{g}")).next_u64());
-    inputs.embeddings = cols
-        .iter()
-        .enumerate()
-        .map(|(i, c)| model.embed_prompted(c, feed.prompt(i), &ctx))
-        .collect::<std::result::Result<_, _>>()?;
-    let loss = feed.loss.forward(&inputs)?;
+    let dropout_seed = Rng::derived(stage.seed, &format!("dropout.turn{g}")).next_u64();
+    inputs.seed = Rng::derived(stage.seed, &format!("loss.turn{g}")).next_u64();
+    let cached = feed.loss.mini_batch_size().map(|mini_batch| GradCache {
+        model,
+        loss: feed.loss,
+        prompts: (0..cols.len()).map(|i| feed.prompt(i)).collect(),
+        mini_batch,
+        seed: dropout_seed,
+        dropout: true,
+    });
+    let (loss, grads) = match cached {
+        // GradCache accumulates the gradients itself, mini-batch by mini-batch.
+        Some(step) => {
+            let loss = step.run(&cols, inputs, &mut |g| opt.accumulate(g, 1.0 / micro))?;
+            (loss, None)
+        }
+        None => {
+            let ctx = Ctx::train(dropout_seed);
+            inputs.embeddings = cols
+                .iter()
+                .enumerate()
+                .map(|(i, c)| model.embed_prompted(c, feed.prompt(i), &ctx))
+                .collect::<std::result::Result<_, _>>()?;
+            let loss = feed.loss.forward(&inputs)?;
+            let grads = loss.backward()?;
+            (loss, Some(grads))
+        }
+    };
     let value = loss.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>()?;
     if !value.is_finite() {
         return Err(RunError::NonFiniteLoss {
@@ -348,6 +370,8 @@ fn turn(
             value,
         });
     }
-    opt.accumulate(&loss.backward()?, 1.0 / micro)?;
+    if let Some(grads) = grads {
+        opt.accumulate(&grads, 1.0 / micro)?;
+    }
     Ok(Some((feed.name.clone(), value, idx.len())))
 }

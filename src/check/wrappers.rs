@@ -1,0 +1,135 @@
+//! Losses that wrap other losses (`MatryoshkaLoss(MultipleNegativesRankingLoss(m),
+//! dims: [384, 256])`), and truncation dimensions checked against the
+//! model's width.
+//!
+//! A wrapper names the loss it modifies in its `loss` argument (type
+//! `LossCall`). The wrapped loss is the one that sees the data: its columns,
+//! its model and its teacher are checked as if it stood alone, and the
+//! wrapper's own rules are checked against it.
+
+use super::args::BoundArgs;
+use super::Checker;
+use crate::check::types::*;
+use crate::diag::Diag;
+use crate::registry::{self, ArgType, Component, Family, Rule};
+use crate::syntax::ast;
+
+/// The wrappers of an objective's loss, outermost first, with their
+/// arguments.
+pub(crate) type Wrappers = Vec<(&'static Component, BoundArgs)>;
+
+/// Whether `comp` wraps another loss.
+pub(crate) fn is_wrapper(comp: &Component) -> bool {
+    comp.args.iter().any(|a| a.ty == ArgType::LossCall)
+}
+
+/// The wrapped loss's call in a wrapper's arguments: the one argument that
+/// is a call of a registered loss (by name `loss`, or positional).
+fn wrapped_call(call: &ast::Call) -> Option<&ast::Call> {
+    call.args.iter().find_map(|a| match &a.value.kind {
+        ast::ValueKind::Call(c)
+            if a.name.as_ref().is_none_or(|n| n.name == WRAPPED_LOSS)
+                && registry::lookup(Family::Loss, &c.name.name).is_some() =>
+        {
+            Some(c)
+        }
+        _ => None,
+    })
+}
+
+impl Checker<'_> {
+    /// The loss under `comp`'s wrappers, with its arguments, and the
+    /// wrappers. `args` are `comp`'s bound arguments; a wrapped loss was
+    /// bound (and reported on) when they were, so binding it again here
+    /// only recovers the places of its arguments.
+    pub(crate) fn unwrap_loss(
+        &mut self,
+        comp: &'static Component,
+        call: &ast::Call,
+        args: &BoundArgs,
+    ) -> Option<(&'static Component, BoundArgs, Wrappers)> {
+        let (mut comp, mut call, mut args) = (comp, call, args.clone());
+        let mut wrappers = Wrappers::new();
+        while is_wrapper(comp) {
+            let inner = wrapped_call(call)?;
+            let inner_comp = registry::lookup(Family::Loss, &inner.name.name)?;
+            let before = self.diags.len();
+            let inner_args = self.bind(inner_comp, &inner.args, inner.span);
+            self.diags.truncate(before);
+            wrappers.push((comp, args));
+            (comp, call, args) = (inner_comp, inner, inner_args?);
+        }
+        Some((comp, args, wrappers))
+    }
+
+    /// A wrapper's rules that involve the loss it wraps and the model.
+    pub(crate) fn check_wrapper(
+        &mut self,
+        wrapper: &Component,
+        args: &BoundArgs,
+        base: &Component,
+        model: &str,
+    ) -> bool {
+        let mut ok = self.check_widths(wrapper, args, model);
+        let truncates = wrapper
+            .rules
+            .iter()
+            .any(|r| matches!(r, Rule::AtMostWidth(_)));
+        let classifier = base.columns.is_some_and(|c| c.label_classes.is_some());
+        if truncates && classifier {
+            let span = args.get(WRAPPED_LOSS).map(|(_, s)| *s).unwrap_or_default();
+            self.err(
+                Diag::error(
+                    "cannot-wrap",
+                    span,
+                    format!(
+                        "{} truncates the embeddings, and {}'s classifier is sized for their full width",
+                        wrapper.name, base.name
+                    ),
+                )
+                .help(format!(
+                    "wrap a loss without its own weights, such as MultipleNegativesRankingLoss or CoSENTLoss, or train {} in its own objective",
+                    base.name
+                )),
+            );
+            ok = false;
+        }
+        ok
+    }
+
+    /// Every `AtMostWidth` argument of `comp` against `model`'s width (when
+    /// it is known statically).
+    pub(crate) fn check_widths(&mut self, comp: &Component, args: &BoundArgs, model: &str) -> bool {
+        let Some(width) = self.out.model(model).and_then(|m| m.dim) else {
+            return true;
+        };
+        let mut ok = true;
+        for rule in comp.rules {
+            let Rule::AtMostWidth(name) = *rule else {
+                continue;
+            };
+            let Some((value, span)) = args.get(name) else {
+                continue;
+            };
+            let values: Vec<i64> = match value {
+                ArgValue::List(items) => items.iter().filter_map(ArgValue::as_i64).collect(),
+                v => v.as_i64().into_iter().collect(),
+            };
+            if let Some(d) = values.into_iter().find(|&d| d > width as i64) {
+                self.err(
+                    Diag::error(
+                        "too-wide",
+                        *span,
+                        format!(
+                            "`{name}` of `{}` is {d}, but `{model}` gives {width}-dimensional embeddings",
+                            comp.name
+                        ),
+                    )
+                    .help(format!("give dimensions of at most {width}")),
+                );
+                ok = false;
+            }
+        }
+        ok
+    }
+}

@@ -1,0 +1,70 @@
+//! `CachedMultipleNegativesSymmetricRankingLoss`:
+//! MultipleNegativesSymmetricRankingLoss with GradCache; the same loss and
+//! gradients, memory bounded by `mini_batch_size` texts (see
+//! [`super::cached_mnrl`] for how the trainer computes it).
+
+use candle_core::{Result, Tensor};
+
+use super::mnsrl::MultipleNegativesSymmetricRankingLoss;
+use super::{Loss, LossCx, LossEntry, LossInputs};
+use crate::registry::{columns, Args, Component, Family};
+
+pub const ENTRY: LossEntry = LossEntry {
+    spec: Component {
+        name: "CachedMultipleNegativesSymmetricRankingLoss",
+        family: Family::Loss,
+        doc: "MultipleNegativesSymmetricRankingLoss with GradCache: the same loss and gradients, with memory bounded by `mini_batch_size` texts instead of the batch.",
+        args: super::cached_mnrl::ARGS,
+        columns: Some(columns::RANKING),
+        ..Component::BASE
+    },
+    build,
+};
+
+fn build(a: &Args, _: &LossCx) -> Result<Box<dyn Loss>> {
+    Ok(Box::new(CachedMultipleNegativesSymmetricRankingLoss {
+        inner: MultipleNegativesSymmetricRankingLoss::new(
+            a.f64("scale").map_err(super::arg)?,
+            a.choice("similarity").map_err(super::arg)?,
+        )?,
+        mini_batch_size: a.usize("mini_batch_size").map_err(super::arg)?.max(1),
+    }))
+}
+
+#[derive(Debug, Clone)]
+pub struct CachedMultipleNegativesSymmetricRankingLoss {
+    pub inner: MultipleNegativesSymmetricRankingLoss,
+    pub mini_batch_size: usize,
+}
+
+impl Loss for CachedMultipleNegativesSymmetricRankingLoss {
+    fn name(&self) -> &str {
+        "CachedMultipleNegativesSymmetricRankingLoss"
+    }
+
+    fn forward(&self, inputs: &LossInputs) -> Result<Tensor> {
+        self.inner.forward(inputs)
+    }
+
+    fn mini_batch_size(&self) -> Option<usize> {
+        Some(self.mini_batch_size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::loss::testutil::*;
+
+    #[test]
+    fn the_value_is_the_uncached_loss() -> Result<()> {
+        // scripts/loss_reference_values.py: cached_mnsrl_uvw.
+        let cols = [gen(0, 5, 4), gen(1, 5, 4), gen(2, 5, 4)];
+        let cached = CachedMultipleNegativesSymmetricRankingLoss {
+            inner: MultipleNegativesSymmetricRankingLoss::default(),
+            mini_batch_size: 3,
+        };
+        assert_reference(&[(columns_value(&cached, &cols)?, 25.299610662721825)]);
+        Ok(())
+    }
+}
