@@ -4,9 +4,11 @@
 # CachedMultipleNegativesRankingLoss (mini_batch_size 32) on SNLI triplets
 # with all-MiniLM-L6-v2, batch BATCH (3 x BATCH texts a step), STEPS steps,
 # RUNS runs each, alternating; prints each run's peak RSS and seconds (from
-# /usr/bin/time -v) and the medians.
+# /usr/bin/time -v) and the medians. max_seq_length is SEQ (default 64:
+# at 128 the checker's worst-case estimate for the uncached loss at batch
+# 256, 24 GiB, refuses it on a 23 GiB machine).
 #
-#   scripts/grad_cache_memory.sh [BATCH] [STEPS] [RUNS]
+#   scripts/grad_cache_memory.sh [BATCH] [STEPS] [RUNS] [SEQ]
 #
 # STPIPE_SHARED overrides ../shared; STPIPE_BIN runs another stpipe binary
 # instead of building this checkout's release binary.
@@ -16,6 +18,7 @@ SHARED="$(cd "${STPIPE_SHARED:-../shared}" && pwd)"
 BATCH="${1:-256}"
 STEPS="${2:-2}"
 RUNS="${3:-3}"
+SEQ="${4:-64}"
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 BIN="${STPIPE_BIN:-./target/release/stpipe}"
@@ -27,7 +30,7 @@ echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d
 for loss in "MultipleNegativesRankingLoss(m)" "CachedMultipleNegativesRankingLoss(m, mini_batch_size: 32)"; do
     name="${loss%%(*}"
     cat > "$TMP/$name.stp" <<STP
-model m = Transformer("sentence-transformers/all-MiniLM-L6-v2", max_seq_length: 128) -> Pooling(mean)
+model m = Transformer("sentence-transformers/all-MiniLM-L6-v2", max_seq_length: $SEQ) -> Pooling(mean)
 data pairs = tsv("$SHARED/data/snli/validation.tsv", header: true)
              { premise: col("premise"), hypothesis: col("hypothesis"), label: col("label") }
 data triplets = triplets(pairs, by: premise, positive: 0, negative: 2)

@@ -151,6 +151,33 @@ fn item_6_memory_blow_ups_are_diagnostics() {
                 .any(|(c, m)| c == "out-of-memory" && m.contains("GiB of weights")),
             "{errs:?}"
         );
+        // A batch of a billion texts is refused, unless a cached loss
+        // embeds it 16 texts at a time.
+        std::fs::write(dir.join("pairs.tsv"), "a cat\ta dog\nthe mat\ta red mat\n").unwrap();
+        let batch = |loss: &str| {
+            check_errors(
+                dir,
+                &format!(
+                    "model m = Transformer(\"tiny\") -> Pooling(mean)\n\
+                     data d = tsv(\"pairs.tsv\") {{ anchor: col(0), positive: col(1) }}\n\
+                     objective o = {loss} on d (batch_size: 1000000000)\n\
+                     train m {{ objectives: [o] }}\n"
+                ),
+            )
+        };
+        let errs = batch("MultipleNegativesRankingLoss(m)");
+        assert!(
+            errs.iter()
+                .any(|(c, m)| c == "out-of-memory" && m.contains("of activations")),
+            "{errs:?}"
+        );
+        for cached in [
+            "CachedMultipleNegativesRankingLoss(m, mini_batch_size: 16)",
+            "MatryoshkaLoss(CachedMultipleNegativesRankingLoss(m, mini_batch_size: 16), dims: [8])",
+        ] {
+            let errs = batch(cached);
+            assert!(!errs.iter().any(|(c, _)| c == "out-of-memory"), "{cached}: {errs:?}");
+        }
     } else {
         eprintln!("SKIPPED (memory estimate): /proc/meminfo is absent");
     }

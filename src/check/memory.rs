@@ -89,6 +89,14 @@ fn shape(m: &Model) -> (u64, Option<TransformerInfo>) {
     (params, info)
 }
 
+/// The texts a cached loss embeds at a time (its `mini_batch_size`), for
+/// an objective whose loss (or the loss its wrappers wrap) is cached.
+fn cached_rows(o: &crate::check::types::Objective) -> Option<u64> {
+    let (_, args) = o.base_loss();
+    let m = args.values().get("mini_batch_size")?.as_i64()?;
+    u64::try_from(m).ok().map(|m| m.max(1))
+}
+
 impl Checker<'_> {
     pub(crate) fn check_memory(&mut self) {
         let Some(available) = available_bytes() else {
@@ -147,12 +155,17 @@ impl Checker<'_> {
                         .data_source(&o.data)
                         .map_or(2, |d| d.text_columns().len().max(1))
                         as u64;
+                    // A cached (GradCache) loss embeds `mini_batch_size`
+                    // texts at a time; the others the whole batch at once.
+                    let rows = match cached_rows(o) {
+                        Some(m) => m.min(o.batch_size as u64),
+                        None => (o.batch_size as u64).saturating_mul(texts),
+                    };
                     // Per token and layer, kept for the backward: about 16
                     // hidden-wide tensors (projections, attention output,
                     // FFN, norms, dropout masks) and 3 attention maps.
                     let per_token = 16 * i.hidden_size as u64 + 3 * i.num_heads as u64 * seq;
-                    let a = (o.batch_size as u64)
-                        .saturating_mul(texts)
+                    let a = rows
                         .saturating_mul(seq)
                         .saturating_mul(i.num_layers as u64)
                         .saturating_mul(per_token)
@@ -176,7 +189,7 @@ impl Checker<'_> {
                             available as f64 / GIB
                         ),
                     )
-                    .help("lower batch_size or max_seq_length, narrow a Dense layer, or use a smaller model"),
+                    .help("lower batch_size or max_seq_length, narrow a Dense layer, or use a smaller model; for in-batch negatives, CachedMultipleNegativesRankingLoss keeps the batch and bounds memory by its mini_batch_size"),
                 );
             }
         }

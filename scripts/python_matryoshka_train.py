@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Python reference for stpipe's Matryoshka recipe (pipelines/matryoshka.stp), sentence-transformers 6.2.0, CPU.
+
+Recipe: all-MiniLM-L6-v2 (max_seq_length 128) + mean Pooling + Normalize;
+MatryoshkaLoss(MultipleNegativesRankingLoss (scale 20, cosine), [384, 256, 128, 64]) on the
+SNLI-validation triplets grouped by premise (as stpipe's `triplets`, see python_nli_train.py),
+batch 64, one epoch through `SentenceTransformer.old_fit`, AdamW 2e-5, WarmupLinear 10%, seed 42.
+STS benchmark dev spearman_cosine at each dimension (EmbeddingSimilarityEvaluator's
+`truncate_dim`) before and after training.
+
+    /work/pyref/bin/python scripts/python_matryoshka_train.py           # the recipe
+    /work/pyref/bin/python scripts/python_matryoshka_train.py --plain   # MNRL alone, for comparison
+
+stpipe samples batches with `no_duplicates`; the DataLoader here shuffles. Prints one JSON line.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from python_nli_train import build_model, read_snli, triplets  # noqa: E402
+from sts_data import read_sts  # noqa: E402
+
+import torch  # noqa: E402
+import transformers  # noqa: E402
+import sentence_transformers  # noqa: E402
+from sentence_transformers import InputExample  # noqa: E402
+from sentence_transformers.sentence_transformer import losses  # noqa: E402
+from sentence_transformers.sentence_transformer.evaluation.embedding_similarity import (  # noqa: E402
+    EmbeddingSimilarityEvaluator,
+)
+from torch.utils.data import DataLoader  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DIMS = [384, 256, 128, 64]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shared", type=Path, default=REPO_ROOT.parent / "shared")
+    ap.add_argument("--plain", action="store_true", help="MultipleNegativesRankingLoss without MatryoshkaLoss")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=2e-5)
+    ap.add_argument("--seed", type=int, default=42)
+    args = ap.parse_args()
+
+    shared = args.shared.resolve()
+    transformers.set_seed(args.seed)
+    trips = triplets(read_snli(shared / "data" / "snli" / "validation.tsv"))
+    d1, d2, dl = read_sts(shared / "data" / "stsbenchmark" / "sts-dev.csv")
+    model = build_model(shared / "models" / "all-MiniLM-L6-v2", 0, 128, "mean")
+    evaluators = {
+        d: EmbeddingSimilarityEvaluator(d1, d2, dl, batch_size=32, name=f"dev{d}", truncate_dim=d, write_csv=False)
+        for d in DIMS
+    }
+
+    def dev() -> dict[int, float]:
+        out = {}
+        for d, ev in evaluators.items():
+            res = ev(model)
+            out[d] = round(float(res[next(k for k in res if k.endswith("spearman_cosine"))]), 6)
+        return out
+
+    before = dev()
+    print(f"triplets {len(trips)}; before: {before}", file=sys.stderr)
+    loss = losses.MultipleNegativesRankingLoss(model, scale=20.0)
+    if not args.plain:
+        loss = losses.MatryoshkaLoss(model, loss, DIMS)
+    loader = DataLoader([InputExample(texts=list(t)) for t in trips], shuffle=True, batch_size=args.batch)
+    t0 = time.perf_counter()
+    model.old_fit(
+        train_objectives=[(loader, loss)],
+        epochs=1,
+        scheduler="WarmupLinear",
+        warmup_steps=math.ceil(len(loader) * 0.1),
+        optimizer_class=torch.optim.AdamW,
+        optimizer_params={"lr": args.lr},
+        weight_decay=0.01,
+        max_grad_norm=1,
+        show_progress_bar=False,
+    )
+    train_s = time.perf_counter() - t0
+    model.eval()
+    after = dev()
+    print(f"after: {after}", file=sys.stderr)
+    print(
+        json.dumps(
+            {
+                "impl": "python-st-old_fit",
+                "sentence_transformers": sentence_transformers.__version__,
+                "loss": "MultipleNegativesRankingLoss" if args.plain else "MatryoshkaLoss(MultipleNegativesRankingLoss)",
+                "triplets": len(trips),
+                "steps": len(loader),
+                "before_spearman_cosine": before,
+                "after_spearman_cosine": after,
+                "train_wall_s": round(train_s, 2),
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
