@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from sentence_transformers.sentence_transformer.evaluation import (
     InformationRetrievalEvaluator,
+    TranslationEvaluator,
     TripletEvaluator,
 )
 
@@ -67,6 +68,18 @@ class FixedIR(InformationRetrievalEvaluator):
         pass
 
 
+class FixedTranslation(TranslationEvaluator):
+    def __init__(self, table, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.table = table
+
+    def embed_inputs(self, model, sentences, **kwargs):
+        return list(lookup(self.table, sentences, tensor=True))
+
+    def store_metrics_in_model_card_data(self, *args, **kwargs):
+        pass
+
+
 def main():
     out = {}
     fns = ["cosine", "dot", "euclidean", "manhattan"]
@@ -100,6 +113,25 @@ def main():
         map_at_k=[100],
     )
     out["information_retrieval"] = ev(Model())
+
+    # Translation: 16 pairs, each target its source plus noise, the target
+    # texts repeating every 7 rows (their embeddings differ), so duplicates
+    # count as found.
+    src = gen(6, 16, 5, 4, 0.5)
+    trg = src + np.float32(0.15) * gen(7, 16, 5, 3, 0.2)
+    s_texts = [f"s{i}" for i in range(16)]
+    t_texts = [f"t{i % 7}" for i in range(16)]
+    # Texts are keys: give each row its own key, then map back to the text.
+    table = {f"src {i}": row for i, row in enumerate(src)}
+    table.update({f"trg {i}": row for i, row in enumerate(trg)})
+
+    class Texts(FixedTranslation):
+        def embed_inputs(self, model, sentences, **kwargs):
+            side = "src" if sentences is self.source_sentences else "trg"
+            return list(lookup(self.table, [f"{side} {i}" for i in range(len(sentences))], tensor=True))
+
+    ev = Texts(table, s_texts, t_texts, write_csv=False)
+    out["translation"] = ev(Model())
     print(json.dumps(out, indent=1))
 
 

@@ -17,16 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from python_nli_train import build_model, read_snli, triplets  # noqa: E402
+from python_nli_train import build_model, fit, read_snli, triplets  # noqa: E402
 from sts_data import read_sts  # noqa: E402
 
-import torch  # noqa: E402
 import transformers  # noqa: E402
 import sentence_transformers  # noqa: E402
 from sentence_transformers import InputExample  # noqa: E402
@@ -72,19 +69,7 @@ def main() -> int:
     if not args.plain:
         loss = losses.MatryoshkaLoss(model, loss, DIMS)
     loader = DataLoader([InputExample(texts=list(t)) for t in trips], shuffle=True, batch_size=args.batch)
-    t0 = time.perf_counter()
-    model.old_fit(
-        train_objectives=[(loader, loss)],
-        epochs=1,
-        scheduler="WarmupLinear",
-        warmup_steps=math.ceil(len(loader) * 0.1),
-        optimizer_class=torch.optim.AdamW,
-        optimizer_params={"lr": args.lr},
-        weight_decay=0.01,
-        max_grad_norm=1,
-        show_progress_bar=False,
-    )
-    train_s = time.perf_counter() - t0
+    train_s = fit(model, [(loader, loss)], len(loader), args.lr, 0.1)
     model.eval()
     after = dev()
     print(f"after: {after}", file=sys.stderr)

@@ -95,6 +95,24 @@ def build_model(model_dir: Path, dense: int, max_seq_length: int, pooling_mode: 
     return SentenceTransformer(modules=modules, device="cpu")
 
 
+def fit(model: SentenceTransformer, objectives: list, steps: int, lr: float, warmup_ratio: float, epochs: int = 1) -> float:
+    """One `old_fit` of `objectives` (AdamW at `lr`, WarmupLinear over `warmup_ratio` of `steps`,
+    weight decay 0.01, gradient clipping at 1, as stpipe's stages); returns the seconds it took."""
+    t0 = time.perf_counter()
+    model.old_fit(
+        train_objectives=objectives,
+        epochs=epochs,
+        scheduler="WarmupLinear",
+        warmup_steps=math.ceil(steps * warmup_ratio),
+        optimizer_class=torch.optim.AdamW,
+        optimizer_params={"lr": lr},
+        weight_decay=0.01,
+        max_grad_norm=1,
+        show_progress_bar=False,
+    )
+    return time.perf_counter() - t0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shared", type=Path, default=REPO_ROOT.parent / "shared")
@@ -144,19 +162,7 @@ def main() -> int:
             )
         )
     steps = min(len(d) for d, _ in objectives) * args.epochs
-    t0 = time.perf_counter()
-    model.old_fit(
-        train_objectives=objectives,
-        epochs=args.epochs,
-        scheduler="WarmupLinear",
-        warmup_steps=math.ceil(steps * args.warmup_ratio),
-        optimizer_class=torch.optim.AdamW,
-        optimizer_params={"lr": args.lr},
-        weight_decay=0.01,
-        max_grad_norm=1,
-        show_progress_bar=False,
-    )
-    train_s = time.perf_counter() - t0
+    train_s = fit(model, objectives, steps, args.lr, args.warmup_ratio, args.epochs)
     model.eval()
     after = dev()
     print(f"after: {after:.6f}", file=sys.stderr)

@@ -155,10 +155,7 @@ fn cached_mnrl_gives_the_gradients_of_mnrl_for_any_mini_batch() {
     });
     assert!(want.len() > 10, "gradients reach the model: {}", want.len());
     for mini_batch in [1, 4, 5, 13, 64] {
-        let loss = CachedMultipleNegativesRankingLoss {
-            inner: mnrl.clone(),
-            mini_batch_size: mini_batch,
-        };
+        let loss = CachedMultipleNegativesRankingLoss::new(mnrl.clone(), mini_batch);
         let (got_loss, got) = cached(&model, &loss, &cols, mini_batch, false);
         assert!(
             (got_loss - want_loss).abs() <= 1e-5 * want_loss.abs().max(1.0),
@@ -176,10 +173,7 @@ fn dropout_masks_are_replayed_between_the_passes() {
     let model = tiny_model(tmp.path());
     let owned = batch(9);
     let cols = refs(&owned);
-    let loss = CachedMultipleNegativesRankingLoss {
-        inner: MultipleNegativesRankingLoss::default(),
-        mini_batch_size: 4,
-    };
+    let loss = CachedMultipleNegativesRankingLoss::new(MultipleNegativesRankingLoss::default(), 4);
     // The uncached loss over embeddings made with the masks GradCache
     // draws for each (column, mini-batch).
     let ctx = |i: usize, k: usize| {
@@ -211,10 +205,10 @@ fn matryoshka_over_a_cached_loss_stays_cached_and_exact() {
     )
     .unwrap();
     let wrapped = MatryoshkaLoss::new(
-        Box::new(CachedMultipleNegativesRankingLoss {
-            inner: MultipleNegativesRankingLoss::default(),
-            mini_batch_size: 3,
-        }),
+        Box::new(CachedMultipleNegativesRankingLoss::new(
+            MultipleNegativesRankingLoss::default(),
+            3,
+        )),
         &dims,
         None,
         -1,

@@ -176,7 +176,10 @@ fn item_6_memory_blow_ups_are_diagnostics() {
             "MatryoshkaLoss(CachedMultipleNegativesRankingLoss(m, mini_batch_size: 16), dims: [8])",
         ] {
             let errs = batch(cached);
-            assert!(!errs.iter().any(|(c, _)| c == "out-of-memory"), "{cached}: {errs:?}");
+            assert!(
+                !errs.iter().any(|(c, _)| c == "out-of-memory"),
+                "{cached}: {errs:?}"
+            );
         }
     } else {
         eprintln!("SKIPPED (memory estimate): /proc/meminfo is absent");

@@ -53,6 +53,7 @@ pub static EVALUATORS: &[&EvaluatorEntry] = &[
     &eval::triplet::ENTRY,
     &eval::information_retrieval::ENTRY,
     &eval::mse::ENTRY,
+    &eval::translation::ENTRY,
 ];
 
 /// File readers.

@@ -59,3 +59,6 @@ pub const SOURCE_AND_TARGETS: Columns = texts(&["source", "translation..."], 1, 
 
 /// A source text and at least one translation (distillation evaluation).
 pub const SOURCE_AND_TRANSLATIONS: Columns = texts(&["source", "translation..."], 2, None);
+
+/// A text and its translation (bitext retrieval).
+pub const BITEXT: Columns = texts(&["source", "target"], 2, Some(2));

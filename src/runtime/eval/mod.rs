@@ -10,6 +10,7 @@ pub mod label_accuracy;
 pub mod metrics;
 pub mod mse;
 pub mod similarity;
+pub mod translation;
 pub mod triplet;
 
 use std::collections::HashMap;

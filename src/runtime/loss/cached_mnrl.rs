@@ -11,30 +11,16 @@
 //! memory is that of one mini-batch's forward and backward, plus the
 //! embeddings of the whole batch.
 
-use candle_core::{Result, Tensor};
+use candle_core::Result;
 
-use super::mnrl::MultipleNegativesRankingLoss;
-use super::{Loss, LossCx, LossEntry, LossInputs, Similarity};
-use crate::registry::{columns, opt, req, ArgSpec, ArgType::*, Args, Component, Family};
+use super::cached::{mini_batch_size, Cached, MINI_BATCH_SIZE};
+use super::mnrl::{MultipleNegativesRankingLoss, ARGS as MNRL_ARGS};
+use super::{Loss, LossCx, LossEntry};
+use crate::registry::{columns, ArgSpec, Args, Component, Family};
 
-/// The arguments of the cached in-batch negatives losses.
-pub(super) const ARGS: &[ArgSpec] = &[
-    req("model", Model, "the model trained"),
-    opt("scale", Float, "20.0", "inverse temperature").above(0.0),
-    opt(
-        "similarity",
-        Choice(Similarity::NAMES),
-        "cosine",
-        "similarity function; euclidean and manhattan use negative distances",
-    ),
-    opt(
-        "mini_batch_size",
-        Count,
-        "32",
-        "texts embedded at a time: bounds memory, not the batch size; the gradients do not depend on it",
-    )
-    .at_least(1.0),
-];
+/// The arguments of the cached in-batch negatives losses: the uncached
+/// ones' and `mini_batch_size`.
+pub(super) const ARGS: &[ArgSpec] = &[MNRL_ARGS[0], MNRL_ARGS[1], MNRL_ARGS[2], MINI_BATCH_SIZE];
 
 pub const ENTRY: LossEntry = LossEntry {
     spec: Component {
@@ -49,32 +35,19 @@ pub const ENTRY: LossEntry = LossEntry {
 };
 
 fn build(a: &Args, _: &LossCx) -> Result<Box<dyn Loss>> {
-    Ok(Box::new(CachedMultipleNegativesRankingLoss {
-        inner: MultipleNegativesRankingLoss::new(
-            a.f64("scale").map_err(super::arg)?,
-            a.choice("similarity").map_err(super::arg)?,
-        )?,
-        mini_batch_size: a.usize("mini_batch_size").map_err(super::arg)?.max(1),
-    }))
+    let inner = MultipleNegativesRankingLoss::new(
+        a.f64("scale").map_err(super::arg)?,
+        a.choice("similarity").map_err(super::arg)?,
+    )?;
+    let n = mini_batch_size(a).map_err(super::arg)?;
+    Ok(Box::new(CachedMultipleNegativesRankingLoss::new(inner, n)))
 }
 
-#[derive(Debug, Clone)]
-pub struct CachedMultipleNegativesRankingLoss {
-    pub inner: MultipleNegativesRankingLoss,
-    pub mini_batch_size: usize,
-}
+pub type CachedMultipleNegativesRankingLoss = Cached<MultipleNegativesRankingLoss>;
 
-impl Loss for CachedMultipleNegativesRankingLoss {
-    fn name(&self) -> &str {
-        "CachedMultipleNegativesRankingLoss"
-    }
-
-    fn forward(&self, inputs: &LossInputs) -> Result<Tensor> {
-        self.inner.forward(inputs)
-    }
-
-    fn mini_batch_size(&self) -> Option<usize> {
-        Some(self.mini_batch_size)
+impl CachedMultipleNegativesRankingLoss {
+    pub fn new(inner: MultipleNegativesRankingLoss, mini_batch_size: usize) -> Self {
+        Cached::with_name(ENTRY.spec.name, inner, mini_batch_size)
     }
 }
 
@@ -87,12 +60,11 @@ mod tests {
     fn the_value_is_the_uncached_loss() -> Result<()> {
         // scripts/loss_reference_values.py: cached_mnrl_uvw.
         let cols = [gen(0, 5, 4), gen(1, 5, 4), gen(2, 5, 4)];
-        let cached = CachedMultipleNegativesRankingLoss {
-            inner: MultipleNegativesRankingLoss::default(),
-            mini_batch_size: 2,
-        };
+        let cached =
+            CachedMultipleNegativesRankingLoss::new(MultipleNegativesRankingLoss::default(), 2);
         assert_reference(&[(columns_value(&cached, &cols)?, 25.562258914953567)]);
         assert_eq!(cached.mini_batch_size(), Some(2));
+        assert_eq!(cached.name(), "CachedMultipleNegativesRankingLoss");
         Ok(())
     }
 }

@@ -3,10 +3,11 @@
 //! gradients, memory bounded by `mini_batch_size` texts (see
 //! [`super::cached_mnrl`] for how the trainer computes it).
 
-use candle_core::{Result, Tensor};
+use candle_core::Result;
 
+use super::cached::{mini_batch_size, Cached};
 use super::mnsrl::MultipleNegativesSymmetricRankingLoss;
-use super::{Loss, LossCx, LossEntry, LossInputs};
+use super::{Loss, LossCx, LossEntry};
 use crate::registry::{columns, Args, Component, Family};
 
 pub const ENTRY: LossEntry = LossEntry {
@@ -22,32 +23,22 @@ pub const ENTRY: LossEntry = LossEntry {
 };
 
 fn build(a: &Args, _: &LossCx) -> Result<Box<dyn Loss>> {
-    Ok(Box::new(CachedMultipleNegativesSymmetricRankingLoss {
-        inner: MultipleNegativesSymmetricRankingLoss::new(
-            a.f64("scale").map_err(super::arg)?,
-            a.choice("similarity").map_err(super::arg)?,
-        )?,
-        mini_batch_size: a.usize("mini_batch_size").map_err(super::arg)?.max(1),
-    }))
+    let inner = MultipleNegativesSymmetricRankingLoss::new(
+        a.f64("scale").map_err(super::arg)?,
+        a.choice("similarity").map_err(super::arg)?,
+    )?;
+    let n = mini_batch_size(a).map_err(super::arg)?;
+    Ok(Box::new(CachedMultipleNegativesSymmetricRankingLoss::new(
+        inner, n,
+    )))
 }
 
-#[derive(Debug, Clone)]
-pub struct CachedMultipleNegativesSymmetricRankingLoss {
-    pub inner: MultipleNegativesSymmetricRankingLoss,
-    pub mini_batch_size: usize,
-}
+pub type CachedMultipleNegativesSymmetricRankingLoss =
+    Cached<MultipleNegativesSymmetricRankingLoss>;
 
-impl Loss for CachedMultipleNegativesSymmetricRankingLoss {
-    fn name(&self) -> &str {
-        "CachedMultipleNegativesSymmetricRankingLoss"
-    }
-
-    fn forward(&self, inputs: &LossInputs) -> Result<Tensor> {
-        self.inner.forward(inputs)
-    }
-
-    fn mini_batch_size(&self) -> Option<usize> {
-        Some(self.mini_batch_size)
+impl CachedMultipleNegativesSymmetricRankingLoss {
+    pub fn new(inner: MultipleNegativesSymmetricRankingLoss, mini_batch_size: usize) -> Self {
+        Cached::with_name(ENTRY.spec.name, inner, mini_batch_size)
     }
 }
 
@@ -60,10 +51,10 @@ mod tests {
     fn the_value_is_the_uncached_loss() -> Result<()> {
         // scripts/loss_reference_values.py: cached_mnsrl_uvw.
         let cols = [gen(0, 5, 4), gen(1, 5, 4), gen(2, 5, 4)];
-        let cached = CachedMultipleNegativesSymmetricRankingLoss {
-            inner: MultipleNegativesSymmetricRankingLoss::default(),
-            mini_batch_size: 3,
-        };
+        let cached = CachedMultipleNegativesSymmetricRankingLoss::new(
+            MultipleNegativesSymmetricRankingLoss::default(),
+            3,
+        );
         assert_reference(&[(columns_value(&cached, &cols)?, 25.299610662721825)]);
         Ok(())
     }

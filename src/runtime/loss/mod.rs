@@ -25,6 +25,7 @@ pub mod batch_hard_soft_margin_triplet;
 pub mod batch_hard_triplet;
 pub mod batch_semi_hard_triplet;
 mod batch_triplet;
+pub mod cached;
 pub mod cached_mnrl;
 pub mod cached_mnsrl;
 pub mod contrastive;
