@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from sentence_transformers.sentence_transformer.evaluation import (
     InformationRetrievalEvaluator,
+    RerankingEvaluator,
     TranslationEvaluator,
     TripletEvaluator,
 )
@@ -80,6 +81,18 @@ class FixedTranslation(TranslationEvaluator):
         pass
 
 
+class FixedReranking(RerankingEvaluator):
+    def __init__(self, table, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.table = table
+
+    def embed_inputs(self, model, sentences, **kwargs):
+        return lookup(self.table, sentences, tensor=True)
+
+    def store_metrics_in_model_card_data(self, *args, **kwargs):
+        pass
+
+
 def main():
     out = {}
     fns = ["cosine", "dot", "euclidean", "manhattan"]
@@ -132,6 +145,21 @@ def main():
 
     ev = Texts(table, s_texts, t_texts, write_csv=False)
     out["translation"] = ev(Model())
+
+    # Reranking: 6 queries, 12 candidates each, candidate j of query i
+    # relevant when (i + j) % 4 == 0.
+    q, d = gen(8, 6, 5, 3, 0.3), gen(9, 72, 5, 4, 0.2)
+    table = {f"q{i}": row for i, row in enumerate(q)}
+    table.update({f"d{j}": row for j, row in enumerate(d)})
+    samples = [
+        {
+            "query": f"q{i}",
+            "positive": [f"d{i * 12 + j}" for j in range(12) if (i + j) % 4 == 0],
+            "negative": [f"d{i * 12 + j}" for j in range(12) if (i + j) % 4 != 0],
+        }
+        for i in range(6)
+    ]
+    out["reranking"] = FixedReranking(table, samples, write_csv=False)(Model())
     print(json.dumps(out, indent=1))
 
 

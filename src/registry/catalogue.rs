@@ -54,6 +54,7 @@ pub static EVALUATORS: &[&EvaluatorEntry] = &[
     &eval::information_retrieval::ENTRY,
     &eval::mse::ENTRY,
     &eval::translation::ENTRY,
+    &eval::reranking::ENTRY,
 ];
 
 /// File readers.

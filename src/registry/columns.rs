@@ -62,3 +62,10 @@ pub const SOURCE_AND_TRANSLATIONS: Columns = texts(&["source", "translation..."]
 
 /// A text and its translation (bitext retrieval).
 pub const BITEXT: Columns = texts(&["source", "target"], 2, Some(2));
+
+/// A query, a candidate document and whether it is relevant (0/1), one row
+/// per candidate (reranking).
+pub const QUERY_CANDIDATE: Columns = Columns {
+    texts: &["query", "document"],
+    ..PAIR_BINARY
+};
