@@ -45,52 +45,27 @@ def lookup(table, texts, tensor):
     return torch.from_numpy(rows) if tensor else rows
 
 
-class FixedTriplet(TripletEvaluator):
-    def __init__(self, table, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.table = table
+def fixed(base, tensor):
+    """`base` with `embed_inputs` looking texts up in a table of fixed embeddings."""
 
-    def embed_inputs(self, model, sentences, encode_fn_name=None, **kwargs):
-        return lookup(self.table, sentences, tensor=False)
+    class Fixed(base):
+        def __init__(self, table, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.table = table
 
-    def store_metrics_in_model_card_data(self, *args, **kwargs):
-        pass
+        def embed_inputs(self, model, sentences, **kwargs):
+            return lookup(self.table, sentences, tensor=tensor)
 
+        def store_metrics_in_model_card_data(self, *args, **kwargs):
+            pass
 
-class FixedIR(InformationRetrievalEvaluator):
-    def __init__(self, table, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.table = table
-
-    def embed_inputs(self, model, sentences, encode_fn_name=None, **kwargs):
-        return lookup(self.table, sentences, tensor=True)
-
-    def store_metrics_in_model_card_data(self, *args, **kwargs):
-        pass
+    return Fixed
 
 
-class FixedTranslation(TranslationEvaluator):
-    def __init__(self, table, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.table = table
-
-    def embed_inputs(self, model, sentences, **kwargs):
-        return list(lookup(self.table, sentences, tensor=True))
-
-    def store_metrics_in_model_card_data(self, *args, **kwargs):
-        pass
-
-
-class FixedReranking(RerankingEvaluator):
-    def __init__(self, table, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.table = table
-
-    def embed_inputs(self, model, sentences, **kwargs):
-        return lookup(self.table, sentences, tensor=True)
-
-    def store_metrics_in_model_card_data(self, *args, **kwargs):
-        pass
+FixedTriplet = fixed(TripletEvaluator, tensor=False)
+FixedIR = fixed(InformationRetrievalEvaluator, tensor=True)
+FixedTranslation = fixed(TranslationEvaluator, tensor=True)
+FixedReranking = fixed(RerankingEvaluator, tensor=True)
 
 
 def main():

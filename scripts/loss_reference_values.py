@@ -129,6 +129,17 @@ def main():
     out["matryoshka_mnrl_uv_263_weighted"] = matryoshka_value(mnrl, {}, [u6, v6], [2, 6, 3], [0.25, 1.0, 0.5])
     out["matryoshka_cosent_uv_631"] = matryoshka_value(losses.CoSENTLoss, {}, [u6, v6], [6, 3, 1], labels=scores)
 
+    # GlobalOrthogonalRegularizationLoss: the trainer adds its parts.
+    def gor(sim, mean_w, second_w, agg, cols):
+        parts = losses.GlobalOrthogonalRegularizationLoss(
+            m, similarity_fct=sim, mean_weight=mean_w, second_moment_weight=second_w, aggregation=agg
+        ).compute_loss_from_embeddings(cols)
+        return float(sum(parts.values()))
+
+    out["gor_cosine_uv"] = gor(util.cos_sim, 1.0, 1.0, "mean", [u, v])
+    out["gor_dot_uvw_sum"] = gor(util.dot_score, 0.5, 2.0, "sum", [u, v, w])
+    out["gor_second_moment_only_u"] = gor(util.cos_sim, 0.0, 1.0, "sum", [u])
+
     # The cached in-batch negatives losses, mini-batches smaller than the batch.
     # Their loss math (`calculate_loss`) over the embeddings in mini-batches.
     seq = SequentialModel()

@@ -283,6 +283,17 @@ impl Checker<'_> {
                     }
                     _ => None,
                 },
+                Rule::AnyPositive(names) => (!names.iter().any(|n| {
+                    args.get(*n)
+                        .and_then(|v| v.0.as_f64())
+                        .is_some_and(|x| x > 0.0)
+                }))
+                .then(|| {
+                    (
+                        call_span,
+                        format!("{what} needs one of {} above 0", names.join(", ")),
+                    )
+                }),
                 // Needs the model's width: see `check_widths`.
                 Rule::AtMostWidth(_) => None,
                 Rule::WhenTrue(flag, num, range) => {

@@ -42,6 +42,7 @@ pub static LOSSES: &[&LossEntry] = &[
     &loss::batch_hard_soft_margin_triplet::ENTRY,
     &loss::batch_semi_hard_triplet::ENTRY,
     &loss::batch_all_triplet::ENTRY,
+    &loss::gor::ENTRY,
     &loss::matryoshka::ENTRY,
 ];
 

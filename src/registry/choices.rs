@@ -198,3 +198,11 @@ mod tests {
         );
     }
 }
+
+choice_enum! {
+    /// How a loss computed per text column combines its columns.
+    pub enum Aggregation {
+        Mean = "mean",
+        Sum = "sum",
+    }
+}

@@ -69,3 +69,6 @@ pub const QUERY_CANDIDATE: Columns = Columns {
     texts: &["query", "document"],
     ..PAIR_BINARY
 };
+
+/// One or more text columns and no label (regularisers of any data).
+pub const ANY_TEXTS: Columns = texts(&["text..."], 1, None);

@@ -374,6 +374,8 @@ pub enum Rule {
     WhenTrue(&'static str, &'static str, Range),
     /// The string argument (when given) must be a key of the `StrMap` one.
     KeyOf(&'static str, &'static str),
+    /// At least one of these numbers must be above 0.
+    AnyPositive(&'static [&'static str]),
     /// The two list arguments (when both are given) must be equally long.
     SameLength(&'static str, &'static str),
     /// The count (or every count of the list) may not exceed the width of
@@ -395,6 +397,9 @@ impl Rule {
             }
             Rule::KeyOf(key, map) => format!("`{key}` is a key of `{map}`"),
             Rule::SameLength(a, b) => format!("`{a}` has as many values as `{b}`"),
+            Rule::AnyPositive(names) => {
+                format!("at least one of `{}` is above 0", names.join("`, `"))
+            }
             Rule::AtMostWidth(name) => {
                 format!("`{name}` is at most the model's embedding width")
             }
