@@ -140,6 +140,11 @@ def main():
     out["gor_dot_uvw_sum"] = gor(util.dot_score, 0.5, 2.0, "sum", [u, v, w])
     out["gor_second_moment_only_u"] = gor(util.cos_sim, 0.0, 1.0, "sum", [u])
 
+    # MarginMSELoss: the score column holds the teacher's margins.
+    margins = torch.tensor([((i * 7) % 5) / 4.0 for i in range(5)], dtype=torch.float64)
+    out["margin_mse_dot"] = value(losses.MarginMSELoss(m), [u, v, w], margins)
+    out["margin_mse_cosine"] = value(losses.MarginMSELoss(m, similarity_fct=util.pairwise_cos_sim), [u, v, w], margins)
+
     # The cached in-batch negatives losses, mini-batches smaller than the batch.
     # Their loss math (`calculate_loss`) over the embeddings in mini-batches.
     seq = SequentialModel()

@@ -35,6 +35,7 @@ pub static LOSSES: &[&LossEntry] = &[
     &loss::cached_mnrl::ENTRY,
     &loss::cached_mnsrl::ENTRY,
     &loss::mse::ENTRY,
+    &loss::margin_mse::ENTRY,
     &loss::contrastive::ENTRY,
     &loss::online_contrastive::ENTRY,
     &loss::triplet::ENTRY,

@@ -72,3 +72,10 @@ pub const QUERY_CANDIDATE: Columns = Columns {
 
 /// One or more text columns and no label (regularisers of any data).
 pub const ANY_TEXTS: Columns = texts(&["text..."], 1, None);
+
+/// (query, positive, negative) and a float score: the teacher's margin
+/// `score(query, positive) - score(query, negative)` (MarginMSE).
+pub const TRIPLET_MARGIN: Columns = Columns {
+    label: Some(ColType::Float),
+    ..TRIPLET
+};
