@@ -338,7 +338,7 @@ impl Checker<'_> {
     }
 
     /// Substitute `let` names (to a fixed depth).
-    fn deref_let(&mut self, v: &Value) -> Value {
+    pub(crate) fn deref_let(&mut self, v: &Value) -> Value {
         let mut cur = v.clone();
         for _ in 0..8 {
             let ValueKind::Ident(id) = &cur.kind else {

@@ -23,20 +23,6 @@ pub(crate) fn is_wrapper(comp: &Component) -> bool {
     comp.args.iter().any(|a| a.ty == ArgType::LossCall)
 }
 
-/// The wrapped loss's call in a wrapper's arguments: the one argument that
-/// is a call of a registered loss (by name `loss`, or positional).
-fn wrapped_call(call: &ast::Call) -> Option<&ast::Call> {
-    call.args.iter().find_map(|a| match &a.value.kind {
-        ast::ValueKind::Call(c)
-            if a.name.as_ref().is_none_or(|n| n.name == WRAPPED_LOSS)
-                && registry::lookup(Family::Loss, &c.name.name).is_some() =>
-        {
-            Some(c)
-        }
-        _ => None,
-    })
-}
-
 impl Checker<'_> {
     /// The loss under `comp`'s wrappers, with its arguments, and the
     /// wrappers. `args` are `comp`'s bound arguments; a wrapped loss was
@@ -48,10 +34,21 @@ impl Checker<'_> {
         call: &ast::Call,
         args: &BoundArgs,
     ) -> Option<(&'static Component, BoundArgs, Wrappers)> {
-        let (mut comp, mut call, mut args) = (comp, call, args.clone());
+        let (mut comp, mut call, mut args) = (comp, call.clone(), args.clone());
         let mut wrappers = Wrappers::new();
         while is_wrapper(comp) {
-            let inner = wrapped_call(call)?;
+            let Some(inner) = self.wrapped_call(&call) else {
+                // Binding `args` succeeded, so the wrapped loss is there.
+                self.err(
+                    Diag::error(
+                        "internal",
+                        call.span,
+                        format!("`{}`: the wrapped loss was not found again", comp.name),
+                    )
+                    .help("an stpipe bug: please report it with this pipeline"),
+                );
+                return None;
+            };
             let inner_comp = registry::lookup(Family::Loss, &inner.name.name)?;
             let before = self.diags.len();
             let inner_args = self.bind(inner_comp, &inner.args, inner.span);
@@ -60,6 +57,23 @@ impl Checker<'_> {
             (comp, call, args) = (inner_comp, inner, inner_args?);
         }
         Some((comp, args, wrappers))
+    }
+
+    /// The wrapped loss's call in a wrapper's arguments: the one argument
+    /// (named `loss`, or positional) that is, or is a `let` name for, a
+    /// call of a registered loss.
+    fn wrapped_call(&mut self, call: &ast::Call) -> Option<ast::Call> {
+        for a in &call.args {
+            if a.name.as_ref().is_some_and(|n| n.name != WRAPPED_LOSS) {
+                continue;
+            }
+            if let ast::ValueKind::Call(c) = self.deref_let(&a.value).kind {
+                if registry::lookup(Family::Loss, &c.name.name).is_some() {
+                    return Some(c);
+                }
+            }
+        }
+        None
     }
 
     /// A wrapper's rules that involve the loss it wraps and the model.
