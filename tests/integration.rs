@@ -21,6 +21,7 @@ mod grad_cache;
 mod gzip_data;
 mod invalid;
 mod lsp;
+mod mining;
 mod model_card;
 mod options;
 mod overrides;

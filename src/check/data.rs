@@ -92,6 +92,23 @@ impl Checker<'_> {
             });
         };
         let args = self.bind(comp, &source.args, source.span)?;
+        if let Some(entry) = crate::registry::catalogue::transform(comp.name) {
+            if let Some(columns) = entry.columns {
+                if let Some(cs) = columns_span {
+                    self.no_columns_here(cs);
+                    return None;
+                }
+                let (kind, columns) = self.check_derived(comp, &args, columns, source.span)?;
+                return Some(DataSource {
+                    name: name.name.clone(),
+                    span: name.span,
+                    kind,
+                    columns,
+                    limit,
+                    label_checks: Vec::new(),
+                });
+            }
+        }
         let get = |k: &str| args.get(k).map(|(v, s)| (v.clone(), *s));
         let (kind, columns) = match comp.name {
             "zip" => {
@@ -405,7 +422,7 @@ impl Checker<'_> {
         })
     }
 
-    fn no_columns_here(&mut self, span: Span) {
+    pub(crate) fn no_columns_here(&mut self, span: Span) {
         self.err(
             Diag::error(
                 "misplaced-columns",

@@ -19,6 +19,7 @@ pub mod overrides;
 mod peek;
 mod saves;
 mod stages;
+mod transforms;
 pub mod types;
 mod wrappers;
 
@@ -471,6 +472,10 @@ impl<'a> Checker<'a> {
         // error nearby) still counts as used.
         let referenced = lets::referenced_names(self.src);
         unused.retain(|(_, n, k)| *k != BindKind::Let || !referenced.contains(n.as_str()));
+        // A mined source is a result of its own: the run writes it.
+        unused.retain(|(_, n, k)| {
+            *k != BindKind::Data || !self.out.data_source(n).is_some_and(|d| d.is_recorded())
+        });
         unused.sort_by_key(|u| u.0.start);
         for (span, name, kind) in unused {
             let (msg, help) = match kind {

@@ -182,6 +182,15 @@ pub enum DataKind {
     },
     /// Another source (typically with a different `limit`).
     Ref { source: String },
+    /// The result of a transform that describes itself in the registry
+    /// (its `columns` and `apply`): `split`, `relevant_pairs`,
+    /// `mine_hard_negatives`.
+    Derived {
+        transform: String,
+        args: crate::registry::Args,
+        /// The sources its `Data` arguments name, in argument order.
+        inputs: Vec<String>,
+    },
 }
 
 /// A label value as written.
@@ -256,6 +265,28 @@ pub struct Column {
     pub samples: Vec<String>,
 }
 
+impl Column {
+    /// A column of a derived source, of a known type.
+    pub fn derived(name: &str, ty: ColType) -> Column {
+        Column {
+            name: name.to_string(),
+            expr: None,
+            ty: Some(ty),
+            samples: Vec::new(),
+        }
+    }
+
+    /// Column `c` of an input, as a derived source passes it on.
+    pub fn derived_from(c: &Column) -> Column {
+        Column {
+            name: c.name.clone(),
+            expr: None,
+            ty: c.ty,
+            samples: c.samples.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct DataSource {
     pub name: String,
@@ -283,6 +314,17 @@ pub struct LabelCheck {
 }
 
 impl DataSource {
+    /// Whether the source is the result of a costly transform that the
+    /// run records and reuses (`mine_hard_negatives`).
+    pub fn is_recorded(&self) -> bool {
+        match &self.kind {
+            DataKind::Derived { transform, .. } => {
+                crate::registry::catalogue::transform(transform).is_some_and(|e| e.recorded)
+            }
+            _ => false,
+        }
+    }
+
     /// The label column (named `label` or `score`), following
     /// sentence-transformers.
     pub fn label_column(&self) -> Option<&Column> {

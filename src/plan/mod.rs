@@ -23,6 +23,10 @@ pub enum StepKind {
     },
     LoadData {
         data: String,
+        /// The result is recorded in the run directory and reused by
+        /// fingerprint (a mined source).
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        recorded: bool,
     },
     Train {
         stage: String,
@@ -284,6 +288,23 @@ impl Plan {
                     inputs.extend(b.data.get(source).copied());
                     source.clone()
                 }
+                DataKind::Derived {
+                    transform,
+                    args,
+                    inputs: sources,
+                } => {
+                    inputs.extend(sources.iter().filter_map(|s| b.data.get(s).copied()));
+                    // A model it encodes with: its state then (the order
+                    // edges keep a later stage from changing it first).
+                    inputs.extend(
+                        args.models()
+                            .iter()
+                            .filter_map(|m| b.models.get(*m).copied()),
+                    );
+                    let mut named: Vec<String> = sources.clone();
+                    named.extend(args.models().iter().map(|m| format!("model {m}")));
+                    format!("{transform}({})", named.join(", "))
+                }
             };
             let cols: Vec<&str> = d.columns.iter().map(|c| c.name.as_str()).collect();
             let limit = d.limit.map(|l| format!(", limit {l}")).unwrap_or_default();
@@ -292,6 +313,7 @@ impl Plan {
             let n = b.add(
                 StepKind::LoadData {
                     data: d.name.clone(),
+                    recorded: d.is_recorded(),
                 },
                 format!(
                     "load data {}: {what} {{{}}}{limit}",

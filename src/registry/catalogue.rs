@@ -6,7 +6,7 @@
 
 use crate::data::{self, ReaderEntry};
 use crate::registry::Component;
-use crate::runtime::data::{triplets, zip, TransformEntry};
+use crate::runtime::data::{mine, relevant_pairs, split, triplets, zip, TransformEntry};
 use crate::runtime::eval::{self, EvaluatorEntry};
 use crate::runtime::loss::{self, LossEntry};
 use crate::runtime::modules::{self, ModuleEntry};
@@ -68,7 +68,13 @@ pub static READERS: &[&ReaderEntry] = &[
 ];
 
 /// Sources built from sources.
-pub static TRANSFORMS: &[&TransformEntry] = &[&zip::ENTRY, &triplets::ENTRY];
+pub static TRANSFORMS: &[&TransformEntry] = &[
+    &zip::ENTRY,
+    &triplets::ENTRY,
+    &split::ENTRY,
+    &relevant_pairs::ENTRY,
+    &mine::ENTRY,
+];
 
 pub static OPTIMIZERS: &[&OptimizerEntry] = &[
     &optim::adamw::ENTRY,

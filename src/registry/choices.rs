@@ -206,3 +206,36 @@ choice_enum! {
         Sum = "sum",
     }
 }
+
+choice_enum! {
+    /// Which part of a `split` a source keeps (`training`, since `train`
+    /// is a keyword of the language).
+    pub enum SplitPart {
+        Train = "training",
+        Test = "test",
+    }
+}
+
+choice_enum! {
+    /// How `mine_hard_negatives` picks among a query's candidates.
+    pub enum NegativeSampling {
+        /// The most similar ones.
+        Top = "top",
+        /// A uniform draw among those that pass the filters.
+        Random = "random",
+    }
+}
+
+choice_enum! {
+    /// The rows `mine_hard_negatives` produces (sentence-transformers'
+    /// `output_format`).
+    pub enum MinedFormat {
+        /// (anchor, positive, negative): one row per negative.
+        Triplet = "triplet",
+        /// (anchor, positive, negative_1, ..., negative_n): one row per
+        /// pair that found all its negatives.
+        NTuple = "n_tuple",
+        /// (anchor, text, label): the positives labelled 1, the negatives 0.
+        LabeledPair = "labeled_pair",
+    }
+}

@@ -1,13 +1,16 @@
 //! Reading files and resolving derived sources.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use super::expr::{self, Row, Typed};
-use super::{DataError, Dataset, Example, Label};
+use super::{DataError, Dataset, Example, Label, TransformCx, TransformEntry};
 use crate::check::types::{ColType, Column, DataKind, DataSource, Format, Pipeline};
 use crate::data::json::OrderedObject;
 use crate::data::records::Records;
 use crate::data::smart::{smart, SMART_FIELDS};
+use crate::registry::ArgType;
+use crate::runtime::SentenceEncoder;
 
 /// How to load.
 #[derive(Debug, Clone, Default)]
@@ -18,15 +21,51 @@ pub struct LoadOptions {
     pub max_rows: Option<usize>,
 }
 
-/// Load the data source `name` of a checked pipeline.
+/// What a load can use besides the files: the sources a run has already
+/// loaded (a mined source is only ever built by its own plan step) and
+/// the models transforms encode with.
+#[derive(Default)]
+pub struct LoadEnv<'a> {
+    pub ready: Option<&'a HashMap<String, Dataset>>,
+    pub models: Option<&'a HashMap<String, SentenceEncoder>>,
+    pub note: Option<&'a dyn Fn(&str)>,
+}
+
+/// Load the data source `name` of a checked pipeline from its files.
 pub fn load(pipeline: &Pipeline, name: &str, opts: &LoadOptions) -> Result<Dataset, DataError> {
-    load_depth(pipeline, name, opts, 0)
+    load_with(pipeline, name, opts, &LoadEnv::default())
+}
+
+/// Load the data source `name`, taking the sources it is built from from
+/// `env.ready` where they are there.
+pub fn load_with(
+    pipeline: &Pipeline,
+    name: &str,
+    opts: &LoadOptions,
+    env: &LoadEnv,
+) -> Result<Dataset, DataError> {
+    load_depth(pipeline, name, opts, env, 0)
+}
+
+/// An input of a derived source: loaded already, or loaded now.
+fn input(
+    pipeline: &Pipeline,
+    name: &str,
+    opts: &LoadOptions,
+    env: &LoadEnv,
+    depth: usize,
+) -> Result<Dataset, DataError> {
+    match env.ready.and_then(|r| r.get(name)) {
+        Some(d) => Ok(d.clone()),
+        None => load_depth(pipeline, name, opts, env, depth + 1),
+    }
 }
 
 pub(super) fn load_depth(
     pipeline: &Pipeline,
     name: &str,
     opts: &LoadOptions,
+    env: &LoadEnv,
     depth: usize,
 ) -> Result<Dataset, DataError> {
     let source = pipeline
@@ -61,20 +100,42 @@ pub(super) fn load_depth(
             read_file(source, path, format, limit, &opts)?
         }
         DataKind::Ref { source: inner } => {
-            let mut d = load_depth(pipeline, inner, opts, depth + 1)?;
+            let mut d = input(pipeline, inner, opts, env, depth)?;
             d.name = source.name.clone();
             d
         }
         DataKind::Zip { sources } => {
             let parts = sources
                 .iter()
-                .map(|s| load_depth(pipeline, s, opts, depth + 1))
-                .collect::<Result<Vec<_>, _>>()?;
-            (crate::runtime::data::zip::ENTRY.apply)(source, parts)?
+                .map(|s| Ok(("sources", input(pipeline, s, opts, env, depth)?)))
+                .collect::<Result<Vec<_>, DataError>>()?;
+            apply(&crate::runtime::data::zip::ENTRY, source, parts, env)?
         }
         DataKind::Triplets { source: inner, .. } => {
-            let pairs = load_depth(pipeline, inner, opts, depth + 1)?;
-            (crate::runtime::data::triplets::ENTRY.apply)(source, vec![pairs])?
+            let pairs = input(pipeline, inner, opts, env, depth)?;
+            let entry = &crate::runtime::data::triplets::ENTRY;
+            apply(entry, source, vec![("source", pairs)], env)?
+        }
+        DataKind::Derived {
+            transform, args, ..
+        } => {
+            let entry = crate::registry::catalogue::transform(transform).ok_or_else(|| {
+                DataError::Source {
+                    name: source.name.clone(),
+                    message: format!("no transform `{transform}`"),
+                    help: "this is an stpipe bug; please report it".into(),
+                }
+            })?;
+            let mut parts = Vec::new();
+            for spec in entry.spec.args {
+                if !matches!(spec.ty, ArgType::Data | ArgType::DataColumns(_)) {
+                    continue;
+                }
+                if let Some(inner) = args.values().get(spec.name).and_then(|v| v.as_str()) {
+                    parts.push((spec.name, input(pipeline, inner, opts, env, depth)?));
+                }
+            }
+            apply(entry, source, parts, env)?
         }
     };
     if let Some(n) = limit {
@@ -90,6 +151,22 @@ pub(super) fn load_depth(
         );
     check_labels(source, &mut ds, skip)?;
     Ok(ds)
+}
+
+fn apply(
+    entry: &TransformEntry,
+    source: &DataSource,
+    inputs: Vec<(&'static str, Dataset)>,
+    env: &LoadEnv,
+) -> Result<Dataset, DataError> {
+    let models = |name: &str| env.models.and_then(|m| m.get(name));
+    let quiet = |_: &str| {};
+    (entry.apply)(TransformCx {
+        source,
+        inputs,
+        models: &models,
+        note: env.note.unwrap_or(&quiet),
+    })
 }
 
 /// Every label against what the losses and evaluators reading the source

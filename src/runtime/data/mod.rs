@@ -9,19 +9,114 @@
 
 mod expr;
 mod load;
+pub mod mine;
+pub mod record;
+pub mod relevant_pairs;
+pub mod split;
 pub mod triplets;
 pub mod zip;
 
-pub use load::{load, LoadOptions};
+pub use load::{load, load_with, LoadEnv, LoadOptions};
 
-use crate::check::types::DataSource;
-use crate::registry::Component;
+use crate::check::types::{Column, DataKind, DataSource};
+use crate::data::ArgProblem;
+use crate::registry::{Args, Component};
+use crate::runtime::SentenceEncoder;
 
-/// A registered data transform: its description and how it builds its
-/// rows from its input sources' (loaded in argument order).
+/// A registered data transform: its description, the columns it produces
+/// and how it builds its rows from its input sources'.
 pub struct TransformEntry {
     pub spec: Component,
-    pub apply: fn(&DataSource, Vec<Dataset>) -> Result<Dataset, DataError>,
+    /// The columns of the result, from the checked arguments and the
+    /// sources they name (check time). `None` for `zip` and `triplets`,
+    /// whose results `check/data.rs` describes.
+    pub columns: Option<ColumnsFn>,
+    pub apply: fn(TransformCx) -> Result<Dataset, DataError>,
+    /// The result is costly (it encodes with a model): the run writes it
+    /// to the run directory as JSON Lines and reuses it while the step's
+    /// fingerprint is unchanged.
+    pub recorded: bool,
+}
+
+/// How a transform describes its result's columns at check time.
+pub type ColumnsFn = fn(&TransformInput) -> Result<Vec<Column>, ArgProblem>;
+
+/// What a transform's `columns` sees at check time.
+pub struct TransformInput<'a> {
+    pub args: &'a Args,
+    /// The checked sources its `Data` arguments name, by argument name.
+    pub sources: Vec<(&'static str, &'a DataSource)>,
+}
+
+impl TransformInput<'_> {
+    /// The source argument `arg` names, if given.
+    pub fn source(&self, arg: &str) -> Option<&DataSource> {
+        self.sources
+            .iter()
+            .find(|(a, _)| *a == arg)
+            .map(|(_, s)| *s)
+    }
+}
+
+/// What a transform's `apply` gets at run time.
+pub struct TransformCx<'a> {
+    pub source: &'a DataSource,
+    /// The loaded sources its `Data` arguments name, by argument name (in
+    /// argument order; `zip`'s sources in theirs).
+    pub inputs: Vec<(&'static str, Dataset)>,
+    /// The models the run has built, by name.
+    pub models: &'a dyn Fn(&str) -> Option<&'a SentenceEncoder>,
+    /// Progress and statistics for the run's log.
+    pub note: &'a dyn Fn(&str),
+}
+
+impl TransformCx<'_> {
+    /// The checked arguments of a generic derived source.
+    pub fn args(&self) -> Result<&Args, DataError> {
+        match &self.source.kind {
+            DataKind::Derived { args, .. } => Ok(args),
+            _ => Err(self.bug("is not a derived source")),
+        }
+    }
+
+    /// The loaded source of argument `arg`.
+    pub fn input(&self, arg: &str) -> Result<&Dataset, DataError> {
+        self.inputs
+            .iter()
+            .find(|(a, _)| *a == arg)
+            .map(|(_, d)| d)
+            .ok_or_else(|| self.bug(&format!("has no loaded input `{arg}`")))
+    }
+
+    /// An internal inconsistency (what the checker guarantees is not so).
+    pub fn bug(&self, what: &str) -> DataError {
+        DataError::Source {
+            name: self.source.name.clone(),
+            message: what.to_string(),
+            help: "this is an stpipe bug; please report it".into(),
+        }
+    }
+
+    /// A problem of the data itself, found while building the result.
+    pub fn fail(&self, message: String, help: impl Into<String>) -> DataError {
+        DataError::Source {
+            name: self.source.name.clone(),
+            message,
+            help: help.into(),
+        }
+    }
+}
+
+/// An argument error at run time (a value the checker let through that
+/// the runtime reads differently is a bug).
+impl From<crate::registry::ArgError> for DataError {
+    fn from(e: crate::registry::ArgError) -> Self {
+        DataError::Source {
+            name: e.component,
+            message: format!("argument `{}`: {}", e.name, e.problem),
+            help: "this is an stpipe bug; please report it".into(),
+        }
+    }
 }
 
 use std::path::PathBuf;

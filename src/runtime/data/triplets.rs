@@ -1,8 +1,8 @@
 //! `triplets`: labelled pairs (e.g. NLI premise, hypothesis, label) grouped
 //! on an anchor column into (anchor, positive, negative) triplets.
 
-use super::{DataError, Dataset, Example, Label, TransformEntry};
-use crate::check::types::{DataKind, DataSource, LabelValue};
+use super::{DataError, Dataset, Example, Label, TransformCx, TransformEntry};
+use crate::check::types::{DataKind, LabelValue};
 use crate::registry::{opt, req, ArgType::*, Component, Family};
 
 pub const ENTRY: TransformEntry = TransformEntry {
@@ -20,11 +20,14 @@ pub const ENTRY: TransformEntry = TransformEntry {
         ],
         ..Component::BASE
     },
+    columns: None,
     apply,
+    recorded: false,
 };
 
-fn apply(source: &DataSource, mut parts: Vec<Dataset>) -> Result<Dataset, DataError> {
-    match (&source.kind, parts.pop()) {
+fn apply(mut cx: TransformCx) -> Result<Dataset, DataError> {
+    let source = cx.source;
+    match (&source.kind, cx.inputs.pop().map(|(_, d)| d)) {
         (
             DataKind::Triplets {
                 by,

@@ -1,8 +1,8 @@
 //! `zip`: line-aligned sources joined row by row (e.g. English sentences
 //! and their German translations for distillation).
 
-use super::{DataError, Dataset, Example, TransformEntry};
-use crate::check::types::{DataKind, DataSource};
+use super::{DataError, Dataset, Example, TransformCx, TransformEntry};
+use crate::check::types::DataKind;
 use crate::registry::{req, ArgType::*, Component, Family};
 
 pub const ENTRY: TransformEntry = TransformEntry {
@@ -13,10 +13,14 @@ pub const ENTRY: TransformEntry = TransformEntry {
         args: &[req("sources", Data, "two or more data sources").variadic()],
         ..Component::BASE
     },
+    columns: None,
     apply,
+    recorded: false,
 };
 
-fn apply(source: &DataSource, parts: Vec<Dataset>) -> Result<Dataset, DataError> {
+fn apply(cx: TransformCx) -> Result<Dataset, DataError> {
+    let source = cx.source;
+    let parts = cx.inputs.into_iter().map(|(_, d)| d).collect();
     match &source.kind {
         DataKind::Zip { .. } => zip(&source.name, parts),
         _ => Err(DataError::Source {

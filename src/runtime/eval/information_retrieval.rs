@@ -19,7 +19,8 @@ use std::collections::{HashMap, HashSet};
 
 use candle_core::Tensor;
 
-use super::{encode, EvalCx, EvalError, EvalMetrics, Evaluator, EvaluatorEntry, Similarity};
+use super::{encode, side_prompt, EvalCx, EvalError, EvalMetrics, Evaluator, EvaluatorEntry};
+use super::{Similarity, DOCUMENT_PROMPTS, QUERY_PROMPTS};
 use super::{BATCH_SIZE, MODEL, TRUNCATE_DIM, TRUNCATE_RULES};
 use crate::registry::{maybe, opt, req, ArgError, ArgType::*, Args, Component, Family};
 use crate::runtime::data::Dataset;
@@ -42,8 +43,8 @@ pub const ENTRY: EvaluatorEntry = EvaluatorEntry {
             BATCH_SIZE,
             opt("similarity", Choice(Similarity::NAMES), "cosine", "how queries and documents are scored"),
             opt("corpus_chunk_size", Count, "50000", "documents encoded and scored at a time").at_least(1.0),
-            maybe("query_prompt", Str, "prepended to every query (default: the model's default prompt)"),
-            maybe("corpus_prompt", Str, "prepended to every document (default: the model's default prompt)"),
+            maybe("query_prompt", Str, "prepended to every query (default: the model's `query` prompt, else its default prompt)"),
+            maybe("corpus_prompt", Str, "prepended to every document (default: the model's `document`, `passage` or `corpus` prompt, else its default prompt)"),
             TRUNCATE_DIM,
         ],
         rules: TRUNCATE_RULES,
@@ -115,7 +116,7 @@ struct InformationRetrieval {
 }
 
 /// The values of a named column.
-fn named<'d>(ds: &'d Dataset, name: &str) -> Result<Vec<&'d str>> {
+pub(crate) fn named<'d>(ds: &'d Dataset, name: &str) -> Result<Vec<&'d str>> {
     let i = ds
         .text_columns
         .iter()
@@ -124,8 +125,9 @@ fn named<'d>(ds: &'d Dataset, name: &str) -> Result<Vec<&'d str>> {
     Ok(ds.examples.iter().map(|e| e.texts[i].as_str()).collect())
 }
 
-/// Relevant document ids per query id, from the judgements.
-fn judgements(ds: &Dataset) -> Result<HashMap<String, HashSet<String>>> {
+/// The judgement rows that say relevant, as (query id, document id) in
+/// row order (ids trimmed).
+pub(crate) fn relevant_rows(ds: &Dataset) -> Result<Vec<(&str, &str)>> {
     let queries = named(ds, "query")?;
     let docs = named(ds, "doc")?;
     let relevance = if ds.text_columns.iter().any(|c| c == "relevance") {
@@ -133,7 +135,7 @@ fn judgements(ds: &Dataset) -> Result<HashMap<String, HashSet<String>>> {
     } else {
         None
     };
-    let mut out: HashMap<String, HashSet<String>> = HashMap::new();
+    let mut out = Vec::new();
     for (row, (q, d)) in queries.iter().zip(&docs).enumerate() {
         if let Some(rel) = &relevance {
             let v: f64 = rel[row].trim().parse().map_err(|_| {
@@ -148,9 +150,16 @@ fn judgements(ds: &Dataset) -> Result<HashMap<String, HashSet<String>>> {
                 continue;
             }
         }
-        out.entry(q.trim().to_string())
-            .or_default()
-            .insert(d.trim().to_string());
+        out.push((q.trim(), d.trim()));
+    }
+    Ok(out)
+}
+
+/// Relevant document ids per query id, from the judgements.
+fn judgements(ds: &Dataset) -> Result<HashMap<String, HashSet<String>>> {
+    let mut out: HashMap<String, HashSet<String>> = HashMap::new();
+    for (q, d) in relevant_rows(ds)? {
+        out.entry(q.to_string()).or_default().insert(d.to_string());
     }
     Ok(out)
 }
@@ -204,9 +213,8 @@ impl Evaluator for InformationRetrieval {
         }
         let doc_ids: Vec<&str> = named(docs, "id")?.into_iter().map(str::trim).collect();
         let doc_texts = named(docs, "text")?;
-        let default = model.transformer().default_prompt();
-        let query_prompt = self.query_prompt.as_deref().or(default);
-        let corpus_prompt = self.corpus_prompt.as_deref().or(default);
+        let query_prompt = side_prompt(model, self.query_prompt.as_deref(), QUERY_PROMPTS);
+        let corpus_prompt = side_prompt(model, self.corpus_prompt.as_deref(), DOCUMENT_PROMPTS);
         let query_emb = encode(
             model,
             &qtexts,

@@ -53,6 +53,25 @@ impl EvalCx<'_> {
     }
 }
 
+/// The model prompts `encode_query` looks for, in order.
+pub(crate) const QUERY_PROMPTS: &[&str] = &["query"];
+/// The model prompts `encode_document` looks for, in order.
+pub(crate) const DOCUMENT_PROMPTS: &[&str] = &["document", "passage", "corpus"];
+
+/// The prompt of one side of a retrieval task, as sentence-transformers'
+/// `encode_query` and `encode_document` choose it: the one given, else the
+/// model's prompt of the first of `names` it has, else its default prompt.
+pub(crate) fn side_prompt<'a>(
+    model: &'a SentenceEncoder,
+    given: Option<&'a str>,
+    names: &[&str],
+) -> Option<&'a str> {
+    let t = model.transformer();
+    given
+        .or_else(|| names.iter().find_map(|n| t.prompt(n)))
+        .or_else(|| t.default_prompt())
+}
+
 /// An evaluator of the pipeline, built from its checked arguments.
 pub trait Evaluator: Send + Sync {
     /// Evaluate the current state of the models; metrics carry

@@ -6,8 +6,9 @@
 //! directory, a saved model's `stpipe_model.json`. A reusable step is not
 //! executed; it is *restored* (a stage's final weights set on its model, an
 //! evaluation read back) only when a step that must execute needs its
-//! result. Loading a model or data source is never recorded: it happens
-//! when something executed or restored needs it.
+//! result. Loading a model or data source is not recorded (it happens
+//! when something executed or restored needs it), except a mined source,
+//! whose rows are recorded in `RUN_DIR/data/` and restored from there.
 
 use std::path::{Path, PathBuf};
 
@@ -59,6 +60,20 @@ pub fn run_fingerprint(plan_fp: &str, opts: &RunOptions) -> String {
     fp
 }
 
+/// The fingerprint a recorded data source must carry: the plan's, plus
+/// the run options that change what data steps read (`--max-steps` does
+/// not, so a longer run reuses what a smoke run mined).
+pub fn data_fingerprint(plan_fp: &str, opts: &RunOptions) -> String {
+    let mut fp = plan_fp.to_string();
+    if let Some(n) = opts.limit {
+        fp.push_str(&format!("+limit={n}"));
+    }
+    if opts.skip_bad_rows {
+        fp.push_str("+skip-bad-rows");
+    }
+    fp
+}
+
 /// Where a stage keeps its checkpoints and best weights.
 pub fn stage_dir(opts: &RunOptions, stage: &str) -> PathBuf {
     opts.run_dir.join("stages").join(stage)
@@ -93,6 +108,14 @@ pub fn reusable(plan: &Plan, n: NodeIndex, opts: &RunOptions) -> bool {
         StepKind::Save { path, .. } => {
             saved_fingerprint(Path::new(path)).as_deref() == Some(fp.as_str())
         }
+        StepKind::LoadData {
+            data,
+            recorded: true,
+        } => crate::runtime::data::record::exists(
+            &opts.run_dir,
+            data,
+            &data_fingerprint(&step.fingerprint, opts),
+        ),
         StepKind::LoadModel { .. } | StepKind::LoadData { .. } | StepKind::Expect { .. } => false,
     }
 }
@@ -109,7 +132,12 @@ pub fn actions(plan: &Plan, opts: &RunOptions) -> Vec<Action> {
         let i = node.index();
         act[i] = match &plan.graph[node].kind {
             StepKind::Expect { .. } => Action::Execute,
-            StepKind::Train { .. } | StepKind::Evaluate { .. } | StepKind::Save { .. }
+            // A mined source is a result of its own (the run writes it to
+            // the run directory), needed by a later step or not.
+            StepKind::Train { .. }
+            | StepKind::Evaluate { .. }
+            | StepKind::Save { .. }
+            | StepKind::LoadData { recorded: true, .. }
                 if !reuse[i] =>
             {
                 Action::Execute
@@ -122,7 +150,7 @@ pub fn actions(plan: &Plan, opts: &RunOptions) -> Vec<Action> {
         let i = node.index();
         let needs: Vec<NodeIndex> = match (act[i], &plan.graph[node].kind) {
             (Action::Skip, _) => Vec::new(),
-            (Action::Restore, StepKind::Evaluate { .. }) => Vec::new(),
+            (Action::Restore, StepKind::Evaluate { .. } | StepKind::LoadData { .. }) => Vec::new(),
             (Action::Restore, _) | (_, StepKind::Save { .. }) => {
                 plan.state_input(node).into_iter().collect()
             }
@@ -132,6 +160,7 @@ pub fn actions(plan: &Plan, opts: &RunOptions) -> Vec<Action> {
             let j = d.index();
             if act[j] == Action::Skip {
                 act[j] = match plan.graph[d].kind {
+                    StepKind::LoadData { recorded: true, .. } if reuse[j] => Action::Restore,
                     StepKind::LoadModel { .. } | StepKind::LoadData { .. } => Action::Execute,
                     _ => Action::Restore,
                 };

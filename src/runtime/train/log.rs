@@ -175,6 +175,17 @@ impl RunLog {
         self.write(serde_json::json!({ "note": msg }));
     }
 
+    /// A note already shown on stderr (as it happened, by code that could
+    /// not hold the log), written to the metrics log only.
+    pub fn note_shown(&mut self, msg: &str) {
+        self.write(serde_json::json!({ "note": msg }));
+    }
+
+    /// Show a note on stderr at once, as [`RunLog::note`] would.
+    pub fn show(&self, msg: &str) {
+        eprintln!("{}", (self.redact)(msg));
+    }
+
     /// A progress bar for a stage of `total` steps, `done` already taken.
     pub fn stage_bar(&self, stage: &str, total: u64, done: u64) -> ProgressBar {
         if !self.progress {

@@ -353,14 +353,23 @@ impl Executor<'_> {
                     build_model(m, &self.opts.search, &self.p.base_dir, self.seed_of(&model))?;
                 self.models.insert(model, enc);
             }
-            StepKind::LoadData { data: name } => {
-                let load_opts = LoadOptions {
-                    skip_bad_rows: self.opts.skip_bad_rows,
-                    max_rows: self.opts.limit,
-                };
-                let ds = data::load(self.p, &name, &load_opts)?;
+            StepKind::LoadData {
+                data: name,
+                recorded,
+            } => {
+                let ds = self.load_data(&name, log)?;
                 if ds.skipped > 0 {
                     log.note(&format!("data `{name}`: skipped {} bad row(s)", ds.skipped));
+                }
+                if recorded {
+                    let fp = cache::data_fingerprint(&self.plan.graph[n].fingerprint, self.opts);
+                    let path = data::record::write(&self.opts.run_dir, &ds, &fp)
+                        .map_err(io_err(&self.opts.run_dir))?;
+                    log.note(&format!(
+                        "data `{name}`: {} rows written to {}",
+                        ds.len(),
+                        path.display()
+                    ));
                 }
                 self.datasets.insert(name, ds);
             }
@@ -426,6 +435,45 @@ impl Executor<'_> {
         Ok(())
     }
 
+    /// Load a data source: from its files, from the sources loaded
+    /// already, transformed with the models built already. Notes of the
+    /// transforms are shown as they come and logged afterwards.
+    fn load_data(&self, name: &str, log: &mut RunLog) -> Result<Dataset> {
+        let load_opts = LoadOptions {
+            skip_bad_rows: self.opts.skip_bad_rows,
+            max_rows: self.opts.limit,
+        };
+        let notes = std::cell::RefCell::new(Vec::new());
+        let note = |m: &str| {
+            log.show(m);
+            notes.borrow_mut().push(m.to_string());
+        };
+        let env = data::LoadEnv {
+            ready: Some(&self.datasets),
+            models: Some(&self.models),
+            note: Some(&note),
+        };
+        let r = data::load_with(self.p, name, &load_opts, &env);
+        for m in notes.into_inner() {
+            log.note_shown(&m);
+        }
+        Ok(r?)
+    }
+
+    /// The recorded rows of a mined source, when its step's record is
+    /// there.
+    fn recorded_data(&self, name: &str) -> Option<Dataset> {
+        let n = self.plan.steps().find_map(|(n, s)| match &s.kind {
+            StepKind::LoadData {
+                data,
+                recorded: true,
+            } if data == name => Some(n),
+            _ => None,
+        })?;
+        let fp = cache::data_fingerprint(&self.plan.graph[n].fingerprint, self.opts);
+        data::record::read(&self.opts.run_dir, name, &fp)
+    }
+
     /// Set up a reusable step's recorded result for a step that needs it.
     fn restore(&mut self, n: NodeIndex, log: &mut RunLog) -> Result<StepStatus> {
         let label = self.plan.graph[n].label.clone();
@@ -458,6 +506,18 @@ impl Executor<'_> {
             StepKind::Save {
                 model, best: true, ..
             } => self.apply_best(n, &model, log)?,
+            StepKind::LoadData { data, .. } => {
+                let Some(ds) = self.recorded_data(&data) else {
+                    // The record went away since the plan was made.
+                    return self.execute(n, log).map(|()| StepStatus::Executed);
+                };
+                log.note(&format!(
+                    "data `{data}`: unchanged, {} rows reused from {}",
+                    ds.len(),
+                    data::record::rows_path(&self.opts.run_dir, &data).display()
+                ));
+                self.datasets.insert(data, ds);
+            }
             _ => return self.execute(n, log).map(|()| StepStatus::Executed),
         }
         self.summary.reused.push(label);
@@ -473,13 +533,21 @@ impl Executor<'_> {
         for o in self.p.objectives.iter().filter(|o| o.model == model) {
             let n = match self.datasets.get(&o.data) {
                 Some(d) => d.len(),
-                None => {
-                    let opts = LoadOptions {
-                        skip_bad_rows: self.opts.skip_bad_rows,
-                        max_rows: self.opts.limit,
-                    };
-                    data::load(self.p, &o.data, &opts)?.len()
-                }
+                None => match self.recorded_data(&o.data) {
+                    Some(d) => d.len(),
+                    None => {
+                        let opts = LoadOptions {
+                            skip_bad_rows: self.opts.skip_bad_rows,
+                            max_rows: self.opts.limit,
+                        };
+                        let env = data::LoadEnv {
+                            ready: Some(&self.datasets),
+                            models: Some(&self.models),
+                            note: None,
+                        };
+                        data::load_with(self.p, &o.data, &opts, &env)?.len()
+                    }
+                },
             };
             rows.insert(o.data.clone(), n);
         }
@@ -504,7 +572,7 @@ impl Executor<'_> {
                 .models
                 .get(model)
                 .map(|m| format!("{} dimensions", m.dim())),
-            StepKind::LoadData { data } => self.datasets.get(data).map(|d| {
+            StepKind::LoadData { data, .. } => self.datasets.get(data).map(|d| {
                 let mut s = format!("{} rows", d.len());
                 if d.skipped > 0 {
                     s.push_str(&format!(", {} bad rows skipped", d.skipped));
