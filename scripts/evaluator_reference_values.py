@@ -3,7 +3,8 @@
 The evaluators run on fixed float32 embeddings (the `gen` of
 src/runtime/eval/mod.rs `testdata`) instead of a model: `embed_inputs` is
 overridden to look texts up. Prints JSON; the tests in
-src/runtime/eval/{triplet,information_retrieval}.rs hard-code the figures.
+src/runtime/eval/{triplet,information_retrieval,translation,reranking,
+paraphrase_mining}.rs hard-code the figures.
 
     /work/pyref/bin/python scripts/evaluator_reference_values.py
 """
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 from sentence_transformers.sentence_transformer.evaluation import (
     InformationRetrievalEvaluator,
+    ParaphraseMiningEvaluator,
     RerankingEvaluator,
     TranslationEvaluator,
     TripletEvaluator,
@@ -135,6 +137,26 @@ def main():
         for i in range(6)
     ]
     out["reranking"] = FixedReranking(table, samples, write_csv=False)(Model())
+    # Paraphrase mining: 30 sentences, paraphrases (i, i + 1) for i a
+    # multiple of 3 (sentence i + 1 is sentence i plus noise) and (0, 7),
+    # (7, 20); 5 neighbours each, at most 40 pairs.
+    emb = gen(10, 30, 5, 4, 0.3)
+    noise = gen(11, 30, 5, 3, 0.2)
+    for i in range(0, 29, 3):
+        emb[i + 1] = emb[i] + np.float32(0.2) * noise[i]
+
+    class Encoder(Model):
+        def encode(self, sentences, **kwargs):
+            return torch.from_numpy(np.stack([emb[int(t[1:])] for t in sentences]))
+
+    sentences = {f"s{i}": f"t{i}" for i in range(30)}
+    dups = [(f"s{i}", f"s{i + 1}") for i in range(0, 29, 3)] + [("s0", "s7"), ("s7", "s20")]
+    for closure in (False, True):
+        ev = ParaphraseMiningEvaluator(
+            sentences, dups, add_transitive_closure=closure, top_k=5, max_pairs=40, write_csv=False
+        )
+        ev.store_metrics_in_model_card_data = lambda *a, **k: None
+        out[f"paraphrase_mining_closure_{closure}"] = ev(Encoder())
     print(json.dumps(out, indent=1))
 
 

@@ -57,6 +57,7 @@ pub static EVALUATORS: &[&EvaluatorEntry] = &[
     &eval::mse::ENTRY,
     &eval::translation::ENTRY,
     &eval::reranking::ENTRY,
+    &eval::paraphrase_mining::ENTRY,
 ];
 
 /// File readers.

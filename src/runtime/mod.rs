@@ -23,6 +23,7 @@ pub mod loss;
 pub mod modules;
 pub mod ops;
 pub mod process;
+pub mod search;
 pub mod signals;
 pub mod st_format;
 pub mod train;

@@ -9,6 +9,7 @@ pub mod information_retrieval;
 pub mod label_accuracy;
 pub mod metrics;
 pub mod mse;
+pub mod paraphrase_mining;
 pub mod reranking;
 pub mod similarity;
 pub mod translation;

@@ -22,6 +22,7 @@ use crate::data::ArgProblem;
 use crate::registry::choices::{MinedFormat, NegativeSampling};
 use crate::registry::{maybe, opt, req, ArgType::*, Args, Component, Family, Rule};
 use crate::runtime::eval::{encode, side_prompt, DOCUMENT_PROMPTS, QUERY_PROMPTS};
+use crate::runtime::search::unit_rows;
 use select::Settings;
 
 pub const ENTRY: TransformEntry = TransformEntry {
@@ -260,16 +261,6 @@ fn settings(args: &Args) -> Result<Settings, crate::registry::ArgError> {
     })
 }
 
-/// Embeddings normalized to unit length, one row after the other.
-fn flat_normalized(rows: Vec<Vec<f32>>) -> Vec<f32> {
-    let mut out = Vec::with_capacity(rows.iter().map(Vec::len).sum());
-    for r in rows {
-        let norm = r.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-        out.extend(r.iter().map(|x| x / norm));
-    }
-    out
-}
-
 /// The distinct anchors, each with its distinct positives (as corpus
 /// positions), and the corpus.
 pub struct Problem<'d> {
@@ -370,8 +361,8 @@ fn apply(cx: TransformCx) -> Result<Dataset, DataError> {
         pb.queries.len(),
         pb.corpus.len()
     ));
-    let c_emb = flat_normalized(encode(model, &pb.corpus, batch, cp, None).map_err(enc_err)?);
-    let q_emb = flat_normalized(encode(model, &pb.queries, batch, qp, None).map_err(enc_err)?);
+    let c_emb = unit_rows(encode(model, &pb.corpus, batch, cp, None).map_err(enc_err)?);
+    let q_emb = unit_rows(encode(model, &pb.queries, batch, qp, None).map_err(enc_err)?);
     let dim = model.dim();
     let mined =
         select::mine(&q_emb, &c_emb, dim, &pb.positives, pb.max_positives, &s).map_err(|e| {

@@ -20,9 +20,8 @@
 //! Memory: the scores of one block of queries against the whole corpus at
 //! a time (`chunk` queries), and the candidates kept per query.
 
-use candle_core::{Device, Tensor};
-
 use crate::registry::choices::NegativeSampling;
+use crate::runtime::search;
 use crate::runtime::train::rng::Rng;
 
 /// The mining settings (the transform's arguments).
@@ -40,13 +39,9 @@ pub struct Settings {
     pub seed: u64,
     pub include_positives: bool,
     /// Queries scored at a time; `None`: as many as keep one block of
-    /// scores under [`BLOCK_FLOATS`].
+    /// scores under [`search::BLOCK_FLOATS`].
     pub chunk: Option<usize>,
 }
-
-/// The default bound on one block of scores (queries x corpus), in floats
-/// (64 MiB).
-pub const BLOCK_FLOATS: usize = 1 << 24;
 
 impl Settings {
     /// `range_max` as given, or as sentence-transformers derives it: room
@@ -83,11 +78,6 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-/// Best first, ties by corpus position (`select_nth` and `sort` agree).
-fn better(a: &(f32, usize), b: &(f32, usize)) -> std::cmp::Ordering {
-    b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))
-}
-
 /// Mine negatives for every query. `queries` and `corpus` are row-major
 /// normalized embeddings of width `dim`; `positives[q]` are query `q`'s
 /// positives as corpus positions; `max_positives` is the largest number
@@ -101,52 +91,32 @@ pub fn mine(
     max_positives: usize,
     s: &Settings,
 ) -> candle_core::Result<Mined> {
-    let nq = positives.len();
     let nc = corpus.len() / dim.max(1);
     let range_max = s.range_max(max_positives);
     let width = range_max + max_positives;
-    let corpus_t = Tensor::from_slice(corpus, (nc, dim), &Device::Cpu)?;
-    let chunk = s
-        .chunk
-        .unwrap_or((BLOCK_FLOATS / nc.max(1)).clamp(1, 16384))
-        .max(1);
     let mut mined = Mined {
         range_max,
         ..Mined::default()
     };
     let mut skipped = [0usize; 4];
     let mut rng = Rng::derived(s.seed, "mine_hard_negatives");
-    let mut buf: Vec<(f32, usize)> = Vec::with_capacity(nc);
-    for start in (0..nq).step_by(chunk) {
-        let end = (start + chunk).min(nq);
-        let q = Tensor::from_slice(
-            &queries[start * dim..end * dim],
-            (end - start, dim),
-            &Device::Cpu,
-        )?;
-        let scores = q.matmul(&corpus_t.t()?)?.flatten_all()?.to_vec1::<f32>()?;
-        for (row, qi) in (start..end).enumerate() {
-            let row_scores = &scores[row * nc..(row + 1) * nc];
-            buf.clear();
-            buf.extend(row_scores.iter().copied().zip(0..));
-            let k = width.min(nc);
-            if k > 0 && k < nc {
-                buf.select_nth_unstable_by(k - 1, better);
-            }
-            buf.truncate(k);
-            buf.sort_by(better);
-            let mut cands: Vec<Candidate> = buf.iter().map(|&(v, i)| (v, Some(i))).collect();
-            cands.resize(width, (f32::NEG_INFINITY, None));
-            let qv = &queries[qi * dim..(qi + 1) * dim];
-            let pos_scores: Vec<f32> = positives[qi]
-                .iter()
-                .map(|&p| dot(qv, &corpus[p * dim..(p + 1) * dim]))
-                .collect();
-            filter(&mut cands, &positives[qi], &pos_scores, s, &mut skipped);
-            mined.negatives.push(pick(cands, range_max, s, &mut rng));
-            mined.positive_scores.push(pos_scores);
-        }
-    }
+    let mut buf = Vec::with_capacity(nc);
+    let chunk = search::block_rows(s.chunk, nc);
+    search::score_blocks(queries, corpus, dim, chunk, |qi, row| {
+        let mut cands: Vec<Candidate> = search::top_k(row, width, &mut buf)
+            .into_iter()
+            .map(|(v, i)| (v, Some(i)))
+            .collect();
+        cands.resize(width, (f32::NEG_INFINITY, None));
+        let qv = &queries[qi * dim..(qi + 1) * dim];
+        let pos_scores: Vec<f32> = positives[qi]
+            .iter()
+            .map(|&p| dot(qv, &corpus[p * dim..(p + 1) * dim]))
+            .collect();
+        filter(&mut cands, &positives[qi], &pos_scores, s, &mut skipped);
+        mined.negatives.push(pick(cands, range_max, s, &mut rng));
+        mined.positive_scores.push(pos_scores);
+    })?;
     let names = [
         "absolute_margin",
         "relative_margin",
