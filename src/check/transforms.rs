@@ -19,6 +19,27 @@ impl Checker<'_> {
         at: Span,
     ) -> Option<(DataKind, Vec<Column>)> {
         let args = to_args(comp, bound);
+        // Data steps run before every stage: a transform that encodes
+        // with a model sees it as loaded, so it may not follow a stage of
+        // that model in the file (it would read as if it used the trained
+        // weights).
+        for m in args.models() {
+            let trained = self.out.steps.iter().any(|s| {
+                matches!(s, crate::check::types::Step::Train(t) if t.model == m)
+            });
+            if trained {
+                let span = bound.get("model").map(|a| a.1).unwrap_or(at);
+                self.err(
+                    Diag::error(
+                        "model-state",
+                        span,
+                        format!("`{}` encodes with `{m}` as loaded, but comes after a `train {m}` block", comp.name),
+                    )
+                    .help(format!("data sources are built before any training: move this one above `train {m}`, or mine with a model loaded from the trained model's saved directory")),
+                );
+                return None;
+            }
+        }
         let mut inputs = Vec::new();
         let mut sources = Vec::new();
         for spec in comp.args {

@@ -135,7 +135,7 @@ pub fn summary(name: &str, pb: &Problem, m: &Mined, ds: &Dataset, f: MinedFormat
     for (filter, n) in &m.skipped {
         s.push_str(&format!("; {n} candidate(s) struck out by {filter}"));
     }
-    let want = m.negatives.first().map_or(0, Vec::len);
+    let want = m.num_negatives;
     let short = m
         .negatives
         .iter()
@@ -168,6 +168,7 @@ mod tests {
             positive_scores: vec![vec![0.9, 0.8], vec![0.95]],
             skipped: vec![],
             range_max: 4,
+            num_negatives: 2,
         };
         (pb, m)
     }

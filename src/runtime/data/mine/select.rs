@@ -3,7 +3,7 @@
 //! (without FAISS, i.e. exact search):
 //!
 //! 1. the `range_max + max_positives` most similar corpus texts (cosine),
-//!    ties by corpus position; slots a small corpus cannot fill stay empty;
+//!    ties by corpus position (fewer when the corpus is smaller);
 //! 2. the query's positives are struck out (unless `include_positives`);
 //! 3. the margin filters strike out candidates too close to the query's
 //!    hardest (least similar) positive, `max_score` / `min_score` those
@@ -53,7 +53,9 @@ impl Settings {
                 || self.relative_margin.is_some()
                 || self.max_score.is_some();
             let per = if filtered { 10 } else { 1 };
-            self.range_min + self.num_negatives * per + max_positives
+            self.range_min
+                .saturating_add(self.num_negatives.saturating_mul(per))
+                .saturating_add(max_positives)
         })
     }
 }
@@ -64,14 +66,15 @@ pub type Candidate = (f32, Option<usize>);
 /// What mining found.
 #[derive(Debug, Default)]
 pub struct Mined {
-    /// Per query, `num_negatives` candidates, best first; struck-out and
-    /// empty ones have a score of minus infinity.
+    /// Per query, up to `num_negatives` candidates, best first; struck-out
+    /// ones have a score of minus infinity.
     pub negatives: Vec<Vec<Candidate>>,
     /// Per query, the score of each of its positives.
     pub positive_scores: Vec<Vec<f32>>,
     /// Candidates struck out by each filter, for the log.
     pub skipped: Vec<(&'static str, usize)>,
     pub range_max: usize,
+    pub num_negatives: usize,
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -93,9 +96,10 @@ pub fn mine(
 ) -> candle_core::Result<Mined> {
     let nc = corpus.len() / dim.max(1);
     let range_max = s.range_max(max_positives);
-    let width = range_max + max_positives;
+    let width = range_max.saturating_add(max_positives);
     let mut mined = Mined {
         range_max,
+        num_negatives: s.num_negatives,
         ..Mined::default()
     };
     let mut skipped = [0usize; 4];
@@ -107,7 +111,9 @@ pub fn mine(
             .into_iter()
             .map(|(v, i)| (v, Some(i)))
             .collect();
-        cands.resize(width, (f32::NEG_INFINITY, None));
+        // Slots a small corpus cannot fill would stay empty: they are
+        // left out rather than allocated (`range_max` may be huge).
+        cands.truncate(width.min(nc));
         let qv = &queries[qi * dim..(qi + 1) * dim];
         let pos_scores: Vec<f32> = positives[qi]
             .iter()
@@ -318,6 +324,13 @@ mod tests {
         let q = at(&[0.0]);
         let c = at(&[0.0, 45.0]);
         let m = mine(&q, &c, 2, &[vec![0]], 1, &settings()).unwrap();
+        assert_eq!(negatives(&m, 0), vec![Some(1), None]);
+        // A huge range_max allocates nothing beyond the corpus.
+        let s = Settings {
+            range_max: Some(usize::MAX / 4),
+            ..settings()
+        };
+        let m = mine(&q, &c, 2, &[vec![0]], 1, &s).unwrap();
         assert_eq!(negatives(&m, 0), vec![Some(1), None]);
     }
 
