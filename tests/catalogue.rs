@@ -104,6 +104,8 @@ fn call_args(c: &Component, data: Option<&str>, extra: &[(&str, String)]) -> Str
         }
         let v = match (a.name, a.ty) {
             (_, ArgType::LossCall) => WRAPPED.to_string(),
+            // The first evaluator, declared before any that lists others.
+            (_, ArgType::Evaluators) => "[e0]".to_string(),
             ("model", ArgType::Model) => "m".to_string(),
             (_, ArgType::Model) => "teacher".to_string(),
             ("data", _) => data.unwrap_or("?").to_string(),
@@ -256,7 +258,18 @@ fn every_loss_trains_and_every_evaluator_gives_its_declared_metrics() {
                 .keys()
                 .map(String::as_str)
                 .collect();
-            let want: BTreeSet<&str> = e.spec.metrics.iter().copied().collect();
+            let mut want: BTreeSet<String> = e.spec.metrics.iter().map(|m| m.to_string()).collect();
+            // A sequence also gives its part's metrics, under its name.
+            if e.spec.args.iter().any(|a| a.ty == ArgType::Evaluators) {
+                want.extend(
+                    catalogue::EVALUATORS[0]
+                        .spec
+                        .metrics
+                        .iter()
+                        .map(|m| format!("e0_{m}")),
+                );
+            }
+            let want: BTreeSet<&str> = want.iter().map(String::as_str).collect();
             assert_eq!(got, want, "{}: produced vs declared metrics", e.spec.name);
         }
     }

@@ -470,6 +470,33 @@ impl Checker<'_> {
                 }
                 ok.then_some(ArgValue::List(out))
             }
+            (ArgType::Evaluators, ValueKind::List(items)) => {
+                let mut out = Vec::new();
+                let mut ok = true;
+                for it in items {
+                    match &it.kind {
+                        ValueKind::Ident(id) => match self.resolve(id, BindKind::Evaluator) {
+                            Some(n) => out.push(ArgValue::Name(n)),
+                            None => ok = false,
+                        },
+                        _ => {
+                            self.err(
+                                Diag::error(
+                                    "type-mismatch",
+                                    it.span,
+                                    format!(
+                                        "{ctx} expects evaluator names, found {}",
+                                        describe_value(it)
+                                    ),
+                                )
+                                .help(example_for(ArgType::Evaluators)),
+                            );
+                            ok = false;
+                        }
+                    }
+                }
+                ok.then_some(ArgValue::List(out))
+            }
             (ArgType::StepsOrPercent, ValueKind::Int(i)) if *i >= 0 => {
                 Some(ArgValue::Warmup(Warmup::Steps(*i as u64)))
             }
@@ -586,6 +613,7 @@ impl Checker<'_> {
         Some(ArgValue::Call(CallValue {
             name: comp.name.to_string(),
             args: to_args(comp, &args),
+            binding: None,
         }))
     }
 
@@ -674,6 +702,9 @@ fn example_for(ty: ArgType) -> String {
         }
         ArgType::Objective | ArgType::Objectives => {
             "name objectives defined with `objective NAME = ...`, e.g. `[sim, nli]`".into()
+        }
+        ArgType::Evaluators => {
+            "name evaluators defined with `evaluator NAME = ...` before this one, e.g. `[dev, test]`".into()
         }
         ArgType::StepsOrPercent => "write a number of steps (`100`) or a percentage (`10%`)".into(),
         ArgType::FloatPair => "write two numbers, e.g. `[0.9, 0.999]`".into(),

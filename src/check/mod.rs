@@ -18,6 +18,7 @@ mod objectives;
 pub mod overrides;
 mod peek;
 mod saves;
+mod sequence;
 mod stages;
 mod transforms;
 pub mod types;

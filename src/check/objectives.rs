@@ -439,8 +439,11 @@ impl Checker<'_> {
         call: &ast::Call,
     ) -> Option<Evaluator> {
         let comp = self.lookup_component(Family::Evaluator, &call.name)?;
-        let args = self.bind(comp, &call.args, call.span)?;
+        let mut args = self.bind(comp, &call.args, call.span)?;
         let model = args.get("model")?.0.as_str()?.to_string();
+        if comp.arg("data").is_none() {
+            return self.check_sequence(name, comp, &mut args, model);
+        }
         let (data, data_span) = args
             .get("data")
             .map(|(v, s)| (v.as_str().map(str::to_string), *s))?;

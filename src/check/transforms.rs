@@ -24,9 +24,11 @@ impl Checker<'_> {
         // that model in the file (it would read as if it used the trained
         // weights).
         for m in args.models() {
-            let trained = self.out.steps.iter().any(|s| {
-                matches!(s, crate::check::types::Step::Train(t) if t.model == m)
-            });
+            let trained = self
+                .out
+                .steps
+                .iter()
+                .any(|s| matches!(s, crate::check::types::Step::Train(t) if t.model == m));
             if trained {
                 let span = bound.get("model").map(|a| a.1).unwrap_or(at);
                 self.err(

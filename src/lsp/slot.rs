@@ -341,6 +341,7 @@ fn fill_value(slot: &mut Slot, spec: &'static ArgSpec) {
         ArgType::Objective | ArgType::ClassifierObjective | ArgType::Objectives => {
             slot.bindings.push(BindKind::Objective)
         }
+        ArgType::Evaluators => slot.bindings.push(BindKind::Evaluator),
         ArgType::OptimizerCall => slot.families.push(Family::Optimizer),
         ArgType::SchedulerCall => slot.families.push(Family::Scheduler),
         ArgType::LossCall => slot.families.push(Family::Loss),

@@ -67,6 +67,10 @@ impl ArgValue {
 pub struct CallValue {
     pub name: String,
     pub args: Args,
+    /// The binding the call was declared as (a Sequential's evaluators:
+    /// their metrics are reported under this name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub binding: Option<String>,
 }
 
 /// Warm-up length.
@@ -160,6 +164,16 @@ impl Args {
         for a in c.args {
             match self.values.get(a.name) {
                 Some(ArgValue::Call(call)) => out.extend(call.args.bindings(want)),
+                // Sequential's evaluators, each a call.
+                Some(ArgValue::List(items))
+                    if items.iter().any(|i| matches!(i, ArgValue::Call(_))) =>
+                {
+                    for i in items {
+                        if let ArgValue::Call(call) = i {
+                            out.extend(call.args.bindings(want));
+                        }
+                    }
+                }
                 Some(v) if want(a.ty) => out.extend(v.as_str()),
                 _ => {}
             }

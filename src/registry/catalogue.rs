@@ -58,6 +58,7 @@ pub static EVALUATORS: &[&EvaluatorEntry] = &[
     &eval::translation::ENTRY,
     &eval::reranking::ENTRY,
     &eval::paraphrase_mining::ENTRY,
+    &eval::sequential::ENTRY,
 ];
 
 /// File readers.

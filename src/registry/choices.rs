@@ -239,3 +239,16 @@ choice_enum! {
         LabeledPair = "labeled_pair",
     }
 }
+
+choice_enum! {
+    /// How a Sequential evaluator's score comes from its parts' primary
+    /// metrics (sentence-transformers' `main_score_function`; `last` is
+    /// its default).
+    pub enum MainScore {
+        Last = "last",
+        First = "first",
+        Mean = "mean",
+        Min = "min",
+        Max = "max",
+    }
+}

@@ -92,6 +92,9 @@ pub enum ArgType {
     ClassifierObjective,
     /// A list of objective bindings.
     Objectives,
+    /// A list of evaluator bindings (Sequential); the checker replaces
+    /// each name by the evaluator's checked call.
+    Evaluators,
     /// An integer number of steps or a percentage of all steps (`10%`).
     StepsOrPercent,
     /// A list of two floats.
@@ -127,6 +130,7 @@ impl ArgType {
             ArgType::Objective => "objective".into(),
             ArgType::ClassifierObjective => "objective with a classifier (SoftmaxLoss)".into(),
             ArgType::Objectives => "list of objectives".into(),
+            ArgType::Evaluators => "list of evaluators".into(),
             ArgType::StepsOrPercent => "steps (integer) or percentage of all steps".into(),
             ArgType::FloatPair => "list of two numbers".into(),
             ArgType::OptimizerCall => "optimizer".into(),
@@ -603,6 +607,7 @@ fn default_value(text: &str, spec: &ArgSpec) -> Option<ArgValue> {
             ArgValue::Call(CallValue {
                 name: comp.name.to_string(),
                 args,
+                binding: None,
             })
         }
         _ => return None,

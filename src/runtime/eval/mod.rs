@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod mse;
 pub mod paraphrase_mining;
 pub mod reranking;
+pub mod sequential;
 pub mod similarity;
 pub mod translation;
 pub mod triplet;
