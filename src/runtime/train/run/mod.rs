@@ -11,7 +11,7 @@ use petgraph::graph::NodeIndex;
 use crate::check::types::{Pipeline, Stage};
 use crate::hub::ModelSearch;
 use crate::plan::{Plan, StepKind};
-use crate::runtime::data::{self, Dataset, LoadOptions};
+use crate::runtime::data::{self, Dataset};
 use crate::runtime::eval::EvalMetrics;
 use crate::runtime::loss::Loss;
 use crate::runtime::SentenceEncoder;
@@ -24,6 +24,10 @@ use super::log::RunLog;
 pub use super::outcome::{ExpectOutcome, RunSummary, StepOutcome, StepStatus};
 use super::stage::{restore_finished, run_stage, Metric, StageEnv, StageOutcome};
 use super::stage_eval::best_weights;
+
+mod loading;
+mod lock;
+use lock::{clean_run_dir, RunDirLock};
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -170,80 +174,6 @@ fn run_into(
     let s =
         serde_json::to_string_pretty(&*summary).map_err(|e| RunError::Invalid(e.to_string()))?;
     write_atomic(&opts.run_dir.join("summary.json"), p.redact(&s).as_bytes())?;
-    Ok(())
-}
-
-/// An advisory lock on a run directory, held for the whole run: a second
-/// run on the same directory fails at once instead of mixing checkpoints.
-struct RunDirLock {
-    _file: std::fs::File,
-}
-
-impl RunDirLock {
-    fn acquire(dir: &Path) -> Result<Self> {
-        use std::io::{Read, Seek, Write};
-        let path = dir.join("lock");
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io_err(&path))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
-                return Err(RunError::Locked {
-                    dir: dir.to_path_buf(),
-                    holder: describe_holder(holder.trim()),
-                });
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(RunError::io(&path, e)),
-        }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let _ = file.set_len(0);
-        let _ = file.rewind();
-        let _ = write!(file, "{} {now}", std::process::id());
-        let _ = file.sync_all();
-        Ok(RunDirLock { _file: file })
-    }
-}
-
-/// "pid P, started N s ago" from a lock file's `P T`.
-fn describe_holder(text: &str) -> String {
-    let mut it = text.split_whitespace();
-    let (Some(pid), Some(t)) = (it.next(), it.next().and_then(|t| t.parse::<u64>().ok())) else {
-        return "another stpipe run holds its lock".into();
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(t);
-    format!(
-        "stpipe run with PID {pid}, started {} s ago (at {t} s since the Unix epoch)",
-        now.saturating_sub(t)
-    )
-}
-
-/// Remove the temporary files an interrupted run left in the run
-/// directory itself (`*.tmp` of its atomic writes).
-fn clean_run_dir(dir: &Path) -> Result<()> {
-    for d in [dir.to_path_buf(), dir.join("evaluations")] {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_file() && p.extension().is_some_and(|x| x == "tmp") {
-                crate::fsio::remove_file(&p).map_err(io_err(&p))?;
-            }
-        }
-    }
     Ok(())
 }
 
@@ -435,45 +365,6 @@ impl Executor<'_> {
         Ok(())
     }
 
-    /// Load a data source: from its files, from the sources loaded
-    /// already, transformed with the models built already. Notes of the
-    /// transforms are shown as they come and logged afterwards.
-    fn load_data(&self, name: &str, log: &mut RunLog) -> Result<Dataset> {
-        let load_opts = LoadOptions {
-            skip_bad_rows: self.opts.skip_bad_rows,
-            max_rows: self.opts.limit,
-        };
-        let notes = std::cell::RefCell::new(Vec::new());
-        let note = |m: &str| {
-            log.show(m);
-            notes.borrow_mut().push(m.to_string());
-        };
-        let env = data::LoadEnv {
-            ready: Some(&self.datasets),
-            models: Some(&self.models),
-            note: Some(&note),
-        };
-        let r = data::load_with(self.p, name, &load_opts, &env);
-        for m in notes.into_inner() {
-            log.note_shown(&m);
-        }
-        Ok(r?)
-    }
-
-    /// The recorded rows of a mined source, when its step's record is
-    /// there.
-    fn recorded_data(&self, name: &str) -> Option<Dataset> {
-        let n = self.plan.steps().find_map(|(n, s)| match &s.kind {
-            StepKind::LoadData {
-                data,
-                recorded: true,
-            } if data == name => Some(n),
-            _ => None,
-        })?;
-        let fp = cache::data_fingerprint(&self.plan.graph[n].fingerprint, self.opts);
-        data::record::read(&self.opts.run_dir, name, &fp)
-    }
-
     /// Set up a reusable step's recorded result for a step that needs it.
     fn restore(&mut self, n: NodeIndex, log: &mut RunLog) -> Result<StepStatus> {
         let label = self.plan.graph[n].label.clone();
@@ -522,47 +413,6 @@ impl Executor<'_> {
         }
         self.summary.reused.push(label);
         Ok(StepStatus::Reused)
-    }
-
-    /// The model card of a save of `model` to `path`. Its figures do not
-    /// depend on which steps this run reused: the row counts of sources a
-    /// restored stage did not load are read now, the evaluations come from
-    /// the whole metrics log.
-    fn card(&self, model: &str, path: &str, log: &RunLog) -> Result<String> {
-        let mut rows: HashMap<String, usize> = HashMap::new();
-        for o in self.p.objectives.iter().filter(|o| o.model == model) {
-            let n = match self.datasets.get(&o.data) {
-                Some(d) => d.len(),
-                None => match self.recorded_data(&o.data) {
-                    Some(d) => d.len(),
-                    None => {
-                        let opts = LoadOptions {
-                            skip_bad_rows: self.opts.skip_bad_rows,
-                            max_rows: self.opts.limit,
-                        };
-                        let env = data::LoadEnv {
-                            ready: Some(&self.datasets),
-                            models: Some(&self.models),
-                            note: None,
-                        };
-                        data::load_with(self.p, &o.data, &opts, &env)?.len()
-                    }
-                },
-            };
-            rows.insert(o.data.clone(), n);
-        }
-        let evaluations = log.recorded_evaluations();
-        Ok(super::card::render(&super::card::CardInput {
-            pipeline: self.p,
-            source: self.source,
-            model,
-            encoder: self.model(model)?,
-            rows,
-            summary: &self.summary,
-            evaluations: &evaluations,
-            best_by: super::card::best_by_of(self.p, model, path),
-            smoke: smoke_flags(self.opts),
-        }))
     }
 
     /// A line on what step `n` produced, for the run's reports.
