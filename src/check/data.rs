@@ -82,14 +82,12 @@ impl Checker<'_> {
                 return None;
             }
             let columns = self.out.data_source(&src)?.columns.clone();
-            return Some(DataSource {
-                name: name.name.clone(),
-                span: name.span,
-                kind: DataKind::Ref { source: src },
+            return Some(DataSource::new(
+                name,
+                DataKind::Ref { source: src },
                 columns,
                 limit,
-                label_checks: Vec::new(),
-            });
+            ));
         };
         let args = self.bind(comp, &source.args, source.span)?;
         if let Some(entry) = crate::registry::catalogue::transform(comp.name) {
@@ -99,14 +97,7 @@ impl Checker<'_> {
                     return None;
                 }
                 let (kind, columns) = self.check_derived(comp, &args, columns, source.span)?;
-                return Some(DataSource {
-                    name: name.name.clone(),
-                    span: name.span,
-                    kind,
-                    columns,
-                    limit,
-                    label_checks: Vec::new(),
-                });
+                return Some(DataSource::new(name, kind, columns, limit));
             }
         }
         let get = |k: &str| args.get(k).map(|(v, s)| (v.clone(), *s));
@@ -412,14 +403,7 @@ impl Checker<'_> {
                 )
             }
         };
-        Some(DataSource {
-            name: name.name.clone(),
-            span: name.span,
-            kind,
-            columns,
-            limit,
-            label_checks: Vec::new(),
-        })
+        Some(DataSource::new(name, kind, columns, limit))
     }
 
     pub(crate) fn no_columns_here(&mut self, span: Span) {
@@ -431,6 +415,19 @@ impl Checker<'_> {
             )
             .help("choose and name the columns in the column blocks of the file sources"),
         );
+    }
+}
+
+impl DataSource {
+    fn new(name: &ast::Ident, kind: DataKind, columns: Vec<Column>, limit: Option<usize>) -> Self {
+        DataSource {
+            name: name.name.clone(),
+            span: name.span,
+            kind,
+            columns,
+            limit,
+            label_checks: Vec::new(),
+        }
     }
 }
 
