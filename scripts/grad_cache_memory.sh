@@ -14,18 +14,12 @@
 # instead of building this checkout's release binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SHARED="$(cd "${STPIPE_SHARED:-../shared}" && pwd)"
 BATCH="${1:-256}"
 STEPS="${2:-2}"
 RUNS="${3:-3}"
 SEQ="${4:-64}"
-TMP="$(mktemp -d)"
-trap 'rm -rf "$TMP"' EXIT
-BIN="${STPIPE_BIN:-./target/release/stpipe}"
-if [ -z "${STPIPE_BIN:-}" ]; then
-    cargo build --release >/dev/null 2>&1 || cargo build --release
-fi
-echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); batch $BATCH, $STEPS steps"
+source scripts/common.sh
+echo "== batch $BATCH, $STEPS steps"
 
 for loss in "MultipleNegativesRankingLoss(m)" "CachedMultipleNegativesRankingLoss(m, mini_batch_size: 32)"; do
     name="${loss%%(*}"

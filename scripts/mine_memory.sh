@@ -14,15 +14,8 @@
 # /work/pyref/bin/python) is the reference interpreter.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SHARED="$(cd "${STPIPE_SHARED:-../shared}" && pwd)"
 PY="${PYTHON:-/work/pyref/bin/python}"
-TMP="$(mktemp -d)"
-trap 'rm -rf "$TMP"' EXIT
-BIN="${STPIPE_BIN:-./target/release/stpipe}"
-if [ -z "${STPIPE_BIN:-}" ]; then
-    cargo build --release >/dev/null 2>&1 || cargo build --release
-fi
-echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+source scripts/common.sh
 python3 scripts/mine_memory_data.py "$TMP" --shared "$SHARED"
 
 cat > "$TMP/mine.stp" <<STP

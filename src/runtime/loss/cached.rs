@@ -5,6 +5,7 @@
 use candle_core::{Result, Tensor, Var};
 
 use super::{Loss, LossInputs};
+use crate::registry::choices::Similarity;
 use crate::registry::{opt, ArgError, ArgSpec, ArgType::Count, Args};
 
 /// The argument every cached loss adds to its uncached one's.
@@ -19,6 +20,21 @@ pub(super) const MINI_BATCH_SIZE: ArgSpec = opt(
 /// The checked `mini_batch_size` (at least 1).
 pub(super) fn mini_batch_size(a: &Args) -> std::result::Result<usize, ArgError> {
     Ok(a.usize("mini_batch_size")?.max(1))
+}
+
+/// The `build` of a cached in-batch negatives loss named `name`: its
+/// uncached loss from `scale` and `similarity` (`new`), under GradCache.
+pub(super) fn build_in_batch<L: Loss + 'static>(
+    name: &'static str,
+    a: &Args,
+    new: fn(f64, Similarity) -> Result<L>,
+) -> Result<Box<dyn Loss>> {
+    let inner = new(
+        a.f64("scale").map_err(super::arg)?,
+        a.choice("similarity").map_err(super::arg)?,
+    )?;
+    let n = mini_batch_size(a).map_err(super::arg)?;
+    Ok(Box::new(Cached::with_name(name, inner, n)))
 }
 
 /// `inner` under GradCache, named `name`.

@@ -13,7 +13,7 @@
 
 use candle_core::Result;
 
-use super::cached::{mini_batch_size, Cached, MINI_BATCH_SIZE};
+use super::cached::{build_in_batch, Cached, MINI_BATCH_SIZE};
 use super::mnrl::{MultipleNegativesRankingLoss, ARGS as MNRL_ARGS};
 use super::{Loss, LossCx, LossEntry};
 use crate::registry::{columns, ArgSpec, Args, Component, Family};
@@ -35,12 +35,7 @@ pub const ENTRY: LossEntry = LossEntry {
 };
 
 fn build(a: &Args, _: &LossCx) -> Result<Box<dyn Loss>> {
-    let inner = MultipleNegativesRankingLoss::new(
-        a.f64("scale").map_err(super::arg)?,
-        a.choice("similarity").map_err(super::arg)?,
-    )?;
-    let n = mini_batch_size(a).map_err(super::arg)?;
-    Ok(Box::new(CachedMultipleNegativesRankingLoss::new(inner, n)))
+    build_in_batch(ENTRY.spec.name, a, MultipleNegativesRankingLoss::new)
 }
 
 pub type CachedMultipleNegativesRankingLoss = Cached<MultipleNegativesRankingLoss>;

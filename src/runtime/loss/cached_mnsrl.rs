@@ -5,7 +5,7 @@
 
 use candle_core::Result;
 
-use super::cached::{mini_batch_size, Cached};
+use super::cached::{build_in_batch, Cached};
 use super::mnsrl::MultipleNegativesSymmetricRankingLoss;
 use super::{Loss, LossCx, LossEntry};
 use crate::registry::{columns, Args, Component, Family};
@@ -23,14 +23,7 @@ pub const ENTRY: LossEntry = LossEntry {
 };
 
 fn build(a: &Args, _: &LossCx) -> Result<Box<dyn Loss>> {
-    let inner = MultipleNegativesSymmetricRankingLoss::new(
-        a.f64("scale").map_err(super::arg)?,
-        a.choice("similarity").map_err(super::arg)?,
-    )?;
-    let n = mini_batch_size(a).map_err(super::arg)?;
-    Ok(Box::new(CachedMultipleNegativesSymmetricRankingLoss::new(
-        inner, n,
-    )))
+    build_in_batch(ENTRY.spec.name, a, MultipleNegativesSymmetricRankingLoss::new)
 }
 
 pub type CachedMultipleNegativesSymmetricRankingLoss =
