@@ -441,7 +441,11 @@ impl Checker<'_> {
         let comp = self.lookup_component(Family::Evaluator, &call.name)?;
         let mut args = self.bind(comp, &call.args, call.span)?;
         let model = args.get("model")?.0.as_str()?.to_string();
-        if comp.arg("data").is_none() {
+        if comp
+            .args
+            .iter()
+            .any(|a| a.ty == registry::ArgType::Evaluators)
+        {
             return self.check_sequence(name, comp, &mut args, model);
         }
         let (data, data_span) = args

@@ -23,7 +23,11 @@ pub const ENTRY: LossEntry = LossEntry {
 };
 
 fn build(a: &Args, _: &LossCx) -> Result<Box<dyn Loss>> {
-    build_in_batch(ENTRY.spec.name, a, MultipleNegativesSymmetricRankingLoss::new)
+    build_in_batch(
+        ENTRY.spec.name,
+        a,
+        MultipleNegativesSymmetricRankingLoss::new,
+    )
 }
 
 pub type CachedMultipleNegativesSymmetricRankingLoss =
