@@ -145,6 +145,27 @@ def main():
     out["margin_mse_dot"] = value(losses.MarginMSELoss(m), [u, v, w], margins)
     out["margin_mse_cosine"] = value(losses.MarginMSELoss(m, similarity_fct=util.pairwise_cos_sim), [u, v, w], margins)
 
+    # With two negatives the label is a list per row: two margins, or the
+    # teacher's three scores (positive first). DistillKLDivLoss reads the
+    # latter. `teacher(n, k)` is src/runtime/loss/distill_kl_div.rs's.
+    def teacher(n, k):
+        return torch.tensor(
+            [[((i * 7 + j * 3) % 5) * 2.5 for j in range(k)] for i in range(n)], dtype=torch.float64
+        )
+
+    x = gen(3, 5, 4)
+    out["margin_mse_two_margins"] = value(losses.MarginMSELoss(m), [u, v, w, x], teacher(5, 2))
+    out["margin_mse_three_scores"] = value(
+        losses.MarginMSELoss(m, similarity_fct=util.pairwise_cos_sim), [u, v, w, x], teacher(5, 3)
+    )
+    out["distill_kl_dot"] = value(losses.DistillKLDivLoss(m), [u, v, w, x], teacher(5, 3))
+    out["distill_kl_cosine_t2"] = value(
+        losses.DistillKLDivLoss(m, similarity_fct=util.pairwise_cos_sim, temperature=2.0), [u, v, w, x], teacher(5, 3)
+    )
+    out["distill_kl_dot_student_half_teacher_3"] = value(
+        losses.DistillKLDivLoss(m, student_temperature=0.5, teacher_temperature=3.0), [u, v, w, x], teacher(5, 3)
+    )
+
     # The cached in-batch negatives losses, mini-batches smaller than the batch.
     # Their loss math (`calculate_loss`) over the embeddings in mini-batches.
     seq = SequentialModel()

@@ -9,7 +9,7 @@ use crate::syntax::ast::{self, ColExprKind, ValueKind};
 
 /// What the column expressions of a file source can see.
 /// The functions of column expressions.
-pub const COLUMN_FUNCTIONS: &[&str] = &["col", "map", "normalize"];
+pub const COLUMN_FUNCTIONS: &[&str] = &["col", "map", "normalize", "item", "take"];
 
 pub(crate) struct FileCtx<'p> {
     pub written: String,
@@ -40,13 +40,27 @@ impl Checker<'_> {
                 ok = false;
                 continue;
             }
-            match self.col_expr(ctx, &d.expr) {
-                Some((expr, ty, samples)) => out.push(Column {
-                    name: d.name.name.clone(),
-                    expr: Some(expr),
-                    ty,
-                    samples: samples.unwrap_or_default(),
-                }),
+            match self
+                .col_expr(ctx, &d.expr)
+                .and_then(|op| self.expand_take(&d.name, op))
+            {
+                Some(cols) => {
+                    for c in cols {
+                        if out.iter().any(|o| o.name == c.name) {
+                            self.err(
+                                Diag::error(
+                                    "duplicate-column",
+                                    d.name.span,
+                                    format!("column `{}` is defined twice", c.name),
+                                )
+                                .help("give each column a distinct name"),
+                            );
+                            ok = false;
+                        } else {
+                            out.push(c);
+                        }
+                    }
+                }
                 None => ok = false,
             }
         }
@@ -84,7 +98,14 @@ impl Checker<'_> {
                 let (l, r) = (l?, r?);
                 let mut ok = true;
                 for (side, x) in [(lhs, &l), (rhs, &r)] {
-                    if x.1 == Some(ColType::Text) {
+                    if matches!(x.0, ColumnExpr::Take { .. }) {
+                        self.err(
+                            Diag::error("list-arithmetic", side.span, "arithmetic on a list").help(
+                                "compute with single values: item(col(...), INDEX) is one element",
+                            ),
+                        );
+                        ok = false;
+                    } else if x.1 == Some(ColType::Text) {
                         let eg =
                             x.2.as_ref()
                                 .and_then(|v| v.first().cloned())
@@ -161,10 +182,12 @@ impl Checker<'_> {
                 "col" => self.col_field(ctx, e.span, args),
                 "map" => self.col_map(ctx, e.span, args),
                 "normalize" => self.col_normalize(ctx, e.span, args),
+                "item" => self.col_item(ctx, e.span, args),
+                "take" => self.col_take(ctx, e.span, args),
                 other => {
                     let help = match registry::did_you_mean(other, COLUMN_FUNCTIONS.iter().copied()) {
                         Some(s) => format!("did you mean `{s}`?"),
-                        None => "columns are chosen with col(INDEX) or col(\"NAME\"), labels mapped with map(...), scores rescaled with normalize(...)".into(),
+                        None => "columns are chosen with col(INDEX) or col(\"NAME\"), labels mapped with map(...), scores rescaled with normalize(...), lists read with item(...) and take(...)".into(),
                     };
                     self.err(
                         Diag::error(
@@ -303,6 +326,13 @@ impl Checker<'_> {
             }
         };
         let (inner, _, samples) = self.col_expr(ctx, input)?;
+        if matches!(inner, ColumnExpr::Take { .. }) {
+            self.err(
+                Diag::error("list-arithmetic", input.span, "map of a list")
+                    .help("map single values: item(col(...), INDEX) is one element"),
+            );
+            return None;
+        }
         let mut map: Vec<(String, i64)> = Vec::new();
         let mut ok = true;
         for (k, v) in entries {

@@ -141,12 +141,7 @@ impl Checker<'_> {
                             );
                             ok = false;
                         } else {
-                            cols.push(Column {
-                                name: c.name.clone(),
-                                expr: None,
-                                ty: c.ty,
-                                samples: c.samples.clone(),
-                            });
+                            cols.push(Column::derived_from(c));
                         }
                     }
                 }
@@ -239,12 +234,7 @@ impl Checker<'_> {
                 }
                 let cols = ["anchor", "positive", "negative"]
                     .iter()
-                    .map(|n| Column {
-                        name: n.to_string(),
-                        expr: None,
-                        ty: Some(ColType::Text),
-                        samples: Vec::new(),
-                    })
+                    .map(|n| Column::derived(n, ColType::Text))
                     .collect();
                 (
                     DataKind::Triplets {
@@ -374,6 +364,7 @@ impl Checker<'_> {
                                 }),
                                 ty: infer(&pk.as_ref().map(|p| p.values(i)).unwrap_or_default()),
                                 samples: pk.as_ref().map(|p| p.values(i)).unwrap_or_default(),
+                                list_len: None,
                             })
                             .collect(),
                         None if pk.is_none() => return None,

@@ -11,6 +11,7 @@ mod columns;
 pub use columns::COLUMN_FUNCTIONS;
 mod data;
 mod lets;
+mod lists;
 mod memory;
 mod models;
 mod normalize;

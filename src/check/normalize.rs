@@ -61,6 +61,13 @@ impl Checker<'_> {
             );
             return None;
         }
+        if matches!(inner.0, ColumnExpr::Take { .. }) {
+            self.err(
+                Diag::error("list-arithmetic", input.span, "`normalize` of a list")
+                    .help("normalize single values: item(col(...), INDEX) is one element"),
+            );
+            return None;
+        }
         if inner.1 == Some(ColType::Text) {
             let eg = inner
                 .2

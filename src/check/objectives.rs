@@ -325,6 +325,11 @@ impl Checker<'_> {
                 );
                 ok = false;
             }
+            (Some(want), Some(l))
+                if want == ColType::FloatList || l.ty == Some(ColType::FloatList) =>
+            {
+                ok &= self.check_list_label(comp, &spec, ds, l, at);
+            }
             (Some(want), Some(l)) => {
                 let bad = match (want, l.ty) {
                     (ColType::Float, Some(ColType::Text)) => Some("text"),
@@ -431,6 +436,73 @@ impl Checker<'_> {
             ok = false;
         }
         ok
+    }
+
+    /// A label that is a list of scores, or one that should be: its type
+    /// and its length against the text columns.
+    fn check_list_label(
+        &mut self,
+        comp: &Component,
+        spec: &registry::Columns,
+        ds: &DataSource,
+        l: &Column,
+        at: Span,
+    ) -> bool {
+        let texts = ds.text_columns().len();
+        let lengths = spec.list_label.lengths(texts);
+        let need = spec.describe();
+        if l.ty != Some(ColType::FloatList) {
+            self.err(
+                Diag::error(
+                    "label-type",
+                    at,
+                    format!(
+                        "{} needs a list of scores in `{}` (one per candidate), but `{}` holds one value per row",
+                        comp.name, l.name, ds.name
+                    ),
+                )
+                .help(format!("read the teacher's scores as a list: `score: take(col(\"scores\"), {})`", lengths.first().copied().unwrap_or(2))),
+            );
+            return false;
+        }
+        if lengths.is_empty() {
+            self.err(
+                Diag::error(
+                    "label-type",
+                    at,
+                    format!(
+                        "{} needs one value in `{}`, but `{}` holds a list of scores per row",
+                        comp.name, l.name, ds.name
+                    ),
+                )
+                .help(format!(
+                    "{} needs {need}; `item(col(...), 0)` reads one element",
+                    comp.name
+                )),
+            );
+            return false;
+        }
+        match l.list_len {
+            Some(k) if !lengths.contains(&k) => {
+                let allowed: Vec<String> = lengths.iter().map(usize::to_string).collect();
+                self.err(
+                    Diag::error(
+                        "label-length",
+                        at,
+                        format!(
+                            "{} reads {texts} text columns of `{}`, so the list in `{}` must hold {} score(s) per row, not {k}",
+                            comp.name,
+                            ds.name,
+                            l.name,
+                            allowed.join(" or ")
+                        ),
+                    )
+                    .help(format!("{} needs {need}", comp.name)),
+                );
+                false
+            }
+            _ => true,
+        }
     }
 
     pub(crate) fn check_evaluator(

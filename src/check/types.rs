@@ -229,6 +229,18 @@ pub enum ColumnExpr {
         input: Box<ColumnExpr>,
         map: Vec<(String, i64)>,
     },
+    /// Element `index` (from 0) of a list field: `item(col("pos"), 0)`,
+    /// and each text column that `take` of a list of texts becomes.
+    Item {
+        input: Box<ColumnExpr>,
+        index: usize,
+    },
+    /// The first `n` elements of a list field, as a list of scores:
+    /// `score: take(col("scores"), 4)`.
+    Take {
+        input: Box<ColumnExpr>,
+        n: usize,
+    },
 }
 
 /// Serializable arithmetic operator.
@@ -263,6 +275,9 @@ pub struct Column {
     /// Values of the file's first rows, when known (for diagnostics).
     #[serde(skip)]
     pub samples: Vec<String>,
+    /// The length of every row's list, for a [`ColType::FloatList`] column.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub list_len: Option<usize>,
 }
 
 impl Column {
@@ -273,6 +288,7 @@ impl Column {
             expr: None,
             ty: Some(ty),
             samples: Vec::new(),
+            list_len: None,
         }
     }
 
@@ -283,6 +299,7 @@ impl Column {
             expr: None,
             ty: c.ty,
             samples: c.samples.clone(),
+            list_len: c.list_len,
         }
     }
 }

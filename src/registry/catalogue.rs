@@ -36,6 +36,7 @@ pub static LOSSES: &[&LossEntry] = &[
     &loss::cached_mnsrl::ENTRY,
     &loss::mse::ENTRY,
     &loss::margin_mse::ENTRY,
+    &loss::distill_kl_div::ENTRY,
     &loss::contrastive::ENTRY,
     &loss::online_contrastive::ENTRY,
     &loss::triplet::ENTRY,

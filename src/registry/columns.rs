@@ -2,7 +2,7 @@
 //! sentence-transformers' conventions: text columns in order, then a label
 //! column named `label` or `score`.
 
-use super::{ColType, Columns};
+use super::{ColType, Columns, ListLabel};
 
 const fn texts(names: &'static [&'static str], min: usize, max: Option<usize>) -> Columns {
     Columns {
@@ -12,6 +12,7 @@ const fn texts(names: &'static [&'static str], min: usize, max: Option<usize>) -
         label: None,
         label_range: None,
         label_classes: None,
+        list_label: ListLabel::No,
     }
 }
 
@@ -77,5 +78,14 @@ pub const ANY_TEXTS: Columns = texts(&["text..."], 1, None);
 /// `score(query, positive) - score(query, negative)` (MarginMSE).
 pub const TRIPLET_MARGIN: Columns = Columns {
     label: Some(ColType::Float),
-    ..TRIPLET
+    list_label: ListLabel::PerNegativeOrCandidate,
+    ..texts(&["query", "positive", "negative_1", "..."], 3, None)
+};
+
+/// (query, positive, negative_1, ..., negative_n) and a list of teacher
+/// scores, one per candidate (DistillKLDiv).
+pub const CANDIDATE_SCORES: Columns = Columns {
+    label: Some(ColType::FloatList),
+    list_label: ListLabel::PerCandidate,
+    ..texts(&["query", "positive", "negative_1", "..."], 3, None)
 };

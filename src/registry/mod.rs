@@ -288,6 +288,9 @@ pub enum ColType {
     Float,
     /// An integer class label.
     Int,
+    /// A list of float scores per row, of one length for the whole source
+    /// (`score: take(col("scores"), 4)`): teacher scores for distillation.
+    FloatList,
 }
 
 impl ColType {
@@ -296,6 +299,7 @@ impl ColType {
             ColType::Text => "text",
             ColType::Float => "float score",
             ColType::Int => "integer label",
+            ColType::FloatList => "list of float scores",
         }
     }
 }
@@ -316,6 +320,35 @@ pub struct Columns {
     /// The argument that gives the number of classes: labels must lie in
     /// `0..n` (SoftmaxLoss's `num_labels`).
     pub label_classes: Option<&'static str>,
+    /// How long a list label ([`ColType::FloatList`]) must be, when one is
+    /// accepted.
+    pub list_label: ListLabel,
+}
+
+/// The lengths a list label may have, counted from the text columns
+/// (query, positive, negative_1 .. negative_n).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListLabel {
+    /// No list label.
+    No,
+    /// One score per candidate (the positive and each negative): n + 1.
+    PerCandidate,
+    /// One margin per negative (n), or one score per candidate (n + 1),
+    /// as MarginMSELoss reads them.
+    PerNegativeOrCandidate,
+}
+
+impl ListLabel {
+    /// The list lengths allowed with `texts` text columns.
+    pub fn lengths(self, texts: usize) -> Vec<usize> {
+        match self {
+            ListLabel::No => Vec::new(),
+            ListLabel::PerCandidate => vec![texts.saturating_sub(1)],
+            ListLabel::PerNegativeOrCandidate => {
+                vec![texts.saturating_sub(2), texts.saturating_sub(1)]
+            }
+        }
+    }
 }
 
 impl Columns {
@@ -328,12 +361,18 @@ impl Columns {
         if !self.texts.is_empty() {
             s.push_str(&format!(" ({})", self.texts.join(", ")));
         }
-        match self.label {
-            Some(t) => s.push_str(&format!(
+        match (self.label, self.list_label) {
+            (Some(ColType::Float), ListLabel::PerNegativeOrCandidate) => s.push_str(
+                " and a `score` column: a float, or a list of one margin per negative or one score per candidate",
+            ),
+            (Some(ColType::FloatList), ListLabel::PerCandidate) => s.push_str(
+                " and a `score` column holding a list of scores, one per candidate (the positive, then each negative)",
+            ),
+            (Some(t), _) => s.push_str(&format!(
                 " and a {} column named `label` or `score`",
                 t.noun()
             )),
-            None => s.push_str(" and no label column"),
+            (None, _) => s.push_str(" and no label column"),
         }
         if let Some((lo, hi)) = self.label_range {
             s.push_str(&format!(" with values in [{lo}, {hi}]"));

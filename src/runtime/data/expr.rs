@@ -2,12 +2,15 @@
 //! on one row of fields.
 
 use crate::check::types::{ArithOpName, ColType, ColumnExpr, FieldRef};
+use crate::data::list::{elements, Element};
 
 /// A computed cell.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Cell {
     Text(String),
     Number(f64),
+    /// The numbers `take(...)` read from a list field.
+    List(Vec<f64>),
 }
 
 /// How the fields of a row are named (header or JSON keys).
@@ -41,6 +44,7 @@ impl Row<'_> {
 fn number(cell: Cell) -> Result<f64, String> {
     match cell {
         Cell::Number(n) => Ok(n),
+        Cell::List(_) => Err("a list where one number belongs".to_string()),
         Cell::Text(t) => t
             .trim()
             .parse::<f64>()
@@ -66,10 +70,51 @@ pub(crate) fn eval(expr: &ColumnExpr, row: &Row) -> Result<Cell, String> {
                 }
             })
         }
+        ColumnExpr::Item { input, index } => {
+            let items = list_field(input, row)?;
+            let found = items.len();
+            match items.into_iter().nth(*index) {
+                Some(Element::Text(t)) => Cell::Text(t),
+                Some(Element::Number(n)) => Cell::Number(n),
+                Some(Element::Other(what)) => {
+                    return Err(format!("element {index} of the list is {what}"))
+                }
+                None => {
+                    return Err(format!(
+                        "the list has {found} element(s); element {index} (from 0) is missing"
+                    ))
+                }
+            }
+        }
+        ColumnExpr::Take { input, n } => {
+            let items = list_field(input, row)?;
+            if items.len() < *n {
+                return Err(format!(
+                    "the list has {} element(s), fewer than the {n} taken",
+                    items.len()
+                ));
+            }
+            let mut out = Vec::with_capacity(*n);
+            for (i, e) in items.into_iter().take(*n).enumerate() {
+                match e {
+                    Element::Number(x) => out.push(x),
+                    Element::Text(t) => {
+                        out.push(t.trim().parse::<f64>().map_err(|_| {
+                            format!("element {i} of the list, `{t}`, is not a number")
+                        })?)
+                    }
+                    Element::Other(what) => {
+                        return Err(format!("element {i} of the list is {what}"))
+                    }
+                }
+            }
+            Cell::List(out)
+        }
         ColumnExpr::Map { input, map } => {
             let key = match eval(input, row)? {
                 Cell::Text(t) => t.trim().to_string(),
                 Cell::Number(n) => format_number(n),
+                Cell::List(_) => return Err("a list cannot be mapped to a label".to_string()),
             };
             match map.iter().find(|(k, _)| *k == key) {
                 Some((_, v)) => Cell::Number(*v as f64),
@@ -85,6 +130,14 @@ pub(crate) fn eval(expr: &ColumnExpr, row: &Row) -> Result<Cell, String> {
     })
 }
 
+/// The elements of the list field an `item` or `take` reads.
+fn list_field(input: &ColumnExpr, row: &Row) -> Result<Vec<Element>, String> {
+    let ColumnExpr::Field { field } = input else {
+        return Err("a list is read from a field, col(...)".to_string());
+    };
+    elements(row.field(field)?)
+}
+
 fn format_number(n: f64) -> String {
     if n.fract() == 0.0 && n.abs() < 1e15 {
         format!("{}", n as i64)
@@ -98,6 +151,7 @@ pub(crate) enum Typed {
     Text(String),
     Score(f32),
     Class(i64),
+    Scores(Vec<f32>),
 }
 
 pub(crate) fn typed(cell: Cell, ty: ColType) -> Result<Typed, String> {
@@ -105,7 +159,17 @@ pub(crate) fn typed(cell: Cell, ty: ColType) -> Result<Typed, String> {
         ColType::Text => Typed::Text(match cell {
             Cell::Text(t) => t,
             Cell::Number(n) => format_number(n),
+            Cell::List(_) => return Err("a list where one text belongs".to_string()),
         }),
+        ColType::FloatList => {
+            let Cell::List(v) = cell else {
+                return Err("one value where a list of scores belongs".to_string());
+            };
+            if let Some(x) = v.iter().find(|x| !x.is_finite()) {
+                return Err(format!("score {x} in the list is not finite"));
+            }
+            Typed::Scores(v.into_iter().map(|x| x as f32).collect())
+        }
         ColType::Float => {
             let v = number(cell)?;
             if !v.is_finite() {

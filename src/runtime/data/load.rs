@@ -180,29 +180,32 @@ fn check_labels(source: &DataSource, ds: &mut Dataset, skip: bool) -> Result<(),
     let column = ds.label_column.clone().unwrap_or_else(|| "label".into());
     let problem = |e: &Example| -> Option<String> {
         // Compared as f64, shown as read (`1.7`, not its f64 widening).
-        let (v, shown) = match e.label? {
-            Label::Score(s) => (s as f64, s.to_string()),
-            Label::Class(k) => (k as f64, k.to_string()),
+        let values: Vec<(f64, String)> = match e.label.as_ref()? {
+            Label::Score(s) => vec![(*s as f64, s.to_string())],
+            Label::Class(k) => vec![(*k as f64, k.to_string())],
+            Label::Scores(v) => v.iter().map(|s| (*s as f64, s.to_string())).collect(),
         };
-        source.label_checks.iter().find_map(|c| {
-            if let Some((lo, hi)) = c.range {
-                if !(lo..=hi).contains(&v) {
-                    return Some(format!(
-                        "`{column}` is {shown}, outside [{lo}, {hi}], the range {} needs",
-                        c.by
-                    ));
+        values.into_iter().find_map(|(v, shown)| {
+            source.label_checks.iter().find_map(|c| {
+                if let Some((lo, hi)) = c.range {
+                    if !(lo..=hi).contains(&v) {
+                        return Some(format!(
+                            "`{column}` is {shown}, outside [{lo}, {hi}], the range {} needs",
+                            c.by
+                        ));
+                    }
                 }
-            }
-            if let Some(n) = c.classes {
-                if v.fract() != 0.0 || v < 0.0 || v >= n as f64 {
-                    return Some(format!(
-                        "`{column}` is {shown}, not a class 0..{} of {}",
-                        n - 1,
-                        c.by
-                    ));
+                if let Some(n) = c.classes {
+                    if v.fract() != 0.0 || v < 0.0 || v >= n as f64 {
+                        return Some(format!(
+                            "`{column}` is {shown}, not a class 0..{} of {}",
+                            n - 1,
+                            c.by
+                        ));
+                    }
                 }
-            }
-            None
+                None
+            })
         })
     };
     let mut kept = Vec::with_capacity(ds.examples.len());
@@ -498,6 +501,7 @@ fn example(source: &DataSource, row: &Row) -> Result<Example, (String, String)> 
             }
             Typed::Score(s) => label = Some(Label::Score(s)),
             Typed::Class(k) => label = Some(Label::Class(k)),
+            Typed::Scores(v) => label = Some(Label::Scores(v)),
         }
     }
     Ok(Example {

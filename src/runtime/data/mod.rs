@@ -122,10 +122,13 @@ impl From<crate::registry::ArgError> for DataError {
 use std::path::PathBuf;
 
 /// A label value of one example.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Label {
     Score(f32),
     Class(i64),
+    /// One score per candidate column (teacher scores for distillation),
+    /// the same number in every row of a source.
+    Scores(Vec<f32>),
 }
 
 /// One training or evaluation example.
@@ -180,7 +183,7 @@ impl Dataset {
             .map(|e| match e.label {
                 Some(Label::Score(s)) => Some(s),
                 Some(Label::Class(c)) => Some(c as f32),
-                None => None,
+                Some(Label::Scores(_)) | None => None,
             })
             .collect()
     }

@@ -60,10 +60,11 @@ pub fn write(run_dir: &Path, ds: &Dataset, fingerprint: &str) -> std::io::Result
             .zip(&e.texts)
             .map(|(c, t)| format!("{}: {}", json(c), json(t)))
             .collect();
-        if let (Some(c), Some(l)) = (&ds.label_column, e.label) {
+        if let (Some(c), Some(l)) = (&ds.label_column, &e.label) {
             let v = match l {
-                Label::Class(k) => serde_json::Value::from(k),
-                Label::Score(s) => serde_json::Value::from(s as f64),
+                Label::Class(k) => serde_json::Value::from(*k),
+                Label::Score(s) => serde_json::Value::from(*s as f64),
+                Label::Scores(v) => v.iter().map(|s| *s as f64).collect(),
             };
             fields.push(format!("{}: {v}", json(c)));
         }
@@ -104,7 +105,14 @@ pub fn read(run_dir: &Path, name: &str, fingerprint: &str) -> Option<Dataset> {
         let label = match &d.label_column {
             None => None,
             Some(c) if d.classes => Some(Label::Class(v.get(c)?.as_i64()?)),
-            Some(c) => Some(Label::Score(v.get(c)?.as_f64()? as f32)),
+            Some(c) => Some(match v.get(c)? {
+                serde_json::Value::Array(a) => Label::Scores(
+                    a.iter()
+                        .map(|x| x.as_f64().map(|x| x as f32))
+                        .collect::<Option<_>>()?,
+                ),
+                x => Label::Score(x.as_f64()? as f32),
+            }),
         };
         examples.push(Example {
             texts,

@@ -81,10 +81,10 @@ fn label_matches(e: &Example, slot: &Slot, want: &LabelValue) -> bool {
                     Err(_) => return false,
                 },
             };
-            match e.label {
-                Some(Label::Class(k)) => k as f64 == want,
-                Some(Label::Score(s)) => s as f64 == want,
-                None => false,
+            match &e.label {
+                Some(Label::Class(k)) => *k as f64 == want,
+                Some(Label::Score(s)) => *s as f64 == want,
+                Some(Label::Scores(_)) | None => false,
             }
         }
     }

@@ -80,7 +80,7 @@ pub(super) fn zip(name: &str, parts: Vec<Dataset>) -> Result<Dataset, DataError>
         for d in &parts {
             let e = &d.examples[i];
             texts.extend(e.texts.iter().cloned());
-            label = label.or(e.label);
+            label = label.or(e.label.clone());
         }
         let line = parts[0].examples[i].line;
         ds.examples.push(Example { texts, label, line });

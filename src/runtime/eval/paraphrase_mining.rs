@@ -85,7 +85,7 @@ impl Evaluator for ParaphraseMining {
             let positive = match e.label {
                 Some(Label::Class(c)) => c == 1,
                 Some(Label::Score(s)) => s == 1.0,
-                None => false,
+                Some(Label::Scores(_)) | None => false,
             };
             if positive {
                 pairs.push((ids[0], ids[1]));

@@ -4,10 +4,14 @@
 //! the loss is `mean((sim(q, p) - sim(q, n) - m)^2)`; `sim` is the dot
 //! product by default, as in sentence-transformers.
 //!
+//! With several negatives (query, positive, negative_1 .. negative_n) the
+//! label is a list (`score: take(col("margins"), n)`): one margin per
+//! negative, or the teacher's n + 1 scores (positive first), whose margins
+//! `s_pos - s_neg_i` the loss takes, as sentence-transformers does. The
+//! error is averaged over every (row, negative).
+//!
 //! The margins come from a data column (precomputed by the teacher, as in
-//! the MS MARCO recipes). With one negative a row's label is one number;
-//! several negatives would need a list of margins per row, which the data
-//! sources do not hold yet.
+//! the MS MARCO recipes).
 
 use candle_core::{Result, Tensor};
 
@@ -18,7 +22,7 @@ pub const ENTRY: LossEntry = LossEntry {
     spec: Component {
         name: "MarginMSELoss",
         family: Family::Loss,
-        doc: "Distils a teacher's margins: the mean squared error between sim(query, positive) - sim(query, negative) and the teacher's margin in the score column.",
+        doc: "Distils a teacher's margins: the mean squared error between sim(query, positive) - sim(query, negative_i) and the teacher's margins in the score column (one number with one negative; with n negatives a list of n margins or of the n + 1 teacher scores, positive first).",
         args: &[
             req("model", Model, "the model trained"),
             opt("similarity", Choice(Similarity::NAMES), "dot", "the student's similarity (the teacher's margins should use the same scale)"),
@@ -46,11 +50,25 @@ impl Loss for MarginMSELoss {
     }
 
     fn forward(&self, inputs: &LossInputs) -> Result<Tensor> {
-        let (cols, batch, _) = inputs.columns(self.name(), 3, Some(3))?;
-        let margins = inputs.scores_for(self.name(), batch, cols[0].dtype(), cols[0].device())?;
+        let (cols, batch, _) = inputs.columns(self.name(), 3, None)?;
+        let negatives = cols.len() - 2;
+        let labels = inputs.score_matrix(self.name(), batch, cols[0].dtype(), cols[0].device())?;
+        let targets = match labels.dim(1)? {
+            k if k == negatives => labels,
+            k if k == negatives + 1 => labels
+                .narrow(1, 0, 1)?
+                .broadcast_sub(&labels.narrow(1, 1, negatives)?)?,
+            k => candle_core::bail!(
+                "MarginMSELoss: {negatives} negative column(s) need {negatives} margins or {} scores per row, got {k}",
+                negatives + 1
+            ),
+        };
         let pos = self.similarity.pairwise(&cols[0], &cols[1])?;
-        let neg = self.similarity.pairwise(&cols[0], &cols[2])?;
-        ((pos - neg)? - margins)?.sqr()?.mean_all()
+        let margins = cols[2..]
+            .iter()
+            .map(|n| &pos - self.similarity.pairwise(&cols[0], n)?)
+            .collect::<Result<Vec<_>>>()?;
+        (Tensor::stack(&margins, 1)? - targets)?.sqr()?.mean_all()
     }
 }
 
@@ -95,6 +113,64 @@ mod tests {
             (triplet_value(&cos, &cols, &scores)?, 0.4487982160153129),
         ]);
         Ok(())
+    }
+
+    #[test]
+    fn lists_of_margins_or_scores_match_sentence_transformers() -> Result<()> {
+        // scripts/loss_reference_values.py: margin_mse_two_margins and
+        // margin_mse_three_scores (two negatives).
+        let cols = [gen(0, 5, 4), gen(1, 5, 4), gen(2, 5, 4), gen(3, 5, 4)];
+        let with = |l: &MarginMSELoss, k: usize| -> Result<f64> {
+            let inputs = LossInputs::new(cols.iter().map(|c| t2(c)).collect())
+                .with_scores(t2(&teacher_scores(5, k)));
+            Ok(scalar(&l.forward(&inputs)?))
+        };
+        let dot = MarginMSELoss {
+            similarity: Similarity::Dot,
+        };
+        let cos = MarginMSELoss {
+            similarity: Similarity::Cosine,
+        };
+        assert_reference(&[
+            (with(&dot, 2)?, 48.4830381908199),
+            (with(&cos, 3)?, 34.40854035049663),
+        ]);
+        // One score per row with two negatives, or four: neither fits.
+        assert!(with(&dot, 1).is_err() && with(&dot, 4).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn hand_computed_list_of_scores() -> Result<()> {
+        // q (1, 0); p (2, 0), n1 (1, 0), n2 (0, 3): dot 2, 1, 0, so the
+        // margins are 1 and 2. Teacher scores (5, 4.5, 2) give margins 0.5
+        // and 3: loss ((1 - 0.5)^2 + (2 - 3)^2) / 2 = 0.625.
+        let cols = [
+            vec![vec![1.0, 0.0]],
+            vec![vec![2.0, 0.0]],
+            vec![vec![1.0, 0.0]],
+            vec![vec![0.0, 3.0]],
+        ];
+        let inputs = LossInputs::new(cols.iter().map(|c| t2(c)).collect())
+            .with_scores(t2(&[vec![5.0, 4.5, 2.0]]));
+        let loss = MarginMSELoss {
+            similarity: Similarity::Dot,
+        };
+        let got = scalar(&loss.forward(&inputs)?);
+        assert!((got - 0.625).abs() < 1e-12, "{got}");
+        Ok(())
+    }
+
+    #[test]
+    fn gradients_with_two_negatives() -> Result<()> {
+        let cols = [gen(0, 4, 3), gen(1, 4, 3), gen(2, 4, 3), gen(3, 4, 3)];
+        let t = t2(&teacher_scores(4, 3));
+        let loss = MarginMSELoss {
+            similarity: Similarity::Cosine,
+        };
+        check_grads(&cols, |x| {
+            loss.forward(&LossInputs::new(x.to_vec()).with_scores(t.clone()))
+        })
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub mod cached_mnsrl;
 pub mod contrastive;
 pub mod cosent;
 pub mod cosine_similarity;
+pub mod distill_kl_div;
 pub mod gor;
 pub mod margin_mse;
 pub mod matryoshka;
@@ -174,6 +175,28 @@ impl LossInputs {
             bail!("{loss}: empty batch");
         }
         Ok((out, batch, dim))
+    }
+
+    /// The float scores as a `[batch, k]` tensor of `dtype`: a list label
+    /// as it is, one score per example as `[batch, 1]`.
+    pub fn score_matrix(
+        &self,
+        loss: &str,
+        batch: usize,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
+        let Some(s) = self.scores.as_ref() else {
+            bail!("{loss} needs teacher scores per example");
+        };
+        let s = match s.rank() {
+            1 => s.unsqueeze(1)?,
+            _ => s.clone(),
+        };
+        match s.dims() {
+            [b, _] if *b == batch => s.to_dtype(dtype)?.to_device(device),
+            d => bail!("{loss} expects {batch} rows of scores, got shape {d:?}"),
+        }
     }
 
     /// The float scores as a `[batch]` tensor of `dtype`; integer labels

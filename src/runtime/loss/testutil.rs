@@ -20,6 +20,14 @@ pub fn gen_scores(n: usize) -> Vec<f64> {
     (0..n).map(|i| ((i * 7) % 5) as f64 / 4.0).collect()
 }
 
+/// Teacher scores `((7i + 3j) mod 5) * 2.5`, `n` rows of `k`: the label
+/// lists of the distillation losses' reference cases.
+pub fn teacher_scores(n: usize, k: usize) -> Vec<Vec<f64>> {
+    (0..n)
+        .map(|i| (0..k).map(|j| ((i * 7 + j * 3) % 5) as f64 * 2.5).collect())
+        .collect()
+}
+
 pub fn t2(rows: &[Vec<f64>]) -> Tensor {
     let n = rows.len();
     let d = rows.first().map_or(0, |r| r.len());

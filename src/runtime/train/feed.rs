@@ -75,16 +75,37 @@ impl Feed<'_> {
             })
             .collect();
         let mut inputs = LossInputs::default();
-        let labels: Vec<Option<Label>> = idx.iter().map(|&i| self.data.examples[i].label).collect();
+        let labels: Vec<Option<&Label>> = idx
+            .iter()
+            .map(|&i| self.data.examples[i].label.as_ref())
+            .collect();
         if labels.iter().all(Option::is_some) && !labels.is_empty() {
             match labels[0] {
+                Some(Label::Scores(first)) => {
+                    // One row of scores per example: `[batch, n]`. Every
+                    // row of a source has the same length (`take`).
+                    let n = first.len();
+                    let mut v: Vec<f32> = Vec::with_capacity(n * labels.len());
+                    for l in &labels {
+                        match l {
+                            Some(Label::Scores(s)) if s.len() == n => v.extend_from_slice(s),
+                            _ => {
+                                return Err(RunError::Invalid(format!(
+                                    "objective `{}`: the rows' score lists differ in length",
+                                    self.name
+                                )))
+                            }
+                        }
+                    }
+                    inputs.scores = Some(Tensor::from_vec(v, (idx.len(), n), device)?);
+                }
                 Some(Label::Score(_)) => {
                     let v: Vec<f32> = labels
                         .iter()
                         .map(|l| match l {
                             Some(Label::Score(s)) => *s,
                             Some(Label::Class(c)) => *c as f32,
-                            None => 0.0,
+                            Some(Label::Scores(_)) | None => 0.0,
                         })
                         .collect();
                     inputs.scores = Some(Tensor::from_vec(v, idx.len(), device)?);
@@ -95,7 +116,7 @@ impl Feed<'_> {
                         .map(|l| match l {
                             Some(Label::Class(c)) => *c,
                             Some(Label::Score(s)) => *s as i64,
-                            None => 0,
+                            Some(Label::Scores(_)) | None => 0,
                         })
                         .collect();
                     inputs.labels = Some(Tensor::from_vec(v, idx.len(), device)?);

@@ -211,7 +211,7 @@ mod tests {
             (vec!["q".to_string(), "d".to_string()], Some("label"))
         );
         assert_eq!(texts(&l), ["a p1", "a p2", "a n1", "a n2", "b p3", "b n1"]);
-        let labels: Vec<Option<Label>> = l.examples.iter().map(|e| e.label).collect();
+        let labels: Vec<Option<Label>> = l.examples.iter().map(|e| e.label.clone()).collect();
         assert_eq!(
             labels[..3],
             [
