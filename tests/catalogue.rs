@@ -41,9 +41,11 @@ fn table(name: &str, cols: &Columns, classes: usize, rows: usize) -> (String, St
     };
     let mut header: Vec<String> = (0..texts).map(|i| format!("t{i}")).collect();
     let label = cols.label.map(|t| match t {
-        ColType::Float => "score",
+        ColType::Float | ColType::FloatList => "score",
         _ => "label",
     });
+    // A list label: one score per candidate (a JSON array in the cell).
+    let list_len = cols.list_label.lengths(texts).last().copied().unwrap_or(0);
     header.extend(label.map(str::to_string));
     let mut out = header.join("\t") + "\n";
     for r in 0..rows {
@@ -51,13 +53,20 @@ fn table(name: &str, cols: &Columns, classes: usize, rows: usize) -> (String, St
         match cols.label {
             Some(ColType::Float) => fields.push(format!("{:.3}", (r % 5) as f64 / 4.0)),
             Some(ColType::Int) => fields.push(((r * 7 + r / 3) % classes).to_string()),
+            Some(ColType::FloatList) => {
+                let s: Vec<String> = (0..list_len).map(|k| format!("{:.2}", ((r + k * 3) % 7) as f64 / 2.0)).collect();
+                fields.push(format!("[{}]", s.join(", ")));
+            }
             Some(ColType::Text) | None => {}
         }
         out.push_str(&(fields.join("\t") + "\n"));
     }
     let block: Vec<String> = header
         .iter()
-        .map(|h| format!("{h}: col(\"{h}\")"))
+        .map(|h| match cols.label {
+            Some(ColType::FloatList) if h == "score" => format!("{h}: take(col(\"{h}\"), {list_len})"),
+            _ => format!("{h}: col(\"{h}\")"),
+        })
         .collect();
     (
         out,

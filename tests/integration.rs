@@ -24,6 +24,7 @@ mod lsp;
 mod mining;
 mod model_card;
 mod options;
+mod parquet_data;
 mod overrides;
 mod parity;
 mod pipelines;

@@ -42,7 +42,7 @@ impl Checker<'_> {
             }
             match self
                 .col_expr(ctx, &d.expr)
-                .and_then(|op| self.expand_take(&d.name, op))
+                .and_then(|op| self.expand_take(&d.name, op, ctx))
             {
                 Some(cols) => {
                     for c in cols {
@@ -227,7 +227,7 @@ impl Checker<'_> {
                         Diag::error(
                             "bad-column",
                             arg.span,
-                            "columns of JSON Lines and SMART files are chosen by name",
+                            "columns of JSON Lines, Parquet and SMART files are chosen by name",
                         )
                         .help("write `col(\"name\")`; SMART fields are id, title, author, biblio, text"),
                     );

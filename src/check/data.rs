@@ -341,7 +341,7 @@ impl Checker<'_> {
                 };
                 let (header, json) = match &format {
                     Format::Delimited { header, .. } => (*header, false),
-                    Format::JsonLines | Format::Smart { .. } => (true, true),
+                    Format::JsonLines | Format::Parquet | Format::Smart { .. } => (true, true),
                 };
                 let ctx = FileCtx {
                     written: written.clone(),

@@ -76,7 +76,9 @@ impl Checker<'_> {
         args: &[ast::ColExpr],
     ) -> Option<Operand> {
         let (input, n) = self.list_args(ctx, span, args, "take", TAKE_USAGE, 1)?;
-        let (mut texts, mut numbers) = (false, false);
+        // Texts, numbers, and numbers written as text (which read as
+        // either: scores, or texts such as "42").
+        let (mut texts, mut numbers, mut numeric_texts) = (false, false, false);
         for (row, field) in input.2.iter().flatten().enumerate() {
             let items = match elements(field) {
                 Ok(items) => items,
@@ -95,6 +97,8 @@ impl Checker<'_> {
             }
             for (i, e) in items.iter().take(n).enumerate() {
                 match e {
+                    // A number written as text reads as a score too.
+                    Element::Text(t) if t.trim().parse::<f64>().is_ok() => numeric_texts = true,
                     Element::Text(_) => texts = true,
                     Element::Number(_) => numbers = true,
                     Element::Other(what) => {
@@ -103,11 +107,11 @@ impl Checker<'_> {
                 }
             }
         }
-        let ty = match (texts, numbers) {
-            (true, false) => Some(ColType::Text),
+        let ty = match (texts, numbers || numeric_texts) {
+            (true, _) if !numbers => Some(ColType::Text),
             (false, true) => Some(ColType::FloatList),
             (false, false) => None,
-            (true, true) => {
+            (true, _) => {
                 self.err(
                     Diag::error(
                         "mixed-list",
@@ -202,9 +206,29 @@ impl Checker<'_> {
 
     /// The columns of one column definition: itself, or, for `take` of a
     /// list of texts, one text column per element, named `NAME_1` ...
-    pub(super) fn expand_take(&mut self, name: &ast::Ident, op: Operand) -> Option<Vec<Column>> {
+    pub(super) fn expand_take(
+        &mut self,
+        name: &ast::Ident,
+        op: Operand,
+        ctx: &FileCtx,
+    ) -> Option<Vec<Column>> {
         let (expr, ty, samples) = op;
         let ColumnExpr::Take { input, n } = expr else {
+            if let (ColumnExpr::Field { .. }, true, Some(s)) = (&expr, ctx.json, &samples) {
+                // JSON Lines and Parquet hand a list on as its JSON text: a
+                // list read as one text would silently train on "[...]".
+                if !s.is_empty() && s.iter().all(|v| matches!(elements(v), Ok(e) if !e.is_empty())) {
+                    self.err(
+                        Diag::error(
+                            "list-as-text",
+                            name.span,
+                            format!("column `{}` reads a field of `{}` that holds lists, as one text", name.name, ctx.written),
+                        )
+                        .help(format!("`{}: take(col(...), N)` gives one text column per element, `item(col(...), 0)` one element", name.name)),
+                    );
+                    return None;
+                }
+            }
             return Some(vec![Column {
                 name: name.name.clone(),
                 list_len: None,

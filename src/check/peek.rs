@@ -60,6 +60,9 @@ impl Peek {
 }
 
 pub(crate) fn peek(path: &Path, format: &Format) -> std::io::Result<Peek> {
+    if *format == Format::Parquet {
+        return peek_parquet(path);
+    }
     let f = crate::data::open::open(path)?;
     let mut buf = Vec::new();
     f.take(PEEK_BYTES + 1).read_to_end(&mut buf)?;
@@ -72,6 +75,23 @@ pub(crate) fn peek(path: &Path, format: &Format) -> std::io::Result<Peek> {
     peek.lines_with_text = text.lines().filter(|l| !l.trim().is_empty()).count();
     peek.not_utf8_line = not_utf8_line;
     Ok(peek)
+}
+
+/// The head of a Parquet file: its columns from the schema, its first rows
+/// as the runtime reads them (lists as JSON text).
+fn peek_parquet(path: &Path) -> std::io::Result<Peek> {
+    let (header, rows, complete) = crate::data::parquet::head(path, PEEK_ROWS)?;
+    let rows: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|r| OrderedObject(r).into_fields().1)
+        .collect();
+    Ok(Peek {
+        header: Some(header),
+        lines_with_text: rows.len(),
+        rows,
+        complete,
+        ..Peek::default()
+    })
 }
 
 /// The line of the first byte that cannot be UTF-8. A character cut by the
@@ -116,6 +136,7 @@ fn parse(text: &str, format: &Format) -> Peek {
                 ..Peek::default()
             }
         }
+        Format::Parquet => Peek::default(),
         Format::JsonLines => {
             let mut header: Option<Vec<String>> = None;
             let mut rows = Vec::new();

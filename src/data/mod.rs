@@ -9,6 +9,7 @@ pub mod csv;
 pub mod json;
 pub mod list;
 pub mod open;
+pub mod parquet;
 pub mod records;
 pub mod smart;
 pub mod tsv;
@@ -32,6 +33,8 @@ pub enum Format {
         collapse: bool,
     },
     JsonLines,
+    /// Apache Parquet, read row group by row group; columns by name.
+    Parquet,
     /// SMART records (`.I id`, `.T` title, `.A` author, `.B` biblio, `.W`
     /// text), as in the Cranfield collection. Fields: id, title, author,
     /// biblio, text.

@@ -67,6 +67,7 @@ pub static READERS: &[&ReaderEntry] = &[
     &data::tsv::ENTRY,
     &data::csv::ENTRY,
     &data::json::ENTRY,
+    &data::parquet::ENTRY,
     &data::smart::ENTRY,
 ];
 

@@ -81,7 +81,7 @@ pub(crate) fn eval(expr: &ColumnExpr, row: &Row) -> Result<Cell, String> {
                 }
                 None => {
                     return Err(format!(
-                        "the list has {found} element(s); element {index} (from 0) is missing"
+                        "the list has {found} element(s), too few for element {index} (from 0)"
                     ))
                 }
             }

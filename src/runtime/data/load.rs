@@ -1,6 +1,7 @@
 //! Reading files and resolving derived sources.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::path::Path;
 
 use super::expr::{self, Row, Typed};
@@ -216,12 +217,17 @@ fn check_labels(source: &DataSource, ds: &mut Dataset, skip: bool) -> Result<(),
             Some(message) => {
                 let help = "fix the data (e.g. scale scores with `score: col(4) / 5.0`), or let the source skip bad rows (`skip_bad_rows: true`)".to_string();
                 return Err(match &source.kind {
-                    DataKind::File { path, .. } if e.line > 0 => DataError::BadRow {
-                        path: path.clone(),
-                        line: e.line,
-                        message,
-                        help,
-                    },
+                    DataKind::File { path, format, .. }
+                        if e.line > 0 && *format != Format::Parquet =>
+                    {
+                        DataError::BadRow {
+                            path: path.clone(),
+                            line: e.line,
+                            group: None,
+                            message,
+                            help,
+                        }
+                    }
                     _ => DataError::Source {
                         name: source.name.clone(),
                         message: format!("row {}: {message}", row + 1),
@@ -286,6 +292,7 @@ fn read_file(
         skipped: 0,
     };
     let push = |line: usize,
+                group: Option<usize>,
                 fields: &[String],
                 names: Option<&[String]>,
                 ds: &mut Dataset|
@@ -296,6 +303,7 @@ fn read_file(
                 return Err(DataError::BadRow {
                     path: path.to_path_buf(),
                     line,
+                    group,
                     message: format!("column `{column}`: {message}"),
                     help: "fix the row, or let the source skip bad rows".to_string(),
                 })
@@ -329,7 +337,7 @@ fn read_file(
                 if let Some(col) = rec.not_utf8 {
                     bad_row(
                         path,
-                        rec.last_line,
+                        (rec.last_line, None),
                         format!("the line is not UTF-8 (byte {col})"),
                         opts,
                         &mut ds,
@@ -340,7 +348,7 @@ fn read_file(
                 if rec.unterminated {
                     bad_row(
                         path,
-                        rec.line,
+                        (rec.line, None),
                         format!(
                             "the quote opened on this line is never closed: it runs over lines {} to {} (the end of the file)",
                             rec.line, rec.last_line
@@ -352,7 +360,7 @@ fn read_file(
                     continue;
                 }
                 let before = ds.skipped;
-                push(rec.line, &rec.fields, names.as_deref(), &mut ds)?;
+                push(rec.line, None, &rec.fields, names.as_deref(), &mut ds)?;
                 if ds.skipped > before {
                     // A bad record that ran over several lines (an
                     // unterminated quote) skips all of them.
@@ -371,7 +379,7 @@ fn read_file(
                 .into_iter()
                 .enumerate()
             {
-                push(i + 1, &rec, Some(&names), &mut ds)?;
+                push(i + 1, None, &rec, Some(&names), &mut ds)?;
             }
         }
         Format::JsonLines => {
@@ -390,7 +398,7 @@ fn read_file(
                     Err(col) => {
                         bad_row(
                             path,
-                            i,
+                            (i, None),
                             format!("the line is not UTF-8 (byte {col})"),
                             opts,
                             &mut ds,
@@ -404,11 +412,36 @@ fn read_file(
                 let (names, fields) = match json_row(&line).and_then(|r| text_values(source, r)) {
                     Ok(v) => v,
                     Err(message) => {
-                        bad_row(path, i, message, opts, &mut ds)?;
+                        bad_row(path, (i, None), message, opts, &mut ds)?;
                         continue;
                     }
                 };
-                push(i, &fields, Some(&names), &mut ds)?;
+                push(i, None, &fields, Some(&names), &mut ds)?;
+            }
+        }
+        Format::Parquet => {
+            let file = crate::data::parquet::ParquetFile::open(path).map_err(io_err)?;
+            let mut failed = None;
+            file.for_each_row(|place, row| {
+                if full(&ds) {
+                    return ControlFlow::Break(());
+                }
+                let at = (place.row, Some(place.group));
+                let r = match text_values(source, row) {
+                    Ok((names, fields)) => push(place.row, at.1, &fields, Some(&names), &mut ds),
+                    Err(message) => bad_row(path, at, message, opts, &mut ds),
+                };
+                match r {
+                    Ok(()) => ControlFlow::Continue(()),
+                    Err(e) => {
+                        failed = Some(e);
+                        ControlFlow::Break(())
+                    }
+                }
+            })
+            .map_err(io_err)?;
+            if let Some(e) = failed {
+                return Err(e);
             }
         }
     }
@@ -419,7 +452,7 @@ fn read_file(
 /// counted when the source skips bad rows.
 fn bad_row(
     path: &Path,
-    line: usize,
+    (line, group): (usize, Option<usize>),
     message: String,
     opts: &LoadOptions,
     ds: &mut Dataset,
@@ -431,6 +464,7 @@ fn bad_row(
     Err(DataError::BadRow {
         path: path.to_path_buf(),
         line,
+        group,
         message,
         help: "fix the row, or let the source skip bad rows (`skip_bad_rows: true`)".to_string(),
     })

@@ -200,6 +200,14 @@ impl Dataset {
     }
 }
 
+/// Where a bad row is: `file:LINE`, or `file: row N (row group G)`.
+fn place(path: &std::path::Path, line: usize, group: Option<usize>) -> String {
+    match group {
+        None => format!("{}:{line}", path.display()),
+        Some(g) => format!("{}: row {line} (row group {g})", path.display()),
+    }
+}
+
 /// Why a data source could not be loaded.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum DataError {
@@ -220,11 +228,14 @@ pub enum DataError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}:{line}: {message}")]
+    #[error("{}: {message}", place(.path, *.line, *.group))]
     #[diagnostic(code(stpipe::data::bad_row), help("{help}"))]
     BadRow {
         path: PathBuf,
+        /// The 1-based line of a text file, or row of a Parquet file.
         line: usize,
+        /// The Parquet row group (from 0) the row is in.
+        group: Option<usize>,
         message: String,
         help: String,
     },

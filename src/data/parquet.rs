@@ -1,0 +1,126 @@
+//! `parquet`: Apache Parquet files, as the Hugging Face Hub serves every
+//! data set (and as pandas, pyarrow and polars write them). Columns are
+//! chosen by name; nested list columns (`list<string>`, `list<double>`)
+//! read as lists for `item(...)` and `take(...)`. Rows are read one row
+//! group at a time through the record API, so memory holds one row group's
+//! pages, never the file; a bad row is reported by its row number and row
+//! group.
+//!
+//! Each row is handed on as a JSON object (keys in schema order), the form
+//! the JSON Lines reader produces, so both share the rest of the path.
+
+use std::fs::File;
+use std::ops::ControlFlow;
+use std::path::Path;
+
+use parquet::file::reader::{FileReader, SerializedFileReader};
+
+use super::{ArgProblem, Format, ReaderEntry, PATH, SKIP_BAD_ROWS};
+use crate::registry::{Args, Component, Family};
+
+pub const ENTRY: ReaderEntry = ReaderEntry {
+    spec: Component {
+        name: "parquet",
+        family: Family::Reader,
+        doc: "Apache Parquet (any codec pyarrow or polars write: snappy, zstd, gzip, lz4, brotli); columns are chosen by name (`col(\"anchor\")`), list columns read with item(...) and take(...). Read one row group at a time.",
+        args: &[PATH, SKIP_BAD_ROWS],
+        ..Component::BASE
+    },
+    format,
+};
+
+fn format(_: &Args) -> Result<Format, ArgProblem> {
+    Ok(Format::Parquet)
+}
+
+/// Where a row is: its 1-based number in the file and its row group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowPlace {
+    pub row: usize,
+    pub group: usize,
+}
+
+/// One row: its columns' names and values, in schema order.
+pub type JsonRow = Vec<(String, serde_json::Value)>;
+
+/// A Parquet file opened for reading: its footer has been read.
+pub struct ParquetFile {
+    reader: SerializedFileReader<File>,
+}
+
+impl ParquetFile {
+    pub fn open(path: &Path) -> std::io::Result<ParquetFile> {
+        let file = File::open(path)?;
+        let reader = SerializedFileReader::new(file).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("not a readable Parquet file ({e})"),
+            )
+        })?;
+        Ok(ParquetFile { reader })
+    }
+
+    /// The top-level column names, in schema order.
+    pub fn columns(&self) -> Vec<String> {
+        self.reader
+            .metadata()
+            .file_metadata()
+            .schema_descr()
+            .root_schema()
+            .get_fields()
+            .iter()
+            .map(|f| f.name().to_string())
+            .collect()
+    }
+
+    /// Rows in the file, from the footer.
+    pub fn num_rows(&self) -> usize {
+        usize::try_from(self.reader.metadata().file_metadata().num_rows()).unwrap_or(0)
+    }
+
+    /// Calls `f` on every row in order, row group by row group, until it
+    /// breaks. A row that cannot be decoded (a damaged page) ends the read
+    /// with an error naming the row.
+    pub fn for_each_row(
+        &self,
+        mut f: impl FnMut(RowPlace, JsonRow) -> ControlFlow<()>,
+    ) -> std::io::Result<()> {
+        let mut row = 0;
+        for group in 0..self.reader.num_row_groups() {
+            let bad = |e: parquet::errors::ParquetError, row: usize| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("row {row} (row group {group}) cannot be decoded ({e})"),
+                )
+            };
+            let reader = self.reader.get_row_group(group).map_err(|e| bad(e, row + 1))?;
+            for r in reader.get_row_iter(None).map_err(|e| bad(e, row + 1))? {
+                row += 1;
+                let r = r.map_err(|e| bad(e, row))?;
+                let values = r
+                    .get_column_iter()
+                    .map(|(name, field)| (name.clone(), field.to_json_value()))
+                    .collect();
+                if f(RowPlace { row, group }, values).is_break() {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The first `n` rows and the column names, for the checker.
+pub fn head(path: &Path, n: usize) -> std::io::Result<(Vec<String>, Vec<JsonRow>, bool)> {
+    let file = ParquetFile::open(path)?;
+    let mut rows = Vec::new();
+    file.for_each_row(|_, r| {
+        rows.push(r);
+        if rows.len() >= n {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })?;
+    Ok((file.columns(), rows, file.num_rows() <= n))
+}
