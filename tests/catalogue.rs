@@ -54,7 +54,9 @@ fn table(name: &str, cols: &Columns, classes: usize, rows: usize) -> (String, St
             Some(ColType::Float) => fields.push(format!("{:.3}", (r % 5) as f64 / 4.0)),
             Some(ColType::Int) => fields.push(((r * 7 + r / 3) % classes).to_string()),
             Some(ColType::FloatList) => {
-                let s: Vec<String> = (0..list_len).map(|k| format!("{:.2}", ((r + k * 3) % 7) as f64 / 2.0)).collect();
+                let s: Vec<String> = (0..list_len)
+                    .map(|k| format!("{:.2}", ((r + k * 3) % 7) as f64 / 2.0))
+                    .collect();
                 fields.push(format!("[{}]", s.join(", ")));
             }
             Some(ColType::Text) | None => {}
@@ -64,7 +66,9 @@ fn table(name: &str, cols: &Columns, classes: usize, rows: usize) -> (String, St
     let block: Vec<String> = header
         .iter()
         .map(|h| match cols.label {
-            Some(ColType::FloatList) if h == "score" => format!("{h}: take(col(\"{h}\"), {list_len})"),
+            Some(ColType::FloatList) if h == "score" => {
+                format!("{h}: take(col(\"{h}\"), {list_len})")
+            }
             _ => format!("{h}: col(\"{h}\")"),
         })
         .collect();

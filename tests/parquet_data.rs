@@ -38,11 +38,19 @@ fn codes(dir: &Path, body: &str) -> Vec<String> {
 fn every_codec_reads_the_rows_json_lines_holds() {
     let tmp = tempfile::tempdir().unwrap();
     let jsonl: String = (0..50)
-        .map(|i| format!("{{\"query\": \"q{i} \\u00e9\", \"answer\": \"a{i}\", \"score\": {}}}\n", i as f64 / 50.0))
+        .map(|i| {
+            format!(
+                "{{\"query\": \"q{i} \\u00e9\", \"answer\": \"a{i}\", \"score\": {}}}\n",
+                i as f64 / 50.0
+            )
+        })
         .collect();
     std::fs::write(tmp.path().join("qa.jsonl"), jsonl).unwrap();
     let cols = "{ anchor: col(\"query\"), positive: col(\"answer\"), score: col(\"score\") }";
-    let mut body = format!("data j = jsonl(\"{}\") {cols}\n", tmp.path().join("qa.jsonl").display());
+    let mut body = format!(
+        "data j = jsonl(\"{}\") {cols}\n",
+        tmp.path().join("qa.jsonl").display()
+    );
     let codecs = ["snappy", "zstd", "gzip", "lz4", "brotli", "none"];
     for c in codecs {
         let f = fixtures().join(format!("qa-{c}.parquet"));
@@ -56,7 +64,10 @@ fn every_codec_reads_the_rows_json_lines_holds() {
         let got = load(&p, c, &opts).unwrap();
         assert_eq!(got.text_columns, want.text_columns, "{c}");
         let rows = |d: &stpipe::runtime::data::Dataset| -> Vec<(Vec<String>, Option<Label>)> {
-            d.examples.iter().map(|e| (e.texts.clone(), e.label.clone())).collect()
+            d.examples
+                .iter()
+                .map(|e| (e.texts.clone(), e.label.clone()))
+                .collect()
         };
         assert_eq!(rows(&got), rows(&want), "{c}");
         // Rows are numbered through the row groups (16 rows each).
@@ -65,7 +76,10 @@ fn every_codec_reads_the_rows_json_lines_holds() {
     // `limit` stops inside the second row group.
     let p = checked(
         tmp.path(),
-        &format!("data s = parquet(\"{}\") {cols} limit 20\n", fixtures().join("qa-snappy.parquet").display()),
+        &format!(
+            "data s = parquet(\"{}\") {cols} limit 20\n",
+            fixtures().join("qa-snappy.parquet").display()
+        ),
     );
     assert_eq!(load(&p, "s", &opts).unwrap().len(), 20);
 }
@@ -82,14 +96,30 @@ fn list_columns_become_n_tuples_and_score_lists() {
     let tmp = tempfile::tempdir().unwrap();
     let p = checked(tmp.path(), &hard_negatives(3, 4, true));
     let cols: Vec<&str> = p.data[0].columns.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(cols, ["query", "positive", "negative_1", "negative_2", "negative_3", "score"]);
+    assert_eq!(
+        cols,
+        [
+            "query",
+            "positive",
+            "negative_1",
+            "negative_2",
+            "negative_3",
+            "score"
+        ]
+    );
     let ds = load(&p, "hn", &LoadOptions::default()).unwrap();
     // Row 7 has two negatives: skipped; rows with four give their first three.
     assert_eq!((ds.len(), ds.skipped), (9, 1));
     let e = &ds.examples[1];
     assert_eq!(
         e.texts,
-        ["query 1", "positive 1", "negative 1.0", "negative 1.1", "negative 1.2"]
+        [
+            "query 1",
+            "positive 1",
+            "negative 1.0",
+            "negative 1.1",
+            "negative 1.2"
+        ]
     );
     assert_eq!(e.label, Some(Label::Scores(vec![8.9, 4.9, 3.9, 2.9])));
 
@@ -97,14 +127,25 @@ fn list_columns_become_n_tuples_and_score_lists() {
     let p = checked(tmp.path(), &hard_negatives(3, 4, false));
     let err = load(&p, "hn", &LoadOptions::default()).unwrap_err();
     match &err {
-        DataError::BadRow { line, group, message, .. } => {
+        DataError::BadRow {
+            line,
+            group,
+            message,
+            ..
+        } => {
             assert_eq!((*line, *group), (7, Some(1)));
-            assert!(message.contains("negative_3") && message.contains("has 2 element(s)"), "{message}");
+            assert!(
+                message.contains("negative_3") && message.contains("has 2 element(s)"),
+                "{message}"
+            );
         }
         other => panic!("{other:?}"),
     }
     let shown = err.to_string();
-    assert!(shown.contains("hard-negatives.parquet: row 7 (row group 1)"), "{shown}");
+    assert!(
+        shown.contains("hard-negatives.parquet: row 7 (row group 1)"),
+        "{shown}"
+    );
 }
 
 #[test]
@@ -123,10 +164,14 @@ fn list_labels_are_checked_against_the_losses_columns() {
     checked(tmp.path(), &with(3, 4, "DistillKLDivLoss"));
     checked(tmp.path(), &with(3, 4, "MarginMSELoss"));
     checked(tmp.path(), &with(3, 3, "MarginMSELoss"));
-    assert!(codes(tmp.path(), &with(3, 3, "DistillKLDivLoss")).contains(&"label-length".to_string()));
+    assert!(
+        codes(tmp.path(), &with(3, 3, "DistillKLDivLoss")).contains(&"label-length".to_string())
+    );
     assert!(codes(tmp.path(), &with(2, 4, "MarginMSELoss")).contains(&"label-length".to_string()));
     // A list label where one value belongs.
-    assert!(codes(tmp.path(), &with(1, 2, "CoSENTLoss")).iter().any(|c| c == "label-type" || c == "text-columns"));
+    assert!(codes(tmp.path(), &with(1, 2, "CoSENTLoss"))
+        .iter()
+        .any(|c| c == "label-type" || c == "text-columns"));
     // One score where DistillKLDiv needs a list.
     let one = format!(
         "{model}data hn = parquet(\"{}\") {{ query: col(\"query\"), positive: item(col(\"pos\"), 0), negative: item(col(\"neg\"), 0), score: item(col(\"scores\"), 0) }}\nobjective o = DistillKLDivLoss(m) on hn\ntrain m {{ objectives: [o] }}\n",
@@ -142,16 +187,37 @@ fn misused_lists_are_check_errors() {
     let src = |cols: &str| format!("data d = parquet(\"{}\") {{ {cols} }}\n", f.display());
     let cases = [
         // A list read as one text.
-        ("anchor: col(\"query\"), positive: col(\"neg\")", "list-as-text"),
+        (
+            "anchor: col(\"query\"), positive: col(\"neg\")",
+            "list-as-text",
+        ),
         // More taken than the first rows hold (row 7 is past the peek, but
         // two elements are fewer than 5 in every row).
-        ("anchor: col(\"query\"), negative: take(col(\"neg\"), 5)", "bad-list"),
+        (
+            "anchor: col(\"query\"), negative: take(col(\"neg\"), 5)",
+            "bad-list",
+        ),
         ("anchor: item(col(\"query\"), 0)", "bad-list"),
-        ("anchor: col(\"query\"), negative: take(col(\"neg\"), 0)", "bad-column"),
-        ("anchor: col(\"query\"), negative: take(col(\"neg\"))", "bad-column"),
-        ("anchor: col(\"query\"), score: take(col(\"scores\"), 2) * 2", "list-arithmetic"),
-        ("anchor: col(\"query\"), score: take(col(\"neg\"), 2)", "label-type"),
-        ("anchor: col(\"query\"), negative: take(col(\"neg\"), 2), negative_1: col(\"query\")", "duplicate-column"),
+        (
+            "anchor: col(\"query\"), negative: take(col(\"neg\"), 0)",
+            "bad-column",
+        ),
+        (
+            "anchor: col(\"query\"), negative: take(col(\"neg\"))",
+            "bad-column",
+        ),
+        (
+            "anchor: col(\"query\"), score: take(col(\"scores\"), 2) * 2",
+            "list-arithmetic",
+        ),
+        (
+            "anchor: col(\"query\"), score: take(col(\"neg\"), 2)",
+            "label-type",
+        ),
+        (
+            "anchor: col(\"query\"), negative: take(col(\"neg\"), 2), negative_1: col(\"query\")",
+            "duplicate-column",
+        ),
         ("anchor: col(0)", "bad-column"),
     ];
     for (cols, code) in cases {
@@ -160,7 +226,10 @@ fn misused_lists_are_check_errors() {
     }
     // Not a Parquet file at all.
     std::fs::write(tmp.path().join("fake.parquet"), "a\tb\n").unwrap();
-    let got = codes(tmp.path(), "data d = parquet(\"fake.parquet\") { a: col(\"a\") }\n");
+    let got = codes(
+        tmp.path(),
+        "data d = parquet(\"fake.parquet\") { a: col(\"a\") }\n",
+    );
     assert!(!got.is_empty());
 }
 
@@ -173,7 +242,12 @@ fn a_null_text_is_a_located_bad_row() {
     );
     let p = checked(tmp.path(), &body);
     match load(&p, "d", &LoadOptions::default()).unwrap_err() {
-        DataError::BadRow { line, group, message, .. } => {
+        DataError::BadRow {
+            line,
+            group,
+            message,
+            ..
+        } => {
             assert_eq!((line, group), (4, Some(0)));
             assert!(message.contains("null"), "{message}");
         }
@@ -189,7 +263,9 @@ fn json_lines_arrays_read_as_lists_too() {
          {\"q\": \"b\", \"neg\": [\"z\", \"w\", \"v\"], \"s\": [2, 1, \"0.25\"]}\n",
     );
     for i in 0..4 {
-        rows.push_str(&format!("{{\"q\": \"f{i}\", \"neg\": [\"p\", \"q\"], \"s\": [1, 1, 1]}}\n"));
+        rows.push_str(&format!(
+            "{{\"q\": \"f{i}\", \"neg\": [\"p\", \"q\"], \"s\": [1, 1, 1]}}\n"
+        ));
     }
     // Past the rows the checker reads: a null negative.
     rows.push_str("{\"q\": \"c\", \"neg\": [\"u\", null], \"s\": [1, 1, 1]}\n");
@@ -201,16 +277,31 @@ fn json_lines_arrays_read_as_lists_too() {
     let ds = load(&p, "d", &LoadOptions::default()).unwrap();
     assert_eq!((ds.len(), ds.skipped), (6, 1));
     assert_eq!(ds.examples[1].texts, ["b", "z", "w"]);
-    assert_eq!(ds.examples[1].label, Some(Label::Scores(vec![2.0, 1.0, 0.25])));
+    assert_eq!(
+        ds.examples[1].label,
+        Some(Label::Scores(vec![2.0, 1.0, 0.25]))
+    );
     let p = checked(tmp.path(), &src(false));
     match load(&p, "d", &LoadOptions::default()).unwrap_err() {
-        DataError::BadRow { line, group, message, .. } => {
+        DataError::BadRow {
+            line,
+            group,
+            message,
+            ..
+        } => {
             assert_eq!((line, group), (7, None));
-            assert!(message.contains("element 1 of the list is null"), "{message}");
+            assert!(
+                message.contains("element 1 of the list is null"),
+                "{message}"
+            );
         }
         other => panic!("{other:?}"),
     }
     // In the rows the checker reads, the same null is a check error.
-    std::fs::write(tmp.path().join("d.jsonl"), rows.lines().rev().collect::<Vec<_>>().join("\n")).unwrap();
+    std::fs::write(
+        tmp.path().join("d.jsonl"),
+        rows.lines().rev().collect::<Vec<_>>().join("\n"),
+    )
+    .unwrap();
     assert!(codes(tmp.path(), &src(true)).contains(&"bad-list".to_string()));
 }

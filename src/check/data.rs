@@ -402,7 +402,7 @@ impl Checker<'_> {
             Diag::error(
                 "misplaced-columns",
                 span,
-                "a column block can only follow a file reader (tsv, csv, jsonl)",
+                "a column block can only follow a file reader (tsv, csv, jsonl, parquet, smart)",
             )
             .help("choose and name the columns in the column blocks of the file sources"),
         );

@@ -217,7 +217,10 @@ impl Checker<'_> {
             if let (ColumnExpr::Field { .. }, true, Some(s)) = (&expr, ctx.json, &samples) {
                 // JSON Lines and Parquet hand a list on as its JSON text: a
                 // list read as one text would silently train on "[...]".
-                if !s.is_empty() && s.iter().all(|v| matches!(elements(v), Ok(e) if !e.is_empty())) {
+                if !s.is_empty()
+                    && s.iter()
+                        .all(|v| matches!(elements(v), Ok(e) if !e.is_empty()))
+                {
                     self.err(
                         Diag::error(
                             "list-as-text",

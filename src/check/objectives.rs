@@ -35,9 +35,11 @@ impl Checker<'_> {
         for (wrapper, wargs) in &wrappers {
             ok &= self.check_wrapper(wrapper, wargs, base, &model);
         }
-        // Distillation: the teacher's width must match the student's.
+        // Distillation: the teacher is another model, of the student's
+        // width when the student learns its embeddings (not its scores).
         if let Some((ArgValue::Name(t), tspan)) = base_args.get("teacher") {
-            ok &= self.check_teacher(&model, t, *tspan);
+            let same_width = base.columns.is_none_or(|c| c.label_from.is_none());
+            ok &= self.check_teacher(&model, t, *tspan, same_width);
         }
         let sampler = opts
             .get("sampler")
@@ -166,7 +168,13 @@ impl Checker<'_> {
         classifier
     }
 
-    fn check_teacher(&mut self, student: &str, teacher: &str, span: Span) -> bool {
+    fn check_teacher(
+        &mut self,
+        student: &str,
+        teacher: &str,
+        span: Span,
+        same_width: bool,
+    ) -> bool {
         if student == teacher {
             self.err(
                 Diag::error(
@@ -180,7 +188,7 @@ impl Checker<'_> {
         }
         let sd = self.out.model(student).and_then(|m| m.dim);
         let td = self.out.model(teacher).and_then(|m| m.dim);
-        if let (Some(s), Some(t)) = (sd, td) {
+        if let (Some(s), Some(t), true) = (sd, td, same_width) {
             if s != t {
                 self.err(
                     Diag::error(
@@ -286,9 +294,18 @@ impl Checker<'_> {
         at: Span,
         args: &BoundArgs,
     ) -> bool {
-        let Some(spec) = comp.columns else {
+        let Some(mut spec) = comp.columns else {
             return true;
         };
+        // A teacher model computes the label: the data holds none.
+        if spec.label_from.is_some_and(|a| args.get(a).is_some()) {
+            spec = registry::Columns {
+                label: None,
+                list_label: registry::ListLabel::No,
+                label_range: None,
+                ..spec
+            };
+        }
         if let Some(arg) = spec.label_classes {
             if !self.check_label_classes(arg, args, ds) {
                 return false;
@@ -528,7 +545,7 @@ impl Checker<'_> {
         let mut ok = self.check_columns(comp, &ds, data_span, &args);
         ok &= self.check_widths(comp, &args, &model);
         if let Some((ArgValue::Name(t), tspan)) = args.get("teacher") {
-            ok &= self.check_teacher(&model, t, *tspan);
+            ok &= self.check_teacher(&model, t, *tspan, true);
         }
         if let Some((ArgValue::StrMap(m), sp)) = args.get("prompts") {
             ok &= self.check_prompt_columns(m, *sp, &ds);

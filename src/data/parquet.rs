@@ -93,7 +93,10 @@ impl ParquetFile {
                     format!("row {row} (row group {group}) cannot be decoded ({e})"),
                 )
             };
-            let reader = self.reader.get_row_group(group).map_err(|e| bad(e, row + 1))?;
+            let reader = self
+                .reader
+                .get_row_group(group)
+                .map_err(|e| bad(e, row + 1))?;
             for r in reader.get_row_iter(None).map_err(|e| bad(e, row + 1))? {
                 row += 1;
                 let r = r.map_err(|e| bad(e, row))?;

@@ -13,6 +13,7 @@ const fn texts(names: &'static [&'static str], min: usize, max: Option<usize>) -
         label_range: None,
         label_classes: None,
         list_label: ListLabel::No,
+        label_from: None,
     }
 }
 
@@ -79,6 +80,7 @@ pub const ANY_TEXTS: Columns = texts(&["text..."], 1, None);
 pub const TRIPLET_MARGIN: Columns = Columns {
     label: Some(ColType::Float),
     list_label: ListLabel::PerNegativeOrCandidate,
+    label_from: Some("teacher"),
     ..texts(&["query", "positive", "negative_1", "..."], 3, None)
 };
 
@@ -87,5 +89,6 @@ pub const TRIPLET_MARGIN: Columns = Columns {
 pub const CANDIDATE_SCORES: Columns = Columns {
     label: Some(ColType::FloatList),
     list_label: ListLabel::PerCandidate,
+    label_from: Some("teacher"),
     ..texts(&["query", "positive", "negative_1", "..."], 3, None)
 };

@@ -323,6 +323,9 @@ pub struct Columns {
     /// How long a list label ([`ColType::FloatList`]) must be, when one is
     /// accepted.
     pub list_label: ListLabel,
+    /// The argument (a teacher model) that, when given, computes the
+    /// label: the data then has no label column.
+    pub label_from: Option<&'static str>,
 }
 
 /// The lengths a list label may have, counted from the text columns
@@ -376,6 +379,9 @@ impl Columns {
         }
         if let Some((lo, hi)) = self.label_range {
             s.push_str(&format!(" with values in [{lo}, {hi}]"));
+        }
+        if let Some(arg) = self.label_from {
+            s.push_str(&format!(", or no label column with `{arg}:` given"));
         }
         s
     }

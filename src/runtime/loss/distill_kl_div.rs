@@ -12,7 +12,9 @@
 //!   squared, which keeps gradient magnitudes comparable across
 //!   temperatures (Hinton et al.).
 //!
-//! `temperature` sets both; `student_temperature` and `teacher_temperature`
+//! The teacher's scores come from the label column, or from a teacher
+//! model given as `teacher:` (scored once before training, see
+//! `runtime/train/teacher.rs`). `temperature` sets both; `student_temperature` and `teacher_temperature`
 //! override one side, as in sentence-transformers 6.
 
 use candle_core::{bail, Result, Tensor, D};
@@ -28,6 +30,8 @@ pub const ENTRY: LossEntry = LossEntry {
         args: &[
             req("model", Model, "the model trained (the student)"),
             opt("similarity", Choice(Similarity::NAMES), "dot", "the student's similarity"),
+            maybe("teacher", Model, "a frozen teacher model that scores each row's candidates (instead of a score column): sim(query, candidate) under `teacher_similarity`"),
+            opt("teacher_similarity", Choice(Similarity::NAMES), "cosine", "the teacher's similarity (sentence-transformers' model default is cosine)"),
             opt("temperature", Float, "1.0", "softens both distributions (higher: softer); 1.0 leaves the scores as they are").above(0.0),
             maybe("student_temperature", Float, "the student side's temperature (default: temperature); the loss is scaled by its square").above(0.0),
             maybe("teacher_temperature", Float, "the teacher side's temperature (default: temperature); match it to the spread of the teacher's scores").above(0.0),

@@ -11,12 +11,14 @@
 //! error is averaged over every (row, negative).
 //!
 //! The margins come from a data column (precomputed by the teacher, as in
-//! the MS MARCO recipes).
+//! the MS MARCO recipes, or mined with `output_scores`), or from a teacher
+//! model given as `teacher:`, which scores every row's candidates once
+//! before training (see `runtime/train/teacher.rs`).
 
 use candle_core::{Result, Tensor};
 
 use super::{Loss, LossCx, LossEntry, LossInputs, Similarity};
-use crate::registry::{columns, opt, req, ArgType::*, Args, Component, Family};
+use crate::registry::{columns, maybe, opt, req, ArgType::*, Args, Component, Family};
 
 pub const ENTRY: LossEntry = LossEntry {
     spec: Component {
@@ -26,6 +28,8 @@ pub const ENTRY: LossEntry = LossEntry {
         args: &[
             req("model", Model, "the model trained"),
             opt("similarity", Choice(Similarity::NAMES), "dot", "the student's similarity (the teacher's margins should use the same scale)"),
+            maybe("teacher", Model, "a frozen teacher model that scores each row's candidates (instead of a score column): sim(query, candidate) under `teacher_similarity`"),
+            opt("teacher_similarity", Choice(Similarity::NAMES), "cosine", "the teacher's similarity (sentence-transformers' model default is cosine)"),
         ],
         columns: Some(columns::TRIPLET_MARGIN),
         ..Component::BASE

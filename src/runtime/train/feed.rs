@@ -11,13 +11,13 @@ use candle_core::{Device, Tensor};
 use crate::check::types::{Mixing, Stage, Warmup};
 use crate::runtime::data::{Dataset, Label};
 use crate::runtime::loss::{Loss, LossInputs};
-use crate::runtime::EncodeOptions;
 
 use super::error::{Result, RunError};
 use super::rng::Rng;
 use super::sampler::{epoch_batches, SampleKeys, Sampler};
 use super::schedule::Schedule;
 use super::stage::StageEnv;
+use super::teacher::Teaching;
 
 /// Objective `o`'s batches, epoch by epoch.
 pub(super) struct Feed<'a> {
@@ -29,8 +29,8 @@ pub(super) struct Feed<'a> {
     shuffle: bool,
     text_hashes: Option<Vec<Vec<u64>>>,
     classes: Option<Vec<i64>>,
-    /// Teacher embeddings of column 0, one row per example (distillation).
-    teacher: Option<Vec<Vec<f32>>>,
+    /// What a teacher model gives each example (distillation).
+    teacher: Option<Teaching>,
     cache: Option<(usize, Vec<Vec<usize>>)>,
     /// The prompt of each text column, in column order.
     prompts: Vec<Option<String>>,
@@ -123,13 +123,20 @@ impl Feed<'_> {
                 }
             }
         }
-        if let Some(t) = &self.teacher {
-            let dim = t.first().map_or(0, Vec::len);
-            let rows: Vec<f32> = idx.iter().flat_map(|&i| t[i].iter().copied()).collect();
-            inputs.teacher = Some(Tensor::from_vec(rows, (idx.len(), dim), device)?);
+        match &self.teacher {
+            Some(Teaching::Embeddings(t)) => inputs.teacher = Some(rows_of(t, idx, device)?),
+            Some(Teaching::Scores(s)) => inputs.scores = Some(rows_of(s, idx, device)?),
+            None => {}
         }
         Ok((cols, inputs))
     }
+}
+
+/// Rows `idx` of a per-example table, as a `[idx.len(), width]` tensor.
+fn rows_of(table: &[Vec<f32>], idx: &[usize], device: &Device) -> candle_core::Result<Tensor> {
+    let width = table.first().map_or(0, Vec::len);
+    let rows: Vec<f32> = idx.iter().flat_map(|&i| table[i].iter().copied()).collect();
+    Tensor::from_vec(rows, (idx.len(), width), device)
 }
 
 /// The feeds of a stage's objectives (teacher embeddings computed once).
@@ -155,27 +162,7 @@ pub(super) fn feeds<'a>(stage: &Stage, env: &'a StageEnv) -> Result<Vec<Feed<'a>
             .losses
             .get(name)
             .ok_or_else(|| RunError::Invalid(format!("objective `{name}` has no loss")))?;
-        let teacher = match o
-            .base_loss()
-            .1
-            .values()
-            .get("teacher")
-            .and_then(|v| v.as_str())
-        {
-            Some(t) => {
-                let teacher = env.models.get(t).ok_or_else(|| {
-                    RunError::Invalid(format!("objective `{name}`: teacher `{t}` is not built"))
-                })?;
-                let texts: Vec<&str> = data.examples.iter().map(|e| e.texts[0].as_str()).collect();
-                let opts = EncodeOptions {
-                    batch_size: 64,
-                    progress: env.progress,
-                    ..EncodeOptions::default()
-                };
-                Some(teacher.encode(&texts, &opts)?.to_vec2::<f32>()?)
-            }
-            None => None,
-        };
+        let teacher = super::teacher::teach(o, data, env)?;
         feeds.push(Feed {
             name: name.clone(),
             data,

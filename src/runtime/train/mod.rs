@@ -18,3 +18,4 @@ pub mod sampler;
 pub mod schedule;
 pub mod stage;
 mod stage_eval;
+mod teacher;

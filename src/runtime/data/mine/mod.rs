@@ -47,7 +47,7 @@ pub const ENTRY: TransformEntry = TransformEntry {
             maybe("relative_margin", Float, "a negative's similarity stays below positive - abs(positive) x this"),
             opt("sampling", Choice(NegativeSampling::NAMES), "top", "the most similar negatives, or a seeded random draw among those that pass"),
             opt("output", Choice(MinedFormat::NAMES), "triplet", "the rows produced"),
-            opt("output_scores", Bool, "false", "labeled_pair rows carry the similarity as `score` instead of a 0/1 `label`"),
+            opt("output_scores", Bool, "false", "labeled_pair rows carry the similarity as `score` instead of a 0/1 `label`; triplet and n_tuple rows end with a `score` list, the positive's similarity then each negative's (teacher scores for MarginMSELoss and DistillKLDivLoss)"),
             opt("include_positives", Bool, "false", "keep the positives among the candidates (n_tuple only: a full ranking, e.g. for a Reranking evaluation)"),
             maybe("query_prompt", Str, "prepended to the anchors (default: the model's `query` prompt, else its default prompt)"),
             maybe("corpus_prompt", Str, "prepended to the corpus (default: the model's `document`, `passage` or `corpus` prompt, else its default prompt)"),
@@ -157,13 +157,6 @@ fn names(args: &Args, pairs: &[String], corpus: Option<&[String]>) -> Result<Nam
         }),
     };
     let output: MinedFormat = args.choice("output").map_err(arg_bug)?;
-    if args.bool("output_scores").map_err(arg_bug)? && output != MinedFormat::LabeledPair {
-        return Err(problem(
-            "output_scores",
-            "scores can only replace the labels of `output: labeled_pair`".into(),
-            "stpipe has no list columns for the score lists of the other formats",
-        ));
-    }
     if args.bool("include_positives").map_err(arg_bug)? && output != MinedFormat::NTuple {
         return Err(problem(
             "include_positives",
@@ -228,16 +221,22 @@ fn columns(t: &TransformInput) -> Result<Vec<Column>, ArgProblem> {
         }
     }
     let scores = args.bool("output_scores").map_err(arg_bug)?;
-    let cols = n.layout(num, scores).column_names();
+    let layout = n.layout(num, scores);
+    let list_len = layout.score_list_len();
+    let cols = layout.column_names();
     Ok(cols
         .iter()
         .map(|c| {
             let ty = match c.as_str() {
                 "label" if n.output == MinedFormat::LabeledPair => ColType::Int,
                 "score" if n.output == MinedFormat::LabeledPair => ColType::Float,
+                "score" if list_len.is_some() => ColType::FloatList,
                 _ => ColType::Text,
             };
-            Column::derived(c, ty)
+            Column {
+                list_len: list_len.filter(|_| ty == ColType::FloatList),
+                ..Column::derived(c, ty)
+            }
         })
         .collect())
 }

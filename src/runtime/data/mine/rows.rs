@@ -12,7 +12,9 @@ pub struct Layout<'a> {
     pub anchor: &'a str,
     pub positive: &'a str,
     pub format: MinedFormat,
-    /// labeled_pair rows carry the similarity instead of a 0/1 label.
+    /// labeled_pair rows carry the similarity instead of a 0/1 label;
+    /// triplet and n_tuple rows gain a `score` list: the positive's
+    /// similarity, then each negative's.
     pub scores: bool,
     pub num_negatives: usize,
 }
@@ -20,7 +22,9 @@ pub struct Layout<'a> {
 impl Layout<'_> {
     /// The column names: the anchor and positive names, then `negative`
     /// (triplet), `negative_1..n` (n_tuple) or `label` / `score`
-    /// (labeled_pair), as sentence-transformers names them.
+    /// (labeled_pair), as sentence-transformers names them; with scores,
+    /// triplet and n_tuple end with the list `score` (sentence-transformers'
+    /// `scores`: stpipe's label column is `label` or `score`).
     pub fn column_names(&self) -> Vec<String> {
         let mut cols = vec![self.anchor.to_string(), self.positive.to_string()];
         match self.format {
@@ -32,7 +36,20 @@ impl Layout<'_> {
                 cols.push(if self.scores { "score" } else { "label" }.into())
             }
         }
+        if self.scores && self.format != MinedFormat::LabeledPair {
+            cols.push("score".into());
+        }
         cols
+    }
+
+    /// The length of the `score` list of triplet and n_tuple rows.
+    pub fn score_list_len(&self) -> Option<usize> {
+        match self.format {
+            _ if !self.scores => None,
+            MinedFormat::Triplet => Some(2),
+            MinedFormat::NTuple => Some(self.num_negatives + 1),
+            MinedFormat::LabeledPair => None,
+        }
     }
 }
 
@@ -57,9 +74,11 @@ pub fn build(name: &str, layout: &Layout, pb: &Problem, m: &Mined) -> Dataset {
             .collect();
         match f {
             MinedFormat::Triplet => {
-                for &p in &pb.positives[q] {
-                    for (_, neg) in &found {
-                        examples.push(example(vec![query, pb.corpus[p], neg], None));
+                for (j, &p) in pb.positives[q].iter().enumerate() {
+                    let pos = m.positive_scores[q][j];
+                    for &(s, neg) in &found {
+                        let label = scores.then(|| Label::Scores(vec![pos, s]));
+                        examples.push(example(vec![query, pb.corpus[p], neg], label));
                     }
                 }
             }
@@ -67,10 +86,15 @@ pub fn build(name: &str, layout: &Layout, pb: &Problem, m: &Mined) -> Dataset {
                 if found.len() < num_negatives {
                     continue;
                 }
-                for &p in &pb.positives[q] {
+                for (j, &p) in pb.positives[q].iter().enumerate() {
                     let mut t = vec![*query, pb.corpus[p]];
                     t.extend(found.iter().map(|(_, n)| *n));
-                    examples.push(example(t, None));
+                    let label = scores.then(|| {
+                        let mut s = vec![m.positive_scores[q][j]];
+                        s.extend(found.iter().map(|(s, _)| *s));
+                        Label::Scores(s)
+                    });
+                    examples.push(example(t, label));
                 }
             }
             MinedFormat::LabeledPair => {
@@ -94,7 +118,7 @@ pub fn build(name: &str, layout: &Layout, pb: &Problem, m: &Mined) -> Dataset {
         }
     }
     let mut cols = layout.column_names();
-    let label_column = (f == MinedFormat::LabeledPair)
+    let label_column = (f == MinedFormat::LabeledPair || scores)
         .then(|| cols.pop())
         .flatten();
     Dataset {
@@ -224,6 +248,21 @@ mod tests {
         assert_eq!(s.label_column.as_deref(), Some("score"));
         assert_eq!(s.examples[1].label, Some(Label::Score(0.8)));
         assert_eq!(s.examples[5].label, Some(Label::Score(0.5)));
+        // Score lists: the positive's similarity, then each negative's.
+        let ts = build_as(MinedFormat::Triplet, true, &pb, &m);
+        assert_eq!(
+            (ts.text_columns.clone(), ts.label_column.as_deref()),
+            (t.text_columns.clone(), Some("score"))
+        );
+        assert_eq!(texts(&ts), texts(&t));
+        assert_eq!(ts.examples[2].label, Some(Label::Scores(vec![0.8, 0.7])));
+        assert_eq!(ts.examples[4].label, Some(Label::Scores(vec![0.95, 0.5])));
+        let ns = build_as(MinedFormat::NTuple, true, &pb, &m);
+        assert_eq!(ns.text_columns, n.text_columns);
+        assert_eq!(
+            ns.examples[1].label,
+            Some(Label::Scores(vec![0.8, 0.7, 0.6]))
+        );
         let line = summary("x", &pb, &m, &t, MinedFormat::Triplet);
         assert!(
             line.contains("1 of 2 anchors found fewer than 2 negatives"),
