@@ -72,6 +72,36 @@ def matryoshka_value(inner, inner_kwargs, cols, dims, weights=None, labels=None)
         return float(loss([{"embedding": c} for c in cols], labels))
 
 
+class GuideModel(torch.nn.Module):
+    """The guide of GISTEmbedLoss: returns the guide embeddings the
+    features carry."""
+
+    def forward(self, features):
+        return {"sentence_embedding": features["guide"]}
+
+
+def gist_value(cols, guide_cols, temperature, margin_strategy, margin, contrast_anchors, contrast_positives):
+    """GISTEmbedLoss's forward on fixed student and guide embeddings. Its
+    constructor insists on Hugging Face tokenizers, so the loss is built
+    without it, with the attributes the constructor sets."""
+    loss = losses.GISTEmbedLoss.__new__(losses.GISTEmbedLoss)
+    torch.nn.Module.__init__(loss)
+    loss.model = FixedModel(cols[0].shape[1])
+    loss.guide = GuideModel()
+    loss.temperature = temperature
+    loss.similarity_fct = torch.nn.CosineSimilarity(dim=-1)
+    loss.must_retokenize = False
+    loss.margin_strategy = margin_strategy
+    loss.margin = margin
+    loss.contrast_anchors = contrast_anchors
+    loss.contrast_positives = contrast_positives
+    loss.gather_across_devices = False
+    loss.cross_entropy_loss = torch.nn.CrossEntropyLoss()
+    features = [{"embedding": c, "guide": g} for c, g in zip(cols, guide_cols)]
+    with column_merging_disabled():
+        return float(loss(features, None))
+
+
 def main():
     m = NoModel()
     u, v, w = gen(0, 5, 4), gen(1, 5, 4), gen(2, 5, 4)
@@ -158,6 +188,11 @@ def main():
     out["margin_mse_three_scores"] = value(
         losses.MarginMSELoss(m, similarity_fct=util.pairwise_cos_sim), [u, v, w, x], teacher(5, 3)
     )
+    # GISTEmbedLoss: guide embeddings of another width (3), temperature 0.05.
+    guide = [gen(3, 5, 3), gen(4, 5, 3), gen(5, 5, 3)]
+    out["gist_pairs_absolute"] = gist_value([u, v], guide[:2], 0.05, "absolute", 0.0, True, True)
+    out["gist_triplets_absolute_margin"] = gist_value([u, v, w], guide, 0.05, "absolute", 0.1, True, False)
+    out["gist_triplets_relative"] = gist_value([u, v, w], guide, 0.05, "relative", 0.05, False, True)
     out["distill_kl_dot"] = value(losses.DistillKLDivLoss(m), [u, v, w, x], teacher(5, 3))
     out["distill_kl_cosine_t2"] = value(
         losses.DistillKLDivLoss(m, similarity_fct=util.pairwise_cos_sim, temperature=2.0), [u, v, w, x], teacher(5, 3)

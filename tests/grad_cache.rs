@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor};
 use stpipe::runtime::loss::{
-    CachedMultipleNegativesRankingLoss, Loss, LossInputs, MatryoshkaLoss,
+    Cached, CachedMultipleNegativesRankingLoss, GISTEmbedLoss, Loss, LossInputs, MatryoshkaLoss,
     MultipleNegativesRankingLoss,
 };
 use stpipe::runtime::modules::{Module, Pooling, PoolingMode, Transformer};
@@ -86,10 +86,24 @@ fn reference(
             Tensor::cat(&parts, 0).unwrap()
         })
         .collect();
-    let value = loss.forward(&LossInputs::new(embeddings)).unwrap();
+    let value = loss
+        .forward(&LossInputs {
+            embeddings,
+            ..base_inputs()
+        })
+        .unwrap();
     let mut acc = HashMap::new();
     add(model, &mut acc, &value.backward().unwrap());
     (value.to_scalar::<f32>().unwrap(), acc)
+}
+
+thread_local! {
+    /// What the loss sees besides the embeddings (a guide's embeddings).
+    static BASE: std::cell::RefCell<LossInputs> = std::cell::RefCell::new(LossInputs::default());
+}
+
+fn base_inputs() -> LossInputs {
+    BASE.with(|b| b.borrow().clone())
 }
 
 fn cached(
@@ -109,7 +123,7 @@ fn cached(
     };
     let mut acc = HashMap::new();
     let value = step
-        .run(cols, LossInputs::default(), &mut |g| {
+        .run(cols, base_inputs(), &mut |g| {
             add(model, &mut acc, g);
             Ok(())
         })
@@ -222,4 +236,51 @@ fn matryoshka_over_a_cached_loss_stays_cached_and_exact() {
     assert!((got_loss - want_loss).abs() <= 1e-5 * want_loss.abs().max(1.0));
     let (err, name) = worst_relative_error(&got, &want);
     assert!(err < 1e-5, "{name} off by {err:e}");
+}
+
+#[test]
+fn cached_gist_gives_the_gradients_of_gist() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tiny_model(tmp.path());
+    let owned = batch(11);
+    let cols = refs(&owned);
+    // A guide's embeddings of each column: the tiny model of another seed.
+    let guide_dir = tmp.path().join("guide");
+    let guide = {
+        common::write_tiny_bert(&guide_dir, 4);
+        let t = Transformer::load(&guide_dir, Some(32), &Device::Cpu).unwrap();
+        let pooling = Pooling::new(t.hidden_size(), &[PoolingMode::Mean]);
+        let modules: Vec<Box<dyn Module>> = vec![Box::new(t), Box::new(pooling)];
+        SentenceEncoder::new(modules).unwrap()
+    };
+    let embedded: Vec<Tensor> = cols
+        .iter()
+        .map(|c| guide.embed(c, &Ctx::eval()).unwrap().detach())
+        .collect();
+    BASE.with(|b| {
+        *b.borrow_mut() = LossInputs {
+            guide: Some(embedded),
+            ..LossInputs::default()
+        }
+    });
+    let gist = GISTEmbedLoss {
+        temperature: 0.05,
+        margin_strategy: stpipe::registry::choices::MarginStrategy::Absolute,
+        margin: 0.05,
+        contrast_anchors: true,
+        contrast_positives: true,
+    };
+    let (want_loss, want) = reference(&model, &gist, &cols, usize::MAX, |_, _| {
+        Ctx::eval_with_grad()
+    });
+    for mini_batch in [1, 4, 11] {
+        let loss = Cached::with_name("CachedGISTEmbedLoss", gist.clone(), mini_batch);
+        let (got_loss, got) = cached(&model, &loss, &cols, mini_batch, false);
+        assert!(
+            (got_loss - want_loss).abs() <= 1e-5 * want_loss.abs().max(1.0),
+            "mini-batch {mini_batch}: loss {got_loss} vs {want_loss}"
+        );
+        let (err, name) = worst_relative_error(&got, &want);
+        assert!(err < 1e-5, "mini-batch {mini_batch}: {name} off by {err:e}");
+    }
 }

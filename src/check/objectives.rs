@@ -41,6 +41,20 @@ impl Checker<'_> {
             let same_width = base.columns.is_none_or(|c| c.label_from.is_none());
             ok &= self.check_teacher(&model, t, *tspan, same_width);
         }
+        // GISTEmbedLoss's guide: another, frozen model, of any width.
+        if let Some((ArgValue::Name(g), gspan)) = base_args.get("guide") {
+            if *g == model {
+                self.err(
+                    Diag::error(
+                        "guide-is-student",
+                        *gspan,
+                        "the guide is the model being trained",
+                    )
+                    .help("guide with a different, frozen model (e.g. a larger pretrained one)"),
+                );
+                ok = false;
+            }
+        }
         let sampler = opts
             .get("sampler")
             .and_then(|v| v.0.as_str())

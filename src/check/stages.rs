@@ -193,9 +193,11 @@ impl Checker<'_> {
                 );
                 ok = false;
             }
-            if let Some(ArgValue::Name(t)) = obj.base_loss().1.values().get("teacher") {
-                if !teachers.contains(t) {
-                    teachers.push(t.clone());
+            for arg in crate::registry::FROZEN_MODEL_ARGS {
+                if let Some(ArgValue::Name(t)) = obj.base_loss().1.values().get(*arg) {
+                    if !teachers.contains(t) {
+                        teachers.push(t.clone());
+                    }
                 }
             }
         }

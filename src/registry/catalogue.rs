@@ -45,6 +45,8 @@ pub static LOSSES: &[&LossEntry] = &[
     &loss::batch_semi_hard_triplet::ENTRY,
     &loss::batch_all_triplet::ENTRY,
     &loss::gor::ENTRY,
+    &loss::gist::ENTRY,
+    &loss::gist::CACHED_ENTRY,
     &loss::matryoshka::ENTRY,
 ];
 

@@ -208,6 +208,17 @@ choice_enum! {
 }
 
 choice_enum! {
+    /// How GISTEmbedLoss decides that an in-batch candidate is a false
+    /// negative, from the guide's similarities.
+    pub enum MarginStrategy {
+        /// More similar than `positive - margin`.
+        Absolute = "absolute",
+        /// More similar than `positive - |positive| * margin`.
+        Relative = "relative",
+    }
+}
+
+choice_enum! {
     /// Which part of a `split` a source keeps (`training`, since `train`
     /// is a keyword of the language).
     pub enum SplitPart {

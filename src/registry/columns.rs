@@ -44,6 +44,9 @@ pub const PAIR_BINARY: Columns = Columns {
 /// (anchor, positive, negative) triplets.
 pub const TRIPLET: Columns = texts(&["anchor", "positive", "negative"], 3, Some(3));
 
+/// (anchor, positive) pairs or (anchor, positive, negative) triplets.
+pub const PAIR_OR_TRIPLET: Columns = texts(&["anchor", "positive", "negative"], 2, Some(3));
+
 /// (anchor, positive) pairs.
 pub const PAIR: Columns = texts(&["anchor", "positive"], 2, Some(2));
 

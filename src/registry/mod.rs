@@ -328,6 +328,11 @@ pub struct Columns {
     pub label_from: Option<&'static str>,
 }
 
+/// The arguments through which a loss names a frozen model besides the one
+/// it trains (a distillation teacher, GISTEmbedLoss's guide): the stage
+/// builds them, and their outputs are computed once before training.
+pub const FROZEN_MODEL_ARGS: &[&str] = &["teacher", "guide"];
+
 /// The lengths a list label may have, counted from the text columns
 /// (query, positive, negative_1 .. negative_n).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -32,6 +32,7 @@ pub mod contrastive;
 pub mod cosent;
 pub mod cosine_similarity;
 pub mod distill_kl_div;
+pub mod gist;
 pub mod gor;
 pub mod margin_mse;
 pub mod matryoshka;
@@ -51,11 +52,14 @@ pub use batch_all_triplet::BatchAllTripletLoss;
 pub use batch_hard_soft_margin_triplet::BatchHardSoftMarginTripletLoss;
 pub use batch_hard_triplet::BatchHardTripletLoss;
 pub use batch_semi_hard_triplet::BatchSemiHardTripletLoss;
+pub use cached::Cached;
 pub use cached_mnrl::CachedMultipleNegativesRankingLoss;
 pub use cached_mnsrl::CachedMultipleNegativesSymmetricRankingLoss;
 pub use contrastive::ContrastiveLoss;
 pub use cosent::CoSENTLoss;
 pub use cosine_similarity::CosineSimilarityLoss;
+pub use distill_kl_div::DistillKLDivLoss;
+pub use gist::GISTEmbedLoss;
 pub use gor::GlobalOrthogonalRegularizationLoss;
 pub use margin_mse::MarginMSELoss;
 pub use matryoshka::MatryoshkaLoss;
@@ -104,6 +108,9 @@ pub struct LossInputs {
     /// `[batch, dim]` (the same target for every column) or
     /// `[batch, columns, dim]` (one per column).
     pub teacher: Option<Tensor>,
+    /// A frozen guide model's embeddings of each text column, `[batch, dim]`
+    /// each, in column order (GISTEmbedLoss).
+    pub guide: Option<Vec<Tensor>>,
     /// A seed of this batch for losses that draw at random (MatryoshkaLoss's
     /// `n_dims_per_step`); the trainer derives it from the stage's seed and
     /// the turn, so a resumed run draws what an uninterrupted one does.

@@ -126,6 +126,9 @@ impl Feed<'_> {
         match &self.teacher {
             Some(Teaching::Embeddings(t)) => inputs.teacher = Some(rows_of(t, idx, device)?),
             Some(Teaching::Scores(s)) => inputs.scores = Some(rows_of(s, idx, device)?),
+            Some(Teaching::Guide { emb, ids }) => {
+                inputs.guide = Some(Teaching::guide_rows(emb, ids, idx, device)?)
+            }
             None => {}
         }
         Ok((cols, inputs))

@@ -25,41 +25,36 @@ pub(super) enum Teaching {
     Embeddings(Vec<Vec<f32>>),
     /// Scores of (column 0, column i) for i >= 1, one row per example.
     Scores(Vec<Vec<f32>>),
+    /// A guide's embeddings of every text column: the distinct texts'
+    /// embeddings and, per column, each example's row in them.
+    Guide { emb: Tensor, ids: Vec<Vec<u32>> },
 }
 
-pub(super) fn teach(o: &Objective, data: &Dataset, env: &StageEnv) -> Result<Option<Teaching>> {
-    let (loss, args) = o.base_loss();
-    let Some(t) = args.values().get("teacher").and_then(ArgValue::as_str) else {
-        return Ok(None);
-    };
-    let teacher = env.models.get(t).ok_or_else(|| {
-        RunError::Invalid(format!(
-            "objective `{}`: teacher `{t}` is not built",
-            o.name
-        ))
-    })?;
-    let opts = EncodeOptions {
-        batch_size: 64,
-        progress: env.progress,
-        ..EncodeOptions::default()
-    };
-    let scores = catalogue::loss(loss)
-        .and_then(|e| e.spec.columns)
-        .is_some_and(|c| c.label_from == Some("teacher"));
-    if !scores {
-        let texts: Vec<&str> = data.examples.iter().map(|e| e.texts[0].as_str()).collect();
-        return Ok(Some(Teaching::Embeddings(
-            teacher.encode(&texts, &opts)?.to_vec2::<f32>()?,
-        )));
+impl Teaching {
+    /// The guide's `[batch, dim]` embeddings of each column for the
+    /// examples `idx`.
+    pub(super) fn guide_rows(
+        emb: &Tensor,
+        ids: &[Vec<u32>],
+        idx: &[usize],
+        device: &candle_core::Device,
+    ) -> candle_core::Result<Vec<Tensor>> {
+        ids.iter()
+            .map(|col| {
+                let rows: Vec<u32> = idx.iter().map(|&i| col[i]).collect();
+                emb.index_select(&Tensor::new(rows.as_slice(), emb.device())?, 0)?
+                    .to_device(device)
+            })
+            .collect()
     }
-    let similarity: Similarity = args
-        .choice("teacher_similarity")
-        .map_err(|e| RunError::Invalid(format!("objective `{}`: {e}", o.name)))?;
-    // Every distinct text once, and each column's rows as indices into them.
+}
+
+/// Every distinct text of `data` once, and each column's rows as indices
+/// into them.
+fn distinct_texts(data: &Dataset) -> (Vec<&str>, Vec<Vec<u32>>) {
     let mut at = std::collections::HashMap::new();
     let mut distinct: Vec<&str> = Vec::new();
-    let columns = data.text_columns.len();
-    let ids: Vec<Vec<u32>> = (0..columns)
+    let ids = (0..data.text_columns.len())
         .map(|c| {
             data.examples
                 .iter()
@@ -73,6 +68,48 @@ pub(super) fn teach(o: &Objective, data: &Dataset, env: &StageEnv) -> Result<Opt
                 .collect()
         })
         .collect();
+    (distinct, ids)
+}
+
+pub(super) fn teach(o: &Objective, data: &Dataset, env: &StageEnv) -> Result<Option<Teaching>> {
+    let (loss, args) = o.base_loss();
+    let opts = EncodeOptions {
+        batch_size: 64,
+        progress: env.progress,
+        ..EncodeOptions::default()
+    };
+    let frozen = |arg: &str, name: &str| {
+        env.models.get(name).ok_or_else(|| {
+            RunError::Invalid(format!(
+                "objective `{}`: {arg} `{name}` is not built",
+                o.name
+            ))
+        })
+    };
+    if let Some(g) = args.values().get("guide").and_then(ArgValue::as_str) {
+        let guide = frozen("guide", g)?;
+        let (distinct, ids) = distinct_texts(data);
+        let emb = guide.encode(&distinct, &opts)?;
+        return Ok(Some(Teaching::Guide { emb, ids }));
+    }
+    let Some(t) = args.values().get("teacher").and_then(ArgValue::as_str) else {
+        return Ok(None);
+    };
+    let teacher = frozen("teacher", t)?;
+    let scores = catalogue::loss(loss)
+        .and_then(|e| e.spec.columns)
+        .is_some_and(|c| c.label_from == Some("teacher"));
+    if !scores {
+        let texts: Vec<&str> = data.examples.iter().map(|e| e.texts[0].as_str()).collect();
+        return Ok(Some(Teaching::Embeddings(
+            teacher.encode(&texts, &opts)?.to_vec2::<f32>()?,
+        )));
+    }
+    let similarity: Similarity = args
+        .choice("teacher_similarity")
+        .map_err(|e| RunError::Invalid(format!("objective `{}`: {e}", o.name)))?;
+    let (distinct, ids) = distinct_texts(data);
+    let columns = ids.len();
     let emb = teacher.encode(&distinct, &opts)?;
     let rows = |c: usize| -> candle_core::Result<Tensor> {
         let idx = Tensor::new(ids[c].as_slice(), emb.device())?;
