@@ -193,6 +193,11 @@ def main():
     out["gist_pairs_absolute"] = gist_value([u, v], guide[:2], 0.05, "absolute", 0.0, True, True)
     out["gist_triplets_absolute_margin"] = gist_value([u, v, w], guide, 0.05, "absolute", 0.1, True, False)
     out["gist_triplets_relative"] = gist_value([u, v, w], guide, 0.05, "relative", 0.05, False, True)
+    # MegaBatchMarginLoss over (anchor, positive) pairs.
+    mega = losses.MegaBatchMarginLoss(m, use_mini_batched_version=False)
+    out["mega_batch_margin_uv"] = float(mega.calculate_loss([[u], [v]]))
+    mega = losses.MegaBatchMarginLoss(m, positive_margin=0.5, negative_margin=-0.2, use_mini_batched_version=False)
+    out["mega_batch_margin_vw_05_m02"] = float(mega.calculate_loss([[v], [w]]))
     out["distill_kl_dot"] = value(losses.DistillKLDivLoss(m), [u, v, w, x], teacher(5, 3))
     out["distill_kl_cosine_t2"] = value(
         losses.DistillKLDivLoss(m, similarity_fct=util.pairwise_cos_sim, temperature=2.0), [u, v, w, x], teacher(5, 3)

@@ -10,7 +10,7 @@ use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor};
 use stpipe::runtime::loss::{
     Cached, CachedMultipleNegativesRankingLoss, GISTEmbedLoss, Loss, LossInputs, MatryoshkaLoss,
-    MultipleNegativesRankingLoss,
+    MegaBatchMarginLoss, MultipleNegativesRankingLoss,
 };
 use stpipe::runtime::modules::{Module, Pooling, PoolingMode, Transformer};
 use stpipe::runtime::train::grad_cache::GradCache;
@@ -283,4 +283,24 @@ fn cached_gist_gives_the_gradients_of_gist() {
         let (err, name) = worst_relative_error(&got, &want);
         assert!(err < 1e-5, "mini-batch {mini_batch}: {name} off by {err:e}");
     }
+}
+
+#[test]
+fn mini_batched_mega_batch_margin_gives_the_full_batch_gradients() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tiny_model(tmp.path());
+    let owned = batch(12);
+    let cols = refs(&owned[..2]);
+    let mega = MegaBatchMarginLoss {
+        positive_margin: 0.9,
+        negative_margin: -0.5,
+    };
+    let (want_loss, want) = reference(&model, &mega, &cols, usize::MAX, |_, _| {
+        Ctx::eval_with_grad()
+    });
+    let loss = Cached::with_name("MegaBatchMarginLoss", mega, 5);
+    let (got_loss, got) = cached(&model, &loss, &cols, 5, false);
+    assert!((got_loss - want_loss).abs() <= 1e-5 * want_loss.abs().max(1.0));
+    let (err, name) = worst_relative_error(&got, &want);
+    assert!(err < 1e-5, "{name} off by {err:e}");
 }

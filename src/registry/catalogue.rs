@@ -47,6 +47,7 @@ pub static LOSSES: &[&LossEntry] = &[
     &loss::gor::ENTRY,
     &loss::gist::ENTRY,
     &loss::gist::CACHED_ENTRY,
+    &loss::mega_batch_margin::ENTRY,
     &loss::matryoshka::ENTRY,
 ];
 
