@@ -28,6 +28,19 @@ fn checked(dir: &Path, body: &str) -> stpipe::check::Pipeline {
     p.unwrap_or_else(|| panic!("{}", r.to_plain()))
 }
 
+/// Where a load failed and why: its row (or line), its row group, its message.
+fn bad_row(err: DataError) -> (usize, Option<usize>, String) {
+    match err {
+        DataError::BadRow {
+            line,
+            group,
+            message,
+            ..
+        } => (line, group, message),
+        other => panic!("not a bad row: {other:?}"),
+    }
+}
+
 fn codes(dir: &Path, body: &str) -> Vec<String> {
     let (r, p) = check(dir, body);
     assert!(p.is_none(), "expected errors in:\n{body}");
@@ -82,6 +95,18 @@ fn every_codec_reads_the_rows_json_lines_holds() {
         ),
     );
     assert_eq!(load(&p, "s", &opts).unwrap().len(), 20);
+    // One column of three read (the others are not decoded): the same texts.
+    let p = checked(
+        tmp.path(),
+        &format!(
+            "data one = parquet(\"{}\") {{ text: col(\"answer\") }}\n",
+            fixtures().join("qa-zstd.parquet").display()
+        ),
+    );
+    let one = load(&p, "one", &opts).unwrap();
+    let answers: Vec<String> = want.examples.iter().map(|e| e.texts[1].clone()).collect();
+    let got: Vec<String> = one.examples.iter().map(|e| e.texts[0].clone()).collect();
+    assert_eq!(got, answers);
 }
 
 fn hard_negatives(take: usize, scores: usize, skip: bool) -> String {
@@ -126,22 +151,13 @@ fn list_columns_become_n_tuples_and_score_lists() {
     // Without skipping, row 7 is the error, with its row group.
     let p = checked(tmp.path(), &hard_negatives(3, 4, false));
     let err = load(&p, "hn", &LoadOptions::default()).unwrap_err();
-    match &err {
-        DataError::BadRow {
-            line,
-            group,
-            message,
-            ..
-        } => {
-            assert_eq!((*line, *group), (7, Some(1)));
-            assert!(
-                message.contains("negative_3") && message.contains("has 2 element(s)"),
-                "{message}"
-            );
-        }
-        other => panic!("{other:?}"),
-    }
     let shown = err.to_string();
+    let (line, group, message) = bad_row(err);
+    assert_eq!((line, group), (7, Some(1)));
+    assert!(
+        message.contains("negative_3") && message.contains("has 2 element(s)"),
+        "{message}"
+    );
     assert!(
         shown.contains("hard-negatives.parquet: row 7 (row group 1)"),
         "{shown}"
@@ -241,18 +257,9 @@ fn a_null_text_is_a_located_bad_row() {
         fixtures().join("nulls.parquet").display()
     );
     let p = checked(tmp.path(), &body);
-    match load(&p, "d", &LoadOptions::default()).unwrap_err() {
-        DataError::BadRow {
-            line,
-            group,
-            message,
-            ..
-        } => {
-            assert_eq!((line, group), (4, Some(0)));
-            assert!(message.contains("null"), "{message}");
-        }
-        other => panic!("{other:?}"),
-    }
+    let (line, group, message) = bad_row(load(&p, "d", &LoadOptions::default()).unwrap_err());
+    assert_eq!((line, group), (4, Some(0)));
+    assert!(message.contains("null"), "{message}");
 }
 
 #[test]
@@ -282,21 +289,12 @@ fn json_lines_arrays_read_as_lists_too() {
         Some(Label::Scores(vec![2.0, 1.0, 0.25]))
     );
     let p = checked(tmp.path(), &src(false));
-    match load(&p, "d", &LoadOptions::default()).unwrap_err() {
-        DataError::BadRow {
-            line,
-            group,
-            message,
-            ..
-        } => {
-            assert_eq!((line, group), (7, None));
-            assert!(
-                message.contains("element 1 of the list is null"),
-                "{message}"
-            );
-        }
-        other => panic!("{other:?}"),
-    }
+    let (line, group, message) = bad_row(load(&p, "d", &LoadOptions::default()).unwrap_err());
+    assert_eq!((line, group), (7, None));
+    assert!(
+        message.contains("element 1 of the list is null"),
+        "{message}"
+    );
     // In the rows the checker reads, the same null is a check error.
     std::fs::write(
         tmp.path().join("d.jsonl"),

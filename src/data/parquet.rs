@@ -14,6 +14,7 @@ use std::ops::ControlFlow;
 use std::path::Path;
 
 use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::schema::types::Type;
 
 use super::{ArgProblem, Format, ReaderEntry, PATH, SKIP_BAD_ROWS};
 use crate::registry::{Args, Component, Family};
@@ -78,13 +79,42 @@ impl ParquetFile {
         usize::try_from(self.reader.metadata().file_metadata().num_rows()).unwrap_or(0)
     }
 
+    /// The schema of the top-level columns named in `keep` (all of them
+    /// when `None`), in schema order: only those are decoded, so a wide
+    /// file (one with an embedding column, say) costs only what is read.
+    fn projection(&self, keep: Option<&[String]>) -> std::io::Result<Option<Type>> {
+        let Some(keep) = keep else {
+            return Ok(None);
+        };
+        let root = self
+            .reader
+            .metadata()
+            .file_metadata()
+            .schema_descr()
+            .root_schema();
+        let fields: Vec<_> = root
+            .get_fields()
+            .iter()
+            .filter(|f| keep.iter().any(|k| k == f.name()))
+            .cloned()
+            .collect();
+        Type::group_type_builder(root.name())
+            .with_fields(fields)
+            .build()
+            .map(Some)
+            .map_err(|e| std::io::Error::other(format!("cannot select the columns ({e})")))
+    }
+
     /// Calls `f` on every row in order, row group by row group, until it
-    /// breaks. A row that cannot be decoded (a damaged page) ends the read
-    /// with an error naming the row.
+    /// breaks; with `keep`, each row holds only those columns. A row that
+    /// cannot be decoded (a damaged page) ends the read with an error
+    /// naming the row.
     pub fn for_each_row(
         &self,
+        keep: Option<&[String]>,
         mut f: impl FnMut(RowPlace, JsonRow) -> ControlFlow<()>,
     ) -> std::io::Result<()> {
+        let projection = self.projection(keep)?;
         let mut row = 0;
         for group in 0..self.reader.num_row_groups() {
             let bad = |e: parquet::errors::ParquetError, row: usize| {
@@ -97,7 +127,10 @@ impl ParquetFile {
                 .reader
                 .get_row_group(group)
                 .map_err(|e| bad(e, row + 1))?;
-            for r in reader.get_row_iter(None).map_err(|e| bad(e, row + 1))? {
+            for r in reader
+                .get_row_iter(projection.clone())
+                .map_err(|e| bad(e, row + 1))?
+            {
                 row += 1;
                 let r = r.map_err(|e| bad(e, row))?;
                 let values = r
@@ -117,7 +150,7 @@ impl ParquetFile {
 pub fn head(path: &Path, n: usize) -> std::io::Result<(Vec<String>, Vec<JsonRow>, bool)> {
     let file = ParquetFile::open(path)?;
     let mut rows = Vec::new();
-    file.for_each_row(|_, r| {
+    file.for_each_row(None, |_, r| {
         rows.push(r);
         if rows.len() >= n {
             ControlFlow::Break(())

@@ -12,6 +12,7 @@ use super::hover::{arg_markdown, component_markdown, type_text};
 use super::scan::{Doc, TokKind};
 use super::slot::{ChainPos, Slot};
 use super::text::LineMap;
+use crate::check::BindKind;
 use crate::registry::catalogue::MODULES;
 use crate::registry::{self, Family, ModuleShape};
 
@@ -152,19 +153,57 @@ fn words(slot: &Slot, items: &mut Vec<CompletionItem>) {
 /// The metrics of the evaluator named before `.`.
 fn metrics(doc: &Doc, slot: &Slot, items: &mut Vec<CompletionItem>) {
     let Some(ev) = &slot.metrics_of else { return };
-    let comp = doc.binding(ev).and_then(|b| b.component);
-    let Some(c) = comp.and_then(|c| registry::lookup(Family::Evaluator, c)) else {
-        return;
-    };
-    for (i, m) in c.metrics.iter().enumerate() {
+    for (i, (label, of)) in metric_names(doc, ev, 0).into_iter().enumerate() {
         items.push(CompletionItem {
-            label: m.to_string(),
+            label,
             kind: Some(CompletionItemKind::FIELD),
-            detail: Some(format!("metric of {}", c.name)),
+            detail: Some(format!("metric of {of}")),
             sort_text: Some(format!("0{i:03}")),
             ..CompletionItem::default()
         });
     }
+}
+
+/// The metrics of evaluator binding `ev` with the component that gives
+/// each: its own, then, for an evaluator made of evaluators (Sequential),
+/// each part's under the part's name (`dev_spearman_cosine`), as the
+/// checker names them.
+fn metric_names(doc: &Doc, ev: &str, depth: usize) -> Vec<(String, &'static str)> {
+    let Some(b) = doc.binding(ev) else {
+        return Vec::new();
+    };
+    let Some(c) = b
+        .component
+        .and_then(|c| registry::lookup(Family::Evaluator, c))
+    else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, &'static str)> =
+        c.metrics.iter().map(|m| (m.to_string(), c.name)).collect();
+    if depth > 4 || !c.args.iter().any(|a| a.ty == registry::ArgType::Evaluators) {
+        return out;
+    }
+    // The names in the statement's `[...]` that are other evaluators.
+    let Some(stmt) = doc.stmts.get(b.stmt) else {
+        return out;
+    };
+    let toks = &doc.toks[stmt.first..stmt.end.min(doc.toks.len())];
+    let Some(open) = toks.iter().position(|t| t.text == "[") else {
+        return out;
+    };
+    for t in toks[open + 1..].iter().take_while(|t| t.text != "]") {
+        let is_part = t.kind == TokKind::Word
+            && t.text != ev
+            && doc
+                .binding(t.text)
+                .is_some_and(|p| p.kind == BindKind::Evaluator);
+        if is_part {
+            for (m, of) in metric_names(doc, t.text, depth + 1) {
+                out.push((format!("{}_{m}", t.text), of));
+            }
+        }
+    }
+    out
 }
 
 /// Components of the expected families; in a model chain, a base only
@@ -220,6 +259,19 @@ mod tests {
         let src = "model m = Transformer(\"x\") -> Pooling(mean)\ndata d = tsv(\"x\")\n\
                    evaluator e = EmbeddingSimilarity(m, d)\nexpect e.|";
         assert!(labels(src).contains(&"spearman_cosine".to_string()));
+        // A Sequential's metrics: its own, then each part's under its name.
+        let src = "model m = Transformer(\"x\") -> Pooling(mean)\ndata d = tsv(\"x\")\n\
+                   evaluator dev = EmbeddingSimilarity(m, d)\n\
+                   evaluator pm = ParaphraseMining(m, d)\n\
+                   evaluator all = Sequential(m, [dev, pm])\nexpect all.|";
+        let got = labels(src);
+        for want in [
+            "sequential_score",
+            "dev_spearman_cosine",
+            "pm_average_precision",
+        ] {
+            assert!(got.contains(&want.to_string()), "{want}: {got:?}");
+        }
         let src = "model m = Transformer(\"x\") -> Pooling(mean)\ndata d = tsv(\"x\")\n\
                    objective o = CosineSimilarityLoss(|";
         let got = labels(src);

@@ -421,8 +421,9 @@ fn read_file(
         }
         Format::Parquet => {
             let file = crate::data::parquet::ParquetFile::open(path).map_err(io_err)?;
+            let keep = fields_read(source);
             let mut failed = None;
-            file.for_each_row(|place, row| {
+            file.for_each_row(keep.as_deref(), |place, row| {
                 if full(&ds) {
                     return ControlFlow::Break(());
                 }
@@ -446,6 +447,39 @@ fn read_file(
         }
     }
     Ok(ds)
+}
+
+/// The fields the source's column expressions read by name; `None` when
+/// one reads a field by position (every field must then be read).
+fn fields_read(source: &DataSource) -> Option<Vec<String>> {
+    use crate::check::types::{ColumnExpr, FieldRef};
+    fn walk(e: &ColumnExpr, out: &mut Vec<String>) -> bool {
+        match e {
+            ColumnExpr::Field {
+                field: FieldRef::Name(n),
+            } => {
+                if !out.contains(n) {
+                    out.push(n.clone());
+                }
+                true
+            }
+            ColumnExpr::Field {
+                field: FieldRef::Index(_),
+            } => false,
+            ColumnExpr::Const { .. } => true,
+            ColumnExpr::Arith { lhs, rhs, .. } => walk(lhs, out) && walk(rhs, out),
+            ColumnExpr::Map { input, .. }
+            | ColumnExpr::Item { input, .. }
+            | ColumnExpr::Take { input, .. } => walk(input, out),
+        }
+    }
+    let mut out = Vec::new();
+    for c in &source.columns {
+        if !walk(c.expr.as_ref()?, &mut out) {
+            return None;
+        }
+    }
+    Some(out)
 }
 
 /// A row that cannot be read: an error at its line, or skipped and
