@@ -11,6 +11,8 @@ library pandas and the Hugging Face `datasets` library write Parquet with).
   positive's, then each negative's), 10 rows in row groups of 4. Row 7 (in
   row group 1) has two negatives where the others have three or four.
 * `nulls.parquet`: 5 rows of `query`, `answer`; row 4's answer is null.
+* `odd.parquet`: 4 rows of `text` (binary, not a string type; row 2 is not
+  UTF-8), `n` (int64, read as text) and `score` (float32; row 3 is NaN).
 """
 
 from pathlib import Path
@@ -56,6 +58,15 @@ def main():
 
     nulls = pa.table({"query": [f"q{i}" for i in range(5)], "answer": ["a0", "a1", "a2", None, "a4"]})
     pq.write_table(nulls, OUT / "nulls.parquet")
+
+    odd = pa.table(
+        {
+            "text": pa.array([b"plain", b"\xff\xfe", b"caf\xc3\xa9", b"last"], type=pa.binary()),
+            "n": pa.array([1, 2, 3, 4], type=pa.int64()),
+            "score": pa.array([0.5, 0.25, float("nan"), 1.0], type=pa.float32()),
+        }
+    )
+    pq.write_table(odd, OUT / "odd.parquet")
 
 
 if __name__ == "__main__":

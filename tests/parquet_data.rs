@@ -303,3 +303,27 @@ fn json_lines_arrays_read_as_lists_too() {
     .unwrap();
     assert!(codes(tmp.path(), &src(true)).contains(&"bad-list".to_string()));
 }
+
+#[test]
+fn binary_text_must_be_utf8_and_scores_finite() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = |skip: bool| {
+        format!(
+            "data d = parquet(\"{}\", skip_bad_rows: {skip}) {{ sentence1: col(\"text\"), sentence2: col(\"n\"), score: col(\"score\") }}\n",
+            fixtures().join("odd.parquet").display()
+        )
+    };
+    // A binary column holding UTF-8 reads as text; integers as their
+    // digits.
+    let p = checked(tmp.path(), &src(true));
+    let ds = load(&p, "d", &LoadOptions::default()).unwrap();
+    // Row 2 is not UTF-8 and row 3's score is NaN: both bad rows; rows 1
+    // and 4 remain.
+    assert_eq!(ds.skipped, 2);
+    assert_eq!(ds.examples[0].texts, ["plain", "1"]);
+    assert_eq!(ds.examples[1].texts, ["last", "4"]);
+    let p = checked(tmp.path(), &src(false));
+    let (line, group, message) = bad_row(load(&p, "d", &LoadOptions::default()).unwrap_err());
+    assert_eq!((line, group), (2, Some(0)));
+    assert!(message.contains("not UTF-8"), "{message}");
+}

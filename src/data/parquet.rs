@@ -14,6 +14,7 @@ use std::ops::ControlFlow;
 use std::path::Path;
 
 use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::record::Field;
 use parquet::schema::types::Type;
 
 use super::{ArgProblem, Format, ReaderEntry, PATH, SKIP_BAD_ROWS};
@@ -112,7 +113,7 @@ impl ParquetFile {
     pub fn for_each_row(
         &self,
         keep: Option<&[String]>,
-        mut f: impl FnMut(RowPlace, JsonRow) -> ControlFlow<()>,
+        mut f: impl FnMut(RowPlace, Result<JsonRow, String>) -> ControlFlow<()>,
     ) -> std::io::Result<()> {
         let projection = self.projection(keep)?;
         let mut row = 0;
@@ -135,7 +136,11 @@ impl ParquetFile {
                 let r = r.map_err(|e| bad(e, row))?;
                 let values = r
                     .get_column_iter()
-                    .map(|(name, field)| (name.clone(), field.to_json_value()))
+                    .map(|(name, field)| {
+                        json(field)
+                            .map(|v| (name.clone(), v))
+                            .map_err(|e| format!("column `{name}`: {e}"))
+                    })
                     .collect();
                 if f(RowPlace { row, group }, values).is_break() {
                     return Ok(());
@@ -146,12 +151,45 @@ impl ParquetFile {
     }
 }
 
-/// The first `n` rows and the column names, for the checker.
+/// A field as JSON: as the `json` feature of the parquet crate converts
+/// it, except that bytes must be UTF-8 text (never base64 text standing
+/// in for a sentence) and a float that is not finite stays a number's
+/// text (`NaN`), so a score column reports it as not finite rather than
+/// as missing.
+fn json(field: &Field) -> Result<serde_json::Value, String> {
+    use serde_json::Value;
+    Ok(match field {
+        Field::Bytes(b) => match std::str::from_utf8(b.data()) {
+            Ok(s) => Value::String(s.to_string()),
+            Err(e) => {
+                return Err(format!(
+                    "a binary value that is not UTF-8 text (byte {})",
+                    e.valid_up_to() + 1
+                ))
+            }
+        },
+        Field::Float(x) if !x.is_finite() => Value::String(x.to_string()),
+        Field::Double(x) if !x.is_finite() => Value::String(x.to_string()),
+        Field::ListInternal(list) => {
+            Value::Array(list.elements().iter().map(json).collect::<Result<_, _>>()?)
+        }
+        Field::Group(row) => Value::Object(
+            row.get_column_iter()
+                .map(|(k, v)| json(v).map(|v| (k.clone(), v)))
+                .collect::<Result<_, _>>()?,
+        ),
+        other => other.to_json_value(),
+    })
+}
+
+/// The first `n` rows and the column names, for the checker (a row that
+/// cannot be converted has no fields, as a JSON Lines row that is not an
+/// object).
 pub fn head(path: &Path, n: usize) -> std::io::Result<(Vec<String>, Vec<JsonRow>, bool)> {
     let file = ParquetFile::open(path)?;
     let mut rows = Vec::new();
     file.for_each_row(None, |_, r| {
-        rows.push(r);
+        rows.push(r.unwrap_or_default());
         if rows.len() >= n {
             ControlFlow::Break(())
         } else {

@@ -428,7 +428,7 @@ fn read_file(
                     return ControlFlow::Break(());
                 }
                 let at = (place.row, Some(place.group));
-                let r = match text_values(source, row) {
+                let r = match row.and_then(|row| text_values(source, row)) {
                     Ok((names, fields)) => push(place.row, at.1, &fields, Some(&names), &mut ds),
                     Err(message) => bad_row(path, at, message, opts, &mut ds),
                 };
