@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use stpipe::registry::{catalogue, ArgType, ColType, Columns, Component};
+use stpipe::registry::{catalogue, ArgType, ColType, Columns, Component, Rule};
 
 const WORDS: &[&str] = &[
     "the", "a", "cat", "dog", "sat", "on", "mat", "runs", "fast", "slow", "red", "blue", "big",
@@ -116,6 +116,10 @@ fn call_args(c: &Component, data: Option<&str>, extra: &[(&str, String)]) -> Str
             continue;
         }
         let v = match (a.name, a.ty) {
+            // A wrapper that embeds every layer cannot wrap a cached loss.
+            (_, ArgType::LossCall) if c.rules.iter().any(|r| matches!(r, Rule::Uncached)) => {
+                "MultipleNegativesRankingLoss(m)".to_string()
+            }
             (_, ArgType::LossCall) => WRAPPED.to_string(),
             // The first evaluator, declared before any that lists others.
             (_, ArgType::Evaluators) => "[e0]".to_string(),

@@ -6,6 +6,7 @@
 
 mod common;
 
+mod adaptive_layer;
 mod arch_parity;
 mod catalogue;
 mod ci_formats;

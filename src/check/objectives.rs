@@ -33,7 +33,7 @@ impl Checker<'_> {
         let ds = self.out.data_source(&data_name)?.clone();
         let mut ok = self.check_columns(base, &ds, data.span, &base_args);
         for (wrapper, wargs) in &wrappers {
-            ok &= self.check_wrapper(wrapper, wargs, base, &model);
+            ok &= self.check_wrapper(wrapper, wargs, base, &base_args, &model);
         }
         // Distillation: the teacher is another model, of the student's
         // width when the student learns its embeddings (not its scores).

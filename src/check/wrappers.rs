@@ -23,6 +23,18 @@ pub(crate) fn is_wrapper(comp: &Component) -> bool {
     comp.args.iter().any(|a| a.ty == ArgType::LossCall)
 }
 
+/// Whether a loss with these arguments runs under GradCache: it takes a
+/// `mini_batch_size`, unless `use_mini_batched_version: false` turns that
+/// off (MegaBatchMarginLoss).
+fn is_cached(comp: &Component, args: &BoundArgs) -> bool {
+    let has = |n: &str| comp.args.iter().any(|a| a.name == n);
+    has("mini_batch_size")
+        && !(has("use_mini_batched_version")
+            && args
+                .get("use_mini_batched_version")
+                .is_some_and(|(v, _)| matches!(v, ArgValue::Bool(false))))
+}
+
 impl Checker<'_> {
     /// The loss under `comp`'s wrappers, with its arguments, and the
     /// wrappers. `args` are `comp`'s bound arguments; a wrapped loss was
@@ -82,6 +94,7 @@ impl Checker<'_> {
         wrapper: &Component,
         args: &BoundArgs,
         base: &Component,
+        base_args: &BoundArgs,
         model: &str,
     ) -> bool {
         let mut ok = self.check_widths(wrapper, args, model);
@@ -89,6 +102,24 @@ impl Checker<'_> {
             .rules
             .iter()
             .any(|r| matches!(r, Rule::AtMostWidth(_)));
+        if wrapper.rules.iter().any(|r| matches!(r, Rule::Uncached)) && is_cached(base, base_args) {
+            let span = args.get(WRAPPED_LOSS).map(|(_, s)| *s).unwrap_or_default();
+            self.err(
+                Diag::error(
+                    "cannot-wrap",
+                    span,
+                    format!(
+                        "{} needs every layer's embeddings of the whole batch at once, and {} runs under GradCache, which embeds the batch a mini-batch at a time",
+                        wrapper.name, base.name
+                    ),
+                )
+                .help(format!("wrap the uncached loss instead{}", match base.args.iter().any(|a| a.name == "use_mini_batched_version") {
+                    true => format!(" (`{}(..., use_mini_batched_version: false)`)", base.name),
+                    false => String::new(),
+                })),
+            );
+            ok = false;
+        }
         let classifier = base.columns.is_some_and(|c| c.label_classes.is_some());
         if truncates && classifier {
             let span = args.get(WRAPPED_LOSS).map(|(_, s)| *s).unwrap_or_default();

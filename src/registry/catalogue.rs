@@ -49,6 +49,8 @@ pub static LOSSES: &[&LossEntry] = &[
     &loss::gist::CACHED_ENTRY,
     &loss::mega_batch_margin::ENTRY,
     &loss::matryoshka::ENTRY,
+    &loss::matryoshka_2d::ENTRY,
+    &loss::adaptive_layer::ENTRY,
 ];
 
 /// Evaluators.

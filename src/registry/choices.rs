@@ -219,6 +219,18 @@ choice_enum! {
 }
 
 choice_enum! {
+    /// How AdaptiveLayerLoss weights the loss of earlier layer `i`.
+    pub enum LayerWeighting {
+        /// 1 for every layer.
+        Uniform = "uniform",
+        /// `1 / (1 + ln(1 + i))` (the ESE paper).
+        Log = "log",
+        /// `1 / (1 + i)`.
+        Linear = "linear",
+    }
+}
+
+choice_enum! {
     /// Which part of a `split` a source keeps (`training`, since `train`
     /// is a keyword of the language).
     pub enum SplitPart {

@@ -437,6 +437,9 @@ pub enum Rule {
     /// wrapper with such a rule truncates embeddings, so it cannot wrap a
     /// loss whose classifier is sized for the full width.
     AtMostWidth(&'static str),
+    /// A loss wrapper that needs the whole batch's embeddings of every
+    /// layer at once: the loss it wraps may not run under GradCache.
+    Uncached,
 }
 
 impl Rule {
@@ -457,6 +460,7 @@ impl Rule {
             Rule::AtMostWidth(name) => {
                 format!("`{name}` is at most the model's embedding width")
             }
+            Rule::Uncached => "the wrapped loss does not run under GradCache".to_string(),
         }
     }
 }

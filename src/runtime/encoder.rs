@@ -180,7 +180,15 @@ impl SentenceEncoder {
         prompt: Option<&str>,
         ctx: &Ctx,
     ) -> Result<Tensor> {
-        let f = match prompt.filter(|p| !p.is_empty()) {
+        let f = self.forward(self.features(texts, prompt)?, ctx)?;
+        f.sentence_embedding
+            .ok_or_else(|| Error::Msg("the model produced no sentence embedding".into()))
+    }
+
+    /// The tokenised texts with `prompt` prepended, its tokens marked for
+    /// Pooling's `include_prompt`.
+    fn features(&self, texts: &[&str], prompt: Option<&str>) -> Result<Features> {
+        Ok(match prompt.filter(|p| !p.is_empty()) {
             Some(p) => {
                 let joined: Vec<String> = texts.iter().map(|t| format!("{p}{t}")).collect();
                 let refs: Vec<&str> = joined.iter().map(String::as_str).collect();
@@ -189,10 +197,42 @@ impl SentenceEncoder {
                 f
             }
             None => self.tokenize(texts)?,
+        })
+    }
+
+    /// [`Self::embed_prompted`], and the sentence embeddings the chain gives
+    /// from the input of each encoder layer (the embedding layer's output,
+    /// then each layer's output but the last's) in place of the
+    /// Transformer's output: what AdaptiveLayerLoss trains. The final
+    /// embeddings first, then one per earlier layer.
+    pub fn embed_layers(
+        &self,
+        texts: &[&str],
+        prompt: Option<&str>,
+        ctx: &Ctx,
+    ) -> Result<(Tensor, Vec<Tensor>)> {
+        let f = self.features(texts, prompt)?;
+        let mut states = Vec::new();
+        let f = self
+            .transformer()
+            .forward_with_states(f, ctx, &mut states)?;
+        let rest = |mut f: Features| -> Result<Tensor> {
+            for m in &self.modules[1..] {
+                f = m.forward(f, ctx)?;
+            }
+            f.sentence_embedding
+                .ok_or_else(|| Error::Msg("the model produced no sentence embedding".into()))
         };
-        let f = self.forward(f, ctx)?;
-        f.sentence_embedding
-            .ok_or_else(|| Error::Msg("the model produced no sentence embedding".into()))
+        let earlier = states
+            .into_iter()
+            .map(|s| {
+                rest(Features {
+                    token_embeddings: Some(s),
+                    ..f.clone()
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((rest(f)?, earlier))
     }
 
     /// The text of the prompt called `name`, or an error listing the

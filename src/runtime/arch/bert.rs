@@ -215,12 +215,13 @@ impl Bert {
 }
 
 impl Encoder for Bert {
-    fn forward(
+    fn forward_with_states(
         &self,
         input_ids: &Tensor,
         token_type_ids: Option<&Tensor>,
         attention_mask: &Tensor,
         ctx: &Ctx,
+        states: Option<&mut Vec<Tensor>>,
     ) -> Result<Tensor> {
         let c = &self.config;
         let (b, s) = input_ids.dims2()?;
@@ -238,7 +239,11 @@ impl Encoder for Bert {
         x = self.emb_norm.forward(&x, ctx)?;
         x = ops::dropout(&x, c.hidden_dropout_prob, ctx)?;
         let mask = attention_mask.to_dtype(DType::F32)?;
+        let mut states = states;
         for layer in &self.layers {
+            if let Some(s) = states.as_deref_mut() {
+                s.push(x.clone());
+            }
             x = layer.forward(&x, &mask, &self.settings, AttnShape::default(), ctx)?;
         }
         Ok(x)

@@ -190,12 +190,13 @@ impl DistilBert {
 }
 
 impl Encoder for DistilBert {
-    fn forward(
+    fn forward_with_states(
         &self,
         input_ids: &Tensor,
         _token_type_ids: Option<&Tensor>,
         attention_mask: &Tensor,
         ctx: &Ctx,
+        states: Option<&mut Vec<Tensor>>,
     ) -> Result<Tensor> {
         let (_, s) = input_ids.dims2()?;
         parts::check_len(s, self.config.max_position_embeddings)?;
@@ -204,7 +205,11 @@ impl Encoder for DistilBert {
         let x = x.broadcast_add(&self.position.embedding(&pos)?.unsqueeze(0)?)?;
         let mut x = ops::dropout(&self.emb_norm.forward(&x, ctx)?, self.config.dropout, ctx)?;
         let mask = attention_mask.to_dtype(DType::F32)?;
+        let mut states = states;
         for layer in &self.layers {
+            if let Some(s) = states.as_deref_mut() {
+                s.push(x.clone());
+            }
             x = layer.forward(&x, &mask, &self.settings, AttnShape::default(), ctx)?;
         }
         Ok(x)

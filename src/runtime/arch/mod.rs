@@ -42,6 +42,23 @@ pub trait Encoder: std::fmt::Debug + Send + Sync {
         token_type_ids: Option<&Tensor>,
         attention_mask: &Tensor,
         ctx: &Ctx,
+    ) -> Result<Tensor> {
+        self.forward_with_states(input_ids, token_type_ids, attention_mask, ctx, None)
+    }
+
+    /// [`Encoder::forward`], and, when `states` is given, the input of
+    /// every layer pushed onto it: the embedding layer's output, then each
+    /// layer's output but the last's. These are Hugging Face's
+    /// `hidden_states` before the final one (which, for architectures with
+    /// a final norm, is not the model's output); AdaptiveLayerLoss trains
+    /// the sentence embeddings of each.
+    fn forward_with_states(
+        &self,
+        input_ids: &Tensor,
+        token_type_ids: Option<&Tensor>,
+        attention_mask: &Tensor,
+        ctx: &Ctx,
+        states: Option<&mut Vec<Tensor>>,
     ) -> Result<Tensor>;
 
     /// Every trainable parameter, named as Hugging Face's `AutoModel`

@@ -378,12 +378,13 @@ fn rotate(x: &Tensor, heads: usize, cos: &Tensor, sin: &Tensor) -> Result<Tensor
 }
 
 impl Encoder for ModernBert {
-    fn forward(
+    fn forward_with_states(
         &self,
         input_ids: &Tensor,
         _token_type_ids: Option<&Tensor>,
         attention_mask: &Tensor,
         ctx: &Ctx,
+        states: Option<&mut Vec<Tensor>>,
     ) -> Result<Tensor> {
         let r = &self.config.raw;
         let (_, s) = input_ids.dims2()?;
@@ -401,7 +402,11 @@ impl Encoder for ModernBert {
             local_sin,
         };
         let mask = attention_mask.to_dtype(DType::F32)?;
+        let mut states = states;
         for layer in &self.layers {
+            if let Some(s) = states.as_deref_mut() {
+                s.push(x.clone());
+            }
             x = self.layer_forward(layer, &x, &mask, &rope, ctx)?;
         }
         self.final_norm.forward(&x, ctx)

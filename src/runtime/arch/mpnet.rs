@@ -234,12 +234,13 @@ impl MpNet {
 }
 
 impl Encoder for MpNet {
-    fn forward(
+    fn forward_with_states(
         &self,
         input_ids: &Tensor,
         _token_type_ids: Option<&Tensor>,
         attention_mask: &Tensor,
         ctx: &Ctx,
+        states: Option<&mut Vec<Tensor>>,
     ) -> Result<Tensor> {
         let c = &self.config;
         let (_, s) = input_ids.dims2()?;
@@ -255,7 +256,11 @@ impl Encoder for MpNet {
             bias: Some(&bias),
             window: None,
         };
+        let mut states = states;
         for layer in &self.layers {
+            if let Some(s) = states.as_deref_mut() {
+                s.push(x.clone());
+            }
             x = layer.forward(&x, &mask, &self.settings, shape, ctx)?;
         }
         Ok(x)

@@ -128,6 +128,15 @@ impl Loss for MatryoshkaLoss {
             let (d, weight) = self.dims[i];
             let mut cut = inputs.clone();
             cut.embeddings = cols.iter().map(|c| shrink(c, d)).collect::<Result<_>>()?;
+            // An AdaptiveLayerLoss inside sees every layer cut the same way.
+            if let Some(layers) = &inputs.layers {
+                cut.layers = Some(
+                    layers
+                        .iter()
+                        .map(|l| l.iter().map(|c| shrink(&ops::float(c)?, d)).collect())
+                        .collect::<Result<_>>()?,
+                );
+            }
             if let Some(t) = &inputs.teacher {
                 let last = t.rank().saturating_sub(1);
                 if t.dim(last)? == width {
@@ -154,6 +163,10 @@ impl Loss for MatryoshkaLoss {
     /// differentiates this whole sum with respect to the embeddings.
     fn mini_batch_size(&self) -> Option<usize> {
         self.inner.mini_batch_size()
+    }
+
+    fn wants_layers(&self) -> bool {
+        self.inner.wants_layers()
     }
 }
 

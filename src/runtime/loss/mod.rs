@@ -19,6 +19,7 @@ use candle_core::{bail, DType, Device, Result, Tensor, Var};
 pub use crate::registry::choices::Similarity;
 use crate::registry::{ArgError, Args, Component};
 
+pub mod adaptive_layer;
 pub mod angle;
 pub mod batch_all_triplet;
 pub mod batch_hard_soft_margin_triplet;
@@ -36,6 +37,7 @@ pub mod gist;
 pub mod gor;
 pub mod margin_mse;
 pub mod matryoshka;
+pub mod matryoshka_2d;
 pub mod mega_batch_margin;
 pub mod mnrl;
 pub mod mnsrl;
@@ -48,6 +50,7 @@ pub mod triplet;
 #[cfg(test)]
 pub(crate) mod testutil;
 
+pub use adaptive_layer::AdaptiveLayerLoss;
 pub use angle::AnglELoss;
 pub use batch_all_triplet::BatchAllTripletLoss;
 pub use batch_hard_soft_margin_triplet::BatchHardSoftMarginTripletLoss;
@@ -113,6 +116,10 @@ pub struct LossInputs {
     /// A frozen guide model's embeddings of each text column, `[batch, dim]`
     /// each, in column order (GISTEmbedLoss).
     pub guide: Option<Vec<Tensor>>,
+    /// The embeddings of each earlier layer (the embedding layer's output
+    /// first), each `[column][batch, dim]` like `embeddings`, for the losses
+    /// that want them ([`Loss::wants_layers`]: AdaptiveLayerLoss).
+    pub layers: Option<Vec<Vec<Tensor>>>,
     /// A seed of this batch for losses that draw at random (MatryoshkaLoss's
     /// `n_dims_per_step`); the trainer derives it from the stage's seed and
     /// the turn, so a resumed run draws what an uninterrupted one does.
@@ -251,6 +258,12 @@ pub trait Loss: Send + Sync {
     /// memory is bounded by `n` texts (`train/grad_cache.rs`).
     fn mini_batch_size(&self) -> Option<usize> {
         None
+    }
+
+    /// Whether the loss needs the embeddings of every earlier layer
+    /// ([`LossInputs::layers`]) besides the final ones.
+    fn wants_layers(&self) -> bool {
+        false
     }
 
     /// Class logits `[batch, num_labels]` for losses that classify

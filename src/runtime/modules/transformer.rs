@@ -313,6 +313,29 @@ impl Transformer {
     }
 }
 
+impl Transformer {
+    /// The module's forward, with the input of each encoder layer pushed
+    /// onto `states` (see [`Encoder::forward_with_states`]).
+    pub fn forward_with_states(
+        &self,
+        mut f: Features,
+        ctx: &Ctx,
+        states: &mut Vec<candle_core::Tensor>,
+    ) -> Result<Features> {
+        let ids = Features::need(&f.input_ids, "input_ids", "Transformer")?;
+        let mask = Features::need(&f.attention_mask, "attention_mask", "Transformer")?;
+        let te = self.encoder.forward_with_states(
+            ids,
+            f.token_type_ids.as_ref(),
+            mask,
+            ctx,
+            Some(states),
+        )?;
+        f.token_embeddings = Some(te);
+        Ok(f)
+    }
+}
+
 impl Module for Transformer {
     fn type_name(&self) -> &'static str {
         "Transformer"

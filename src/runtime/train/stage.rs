@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use candle_core::Var;
+use candle_core::{Tensor, Var};
 
 use crate::check::types::{Pipeline, Stage};
 use crate::runtime::data::Dataset;
@@ -348,6 +348,24 @@ fn turn(
         Some(step) => {
             let loss = step.run(&cols, inputs, &mut |g| opt.accumulate(g, 1.0 / micro))?;
             (loss, None)
+        }
+        None if feed.loss.wants_layers() => {
+            // Every column's final and earlier layers' embeddings, in one
+            // forward pass each (AdaptiveLayerLoss).
+            let ctx = Ctx::train(dropout_seed);
+            let mut layers: Vec<Vec<Tensor>> = Vec::new();
+            for (i, c) in cols.iter().enumerate() {
+                let (last, earlier) = model.embed_layers(c, feed.prompt(i), &ctx)?;
+                inputs.embeddings.push(last);
+                layers.resize_with(earlier.len(), Vec::new);
+                for (l, e) in earlier.into_iter().enumerate() {
+                    layers[l].push(e);
+                }
+            }
+            inputs.layers = Some(layers);
+            let loss = feed.loss.forward(&inputs)?;
+            let grads = loss.backward()?;
+            (loss, Some(grads))
         }
         None => {
             let ctx = Ctx::train(dropout_seed);
