@@ -101,3 +101,38 @@ fn every_layer_loss_equals_sentence_transformers() {
         }
     }
 }
+
+#[test]
+fn a_model_cut_after_k_layers_embeds_as_the_loss_trained_it() {
+    let root = common::repo().join("tests/fixtures/arch");
+    let texts = ["a man is playing a guitar.", "two dogs run on the beach"];
+    for name in ["bert", "modernbert"] {
+        let model = SentenceEncoder::load(&root.join(name).join("model")).unwrap();
+        let ctx = Ctx::eval();
+        let (last, earlier) = model.embed_layers(&texts, None, &ctx).unwrap();
+        let layers = earlier.len();
+        assert!(layers >= 2, "{name}: {layers} layers");
+        let same = |a: &candle_core::Tensor, b: &candle_core::Tensor| {
+            let d = (a - b).unwrap().abs().unwrap().max_all().unwrap();
+            d.to_scalar::<f32>().unwrap() < 1e-6
+        };
+        for (k, state) in earlier.iter().enumerate().skip(1) {
+            let cut = model.embed_after(&texts, None, k, &ctx).unwrap();
+            assert!(same(&cut, state), "{name}: layer {k}");
+            assert!(!same(&cut, &last), "{name}: layer {k} is not the final one");
+        }
+        assert!(same(
+            &model.embed_after(&texts, None, layers, &ctx).unwrap(),
+            &last
+        ));
+        assert!(model.embed_after(&texts, None, 0, &ctx).is_err());
+        assert!(model.embed_after(&texts, None, layers + 1, &ctx).is_err());
+        // The encode path (evaluators, `stpipe encode --layers`) agrees.
+        let opts = stpipe::runtime::EncodeOptions {
+            layers: Some(1),
+            ..Default::default()
+        };
+        let encoded = model.encode(&texts, &opts).unwrap();
+        assert!(same(&encoded, &earlier[1]), "{name}: encode with layers 1");
+    }
+}

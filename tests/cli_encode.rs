@@ -101,3 +101,39 @@ fn encode_reports_a_broken_model_without_panicking() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no-such-org/no-such-model"), "{err}");
 }
+
+#[test]
+fn layers_cut_the_model_and_are_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny");
+    common::write_tiny_bert(&model, 9);
+    let input = tmp.path().join("in.txt");
+    std::fs::write(&input, common::SENTENCES.join("\n") + "\n").unwrap();
+    let run = |extra: &[&str]| {
+        stpipe()
+            .args(["encode", "--model"])
+            .arg(&model)
+            .args(extra)
+            .arg(&input)
+            .output()
+            .unwrap()
+    };
+    let full = run(&[]);
+    let cut = run(&["--layers", "1"]);
+    assert!(
+        full.status.success() && cut.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cut.stderr)
+    );
+    assert_ne!(
+        full.stdout, cut.stdout,
+        "one layer embeds differently from all"
+    );
+    let bad = run(&["--layers", "99"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("--layers 99") && err.contains("layers"),
+        "{err}"
+    );
+}

@@ -295,7 +295,7 @@ impl Checker<'_> {
                     )
                 }),
                 // Needs the model's width: see `check_widths`.
-                Rule::AtMostWidth(_) | Rule::Uncached => None,
+                Rule::AtMostWidth(_) | Rule::AtMostLayers(_) | Rule::Uncached => None,
                 Rule::WhenTrue(flag, num, range) => {
                     let on = args.get(flag).and_then(|v| v.0.as_bool()) == Some(true);
                     match args.get(num).and_then(|(v, sp)| Some((v.as_f64()?, *sp))) {

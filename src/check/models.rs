@@ -18,6 +18,8 @@ struct Chain {
     dim_span: Option<Span>,
     /// Whether the chain yields sentence embeddings yet.
     pooled: bool,
+    /// The Transformer's number of layers, when known.
+    layers: Option<usize>,
     ok: bool,
 }
 
@@ -28,6 +30,7 @@ impl Checker<'_> {
             dim: None,
             dim_span: None,
             pooled: false,
+            layers: None,
             ok: true,
         };
         for (i, call) in chain.iter().enumerate() {
@@ -86,6 +89,7 @@ impl Checker<'_> {
             span: name.span,
             modules,
             dim: st.dim,
+            layers: st.layers,
         })
     }
 
@@ -276,6 +280,7 @@ impl Checker<'_> {
         if let Some(td) = transformer_dir {
             match crate::runtime::modules::transformer::inspect(&td) {
                 Ok(info) => {
+                    st.layers = Some(info.num_layers);
                     if comp.name != "load" {
                         st.dim = Some(info.hidden_size);
                     }

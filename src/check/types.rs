@@ -80,6 +80,9 @@ pub struct Model {
     pub modules: Vec<Module>,
     /// Width of the sentence embedding, when it can be known statically.
     pub dim: Option<usize>,
+    /// The Transformer's number of layers, when its directory is local.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layers: Option<usize>,
 }
 
 /// One module of a model chain, with its checked arguments and resolved

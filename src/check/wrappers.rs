@@ -142,13 +142,45 @@ impl Checker<'_> {
         ok
     }
 
+    /// Every `AtMostLayers` argument of `comp` against `model`'s number of
+    /// layers (when its directory is local).
+    fn check_layers(&mut self, comp: &Component, args: &BoundArgs, model: &str) -> bool {
+        let Some(layers) = self.out.model(model).and_then(|m| m.layers) else {
+            return true;
+        };
+        let mut ok = true;
+        for rule in comp.rules {
+            let Rule::AtMostLayers(name) = *rule else {
+                continue;
+            };
+            if let Some((v, span)) = args.get(name) {
+                if v.as_i64().is_some_and(|k| k > layers as i64) {
+                    self.err(
+                        Diag::error(
+                            "too-many-layers",
+                            *span,
+                            format!(
+                                "`{name}` of `{}` is {}, but `{model}` has {layers} layers",
+                                comp.name,
+                                v.as_i64().unwrap_or_default()
+                            ),
+                        )
+                        .help(format!("give at most {layers}")),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        ok
+    }
+
     /// Every `AtMostWidth` argument of `comp` against `model`'s width (when
     /// it is known statically).
     pub(crate) fn check_widths(&mut self, comp: &Component, args: &BoundArgs, model: &str) -> bool {
         let Some(width) = self.out.model(model).and_then(|m| m.dim) else {
             return true;
         };
-        let mut ok = true;
+        let mut ok = self.check_layers(comp, args, model);
         for rule in comp.rules {
             let Rule::AtMostWidth(name) = *rule else {
                 continue;

@@ -43,6 +43,10 @@ pub struct EncodeArgs {
     /// Prepend this text to every sentence.
     #[arg(long)]
     pub prompt: Option<String>,
+    /// Embed with the Transformer stopped after its first LAYERS layers (a
+    /// model trained with AdaptiveLayerLoss or Matryoshka2dLoss).
+    #[arg(long)]
+    pub layers: Option<usize>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Jsonl)]
     pub format: Format,
@@ -70,12 +74,20 @@ pub fn run(args: EncodeArgs, search: &ModelSearch) -> miette::Result<()> {
         (None, Some(text)) => Some(text.clone()),
         (None, None) => enc.transformer().default_prompt().map(str::to_string),
     };
+    let have = enc.transformer().arch.num_layers();
+    if let Some(k) = args.layers.filter(|&k| k == 0 || k > have) {
+        return Err(miette::miette!(
+            help = format!("give --layers from 1 to {have}"),
+            "--layers {k}: the model has {have} layers"
+        ));
+    }
     let lines = read_lines(args.input.as_deref())?;
     let opts = EncodeOptions {
         batch_size: args.batch_size.max(1),
         normalize: args.normalize,
         progress: lines.len() > 256,
         prompt,
+        layers: args.layers,
     };
     let emb = enc.encode(&lines, &opts)?;
     let (n, dim) = emb.dims2().into_diagnostic()?;

@@ -437,6 +437,8 @@ pub enum Rule {
     /// wrapper with such a rule truncates embeddings, so it cannot wrap a
     /// loss whose classifier is sized for the full width.
     AtMostWidth(&'static str),
+    /// The count may not exceed the model's number of Transformer layers.
+    AtMostLayers(&'static str),
     /// A loss wrapper that needs the whole batch's embeddings of every
     /// layer at once: the loss it wraps may not run under GradCache.
     Uncached,
@@ -461,6 +463,7 @@ impl Rule {
                 format!("`{name}` is at most the model's embedding width")
             }
             Rule::Uncached => "the wrapped loss does not run under GradCache".to_string(),
+            Rule::AtMostLayers(name) => format!("`{name}` is at most the model's number of layers"),
         }
     }
 }

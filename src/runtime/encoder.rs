@@ -30,6 +30,9 @@ pub struct EncodeOptions {
     pub progress: bool,
     /// Text prepended to every input (a resolved prompt; `None`: none).
     pub prompt: Option<String>,
+    /// Embed as if the Transformer stopped after this many layers (the
+    /// embeddings AdaptiveLayerLoss trains for that layer); `None`: all.
+    pub layers: Option<usize>,
 }
 
 impl Default for EncodeOptions {
@@ -39,6 +42,7 @@ impl Default for EncodeOptions {
             normalize: false,
             progress: false,
             prompt: None,
+            layers: None,
         }
     }
 }
@@ -235,6 +239,32 @@ impl SentenceEncoder {
         Ok((rest(f)?, earlier))
     }
 
+    /// The sentence embeddings of the chain with the Transformer stopped
+    /// after its first `k` layers (1 to its number of layers; all of them
+    /// give [`Self::embed_prompted`]'s).
+    pub fn embed_after(
+        &self,
+        texts: &[&str],
+        prompt: Option<&str>,
+        k: usize,
+        ctx: &Ctx,
+    ) -> Result<Tensor> {
+        // `earlier` holds the input of each of the model's layers: the
+        // embedding layer's output, then layer i's output at index i.
+        let (last, mut earlier) = self.embed_layers(texts, prompt, ctx)?;
+        let layers = earlier.len();
+        match k {
+            0 => Err(Error::Msg(
+                "a model cut after 0 layers has no encoder left".into(),
+            )),
+            k if k == layers => Ok(last),
+            k if k < layers => Ok(earlier.swap_remove(k)),
+            k => Err(Error::Msg(format!(
+                "the model has {layers} layers; it cannot be cut after {k}"
+            ))),
+        }
+    }
+
     /// The text of the prompt called `name`, or an error listing the
     /// model's prompts.
     pub fn prompt_named(&self, name: &str) -> Result<String> {
@@ -275,9 +305,11 @@ impl SentenceEncoder {
         let mut out = vec![0f32; n * dim];
         for chunk in order.chunks(opts.batch_size.max(1)) {
             let batch: Vec<&str> = chunk.iter().map(|&i| texts[i].as_ref()).collect();
-            let mut emb = self
-                .embed_prompted(&batch, opts.prompt.as_deref(), &ctx)?
-                .to_dtype(DType::F32)?;
+            let emb = match opts.layers {
+                None => self.embed_prompted(&batch, opts.prompt.as_deref(), &ctx)?,
+                Some(k) => self.embed_after(&batch, opts.prompt.as_deref(), k, &ctx)?,
+            };
+            let mut emb = emb.to_dtype(DType::F32)?;
             if opts.normalize {
                 emb = super::modules::normalize::l2_normalize(&emb)?;
             }

@@ -18,7 +18,7 @@
 
 use super::{
     check_pairs, math_err, Common, EvalCx, EvalError, EvalMetrics, Evaluator, EvaluatorEntry,
-    Similarity, BATCH_SIZE, MODEL, PROMPTS, TRUNCATE_DIM, TRUNCATE_RULES,
+    Similarity, BATCH_SIZE, MODEL, PROMPTS, TRUNCATE_DIM, TRUNCATE_LAYERS, TRUNCATE_RULES,
 };
 use crate::registry::{columns, req, ArgError, ArgType::*, Args, Component, Family};
 
@@ -27,7 +27,7 @@ pub const ENTRY: EvaluatorEntry = EvaluatorEntry {
         name: "BinaryClassification",
         family: Family::Evaluator,
         doc: "Classifies pairs as similar (label 1) or not (label 0) by thresholding each similarity (cosine, dot product, Euclidean and Manhattan distance); reports the best accuracy and F1 with their thresholds, precision, recall, average precision and the Matthews correlation, per similarity and as the maximum over them.",
-        args: &[MODEL, req("data", Data, "the pairs with 0/1 labels"), BATCH_SIZE, PROMPTS, TRUNCATE_DIM],
+        args: &[MODEL, req("data", Data, "the pairs with 0/1 labels"), BATCH_SIZE, PROMPTS, TRUNCATE_DIM, TRUNCATE_LAYERS],
         rules: TRUNCATE_RULES,
         columns: Some(columns::PAIR_BINARY),
         metrics: &[

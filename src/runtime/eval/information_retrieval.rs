@@ -21,7 +21,7 @@ use candle_core::Tensor;
 
 use super::{encode, side_prompt, EvalCx, EvalError, EvalMetrics, Evaluator, EvaluatorEntry};
 use super::{Similarity, DOCUMENT_PROMPTS, QUERY_PROMPTS};
-use super::{BATCH_SIZE, MODEL, TRUNCATE_DIM, TRUNCATE_RULES};
+use super::{Truncate, BATCH_SIZE, MODEL, TRUNCATE_DIM, TRUNCATE_LAYERS, TRUNCATE_RULES};
 use crate::registry::{maybe, opt, req, ArgError, ArgType::*, Args, Component, Family};
 use crate::runtime::data::Dataset;
 use crate::runtime::{Error, Result};
@@ -46,6 +46,7 @@ pub const ENTRY: EvaluatorEntry = EvaluatorEntry {
             maybe("query_prompt", Str, "prepended to every query (default: the model's `query` prompt, else its default prompt)"),
             maybe("corpus_prompt", Str, "prepended to every document (default: the model's `document`, `passage` or `corpus` prompt, else its default prompt)"),
             TRUNCATE_DIM,
+            TRUNCATE_LAYERS,
         ],
         rules: TRUNCATE_RULES,
         metrics: &[
@@ -98,7 +99,7 @@ fn build(a: &Args) -> std::result::Result<Box<dyn Evaluator>, ArgError> {
         chunk: a.usize("corpus_chunk_size")?.max(1),
         query_prompt: a.opt_str("query_prompt")?.map(str::to_string),
         corpus_prompt: a.opt_str("corpus_prompt")?.map(str::to_string),
-        truncate_dim: a.opt_usize("truncate_dim")?,
+        truncate: Truncate::from_args(a)?,
     }))
 }
 
@@ -112,7 +113,7 @@ struct InformationRetrieval {
     chunk: usize,
     query_prompt: Option<String>,
     corpus_prompt: Option<String>,
-    truncate_dim: Option<usize>,
+    truncate: Truncate,
 }
 
 /// The values of a named column.
@@ -215,13 +216,7 @@ impl Evaluator for InformationRetrieval {
         let doc_texts = named(docs, "text")?;
         let query_prompt = side_prompt(model, self.query_prompt.as_deref(), QUERY_PROMPTS);
         let corpus_prompt = side_prompt(model, self.corpus_prompt.as_deref(), DOCUMENT_PROMPTS);
-        let query_emb = encode(
-            model,
-            &qtexts,
-            self.batch_size,
-            query_prompt,
-            self.truncate_dim,
-        )?;
+        let query_emb = encode(model, &qtexts, self.batch_size, query_prompt, self.truncate)?;
         let chunks = (0..doc_texts.len()).step_by(self.chunk).map(|start| {
             let end = (start + self.chunk).min(doc_texts.len());
             encode(
@@ -229,7 +224,7 @@ impl Evaluator for InformationRetrieval {
                 &doc_texts[start..end],
                 self.batch_size,
                 corpus_prompt,
-                self.truncate_dim,
+                self.truncate,
             )
         });
         let hits = rank(&query_emb, chunks, &doc_ids, self.similarity)?;

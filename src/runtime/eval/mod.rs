@@ -105,8 +105,44 @@ pub(crate) const TRUNCATE_DIM: ArgSpec = maybe(
 )
 .at_least(1.0);
 
-/// The rules of the evaluators that take [`TRUNCATE_DIM`].
-pub(crate) const TRUNCATE_RULES: &[Rule] = &[Rule::AtMostWidth("truncate_dim")];
+/// Evaluate the model cut after its first layers (a model trained with
+/// AdaptiveLayerLoss or Matryoshka2dLoss).
+pub(crate) const TRUNCATE_LAYERS: ArgSpec = maybe(
+    "truncate_layers",
+    ArgType::Count,
+    "evaluate the embeddings of the model cut after its first `k` Transformer layers, the ones AdaptiveLayerLoss trains (default: all layers)",
+)
+.at_least(1.0);
+
+/// The rules of the evaluators that take [`TRUNCATE_DIM`] and
+/// [`TRUNCATE_LAYERS`].
+pub(crate) const TRUNCATE_RULES: &[Rule] = &[
+    Rule::AtMostWidth("truncate_dim"),
+    Rule::AtMostLayers("truncate_layers"),
+];
+
+/// How evaluated embeddings are cut: to their first `dim` values, and
+/// after the first `layers` Transformer layers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Truncate {
+    pub dim: Option<usize>,
+    pub layers: Option<usize>,
+}
+
+impl Truncate {
+    /// The `truncate_dim` and `truncate_layers` arguments, where the
+    /// evaluator declares them.
+    pub fn from_args(a: &Args) -> Result<Self, ArgError> {
+        let get = |name: &str| match a.declares(name) {
+            true => a.opt_usize(name),
+            false => Ok(None),
+        };
+        Ok(Truncate {
+            dim: get("truncate_dim")?,
+            layers: get("truncate_layers")?,
+        })
+    }
+}
 
 /// The model, data source, batch size and prompts every evaluator names.
 #[derive(Debug, Clone)]
@@ -116,8 +152,9 @@ pub(crate) struct Common {
     pub batch_size: usize,
     /// Prompts by text column name.
     pub prompts: Vec<(String, String)>,
-    /// Evaluate the first this-many dimensions only.
-    pub truncate_dim: Option<usize>,
+    /// Evaluate the first this-many dimensions (of the first this-many
+    /// layers) only.
+    pub truncate: Truncate,
 }
 
 impl Common {
@@ -129,10 +166,7 @@ impl Common {
             prompts: a.str_map("prompts")?,
             // Not every evaluator can truncate (LabelAccuracy's classifier
             // and MSE's teacher have the full width).
-            truncate_dim: match a.declares("truncate_dim") {
-                true => a.opt_usize("truncate_dim")?,
-                false => None,
-            },
+            truncate: Truncate::from_args(a)?,
         })
     }
 
@@ -148,7 +182,7 @@ impl Common {
         let prompt = ds
             .column_prompt(i, &self.prompts)
             .or_else(|| model.transformer().default_prompt());
-        encode(model, &texts, self.batch_size, prompt, self.truncate_dim)
+        encode(model, &texts, self.batch_size, prompt, self.truncate)
     }
 }
 
@@ -175,7 +209,7 @@ pub(crate) fn encode(
     texts: &[&str],
     batch_size: usize,
     prompt: Option<&str>,
-    truncate_dim: Option<usize>,
+    truncate: Truncate,
 ) -> crate::runtime::Result<Vec<Vec<f32>>> {
     let mut index: HashMap<&str, usize> = HashMap::new();
     let mut distinct: Vec<&str> = Vec::new();
@@ -191,10 +225,11 @@ pub(crate) fn encode(
     let opts = EncodeOptions {
         batch_size,
         prompt: prompt.map(str::to_string),
+        layers: truncate.layers,
         ..EncodeOptions::default()
     };
     let mut rows = model.encode(&distinct, &opts)?.to_vec2::<f32>()?;
-    if let Some(d) = truncate_dim {
+    if let Some(d) = truncate.dim {
         let width = rows.first().map_or(d, Vec::len);
         if d > width {
             return Err(crate::runtime::Error::Msg(format!(
@@ -206,13 +241,13 @@ pub(crate) fn encode(
     if let Some(i) = rows.iter().position(|r| r.iter().any(|x| !x.is_finite())) {
         return Err(crate::runtime::Error::Msg(format!(
             "the model's embedding of {:?} is not finite (NaN or infinite weights?)",
-            truncate(distinct[i])
+            shorten(distinct[i])
         )));
     }
     Ok(slots.into_iter().map(|s| rows[s].clone()).collect())
 }
 
-fn truncate(s: &str) -> String {
+fn shorten(s: &str) -> String {
     let t: String = s.chars().take(60).collect();
     if t.len() < s.len() {
         format!("{t}...")

@@ -78,7 +78,13 @@ impl Evaluator for Mse {
         let c = &self.common;
         let (student, ds) = (cx.model(&c.model)?, cx.dataset(&c.data)?);
         let teacher = cx.model(&self.teacher)?;
-        let source = encode(teacher, &column(ds, 0)?, c.batch_size, None, None)?;
+        let source = encode(
+            teacher,
+            &column(ds, 0)?,
+            c.batch_size,
+            None,
+            super::Truncate::default(),
+        )?;
         let targets = (1..ds.text_columns.len())
             .map(|i| c.encode_column(student, ds, i))
             .collect::<crate::runtime::Result<Vec<_>>>()?;

@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 
 use super::{encode, math_err, EvalCx, EvalError, EvalMetrics, Evaluator, EvaluatorEntry};
-use super::{BATCH_SIZE, MODEL, TRUNCATE_DIM, TRUNCATE_RULES};
+use super::{Truncate, BATCH_SIZE, MODEL, TRUNCATE_DIM, TRUNCATE_LAYERS, TRUNCATE_RULES};
 use crate::registry::{columns, maybe, opt, req, ArgError, ArgType::*, Args, Component, Family};
 use crate::runtime::data::Label;
 use crate::runtime::search;
@@ -36,6 +36,7 @@ pub const ENTRY: EvaluatorEntry = EvaluatorEntry {
             opt("add_transitive_closure", Bool, "false", "paraphrases of paraphrases are paraphrases: every pair within a group counts"),
             maybe("chunk_size", Count, "sentences scored against all the others at a time (default: as many as keep one block of scores within 64 MiB)").at_least(1.0),
             TRUNCATE_DIM,
+            TRUNCATE_LAYERS,
         ],
         columns: Some(columns::PAIR_BINARY),
         metrics: &["average_precision", "f1", "precision", "recall", "threshold"],
@@ -53,7 +54,7 @@ fn build(a: &Args) -> Result<Box<dyn Evaluator>, ArgError> {
         max_pairs: a.usize("max_pairs")?.max(1),
         closure: a.bool("add_transitive_closure")?,
         chunk: a.opt_usize("chunk_size")?,
-        truncate_dim: a.opt_usize("truncate_dim")?,
+        truncate: Truncate::from_args(a)?,
     }))
 }
 
@@ -65,7 +66,7 @@ struct ParaphraseMining {
     max_pairs: usize,
     closure: bool,
     chunk: Option<usize>,
-    truncate_dim: Option<usize>,
+    truncate: Truncate,
 }
 
 impl Evaluator for ParaphraseMining {
@@ -92,13 +93,7 @@ impl Evaluator for ParaphraseMining {
             }
         }
         let default = model.transformer().default_prompt();
-        let emb = encode(
-            model,
-            &sentences,
-            self.batch_size,
-            default,
-            self.truncate_dim,
-        )?;
+        let emb = encode(model, &sentences, self.batch_size, default, self.truncate)?;
         let dim = emb.first().map_or(0, Vec::len);
         let unit = search::unit_rows(emb);
         let mined = mine_pairs(&unit, dim, self.top_k, self.max_pairs, self.chunk)?;

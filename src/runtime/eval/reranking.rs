@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use super::{
     math_err, Common, EvalCx, EvalError, EvalMetrics, Evaluator, EvaluatorEntry, Similarity,
-    BATCH_SIZE, MODEL, PROMPTS, TRUNCATE_DIM, TRUNCATE_RULES,
+    BATCH_SIZE, MODEL, PROMPTS, TRUNCATE_DIM, TRUNCATE_LAYERS, TRUNCATE_RULES,
 };
 use crate::registry::{columns, opt, req, ArgError, ArgType::*, Args, Component, Family};
 
@@ -32,6 +32,7 @@ pub const ENTRY: EvaluatorEntry = EvaluatorEntry {
             PROMPTS,
             opt("similarity", Choice(Similarity::NAMES), "cosine", "how candidates are scored against their query"),
             TRUNCATE_DIM,
+            TRUNCATE_LAYERS,
         ],
         columns: Some(columns::QUERY_CANDIDATE),
         metrics: &["ndcg_at_10", "mrr_at_10", "map"],

@@ -11,7 +11,7 @@
 use super::metrics::{pearson, spearman};
 use super::{
     check_pairs, math_err, Common, EvalCx, EvalError, EvalMetrics, Evaluator, EvaluatorEntry,
-    Similarity, BATCH_SIZE, MODEL, PROMPTS, TRUNCATE_DIM, TRUNCATE_RULES,
+    Similarity, BATCH_SIZE, MODEL, PROMPTS, TRUNCATE_DIM, TRUNCATE_LAYERS, TRUNCATE_RULES,
 };
 use crate::registry::{columns, req, ArgError, ArgType::*, Args, Component, Family};
 
@@ -20,7 +20,7 @@ pub const ENTRY: EvaluatorEntry = EvaluatorEntry {
         name: "EmbeddingSimilarity",
         family: Family::Evaluator,
         doc: "Correlation (Pearson, Spearman) between embedding similarities of text pairs and gold scores.",
-        args: &[MODEL, req("data", Data, "the pairs and their scores"), BATCH_SIZE, PROMPTS, TRUNCATE_DIM],
+        args: &[MODEL, req("data", Data, "the pairs and their scores"), BATCH_SIZE, PROMPTS, TRUNCATE_DIM, TRUNCATE_LAYERS],
         rules: TRUNCATE_RULES,
         columns: Some(columns::PAIR_SCORE),
         metrics: &[

@@ -11,7 +11,7 @@
 
 use super::{
     math_err, Common, EvalCx, EvalError, EvalMetrics, Evaluator, EvaluatorEntry, BATCH_SIZE, MODEL,
-    PROMPTS, TRUNCATE_DIM, TRUNCATE_RULES,
+    PROMPTS, TRUNCATE_DIM, TRUNCATE_LAYERS, TRUNCATE_RULES,
 };
 use crate::registry::{columns, req, ArgError, ArgType::*, Args, Component, Family};
 
@@ -26,6 +26,7 @@ pub const ENTRY: EvaluatorEntry = EvaluatorEntry {
             BATCH_SIZE,
             PROMPTS,
             TRUNCATE_DIM,
+            TRUNCATE_LAYERS,
         ],
         columns: Some(columns::BITEXT),
         metrics: &["mean_accuracy", "src2trg_accuracy", "trg2src_accuracy"],

@@ -4,7 +4,7 @@
 
 use super::{
     math_err, Common, EvalCx, EvalError, EvalMetrics, Evaluator, EvaluatorEntry, Similarity,
-    BATCH_SIZE, MODEL, PROMPTS, TRUNCATE_DIM, TRUNCATE_RULES,
+    BATCH_SIZE, MODEL, PROMPTS, TRUNCATE_DIM, TRUNCATE_LAYERS, TRUNCATE_RULES,
 };
 use crate::registry::{columns, opt, req, ArgError, ArgType::*, Args, Component, Family};
 
@@ -20,6 +20,7 @@ pub const ENTRY: EvaluatorEntry = EvaluatorEntry {
             PROMPTS,
             opt("margin", Float, "0.0", "the positive must be more similar by more than this"),
             TRUNCATE_DIM,
+            TRUNCATE_LAYERS,
         ],
         rules: TRUNCATE_RULES,
         columns: Some(columns::TRIPLET),

@@ -21,7 +21,7 @@ use crate::check::types::{ColType, Column};
 use crate::data::ArgProblem;
 use crate::registry::choices::{MinedFormat, NegativeSampling};
 use crate::registry::{maybe, opt, req, ArgType::*, Args, Component, Family, Rule};
-use crate::runtime::eval::{encode, side_prompt, DOCUMENT_PROMPTS, QUERY_PROMPTS};
+use crate::runtime::eval::{encode, side_prompt, Truncate, DOCUMENT_PROMPTS, QUERY_PROMPTS};
 use crate::runtime::search::unit_rows;
 use select::Settings;
 
@@ -360,8 +360,10 @@ fn apply(cx: TransformCx) -> Result<Dataset, DataError> {
         pb.queries.len(),
         pb.corpus.len()
     ));
-    let c_emb = unit_rows(encode(model, &pb.corpus, batch, cp, None).map_err(enc_err)?);
-    let q_emb = unit_rows(encode(model, &pb.queries, batch, qp, None).map_err(enc_err)?);
+    let c_emb =
+        unit_rows(encode(model, &pb.corpus, batch, cp, Truncate::default()).map_err(enc_err)?);
+    let q_emb =
+        unit_rows(encode(model, &pb.queries, batch, qp, Truncate::default()).map_err(enc_err)?);
     let dim = model.dim();
     let mined =
         select::mine(&q_emb, &c_emb, dim, &pb.positives, pb.max_positives, &s).map_err(|e| {
