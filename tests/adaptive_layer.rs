@@ -27,19 +27,7 @@ fn every_layer_loss_equals_sentence_transformers() {
             .unwrap();
     for name in ["bert", "distilbert", "mpnet", "modernbert"] {
         let model = SentenceEncoder::load(&root.join(name).join("model")).unwrap();
-        let pairs: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(root.join(name).join("grads.json")).unwrap(),
-        )
-        .unwrap();
-        let texts = |k: &str| -> Vec<String> {
-            pairs[k]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_str().unwrap().to_string())
-                .collect()
-        };
-        let (anchors, positives) = (texts("anchors"), texts("positives"));
+        let (anchors, positives) = common::fixture_pairs(&root.join(name));
         let ctx = Ctx::eval_with_grad();
         let mut inputs = LossInputs::default();
         let mut layers: Vec<Vec<candle_core::Tensor>> = Vec::new();

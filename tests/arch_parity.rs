@@ -179,15 +179,7 @@ fn one_training_step_matches_torch() {
                 .unwrap();
         let want = tensors(&dir.join("grads.safetensors"));
         let enc = SentenceEncoder::load(&dir.join("model")).unwrap();
-        let texts = |k: &str| -> Vec<String> {
-            spec[k]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_str().unwrap().to_string())
-                .collect()
-        };
-        let (anchors, positives) = (texts("anchors"), texts("positives"));
+        let (anchors, positives) = common::fixture_pairs(&dir);
         // Dropout off, gradients on: the reference ran torch in eval mode.
         let ctx = Ctx::eval_with_grad();
         let entry = &stpipe::runtime::loss::mnrl::ENTRY;
@@ -544,17 +536,10 @@ fn one_stpipe_run_step_matches_torch() {
         std::fs::write(&cfg_path, cfg.to_string()).unwrap();
         let spec: Value =
             serde_json::from_str(&std::fs::read_to_string(fx.join("grads.json")).unwrap()).unwrap();
-        let col = |k: &str| -> Vec<String> {
-            spec[k]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_str().unwrap().to_string())
-                .collect()
-        };
-        let rows: String = col("anchors")
+        let (anchors, positives) = common::fixture_pairs(&fx);
+        let rows: String = anchors
             .iter()
-            .zip(col("positives"))
+            .zip(positives)
             .map(|(a, p)| format!("{a}\t{p}\n"))
             .collect();
         std::fs::create_dir_all(dir.join("data")).unwrap();

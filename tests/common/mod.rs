@@ -342,3 +342,19 @@ pub fn read_json(path: &Path) -> serde_json::Value {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
+
+/// The (anchor, positive) pairs of an architecture fixture's
+/// `grads.json` (`tests/fixtures/arch/NAME`).
+pub fn fixture_pairs(dir: &Path) -> (Vec<String>, Vec<String>) {
+    let spec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("grads.json")).unwrap()).unwrap();
+    let texts = |k: &str| -> Vec<String> {
+        spec[k]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    };
+    (texts("anchors"), texts("positives"))
+}
