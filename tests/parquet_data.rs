@@ -327,3 +327,15 @@ fn binary_text_must_be_utf8_and_scores_finite() {
     assert_eq!((line, group), (2, Some(0)));
     assert!(message.contains("not UTF-8"), "{message}");
 }
+
+#[test]
+fn an_object_read_as_one_text_is_a_check_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rows = "{\"q\": \"a\", \"meta\": {\"source\": \"x\"}}\n{\"q\": \"b\", \"meta\": {\"source\": \"y\"}}\n";
+    std::fs::write(tmp.path().join("d.jsonl"), rows).unwrap();
+    let got = codes(
+        tmp.path(),
+        "data d = jsonl(\"d.jsonl\") { anchor: col(\"q\"), positive: col(\"meta\") }\n",
+    );
+    assert!(got.contains(&"object-as-text".to_string()), "{got:?}");
+}

@@ -231,6 +231,22 @@ impl Checker<'_> {
                     );
                     return None;
                 }
+                // A struct or map column (a JSON object) is no text either.
+                let object = |v: &String| {
+                    v.trim_start().starts_with('{')
+                        && serde_json::from_str::<serde_json::Value>(v).is_ok_and(|j| j.is_object())
+                };
+                if !s.is_empty() && s.iter().all(object) {
+                    self.err(
+                        Diag::error(
+                            "object-as-text",
+                            name.span,
+                            format!("column `{}` reads a field of `{}` that holds objects (structs or maps), as one text", name.name, ctx.written),
+                        )
+                        .help("choose a column that holds texts; a nested field cannot be selected yet"),
+                    );
+                    return None;
+                }
             }
             return Some(vec![Column {
                 name: name.name.clone(),
