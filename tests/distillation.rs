@@ -161,10 +161,32 @@ fn a_teacher_and_a_score_column_together_are_refused() {
                data d = jsonl(\"d.jsonl\") { query: col(\"q\"), positive: col(\"p\"), negative: col(\"n\"), score: take(col(\"s\"), 2) }\n\
                objective o = DistillKLDivLoss(m, teacher: t) on d\n\
                objective p = MarginMSELoss(m, teacher: m) on d\n\
-               train m { objectives: [o, p] }\n";
+               objective q = MarginMSELoss(m, teacher_similarity: dot) on d\n\
+               data pairs = jsonl(\"d.jsonl\") { anchor: col(\"q\"), positive: col(\"p\") }\n\
+               objective r = MegaBatchMarginLoss(m, use_mini_batched_version: false, mini_batch_size: 8) on pairs\n\
+               train m { objectives: [o, p, q, r] }\n";
     let (r, p) = stpipe::check::check_source("p.stp", src.to_string(), dir, &common::options());
     assert!(p.is_none());
     let codes: Vec<&str> = r.diags.iter().map(|d| d.code).collect();
     assert!(codes.contains(&"unexpected-label"), "{}", r.to_plain());
     assert!(codes.contains(&"teacher-is-student"), "{}", r.to_plain());
+    // Options that would have no effect are errors, not ignored.
+    let conflicts: Vec<&str> = r
+        .diags
+        .iter()
+        .filter(|d| d.code == "argument-conflict")
+        .map(|d| d.message.as_str())
+        .collect();
+    assert!(
+        conflicts
+            .iter()
+            .any(|m| m.contains("`teacher_similarity` has an effect only with `teacher` given")),
+        "{conflicts:?}"
+    );
+    assert!(
+        conflicts.iter().any(|m| m.contains(
+            "`mini_batch_size` has an effect only with `use_mini_batched_version: true`"
+        )),
+        "{conflicts:?}"
+    );
 }

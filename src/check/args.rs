@@ -294,6 +294,30 @@ impl Checker<'_> {
                         format!("{what} needs one of {} above 0", names.join(", ")),
                     )
                 }),
+                // A default carries the call's span; a written argument its own.
+                Rule::Needs(a, b) => match args.get(a) {
+                    Some((_, sa)) if *sa != call_span => {
+                        let on = match args.get(b) {
+                            None => false,
+                            Some((ArgValue::Bool(v), _)) => *v,
+                            Some(_) => true,
+                        };
+                        let flag = comp
+                            .args
+                            .iter()
+                            .any(|s| s.name == b && s.ty == crate::registry::ArgType::Bool);
+                        (!on).then(|| {
+                            (
+                                *sa,
+                                match flag {
+                                    true => format!("`{a}` has an effect only with `{b}: true`"),
+                                    false => format!("`{a}` has an effect only with `{b}` given"),
+                                },
+                            )
+                        })
+                    }
+                    _ => None,
+                },
                 // Needs the model's width: see `check_widths`.
                 Rule::AtMostWidth(_) | Rule::AtMostLayers(_) | Rule::Uncached => None,
                 Rule::WhenTrue(flag, num, range) => {

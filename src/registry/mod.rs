@@ -437,6 +437,10 @@ pub enum Rule {
     /// wrapper with such a rule truncates embeddings, so it cannot wrap a
     /// loss whose classifier is sized for the full width.
     AtMostWidth(&'static str),
+    /// The first argument, when written, has an effect only with the
+    /// second given (and true, for a `Bool`): writing it otherwise is an
+    /// error rather than silently ignored.
+    Needs(&'static str, &'static str),
     /// The count may not exceed the model's number of Transformer layers.
     AtMostLayers(&'static str),
     /// A loss wrapper that needs the whole batch's embeddings of every
@@ -463,6 +467,7 @@ impl Rule {
                 format!("`{name}` is at most the model's embedding width")
             }
             Rule::Uncached => "the wrapped loss does not run under GradCache".to_string(),
+            Rule::Needs(a, b) => format!("`{a}` is written only together with `{b}`"),
             Rule::AtMostLayers(name) => format!("`{name}` is at most the model's number of layers"),
         }
     }

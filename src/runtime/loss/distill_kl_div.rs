@@ -20,7 +20,7 @@
 use candle_core::{bail, Result, Tensor, D};
 
 use super::{ops, Loss, LossCx, LossEntry, LossInputs, Similarity};
-use crate::registry::{columns, maybe, opt, req, ArgType::*, Args, Component, Family};
+use crate::registry::{columns, maybe, opt, req, ArgType::*, Args, Component, Family, Rule};
 
 pub const ENTRY: LossEntry = LossEntry {
     spec: Component {
@@ -37,6 +37,7 @@ pub const ENTRY: LossEntry = LossEntry {
             maybe("teacher_temperature", Float, "the teacher side's temperature (default: temperature); match it to the spread of the teacher's scores").above(0.0),
         ],
         columns: Some(columns::CANDIDATE_SCORES),
+        rules: &[Rule::Needs("teacher_similarity", "teacher")],
         ..Component::BASE
     },
     build,

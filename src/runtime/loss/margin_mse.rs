@@ -18,7 +18,7 @@
 use candle_core::{Result, Tensor};
 
 use super::{Loss, LossCx, LossEntry, LossInputs, Similarity};
-use crate::registry::{columns, maybe, opt, req, ArgType::*, Args, Component, Family};
+use crate::registry::{columns, maybe, opt, req, ArgType::*, Args, Component, Family, Rule};
 
 pub const ENTRY: LossEntry = LossEntry {
     spec: Component {
@@ -32,6 +32,7 @@ pub const ENTRY: LossEntry = LossEntry {
             opt("teacher_similarity", Choice(Similarity::NAMES), "cosine", "the teacher's similarity (sentence-transformers' model default is cosine)"),
         ],
         columns: Some(columns::TRIPLET_MARGIN),
+        rules: &[Rule::Needs("teacher_similarity", "teacher")],
         ..Component::BASE
     },
     build,

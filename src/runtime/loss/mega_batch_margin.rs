@@ -13,7 +13,7 @@ use candle_core::{Result, Tensor, D};
 
 use super::cached::Cached;
 use super::{ops, Loss, LossCx, LossEntry, LossInputs};
-use crate::registry::{columns, opt, req, ArgType::*, Args, Component, Family};
+use crate::registry::{columns, opt, req, ArgType::*, Args, Component, Family, Rule};
 
 pub const ENTRY: LossEntry = LossEntry {
     spec: Component {
@@ -28,6 +28,7 @@ pub const ENTRY: LossEntry = LossEntry {
             opt("mini_batch_size", Count, "50", "texts embedded at a time with `use_mini_batched_version`").at_least(1.0),
         ],
         columns: Some(columns::PAIR),
+        rules: &[Rule::Needs("mini_batch_size", "use_mini_batched_version")],
         ..Component::BASE
     },
     build,
