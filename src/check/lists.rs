@@ -214,39 +214,8 @@ impl Checker<'_> {
     ) -> Option<Vec<Column>> {
         let (expr, ty, samples) = op;
         let ColumnExpr::Take { input, n } = expr else {
-            if let (ColumnExpr::Field { .. }, true, Some(s)) = (&expr, ctx.json, &samples) {
-                // JSON Lines and Parquet hand a list on as its JSON text: a
-                // list read as one text would silently train on "[...]".
-                if !s.is_empty()
-                    && s.iter()
-                        .all(|v| matches!(elements(v), Ok(e) if !e.is_empty()))
-                {
-                    self.err(
-                        Diag::error(
-                            "list-as-text",
-                            name.span,
-                            format!("column `{}` reads a field of `{}` that holds lists, as one text", name.name, ctx.written),
-                        )
-                        .help(format!("`{}: take(col(...), N)` gives one text column per element, `item(col(...), 0)` one element", name.name)),
-                    );
-                    return None;
-                }
-                // A struct or map column (a JSON object) is no text either.
-                let object = |v: &String| {
-                    v.trim_start().starts_with('{')
-                        && serde_json::from_str::<serde_json::Value>(v).is_ok_and(|j| j.is_object())
-                };
-                if !s.is_empty() && s.iter().all(object) {
-                    self.err(
-                        Diag::error(
-                            "object-as-text",
-                            name.span,
-                            format!("column `{}` reads a field of `{}` that holds objects (structs or maps), as one text", name.name, ctx.written),
-                        )
-                        .help("choose a column that holds texts; a nested field cannot be selected yet"),
-                    );
-                    return None;
-                }
+            if let (ColumnExpr::Field { .. }, Some(s)) = (&expr, &samples) {
+                self.nested_as_text(name, s, ctx)?;
             }
             return Some(vec![Column {
                 name: name.name.clone(),
@@ -299,5 +268,52 @@ impl Checker<'_> {
                 })
                 .collect(),
         )
+    }
+
+    /// A field that JSON Lines or Parquet hands on as JSON text (a list, a
+    /// struct or map) read as one text column would silently train on
+    /// `["...", ...]`: an error when every sample is one.
+    fn nested_as_text(
+        &mut self,
+        name: &ast::Ident,
+        samples: &[String],
+        ctx: &FileCtx,
+    ) -> Option<()> {
+        if !ctx.json || samples.is_empty() {
+            return Some(());
+        }
+        let list = |v: &String| matches!(elements(v), Ok(e) if !e.is_empty());
+        let object = |v: &String| {
+            v.trim_start().starts_with('{')
+                && serde_json::from_str::<serde_json::Value>(v).is_ok_and(|j| j.is_object())
+        };
+        let (code, what, help) = if samples.iter().all(list) {
+            (
+                "list-as-text",
+                "lists",
+                format!("`{}: take(col(...), N)` gives one text column per element, `item(col(...), 0)` one element", name.name),
+            )
+        } else if samples.iter().all(object) {
+            (
+                "object-as-text",
+                "objects (structs or maps)",
+                "choose a column that holds texts; a nested field cannot be selected yet"
+                    .to_string(),
+            )
+        } else {
+            return Some(());
+        };
+        self.err(
+            Diag::error(
+                code,
+                name.span,
+                format!(
+                    "column `{}` reads a field of `{}` that holds {what}, as one text",
+                    name.name, ctx.written
+                ),
+            )
+            .help(help),
+        );
+        None
     }
 }

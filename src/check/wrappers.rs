@@ -102,41 +102,40 @@ impl Checker<'_> {
             .rules
             .iter()
             .any(|r| matches!(r, Rule::AtMostWidth(_)));
-        if wrapper.rules.iter().any(|r| matches!(r, Rule::Uncached)) && is_cached(base, base_args) {
-            let span = args.get(WRAPPED_LOSS).map(|(_, s)| *s).unwrap_or_default();
-            self.err(
-                Diag::error(
-                    "cannot-wrap",
-                    span,
-                    format!(
-                        "{} needs every layer's embeddings of the whole batch at once, and {} runs under GradCache, which embeds the batch a mini-batch at a time",
-                        wrapper.name, base.name
-                    ),
-                )
-                .help(format!("wrap the uncached loss instead{}", match base.args.iter().any(|a| a.name == "use_mini_batched_version") {
-                    true => format!(" (`{}(..., use_mini_batched_version: false)`)", base.name),
-                    false => String::new(),
-                })),
-            );
-            ok = false;
-        }
+        let uncached = wrapper.rules.iter().any(|r| matches!(r, Rule::Uncached));
         let classifier = base.columns.is_some_and(|c| c.label_classes.is_some());
-        if truncates && classifier {
-            let span = args.get(WRAPPED_LOSS).map(|(_, s)| *s).unwrap_or_default();
-            self.err(
-                Diag::error(
-                    "cannot-wrap",
-                    span,
-                    format!(
-                        "{} truncates the embeddings, and {}'s classifier is sized for their full width",
-                        wrapper.name, base.name
-                    ),
-                )
-                .help(format!(
+        let problem = if uncached && is_cached(base, base_args) {
+            let off = base
+                .args
+                .iter()
+                .any(|a| a.name == "use_mini_batched_version");
+            Some((
+                format!(
+                    "{} needs every layer's embeddings of the whole batch at once, and {} runs under GradCache, which embeds the batch a mini-batch at a time",
+                    wrapper.name, base.name
+                ),
+                match off {
+                    true => format!("wrap the uncached loss instead (`{}(..., use_mini_batched_version: false)`)", base.name),
+                    false => "wrap the uncached loss instead".to_string(),
+                },
+            ))
+        } else if truncates && classifier {
+            Some((
+                format!(
+                    "{} truncates the embeddings, and {}'s classifier is sized for their full width",
+                    wrapper.name, base.name
+                ),
+                format!(
                     "wrap a loss without its own weights, such as MultipleNegativesRankingLoss or CoSENTLoss, or train {} in its own objective",
                     base.name
-                )),
-            );
+                ),
+            ))
+        } else {
+            None
+        };
+        if let Some((message, help)) = problem {
+            let span = args.get(WRAPPED_LOSS).map(|(_, s)| *s).unwrap_or_default();
+            self.err(Diag::error("cannot-wrap", span, message).help(help));
             ok = false;
         }
         ok
