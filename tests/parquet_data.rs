@@ -184,6 +184,12 @@ fn list_labels_are_checked_against_the_losses_columns() {
         codes(tmp.path(), &with(3, 3, "DistillKLDivLoss")).contains(&"label-length".to_string())
     );
     assert!(codes(tmp.path(), &with(2, 4, "MarginMSELoss")).contains(&"label-length".to_string()));
+    // Score lists are no classes to group batches by.
+    let grouped = with(3, 4, "MarginMSELoss").replace(
+        "(batch_size: 4)",
+        "(batch_size: 4, sampler: group_by_label)",
+    );
+    assert!(codes(tmp.path(), &grouped).contains(&"sampler-needs-label".to_string()));
     // A list label where one value belongs.
     assert!(codes(tmp.path(), &with(1, 2, "CoSENTLoss"))
         .iter()

@@ -72,6 +72,21 @@ impl Checker<'_> {
             );
             ok = false;
         }
+        let scored = ds
+            .label_column()
+            .is_some_and(|l| matches!(l.ty, Some(ColType::Float | ColType::FloatList)));
+        if sampler == Sampler::GroupByLabel && scored {
+            let sp = opts.get("sampler").map(|v| v.1).unwrap_or(data.span);
+            self.err(
+                Diag::error(
+                    "sampler-needs-label",
+                    sp,
+                    format!("the group_by_label sampler groups integer class labels, and the label of `{data_name}` holds scores"),
+                )
+                .help("use `sampler: no_duplicates` or `default`, or map the labels to classes with map(...)"),
+            );
+            ok = false;
+        }
         let batch_size = opts
             .get("batch_size")
             .and_then(|v| v.0.as_i64())
