@@ -15,6 +15,7 @@ mod corrupt_models;
 mod data_load;
 mod denormals;
 mod distillation;
+mod explicit_step;
 mod failpoints;
 mod fmt;
 mod frontend;

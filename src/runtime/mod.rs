@@ -26,6 +26,7 @@ pub mod process;
 pub mod search;
 pub mod signals;
 pub mod st_format;
+pub mod step;
 pub mod train;
 pub mod weights;
 

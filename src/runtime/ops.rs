@@ -14,6 +14,7 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use super::error::Result;
 use super::kernels;
+use super::step::Tapes;
 
 /// How a forward pass runs.
 #[derive(Debug)]
@@ -23,6 +24,9 @@ pub struct Ctx {
     /// Gradients are needed: use only ops that have a backward.
     pub grad: bool,
     rng: Mutex<StdRng>,
+    /// Where encoders that have an explicit training step record it
+    /// (`None`: they take the autograd path); see [`crate::runtime::step`].
+    tapes: Option<Tapes>,
 }
 
 impl Ctx {
@@ -32,6 +36,7 @@ impl Ctx {
             train: false,
             grad: false,
             rng: Mutex::new(StdRng::seed_from_u64(0)),
+            tapes: None,
         }
     }
 
@@ -41,7 +46,25 @@ impl Ctx {
             train: true,
             grad: true,
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
+            tapes: None,
         }
+    }
+
+    /// [`Ctx::train`] in which encoders that have an explicit training step
+    /// run it and record their tapes (the same dropout masks, the same
+    /// gradients): the caller must run [`Ctx::tapes`]' backward after the
+    /// loss's, or the encoder gets no gradient. With `STPIPE_AUTOGRAD=1`
+    /// this is [`Ctx::train`].
+    pub fn train_explicit(seed: u64) -> Self {
+        Ctx {
+            tapes: crate::runtime::step::enabled().then(Tapes::default),
+            ..Ctx::train(seed)
+        }
+    }
+
+    /// The tapes of explicit steps, when this context records them.
+    pub fn tapes(&self) -> Option<&Tapes> {
+        self.tapes.as_ref()
     }
 
     /// Dropout active with the masks of `train(seed)`, no backward: the
@@ -285,6 +308,26 @@ pub fn softmax(x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
     Ok(candle_nn::ops::softmax(x, D::Minus1)?)
 }
 
+/// The next dropout seed of `ctx`'s generator.
+fn next_seed(ctx: &Ctx) -> u64 {
+    let mut rng = match ctx.rng.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    rng.random::<u64>()
+}
+
+/// The mask [`dropout`] with probability `p` would apply next in `ctx`,
+/// drawn from the same generator (so the explicit step drops what the
+/// autograd path would); `None` where dropout is off. `p` must be below 1
+/// (the explicit step is not taken otherwise).
+pub(crate) fn dropout_mask(p: f64, ctx: &Ctx) -> Option<kernels::DropMask> {
+    if !ctx.train || p <= 0.0 {
+        return None;
+    }
+    Some(kernels::DropMask::new(next_seed(ctx), p as f32))
+}
+
 /// Inverted dropout, active only in training mode.
 pub fn dropout(x: &Tensor, p: f64, ctx: &Ctx) -> Result<Tensor> {
     if !ctx.train || p <= 0.0 {
@@ -293,13 +336,7 @@ pub fn dropout(x: &Tensor, p: f64, ctx: &Ctx) -> Result<Tensor> {
     if p >= 1.0 {
         return Ok(x.zeros_like()?);
     }
-    let seed = {
-        let mut rng = match ctx.rng.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        rng.random::<u64>()
-    };
+    let seed = next_seed(ctx);
     if fused_ok_grad(x) {
         // The mask is a function of (seed, index), regenerated backward.
         let op = kernels::Dropout { seed, p: p as f32 };

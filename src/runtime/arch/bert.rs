@@ -8,6 +8,7 @@
 //! kernels without backward only when gradients are off.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use candle_core::{DType, Tensor, Var};
 use serde::Deserialize;
@@ -18,6 +19,8 @@ use super::post_norm;
 use super::{ArchEntry, ArchSpec, Encoder};
 use crate::runtime::error::{Error, Result};
 use crate::runtime::ops::{self, AttnShape, Ctx};
+use crate::runtime::step::bert::{BertStep, Dropouts};
+use crate::runtime::step::layer::Ln;
 use crate::runtime::weights::WeightFile;
 
 pub const ENTRY: ArchEntry = ArchEntry {
@@ -157,6 +160,9 @@ pub struct Bert {
     layers: Vec<post_norm::Layer>,
     named: Vec<(String, Var)>,
     pooler: Vec<(String, Tensor)>,
+    /// The explicit training step, where the model's settings allow it
+    /// (erf GELU, every dropout below 1, f32 weights).
+    step: Option<Arc<BertStep>>,
 }
 
 /// BERT's layer weights (as RoBERTa's).
@@ -200,6 +206,13 @@ impl Bert {
             config.hidden_dropout_prob,
             config_path,
         )?;
+        let step = explicit_step(
+            &config,
+            &settings,
+            [&word, &position, &token_type],
+            &emb_norm,
+            &layers,
+        );
         Ok(Bert {
             config,
             settings,
@@ -210,8 +223,51 @@ impl Bert {
             layers,
             named: p.into_named(),
             pooler,
+            step,
         })
     }
+}
+
+/// The explicit step of this model, when its settings allow one.
+fn explicit_step(
+    c: &BertConfig,
+    s: &post_norm::Settings,
+    [word, position, token_type]: [&Var; 3],
+    norm: &Norm,
+    layers: &[post_norm::Layer],
+) -> Option<Arc<BertStep>> {
+    let dropout = Dropouts {
+        hidden: c.hidden_dropout_prob,
+        attn: s.attn_dropout,
+        attn_out: s.attn_out_dropout,
+        ffn: s.ffn_dropout,
+    };
+    let probs = [dropout.hidden, dropout.attn, dropout.attn_out, dropout.ffn];
+    let f32_cpu = |v: &Var| v.dtype() == DType::F32 && v.device().is_cpu();
+    if s.act != Act::Gelu
+        || probs.iter().any(|p| !(*p < 1.0))
+        || ![word, position, token_type].into_iter().all(f32_cpu)
+    {
+        return None;
+    }
+    Some(Arc::new(BertStep {
+        word: word.clone(),
+        position: position.clone(),
+        token_type: token_type.clone(),
+        norm: Ln {
+            w: norm.w.clone(),
+            b: norm.b.clone()?,
+            eps: norm.eps as f32,
+        },
+        layers: layers
+            .iter()
+            .map(post_norm::Layer::explicit_vars)
+            .collect::<Option<Vec<_>>>()?,
+        heads: c.num_attention_heads,
+        hidden: c.hidden_size,
+        position_start: c.position_start(),
+        dropout,
+    }))
 }
 
 impl Encoder for Bert {
@@ -227,6 +283,11 @@ impl Encoder for Bert {
         let (b, s) = input_ids.dims2()?;
         let dev = input_ids.device();
         parts::check_len(s, c.position_limit())?;
+        if let (Some(step), None, Some(_)) = (&self.step, &states, ctx.tapes()) {
+            if input_ids.device().is_cpu() {
+                return step.forward(input_ids, token_type_ids, attention_mask, ctx);
+            }
+        }
         let mut x = parts::embed(&self.word, input_ids)?;
         let pos = parts::positions(c.position_start(), s, dev)?;
         let pos_emb = self.position.as_tensor().embedding(&pos)?.unsqueeze(0)?;
@@ -259,5 +320,9 @@ impl Encoder for Bert {
 
     fn vocab_rows(&self) -> usize {
         self.config.vocab_size
+    }
+
+    fn token_embeddings(&self) -> Option<&Var> {
+        Some(&self.word)
     }
 }

@@ -71,6 +71,12 @@ pub trait Encoder: std::fmt::Debug + Send + Sync {
 
     /// Rows of the token-embedding matrix (the ids it can look up).
     fn vocab_rows(&self) -> usize;
+
+    /// The token-embedding table `[vocab, hidden]`, whose gradient the
+    /// optimizer keeps as the rows a step touched.
+    fn token_embeddings(&self) -> Option<&Var> {
+        None
+    }
 }
 
 /// What a `config.json` says about an architecture: the shapes the checker

@@ -9,6 +9,7 @@ use candle_core::Tensor;
 use super::parts::{Act, Linear, Norm, Params};
 use crate::runtime::error::Result;
 use crate::runtime::ops::{self, AttnShape, Ctx};
+use crate::runtime::step::layer::{LayerVars, Lin, Ln};
 
 /// Names of a layer's weights below its prefix (without `.weight`).
 pub struct Names {
@@ -149,6 +150,34 @@ impl Layer {
             out,
             attn_norm: p.norm(&format!("{prefix}{}", n.attn_norm), h, true, eps)?,
             out_norm: p.norm(&format!("{prefix}{}", n.out_norm), h, true, eps)?,
+        })
+    }
+
+    /// The layer's weights for the explicit training step, where every
+    /// projection and norm has a bias (as BERT's do).
+    pub(crate) fn explicit_vars(&self) -> Option<LayerVars> {
+        let lin = |l: &Linear| {
+            Some(Lin {
+                w: l.w.clone(),
+                b: l.b.clone()?,
+            })
+        };
+        let ln = |n: &Norm| {
+            Some(Ln {
+                w: n.w.clone(),
+                b: n.b.clone()?,
+                eps: n.eps as f32,
+            })
+        };
+        Some(LayerVars {
+            q: lin(&self.q)?,
+            k: lin(&self.k)?,
+            v: lin(&self.v)?,
+            o: lin(&self.attn_out)?,
+            norm1: ln(&self.attn_norm)?,
+            inter: lin(&self.inter)?,
+            out: lin(&self.out)?,
+            norm2: ln(&self.out_norm)?,
         })
     }
 

@@ -68,7 +68,7 @@ impl CustomOp2 for GeluGrad {
     }
 }
 
-simd_dispatch!(fn gelu_grad_slice(x: &[f32], g: &[f32], out: &mut [f32]) => gelu_grad_slice_generic);
+simd_dispatch!(pub(crate) fn gelu_grad_slice(x: &[f32], g: &[f32], out: &mut [f32]) => gelu_grad_slice_generic);
 
 #[inline(always)]
 fn gelu_grad_slice_generic(x: &[f32], g: &[f32], out: &mut [f32]) {

@@ -18,7 +18,7 @@ pub(crate) struct LayerNorm {
 
 /// Mean and 1/std of a row.
 #[inline]
-fn moments(x: &[f32], eps: f32) -> (f32, f32) {
+pub(crate) fn moments(x: &[f32], eps: f32) -> (f32, f32) {
     let n = x.len() as f32;
     let mean = x.iter().sum::<f32>() / n;
     let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;

@@ -56,14 +56,14 @@ mod softmax;
 mod train_ops;
 
 pub(crate) use attention::attention_packed;
-pub(crate) use gelu::FastGelu;
 #[cfg(test)]
-pub(crate) use gelu::{erf_f32, exp_f32};
+pub(crate) use gelu::erf_f32;
+pub(crate) use gelu::{exp_f32, gelu_grad_slice, gelu_slice_par, FastGelu};
 pub(crate) use layer_norm::add_layer_norm;
-pub(crate) use layer_norm_train::LayerNorm;
+pub(crate) use layer_norm_train::{moments, LayerNorm};
 pub(crate) use linear::linear;
 pub(crate) use softmax::Softmax;
-pub(crate) use train_ops::{AddBias, Dropout};
+pub(crate) use train_ops::{AddBias, DropMask, Dropout};
 
 /// Values per parallel task in the elementwise and row-wise kernels.
 pub(crate) const BLOCK: usize = 1 << 14;

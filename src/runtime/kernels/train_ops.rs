@@ -107,24 +107,54 @@ fn mix(seed: u64, i: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// The keep-or-drop decision of [`Dropout`] for element `i`, as a factor:
+/// `1 / (1 - p)` when kept, 0 when dropped. The explicit training step
+/// (`runtime::step`) applies the same masks through it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DropMask {
+    seed: u64,
+    threshold: u64,
+    scale: f32,
+}
+
+impl DropMask {
+    pub(crate) fn new(seed: u64, p: f32) -> Self {
+        DropMask {
+            seed,
+            // Keep when the top 24 bits, as a fraction, are >= p.
+            threshold: (p as f64 * (1u64 << 24) as f64).ceil() as u64,
+            scale: 1.0 / (1.0 - p),
+        }
+    }
+
+    /// The factor of element `i`.
+    #[inline(always)]
+    pub(crate) fn factor(&self, i: u64) -> f32 {
+        if (mix(self.seed, i) >> 40) >= self.threshold {
+            self.scale
+        } else {
+            0.0
+        }
+    }
+
+    /// `x[j] *= factor(j)` over a whole tensor's values, in parallel.
+    pub(crate) fn apply_in_place(&self, x: &mut [f32]) {
+        x.par_chunks_mut(BLOCK).enumerate().for_each(|(c, x)| {
+            let base = (c * BLOCK) as u64;
+            for (j, v) in x.iter_mut().enumerate() {
+                // A dropped value is 0 whatever it was (not `inf * 0`).
+                let f = self.factor(base + j as u64);
+                *v = if f == 0.0 { 0.0 } else { *v * f };
+            }
+        });
+    }
+}
+
 impl Dropout {
     /// `out[i] = x[i] * mask(i)`.
     fn apply(&self, x: &[f32]) -> Vec<f32> {
-        // Keep when the top 24 bits, as a fraction, are >= p.
-        let threshold = (self.p as f64 * (1u64 << 24) as f64).ceil() as u64;
-        let scale = 1.0 / (1.0 - self.p);
-        let seed = self.seed;
-        let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(BLOCK)
-            .zip(x.par_chunks(BLOCK))
-            .enumerate()
-            .for_each(|(c, (o, x))| {
-                let base = (c * BLOCK) as u64;
-                for (j, (o, &x)) in o.iter_mut().zip(x).enumerate() {
-                    let keep = (mix(seed, base + j as u64) >> 40) >= threshold;
-                    *o = if keep { x * scale } else { 0.0 };
-                }
-            });
+        let mut out = x.to_vec();
+        DropMask::new(self.seed, self.p).apply_in_place(&mut out);
         out
     }
 }

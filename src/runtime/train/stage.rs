@@ -166,6 +166,9 @@ pub fn run_stage(stage: &Stage, env: &StageEnv, log: &mut RunLog) -> Result<Stag
         stage_vars(stage, env, model),
         super::build::build_optimizer(stage)?,
     )?;
+    if let Some(table) = model.transformer().encoder.token_embeddings() {
+        opt.keep_rows(table);
+    }
     let (mut progress, start) = resume(stage, env, &mut opt, log)?;
     log.forget_stage(&stage.name, start)?;
     if start == 0 && stage.evaluate_at_start && !stage.evaluate.is_empty() {
@@ -368,7 +371,9 @@ fn turn(
             (loss, Some(grads))
         }
         None => {
-            let ctx = Ctx::train(dropout_seed);
+            // Encoders with an explicit step record it here; their
+            // gradients are added below, after the loss's backward.
+            let ctx = Ctx::train_explicit(dropout_seed);
             inputs.embeddings = cols
                 .iter()
                 .enumerate()
@@ -376,6 +381,9 @@ fn turn(
                 .collect::<std::result::Result<_, _>>()?;
             let loss = feed.loss.forward(&inputs)?;
             let grads = loss.backward()?;
+            if let Some(tapes) = ctx.tapes() {
+                opt.accumulate_tapes(tapes, &grads, 1.0 / micro)?;
+            }
             (loss, Some(grads))
         }
     };

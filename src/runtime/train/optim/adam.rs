@@ -3,7 +3,7 @@
 //! as in AdamW.
 
 use super::adamw::{adam_step, betas, AdamWConfig, BETAS, EPS, LR};
-use super::{Moments, OptimizerEntry, StepAt, UpdateRule};
+use super::{MomentsMut, OptimizerEntry, StepAt, UpdateRule};
 use crate::registry::{opt, ArgError, ArgType::*, Args, Component, Family};
 
 pub const ENTRY: OptimizerEntry = OptimizerEntry {
@@ -46,7 +46,7 @@ impl UpdateRule for Adam {
         2
     }
 
-    fn update(&self, param: &mut [f32], grad: &[f32], state: &mut Moments, at: &StepAt) {
+    fn update(&self, param: &mut [f32], grad: &[f32], state: MomentsMut, at: &StepAt) {
         let StepAt {
             lr,
             decay,
@@ -73,7 +73,7 @@ impl UpdateRule for Adam {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::train::optim::at;
+    use crate::runtime::train::optim::{at, Moments};
 
     #[test]
     fn l2_decay_enters_the_moments() {
@@ -87,7 +87,7 @@ mod tests {
         });
         let mut p = vec![1.0f32];
         let mut m = Moments::zeros(1, 2);
-        adam.update(&mut p, &[0.0], &mut m, &at(0.1, true, 1.0, 1));
+        adam.update(&mut p, &[0.0], m.as_mut(), &at(0.1, true, 1.0, 1));
         assert!(
             (p[0] as f64 - (1.0 - 0.1 / (1.0 + 2e-8))).abs() < 1e-6,
             "{}",
@@ -99,7 +99,7 @@ mod tests {
         adam.update(
             &mut q,
             &[0.0],
-            &mut Moments::zeros(1, 2),
+            Moments::zeros(1, 2).as_mut(),
             &at(0.1, false, 1.0, 1),
         );
         assert_eq!(q[0], 1.0);

@@ -2,7 +2,7 @@
 //! moments, as one fused in-place pass over a parameter, its gradient and
 //! its two moment buffers. The default of sentence-transformers' `fit`.
 
-use super::{Moments, OptimizerEntry, StepAt, UpdateRule};
+use super::{MomentsMut, OptimizerEntry, StepAt, UpdateRule};
 use crate::registry::{opt, ArgError, ArgType::*, Args, Component, Family};
 use crate::runtime::fp_env::flush;
 
@@ -93,7 +93,7 @@ impl AdamWConfig {
 pub(super) fn adam_step(
     param: &mut [f32],
     grad: impl Fn(usize, f32) -> f32,
-    moments: &mut Moments,
+    moments: MomentsMut,
     cfg: &AdamWConfig,
     lr: f64,
     decay: f32,
@@ -107,7 +107,7 @@ pub(super) fn adam_step(
     let (b1, b2) = (cfg.beta1 as f32, cfg.beta2 as f32);
     let (one_b1, one_b2) = (1.0 - b1, 1.0 - b2);
     let eps = cfg.eps as f32;
-    let Moments { m, v } = moments;
+    let MomentsMut { m, v } = moments;
     for (i, ((p, m), v)) in param
         .iter_mut()
         .zip(m.iter_mut())
@@ -134,7 +134,7 @@ impl UpdateRule for AdamWConfig {
         2
     }
 
-    fn update(&self, param: &mut [f32], grad: &[f32], state: &mut Moments, at: &StepAt) {
+    fn update(&self, param: &mut [f32], grad: &[f32], state: MomentsMut, at: &StepAt) {
         let StepAt {
             lr,
             decay,
@@ -159,7 +159,7 @@ impl UpdateRule for AdamWConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::train::optim::at;
+    use crate::runtime::train::optim::{at, Moments};
 
     #[test]
     fn first_steps_match_the_torch_update_by_hand() {
@@ -170,7 +170,7 @@ mod tests {
         };
         let mut p = vec![1.0f32, -2.0];
         let mut mo = Moments::zeros(2, 2);
-        cfg.update(&mut p, &[0.5, 0.0], &mut mo, &at(0.1, true, 1.0, 1));
+        cfg.update(&mut p, &[0.5, 0.0], mo.as_mut(), &at(0.1, true, 1.0, 1));
         // Step 1: m = 0.05, v = 0.00025; bias-corrected m_hat = 0.5,
         // sqrt(v_hat) = 0.5, so the Adam move is lr * 1 = 0.1 (less eps);
         // decay first multiplies by 1 - 0.1 * 0.5 = 0.95.
@@ -181,7 +181,7 @@ mod tests {
 
         // Step 2 with gradient 0.25 (m, v carried over).
         let before = p[0] as f64;
-        cfg.update(&mut p, &[0.25, 0.0], &mut mo, &at(0.1, true, 1.0, 2));
+        cfg.update(&mut p, &[0.25, 0.0], mo.as_mut(), &at(0.1, true, 1.0, 2));
         let m = 0.9 * 0.05 + 0.1 * 0.25;
         let v: f64 = 0.999 * 0.00025 + 0.001 * 0.0625;
         let (bc1, bc2) = (1.0 - 0.9f64.powi(2), 1.0 - 0.999f64.powi(2));
@@ -196,7 +196,7 @@ mod tests {
         cfg.update(
             &mut q,
             &[0.0],
-            &mut Moments::zeros(1, 2),
+            Moments::zeros(1, 2).as_mut(),
             &at(0.1, false, 1.0, 1),
         );
         assert_eq!(q[0], 1.0);
@@ -213,8 +213,8 @@ mod tests {
         let (mut ma, mut mb) = (Moments::zeros(4, 2), Moments::zeros(4, 2));
         let g = [1.0f32, -2.0, 3.0, 0.5];
         let half: Vec<f32> = g.iter().map(|x| x * 0.5).collect();
-        cfg.update(&mut a, &g, &mut ma, &at(1e-3, true, 0.5, 1));
-        cfg.update(&mut b, &half, &mut mb, &at(1e-3, true, 1.0, 1));
+        cfg.update(&mut a, &g, ma.as_mut(), &at(1e-3, true, 0.5, 1));
+        cfg.update(&mut b, &half, mb.as_mut(), &at(1e-3, true, 1.0, 1));
         assert_eq!(a, b);
         assert_eq!(ma, mb);
     }

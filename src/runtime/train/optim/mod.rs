@@ -33,6 +33,39 @@ impl Moments {
             v: vec![0.0; if slots >= 2 { n } else { 0 }],
         }
     }
+
+    /// The buffers, to update.
+    pub fn as_mut(&mut self) -> MomentsMut<'_> {
+        MomentsMut {
+            m: &mut self.m,
+            v: &mut self.v,
+        }
+    }
+}
+
+/// The state of a run of a parameter's values: [`Moments`]' buffers, or
+/// the part of them that belongs to a slice of the parameter (an unused
+/// buffer stays empty).
+#[derive(Debug)]
+pub struct MomentsMut<'a> {
+    pub m: &'a mut [f32],
+    pub v: &'a mut [f32],
+}
+
+impl MomentsMut<'_> {
+    /// Split at value `at`: the state of `..at` and of `at..`.
+    fn split_at(self, at: usize) -> (Self, Self) {
+        let cut = |b: &mut [f32]| b.len().min(at);
+        let (m1, m2) = {
+            let c = cut(self.m);
+            self.m.split_at_mut(c)
+        };
+        let (v1, v2) = {
+            let c = cut(self.v);
+            self.v.split_at_mut(c)
+        };
+        (MomentsMut { m: m1, v: v1 }, MomentsMut { m: m2, v: v2 })
+    }
 }
 
 /// How one optimizer updates a parameter.
@@ -44,8 +77,11 @@ pub trait UpdateRule: Send + Sync {
     fn slots(&self) -> usize;
 
     /// One update of `param` in place, from its (accumulated) gradient
-    /// and its state, at the step `at` describes.
-    fn update(&self, param: &mut [f32], grad: &[f32], state: &mut Moments, at: &StepAt);
+    /// and its state, at the step `at` describes. Every rule is
+    /// elementwise: `param` may be any run of a parameter's values (with
+    /// the same run of its gradient and state), so that the optimizer can
+    /// update a parameter in blocks, in parallel, or row by row.
+    fn update(&self, param: &mut [f32], grad: &[f32], state: MomentsMut, at: &StepAt);
 }
 
 /// Where an update happens: what the optimizer loop knows of this step and
@@ -105,6 +141,108 @@ pub fn clip_factor(total_norm: f64, max_norm: f64) -> f32 {
     coef.min(1.0) as f32
 }
 
+/// The gradient accumulated for a parameter over a step's micro-batches.
+#[derive(Debug)]
+enum Grad {
+    /// As many values as the parameter.
+    Dense(Vec<f32>),
+    /// Only the rows of a `[rows, width]` table that a batch touched (the
+    /// token embeddings: a batch looks up a few hundred of 30,000 rows);
+    /// the others are zero.
+    Rows(RowGrad),
+}
+
+#[derive(Debug, Default)]
+struct RowGrad {
+    width: usize,
+    /// Where each touched row's values start in `values`, by row.
+    slot: HashMap<u32, usize>,
+    values: Vec<f32>,
+}
+
+impl RowGrad {
+    /// `row += scale * g`.
+    fn add(&mut self, row: u32, g: &[f32], scale: f32) {
+        let next = self.values.len();
+        let at = *self.slot.entry(row).or_insert(next);
+        if at == next {
+            self.values.resize(next + self.width, 0.0);
+        }
+        let dst = &mut self.values[at..at + self.width];
+        dst.iter_mut().zip(g).for_each(|(d, g)| *d += scale * g);
+    }
+
+    fn clear(&mut self) {
+        self.slot.clear();
+        self.values.clear();
+    }
+}
+
+/// Values per parallel task of an update.
+const UPDATE_BLOCK: usize = 1 << 15;
+
+impl Grad {
+    fn sum_of_squares(&self) -> f64 {
+        match self {
+            Grad::Dense(g) => sum_of_squares(g),
+            Grad::Rows(r) => sum_of_squares(&r.values),
+        }
+    }
+
+    fn clear(&mut self) {
+        match self {
+            Grad::Dense(g) => g.iter_mut().for_each(|g| *g = 0.0),
+            Grad::Rows(r) => r.clear(),
+        }
+    }
+
+    /// `rule`'s update of `param` with this gradient: in blocks of whole
+    /// rows, in parallel (each value's update is independent of the
+    /// others', so the result does not depend on the split). Untouched
+    /// rows of a row gradient are updated with a zero gradient: their
+    /// moments decay and weight decay applies, as with torch's dense one.
+    fn update(&self, rule: &dyn UpdateRule, param: &mut [f32], state: MomentsMut, at: &StepAt) {
+        use rayon::prelude::*;
+        let width = match self {
+            Grad::Dense(_) => 1,
+            Grad::Rows(r) => r.width.max(1),
+        };
+        let block = (UPDATE_BLOCK / width).max(1) * width;
+        let mut parts = Vec::with_capacity(param.len() / block + 1);
+        let (mut rest_p, mut rest_s, mut start) = (param, state, 0usize);
+        while !rest_p.is_empty() {
+            let n = block.min(rest_p.len());
+            let (p, tail_p) = rest_p.split_at_mut(n);
+            let (st, tail_s) = rest_s.split_at(n);
+            parts.push((start, p, st));
+            rest_p = tail_p;
+            rest_s = tail_s;
+            start += n;
+        }
+        let zeros = vec![0f32; width];
+        parts.into_par_iter().for_each(|(start, p, st)| match self {
+            Grad::Dense(g) => rule.update(p, &g[start..start + p.len()], st, at),
+            Grad::Rows(r) => {
+                let mut st = st;
+                let mut p = p;
+                let mut row = (start / width) as u32;
+                while !p.is_empty() {
+                    let (pr, tp) = p.split_at_mut(width.min(p.len()));
+                    let (sr, ts) = st.split_at(pr.len());
+                    let g = match r.slot.get(&row) {
+                        Some(&off) => &r.values[off..off + width],
+                        None => &zeros[..],
+                    };
+                    rule.update(pr, &g[..pr.len()], sr, at);
+                    p = tp;
+                    st = ts;
+                    row += 1;
+                }
+            }
+        });
+    }
+}
+
 /// One trainable tensor and its optimizer buffers.
 struct Param {
     name: String,
@@ -112,14 +250,14 @@ struct Param {
     decay: bool,
     moments: Moments,
     /// Gradient accumulated over the micro-batches of the current step.
-    grad: Vec<f32>,
-    /// Scratch copy of the parameter's values.
-    value: Vec<f32>,
+    grad: Grad,
 }
 
 /// An update rule over named variables, with `fit`'s semantics.
 pub struct Optimizer {
     params: Vec<Param>,
+    /// Each parameter's index by its variable.
+    by_var: HashMap<candle_core::TensorId, usize>,
     rule: Box<dyn UpdateRule>,
     /// Optimizer steps taken.
     pub steps: u64,
@@ -129,6 +267,7 @@ impl Optimizer {
     pub fn new(vars: Vec<(String, Var)>, rule: Box<dyn UpdateRule>) -> Result<Self> {
         let mut seen = std::collections::HashSet::new();
         let mut params = Vec::with_capacity(vars.len());
+        let mut by_var = HashMap::new();
         for (name, var) in vars {
             if !seen.insert(name.clone()) {
                 return Err(RunError::Invalid(format!(
@@ -136,20 +275,37 @@ impl Optimizer {
                 )));
             }
             let n = var.elem_count();
+            by_var.insert(var.as_tensor().id(), params.len());
             params.push(Param {
                 decay: decays(&name),
                 name,
                 var,
                 moments: Moments::zeros(n, rule.slots()),
-                grad: vec![0.0; n],
-                value: Vec::with_capacity(n),
+                grad: Grad::Dense(vec![0.0; n]),
             });
         }
         Ok(Optimizer {
             params,
+            by_var,
             rule,
             steps: 0,
         })
+    }
+
+    /// Keep the gradient of `var`, a `[rows, width]` table, as the rows a
+    /// step touched (no dense buffer as large as the table); the update
+    /// keeps the dense semantics.
+    pub fn keep_rows(&mut self, var: &Var) {
+        let Some(&i) = self.by_var.get(&var.as_tensor().id()) else {
+            return;
+        };
+        if let [_, width] = var.dims() {
+            let width = *width;
+            self.params[i].grad = Grad::Rows(RowGrad {
+                width,
+                ..RowGrad::default()
+            });
+        }
     }
 
     /// The base learning rate.
@@ -162,11 +318,36 @@ impl Optimizer {
         for p in &mut self.params {
             if let Some(g) = grads.get(p.var.as_tensor()) {
                 let g = g.flatten_all()?.to_vec1::<f32>()?;
-                for (acc, x) in p.grad.iter_mut().zip(g) {
-                    *acc += scale * x;
+                match &mut p.grad {
+                    Grad::Dense(acc) => {
+                        for (acc, x) in acc.iter_mut().zip(g) {
+                            *acc += scale * x;
+                        }
+                    }
+                    Grad::Rows(r) => {
+                        let w = r.width.max(1);
+                        for (row, vals) in g.chunks(w).enumerate() {
+                            if vals.iter().any(|v| *v != 0.0) {
+                                r.add(row as u32, vals, scale);
+                            }
+                        }
+                    }
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Run the explicit backward passes recorded in `tapes` with the output
+    /// gradients of `grads`, adding `scale` times the encoder's gradients.
+    pub fn accumulate_tapes(
+        &mut self,
+        tapes: &crate::runtime::step::Tapes,
+        grads: &GradStore,
+        scale: f32,
+    ) -> Result<()> {
+        let mut sink = Sink { opt: self, scale };
+        tapes.backward(grads, &mut sink)?;
         Ok(())
     }
 
@@ -174,14 +355,14 @@ impl Optimizer {
     pub fn grad_norm(&self) -> f64 {
         self.params
             .iter()
-            .map(|p| sum_of_squares(&p.grad))
+            .map(|p| p.grad.sum_of_squares())
             .sum::<f64>()
             .sqrt()
     }
 
     /// Clip (when `max_grad_norm > 0`), take one step at learning rate
     /// `lr`, and clear the accumulated gradients. Returns the gradient norm
-    /// before clipping.
+    /// before clipping. Parameters are updated in place in their storage.
     pub fn step(&mut self, lr: f64, max_grad_norm: f64) -> Result<f64> {
         let norm = self.grad_norm();
         let scale = if max_grad_norm > 0.0 {
@@ -191,19 +372,20 @@ impl Optimizer {
         };
         self.steps += 1;
         for p in &mut self.params {
-            let t = p.var.as_tensor();
-            p.value.clear();
-            p.value.extend(t.flatten_all()?.to_vec1::<f32>()?);
             let at = StepAt {
                 lr,
                 decay: p.decay,
                 grad_scale: scale,
                 step: self.steps,
             };
-            self.rule.update(&mut p.value, &p.grad, &mut p.moments, &at);
-            let updated = Tensor::from_slice(&p.value, t.shape(), t.device())?;
-            p.var.set(&updated)?;
-            p.grad.iter_mut().for_each(|g| *g = 0.0);
+            let op = InPlace {
+                rule: self.rule.as_ref(),
+                grad: &p.grad,
+                moments: std::cell::RefCell::new(&mut p.moments),
+                at,
+            };
+            p.var.as_tensor().inplace_op1(&op)?;
+            p.grad.clear();
         }
         Ok(norm)
     }
@@ -258,6 +440,96 @@ impl Optimizer {
         }
         self.steps = steps;
         Ok(())
+    }
+}
+
+/// One parameter's update, run on its storage in place (no copy out and
+/// back).
+struct InPlace<'a> {
+    rule: &'a dyn UpdateRule,
+    grad: &'a Grad,
+    moments: std::cell::RefCell<&'a mut Moments>,
+    at: StepAt,
+}
+
+impl candle_core::InplaceOp1 for InPlace<'_> {
+    fn name(&self) -> &'static str {
+        "optimizer-update"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s: &mut candle_core::CpuStorage,
+        l: &candle_core::Layout,
+    ) -> candle_core::Result<()> {
+        let candle_core::CpuStorage::F32(v) = s else {
+            candle_core::bail!("optimizer: parameters must be f32");
+        };
+        let Some((a, b)) = l.contiguous_offsets() else {
+            candle_core::bail!("optimizer: a parameter is not contiguous");
+        };
+        let mut moments = self.moments.borrow_mut();
+        let n = b - a;
+        let len_ok = match self.grad {
+            Grad::Dense(g) => g.len() == n,
+            Grad::Rows(r) => r.width > 0 && n.is_multiple_of(r.width),
+        };
+        let state_ok = |b: &[f32]| b.is_empty() || b.len() == n;
+        if !len_ok || !state_ok(&moments.m) || !state_ok(&moments.v) {
+            candle_core::bail!("optimizer: gradient or state of the wrong size");
+        }
+        self.grad
+            .update(self.rule, &mut v[a..b], moments.as_mut(), &self.at);
+        Ok(())
+    }
+}
+
+/// The optimizer as the sink of explicit backward passes.
+struct Sink<'a> {
+    opt: &'a mut Optimizer,
+    scale: f32,
+}
+
+impl crate::runtime::step::GradSink for Sink<'_> {
+    fn buffer(&mut self, var: &Var) -> Option<(&mut [f32], f32)> {
+        let &i = self.opt.by_var.get(&var.as_tensor().id())?;
+        let p = &mut self.opt.params[i];
+        if let Grad::Rows(r) = &p.grad {
+            // Asked for densely: keep it dense from now on.
+            let mut dense = vec![0f32; p.var.elem_count()];
+            for (&row, &at) in &r.slot {
+                let w = r.width;
+                dense[row as usize * w..(row as usize + 1) * w]
+                    .copy_from_slice(&r.values[at..at + w]);
+            }
+            p.grad = Grad::Dense(dense);
+        }
+        match &mut p.grad {
+            Grad::Dense(g) => Some((g.as_mut_slice(), self.scale)),
+            Grad::Rows(_) => None,
+        }
+    }
+
+    fn add_rows(&mut self, var: &Var, ids: &[u32], grads: &[f32]) {
+        let Some(&i) = self.opt.by_var.get(&var.as_tensor().id()) else {
+            return;
+        };
+        let scale = self.scale;
+        match &mut self.opt.params[i].grad {
+            Grad::Rows(r) => {
+                let w = r.width;
+                for (&id, g) in ids.iter().zip(grads.chunks(w)) {
+                    r.add(id, g, scale);
+                }
+            }
+            Grad::Dense(d) => {
+                let w = grads.len() / ids.len().max(1);
+                for (&id, g) in ids.iter().zip(grads.chunks(w.max(1))) {
+                    let dst = &mut d[id as usize * w..(id as usize + 1) * w];
+                    dst.iter_mut().zip(g).for_each(|(d, g)| *d += scale * g);
+                }
+            }
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! buffer `b = momentum * b + (1 - dampening) * g` (the first step sets
 //! `b = g`), Nesterov's variant `g + momentum * b`, and `p -= lr * g`.
 
-use super::{Moments, OptimizerEntry, StepAt, UpdateRule};
+use super::{MomentsMut, OptimizerEntry, StepAt, UpdateRule};
 use crate::registry::{opt, ArgError, ArgType::*, Args, Component, Family, Range, Rule};
 use crate::runtime::fp_env::flush;
 
@@ -55,7 +55,7 @@ impl UpdateRule for Sgd {
         usize::from(self.momentum != 0.0)
     }
 
-    fn update(&self, param: &mut [f32], grad: &[f32], state: &mut Moments, at: &StepAt) {
+    fn update(&self, param: &mut [f32], grad: &[f32], state: MomentsMut, at: &StepAt) {
         let StepAt {
             lr,
             decay,
@@ -83,7 +83,7 @@ impl UpdateRule for Sgd {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::train::optim::at;
+    use crate::runtime::train::optim::{at, Moments};
 
     fn sgd(momentum: f64, nesterov: bool) -> Sgd {
         Sgd {
@@ -102,13 +102,13 @@ mod tests {
         let mut p = vec![0.0f32];
         let s = sgd(0.9, false);
         let mut st = Moments::zeros(1, s.slots());
-        s.update(&mut p, &[1.0], &mut st, &at(0.1, true, 1.0, 1));
-        s.update(&mut p, &[1.0], &mut st, &at(0.1, true, 1.0, 2));
+        s.update(&mut p, &[1.0], st.as_mut(), &at(0.1, true, 1.0, 1));
+        s.update(&mut p, &[1.0], st.as_mut(), &at(0.1, true, 1.0, 2));
         assert!((p[0] + 0.29).abs() < 1e-6, "{}", p[0]);
         let n = sgd(0.9, true);
         let (mut q, mut st) = (vec![0.0f32], Moments::zeros(1, 1));
-        n.update(&mut q, &[1.0], &mut st, &at(0.1, true, 1.0, 1));
-        n.update(&mut q, &[1.0], &mut st, &at(0.1, true, 1.0, 2));
+        n.update(&mut q, &[1.0], st.as_mut(), &at(0.1, true, 1.0, 1));
+        n.update(&mut q, &[1.0], st.as_mut(), &at(0.1, true, 1.0, 2));
         assert!((q[0] + 0.19 + 0.271).abs() < 1e-6, "{}", q[0]);
         // Plain SGD keeps no state.
         assert_eq!(sgd(0.0, false).slots(), 0);
@@ -118,7 +118,7 @@ mod tests {
             weight_decay: 0.5,
             ..sgd(0.0, false)
         }
-        .update(&mut r, &[0.0], &mut none, &at(0.1, true, 1.0, 1));
+        .update(&mut r, &[0.0], none.as_mut(), &at(0.1, true, 1.0, 1));
         assert!((r[0] - 0.95).abs() < 1e-7);
     }
 }

@@ -1,0 +1,212 @@
+//! The explicit step of the BERT family (`bert`, `roberta`, `xlm-roberta`,
+//! `camembert`): embeddings (token + position + segment, layer norm,
+//! dropout) and the post-norm layers of [`super::layer`]. The token
+//! embeddings' gradient goes to the sink as the rows the batch touched.
+
+use std::sync::Arc;
+
+use candle_core::{DType, Tensor, Var};
+
+use super::attention::Dims;
+use super::layer::{self, LayerDrops, LayerTape, LayerVars, Ln};
+use super::rows::{layer_norm, layer_norm_back, NormSaved};
+use super::{add_dense, read, GradSink, Tape};
+use crate::runtime::error::{Error, Result};
+use crate::runtime::kernels::DropMask;
+use crate::runtime::ops::{dropout_mask, Ctx};
+
+/// The dropout probabilities of the model (each below 1).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Dropouts {
+    pub hidden: f64,
+    pub attn: f64,
+    pub attn_out: f64,
+    pub ffn: f64,
+}
+
+/// Everything the explicit step reads of a BERT-family encoder: clones of
+/// its variables (the same storage) and its shapes.
+#[derive(Debug)]
+pub(crate) struct BertStep {
+    pub word: Var,
+    pub position: Var,
+    pub token_type: Var,
+    pub norm: Ln,
+    pub layers: Vec<LayerVars>,
+    pub heads: usize,
+    pub hidden: usize,
+    /// The first position id (after the padding index for RoBERTa).
+    pub position_start: u32,
+    pub dropout: Dropouts,
+}
+
+/// What the embedding layer's forward keeps for its backward.
+struct EmbedTape {
+    ids: Vec<u32>,
+    positions: Vec<u32>,
+    types: Vec<u32>,
+    norm: NormSaved,
+    drop: Option<DropMask>,
+}
+
+/// One explicit forward of a BERT-family encoder.
+struct BertTape {
+    step: Arc<BertStep>,
+    out: Var,
+    dims: Dims,
+    mask: Vec<f32>,
+    embed: EmbedTape,
+    layers: Vec<LayerTape>,
+}
+
+/// Row `r` of a `[rows, h]` table.
+fn row(t: &[f32], r: u32, h: usize) -> &[f32] {
+    &t[r as usize * h..(r as usize + 1) * h]
+}
+
+/// Ids of a `[batch, seq]` tensor, each checked below `limit`.
+fn ids_below(t: &Tensor, limit: usize, what: &str) -> Result<Vec<u32>> {
+    let ids = t.to_dtype(DType::U32)?.flatten_all()?.to_vec1::<u32>()?;
+    if let Some(bad) = ids.iter().find(|&&i| i as usize >= limit) {
+        return Err(Error::Msg(format!(
+            "{what} {bad} is outside the model's {limit} rows"
+        )));
+    }
+    Ok(ids)
+}
+
+impl BertStep {
+    /// The token embeddings `[batch, seq, hidden]` of the batch as a leaf
+    /// variable, its tape recorded in `ctx` (which must record tapes).
+    pub(crate) fn forward(
+        self: &Arc<Self>,
+        input_ids: &Tensor,
+        token_type_ids: Option<&Tensor>,
+        attention_mask: &Tensor,
+        ctx: &Ctx,
+    ) -> Result<Tensor> {
+        let Some(tapes) = ctx.tapes() else {
+            return Err(Error::Msg(
+                "explicit step without a context that records it".into(),
+            ));
+        };
+        let (b, s) = input_ids.dims2()?;
+        let h = self.hidden;
+        let (word, pos, typ) = (
+            read(self.word.as_tensor())?,
+            read(self.position.as_tensor())?,
+            read(self.token_type.as_tensor())?,
+        );
+        let ids = ids_below(input_ids, word.len() / h, "token id")?;
+        let types = match token_type_ids {
+            Some(t) => ids_below(t, typ.len() / h, "token type id")?,
+            None => vec![0; b * s],
+        };
+        let positions: Vec<u32> = (0..b * s)
+            .map(|t| self.position_start + (t % s) as u32)
+            .collect();
+        if let Some(p) = positions.iter().find(|&&p| p as usize >= pos.len() / h) {
+            return Err(Error::Msg(format!(
+                "position {p} is outside the model's positions"
+            )));
+        }
+        let mut x = vec![0f32; b * s * h];
+        for (t, xr) in x.chunks_mut(h).enumerate() {
+            let (w, p, y) = (
+                row(&word, ids[t], h),
+                row(&pos, positions[t], h),
+                row(&typ, types[t], h),
+            );
+            for (((x, w), p), y) in xr.iter_mut().zip(w).zip(p).zip(y) {
+                *x = w + p + y;
+            }
+        }
+        drop((word, pos, typ));
+        let norm = layer_norm(
+            &mut x,
+            &read(self.norm.w.as_tensor())?,
+            &read(self.norm.b.as_tensor())?,
+            self.norm.eps,
+        );
+        let drop = dropout_mask(self.dropout.hidden, ctx);
+        if let Some(m) = drop {
+            m.apply_in_place(&mut x);
+        }
+        let mask = attention_mask
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        let dims = Dims {
+            batch: b,
+            seq: s,
+            hidden: h,
+            heads: self.heads,
+        };
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for l in &self.layers {
+            let drops = LayerDrops {
+                attn: dropout_mask(self.dropout.attn, ctx),
+                attn_out: dropout_mask(self.dropout.attn_out, ctx),
+                ffn: dropout_mask(self.dropout.ffn, ctx),
+            };
+            let (y, tape) = layer::forward(l, x, &mask, dims, drops)?;
+            x = y;
+            layers.push(tape);
+        }
+        let out = Var::from_tensor(&Tensor::from_vec(x, (b, s, h), input_ids.device())?)?;
+        let t = out.as_tensor().clone();
+        tapes.record(Box::new(BertTape {
+            step: Arc::clone(self),
+            out,
+            dims,
+            mask,
+            embed: EmbedTape {
+                ids,
+                positions,
+                types,
+                norm,
+                drop,
+            },
+            layers,
+        }));
+        Ok(t)
+    }
+}
+
+impl Tape for BertTape {
+    fn output(&self) -> &Var {
+        &self.out
+    }
+
+    fn backward(self: Box<Self>, mut grad: Vec<f32>, sink: &mut dyn GradSink) -> Result<()> {
+        let step = &self.step;
+        for (l, t) in step.layers.iter().zip(&self.layers).rev() {
+            layer::backward(l, t, &mut grad, &self.mask, self.dims, sink)?;
+        }
+        let e = &self.embed;
+        if let Some(m) = e.drop {
+            m.apply_in_place(&mut grad);
+        }
+        let h = step.hidden;
+        let (mut dw, mut db) = (vec![0f32; h], vec![0f32; h]);
+        layer_norm_back(
+            &mut grad,
+            &e.norm,
+            &read(step.norm.w.as_tensor())?,
+            Some((&mut dw, &mut db)),
+            1.0,
+        );
+        add_dense(sink, &step.norm.w, &dw);
+        add_dense(sink, &step.norm.b, &db);
+        for (var, ids) in [(&step.position, &e.positions), (&step.token_type, &e.types)] {
+            if let Some((buf, scale)) = sink.buffer(var) {
+                for (g, &r) in grad.chunks(h).zip(ids.iter()) {
+                    let dst = &mut buf[r as usize * h..(r as usize + 1) * h];
+                    dst.iter_mut().zip(g).for_each(|(d, g)| *d += scale * g);
+                }
+            }
+        }
+        sink.add_rows(&step.word, &e.ids, &grad);
+        Ok(())
+    }
+}

@@ -1,0 +1,276 @@
+//! The post-norm encoder layer (BERT's) of the explicit step: forward,
+//! keeping what the backward needs, and backward into a [`GradSink`].
+//!
+//! `x1 = norm1(x + drop(attn(x) Wo^T + bo))`,
+//! `out = norm2(x1 + drop(gelu(x1 Wi^T + bi) Wout^T + bout))`.
+
+use candle_core::Var;
+
+use super::attention::{self, Dims};
+use super::matmul::{matmul, Into, Mat, MatMut};
+use super::rows::{add_assign, add_column_sums, fill_rows, layer_norm, layer_norm_back, NormSaved};
+use super::{add_dense, read, GradSink};
+use crate::runtime::error::Result;
+use crate::runtime::kernels::{gelu_grad_slice, gelu_slice_par, par_blocks, DropMask, BLOCK};
+
+/// A linear layer's weight `[out, in]` and bias `[out]`.
+#[derive(Debug, Clone)]
+pub(crate) struct Lin {
+    pub w: Var,
+    pub b: Var,
+}
+
+/// A layer norm's weight, bias and epsilon.
+#[derive(Debug, Clone)]
+pub(crate) struct Ln {
+    pub w: Var,
+    pub b: Var,
+    pub eps: f32,
+}
+
+/// The weights of one post-norm layer (shared with the model: clones of
+/// its variables).
+#[derive(Debug, Clone)]
+pub(crate) struct LayerVars {
+    pub q: Lin,
+    pub k: Lin,
+    pub v: Lin,
+    pub o: Lin,
+    pub norm1: Ln,
+    pub inter: Lin,
+    pub out: Lin,
+    pub norm2: Ln,
+}
+
+/// The dropout masks of one layer's forward (`None`: no dropout there).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct LayerDrops {
+    pub attn: Option<DropMask>,
+    pub attn_out: Option<DropMask>,
+    pub ffn: Option<DropMask>,
+}
+
+/// What one layer's forward keeps for its backward.
+pub(crate) struct LayerTape {
+    x: Vec<f32>,
+    wqkv: Vec<f32>,
+    qkv: Vec<f32>,
+    probs: Vec<f32>,
+    ctx: Vec<f32>,
+    norm1: NormSaved,
+    x1: Vec<f32>,
+    u: Vec<f32>,
+    g: Vec<f32>,
+    norm2: NormSaved,
+    drops: LayerDrops,
+}
+
+/// `out = x @ w^T + b` for `x` `[n, in]`, `w` `[out, in]`.
+fn linear(x: &[f32], w: &[f32], b: &[f32], n: usize) -> Vec<f32> {
+    let (o, i) = (b.len(), w.len() / b.len().max(1));
+    let mut y = vec![0f32; n * o];
+    fill_rows(&mut y, b);
+    matmul(
+        MatMut::new(&mut y, n, o),
+        Mat::new(x, n, i),
+        Mat::new(w, o, i).t(),
+        Into::Add(1.0),
+    );
+    y
+}
+
+fn drop_in_place(m: Option<DropMask>, x: &mut [f32]) {
+    if let Some(m) = m {
+        m.apply_in_place(x);
+    }
+}
+
+/// The layer's output for `x` `[batch * seq, hidden]`, and its tape.
+pub(crate) fn forward(
+    v: &LayerVars,
+    x: Vec<f32>,
+    mask: &[f32],
+    dims: Dims,
+    drops: LayerDrops,
+) -> Result<(Vec<f32>, LayerTape)> {
+    let n = dims.batch * dims.seq;
+    let mut wqkv = Vec::with_capacity(3 * dims.hidden * dims.hidden);
+    let mut bqkv = Vec::with_capacity(3 * dims.hidden);
+    for l in [&v.q, &v.k, &v.v] {
+        wqkv.extend_from_slice(&read(l.w.as_tensor())?);
+        bqkv.extend_from_slice(&read(l.b.as_tensor())?);
+    }
+    let qkv = linear(&x, &wqkv, &bqkv, n);
+    let mut probs = vec![0f32; dims.batch * dims.heads * dims.seq * dims.seq];
+    let mut ctx = vec![0f32; n * dims.hidden];
+    attention::forward(&qkv, mask, dims, drops.attn, &mut probs, &mut ctx);
+
+    let mut x1 = linear(
+        &ctx,
+        &read(v.o.w.as_tensor())?,
+        &read(v.o.b.as_tensor())?,
+        n,
+    );
+    drop_in_place(drops.attn_out, &mut x1);
+    add_assign(&mut x1, &x);
+    let norm1 = layer_norm(
+        &mut x1,
+        &read(v.norm1.w.as_tensor())?,
+        &read(v.norm1.b.as_tensor())?,
+        v.norm1.eps,
+    );
+
+    let u = linear(
+        &x1,
+        &read(v.inter.w.as_tensor())?,
+        &read(v.inter.b.as_tensor())?,
+        n,
+    );
+    let mut g = vec![0f32; u.len()];
+    gelu_slice_par(&u, &mut g);
+    let mut out = linear(
+        &g,
+        &read(v.out.w.as_tensor())?,
+        &read(v.out.b.as_tensor())?,
+        n,
+    );
+    drop_in_place(drops.ffn, &mut out);
+    add_assign(&mut out, &x1);
+    let norm2 = layer_norm(
+        &mut out,
+        &read(v.norm2.w.as_tensor())?,
+        &read(v.norm2.b.as_tensor())?,
+        v.norm2.eps,
+    );
+    let tape = LayerTape {
+        x,
+        wqkv,
+        qkv,
+        probs,
+        ctx,
+        norm1,
+        x1,
+        u,
+        g,
+        norm2,
+        drops,
+    };
+    Ok((out, tape))
+}
+
+/// The gradients of a linear layer `y = x @ w^T + b` from `dy` `[n, out]`
+/// and its input `x` `[n, in]`: `dw += dy^T x`, `db += colsum(dy)`, into
+/// the sink's buffers.
+fn linear_grads(sink: &mut dyn GradSink, l: &Lin, dy: &[f32], x: &[f32], n: usize) {
+    if let Some((dw, scale)) = sink.buffer(&l.w) {
+        let o = dy.len() / n.max(1);
+        let i = x.len() / n.max(1);
+        matmul(
+            MatMut::new(dw, o, i),
+            Mat::new(dy, n, o).t(),
+            Mat::new(x, n, i),
+            Into::Add(scale),
+        );
+    }
+    if let Some((db, scale)) = sink.buffer(&l.b) {
+        add_column_sums(dy, db, scale);
+    }
+}
+
+/// `dx (op) dy @ w` for `w` `[out, in]`: the input gradient of a linear
+/// layer.
+fn input_grad(dx: &mut [f32], dy: &[f32], w: &[f32], n: usize, how: Into) {
+    let o = dy.len() / n.max(1);
+    let i = w.len() / o.max(1);
+    matmul(
+        MatMut::new(dx, n, i),
+        Mat::new(dy, n, o),
+        Mat::new(w, o, i),
+        how,
+    );
+}
+
+/// A layer norm's backward with its weight and bias gradients.
+fn norm_back(sink: &mut dyn GradSink, l: &Ln, g: &mut [f32], saved: &NormSaved) -> Result<()> {
+    let h = saved.xhat.len() / saved.rstd.len().max(1);
+    let (mut dw, mut db) = (vec![0f32; h], vec![0f32; h]);
+    layer_norm_back(
+        g,
+        saved,
+        &read(l.w.as_tensor())?,
+        Some((&mut dw, &mut db)),
+        1.0,
+    );
+    add_dense(sink, &l.w, &dw);
+    add_dense(sink, &l.b, &db);
+    Ok(())
+}
+
+/// The backward: `dy` holds the gradient of the layer's output and
+/// becomes that of its input; the weights' gradients go to `sink`.
+pub(crate) fn backward(
+    v: &LayerVars,
+    t: &LayerTape,
+    dy: &mut [f32],
+    mask: &[f32],
+    dims: Dims,
+    sink: &mut dyn GradSink,
+) -> Result<()> {
+    let n = dims.batch * dims.seq;
+    let h = dims.hidden;
+    // out = norm2(x1 + drop(g Wout^T + bout)).
+    norm_back(sink, &v.norm2, dy, &t.norm2)?;
+    let mut d_out = dy.to_vec();
+    drop_in_place(t.drops.ffn, &mut d_out);
+    linear_grads(sink, &v.out, &d_out, &t.g, n);
+    let mut dg = vec![0f32; t.u.len()];
+    input_grad(&mut dg, &d_out, &read(v.out.w.as_tensor())?, n, Into::Set);
+    let mut du = vec![0f32; t.u.len()];
+    par_blocks(&t.u, &dg, &mut du, BLOCK, gelu_grad_slice);
+    drop(dg);
+    linear_grads(sink, &v.inter, &du, &t.x1, n);
+    // dy now holds d(x1): the residual's share plus the feed-forward's.
+    input_grad(dy, &du, &read(v.inter.w.as_tensor())?, n, Into::Add(1.0));
+    drop(du);
+
+    // x1 = norm1(x + drop(ctx Wo^T + bo)).
+    norm_back(sink, &v.norm1, dy, &t.norm1)?;
+    let mut d_a = dy.to_vec();
+    drop_in_place(t.drops.attn_out, &mut d_a);
+    linear_grads(sink, &v.o, &d_a, &t.ctx, n);
+    let mut d_ctx = vec![0f32; n * h];
+    input_grad(&mut d_ctx, &d_a, &read(v.o.w.as_tensor())?, n, Into::Set);
+    drop(d_a);
+    let mut dqkv = vec![0f32; n * 3 * h];
+    attention::backward(
+        &t.qkv,
+        &t.probs,
+        &d_ctx,
+        mask,
+        dims,
+        t.drops.attn,
+        &mut dqkv,
+    );
+    drop(d_ctx);
+    let mut dbqkv = vec![0f32; 3 * h];
+    add_column_sums(&dqkv, &mut dbqkv, 1.0);
+    for (j, l) in [&v.q, &v.k, &v.v].into_iter().enumerate() {
+        if let Some((dw, scale)) = sink.buffer(&l.w) {
+            matmul(
+                MatMut::new(dw, h, h),
+                Mat::rows(&dqkv[j * h..], n, h, 3 * h).t(),
+                Mat::new(&t.x, n, h),
+                Into::Add(scale),
+            );
+        }
+        add_dense(sink, &l.b, &dbqkv[j * h..(j + 1) * h]);
+    }
+    // d(x) = the residual's share plus the projections'.
+    matmul(
+        MatMut::new(dy, n, h),
+        Mat::new(&dqkv, n, 3 * h),
+        Mat::new(&t.wqkv, 3 * h, h),
+        Into::Add(1.0),
+    );
+    Ok(())
+}
