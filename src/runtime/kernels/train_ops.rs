@@ -150,6 +150,24 @@ impl DropMask {
     }
 }
 
+impl DropMask {
+    /// The mask over the rows of a packed tensor: row `r` of `x` (`width`
+    /// values) is row `rows[r]` of the full tensor the mask is drawn for.
+    pub(crate) fn apply_rows(&self, x: &mut [f32], rows: &[u32], width: usize) {
+        x.par_chunks_mut(32 * width.max(1))
+            .zip(rows.par_chunks(32))
+            .for_each(|(x, rows)| {
+                for (x, &r) in x.chunks_mut(width.max(1)).zip(rows) {
+                    let base = r as u64 * width as u64;
+                    for (j, v) in x.iter_mut().enumerate() {
+                        let f = self.factor(base + j as u64);
+                        *v = if f == 0.0 { 0.0 } else { *v * f };
+                    }
+                }
+            });
+    }
+}
+
 impl Dropout {
     /// `out[i] = x[i] * mask(i)`.
     fn apply(&self, x: &[f32]) -> Vec<f32> {

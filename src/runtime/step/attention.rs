@@ -1,31 +1,101 @@
 //! Multi-head self-attention of the explicit step, forward and backward,
-//! over packed projections `qkv` `[batch * seq, 3 * hidden]` (q, k, v side
-//! by side). One task per batch row computes every head of that row; keys
-//! that are padding get probability 0 and are skipped, so no `[b, h, s, s]`
-//! mask or bias is ever built. The probabilities (before dropout) are kept
-//! for the backward; dropout on them uses the masks of the autograd path
-//! (index `((row * heads + head) * seq + query) * seq + key`).
+//! over packed projections `qkv` `[tokens, 3 * hidden]` (q, k, v side by
+//! side) of a packed batch: only the real tokens of each sequence, one
+//! after the other, with no padding rows at all (see [`Packed`]). One task
+//! per sequence computes every head of it. The probabilities (before
+//! dropout) are kept for the backward, `[heads, len, len]` per sequence;
+//! dropout on them uses the masks of the autograd path, indexed as there
+//! by the padded positions (`((row * heads + head) * seq + query) * seq +
+//! key`).
 
 use rayon::prelude::*;
 
 use crate::runtime::fp_env::flush;
 use crate::runtime::kernels::{exp_f32, DropMask};
 
-/// The shapes of one attention call.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Dims {
+/// A batch with its padding taken out: the real tokens of every sequence,
+/// in order, as the rows of every activation.
+#[derive(Debug, Clone)]
+pub(crate) struct Packed {
+    /// Sequences of the batch and their padded length.
     pub batch: usize,
     pub seq: usize,
     pub hidden: usize,
     pub heads: usize,
+    /// For each packed row, its index `row * seq + position` in the padded
+    /// `[batch, seq]` layout (what dropout masks are indexed by).
+    pub tokens: Vec<u32>,
+    /// Each sequence's first packed row and its number of real tokens.
+    pub spans: Vec<(usize, usize)>,
 }
 
-impl Dims {
+impl Packed {
+    /// The packing of a `[batch, seq]` attention mask (1 token, 0 padding).
+    pub fn new(mask: &[f32], batch: usize, seq: usize, hidden: usize, heads: usize) -> Self {
+        let mut tokens = Vec::new();
+        let mut spans = Vec::with_capacity(batch);
+        for b in 0..batch {
+            let start = tokens.len();
+            for j in 0..seq {
+                if mask[b * seq + j] > 0.5 {
+                    tokens.push((b * seq + j) as u32);
+                }
+            }
+            spans.push((start, tokens.len() - start));
+        }
+        Packed {
+            batch,
+            seq,
+            hidden,
+            heads,
+            tokens,
+            spans,
+        }
+    }
+
+    /// Packed rows.
+    pub fn rows(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// Values of the probabilities of every sequence, `[heads, len, len]`
+    /// each.
+    pub fn prob_len(&self) -> usize {
+        self.spans.iter().map(|&(_, n)| self.heads * n * n).sum()
+    }
+
     fn head_dim(&self) -> usize {
         self.hidden / self.heads
     }
+
     fn scale(&self) -> f32 {
         1.0 / (self.head_dim() as f32).sqrt()
+    }
+
+    /// `buf` cut into one mutable piece per sequence, `per_row` values per
+    /// packed row (activations), or `heads * len * len` (probabilities).
+    fn split<'a>(&self, mut buf: &'a mut [f32], per_row: Option<usize>) -> Vec<&'a mut [f32]> {
+        let mut out = Vec::with_capacity(self.batch);
+        for &(_, n) in &self.spans {
+            let take = per_row.map_or(self.heads * n * n, |w| n * w);
+            let (a, b) = std::mem::take(&mut buf).split_at_mut(take);
+            out.push(a);
+            buf = b;
+        }
+        out
+    }
+
+    /// Where each sequence's probabilities start.
+    fn prob_starts(&self) -> Vec<usize> {
+        let mut at = 0;
+        self.spans
+            .iter()
+            .map(|&(_, n)| {
+                let s = at;
+                at += self.heads * n * n;
+                s
+            })
+            .collect()
     }
 }
 
@@ -54,61 +124,51 @@ fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
     }
 }
 
-/// The real (unpadded) keys of batch row `b`.
-fn keys(mask: &[f32], b: usize, s: usize) -> Vec<usize> {
-    (0..s).filter(|&j| mask[b * s + j] > 0.5).collect()
-}
-
-/// Forward: fills `probs` `[batch, heads, seq, seq]` (softmax of the
-/// scaled scores over the real keys, before dropout) and `out`
-/// `[batch * seq, hidden]` (probabilities, after dropout, times values).
+/// Forward: fills `probs` ([`Packed::prob_len`] values: softmax of the
+/// scaled scores, before dropout) and `out` `[tokens, hidden]`
+/// (probabilities, after dropout, times values).
 pub(crate) fn forward(
     qkv: &[f32],
-    mask: &[f32],
-    dims: Dims,
+    p: &Packed,
     drop: Option<DropMask>,
     probs: &mut [f32],
     out: &mut [f32],
 ) {
-    let Dims {
-        seq: s,
-        hidden: h,
-        heads,
-        ..
-    } = dims;
-    let (d, scale, h3) = (dims.head_dim(), dims.scale(), 3 * h);
-    out.par_chunks_mut(s * h)
-        .zip(probs.par_chunks_mut(heads * s * s))
+    let (h, heads, s) = (p.hidden, p.heads, p.seq);
+    let (d, scale, h3) = (p.head_dim(), p.scale(), 3 * h);
+    let outs = p.split(out, Some(h));
+    let probs = p.split(probs, None);
+    outs.into_par_iter()
+        .zip(probs)
         .enumerate()
-        .for_each(|(bi, (o, p))| {
+        .for_each(|(bi, (o, pr))| {
+            let (start, n) = p.spans[bi];
+            let x = &qkv[start * h3..(start + n) * h3];
+            let pos = |i: usize| (p.tokens[start + i] as usize) % s.max(1);
             o.fill(0.0);
-            p.fill(0.0);
-            let x = &qkv[bi * s * h3..(bi + 1) * s * h3];
-            let keys = keys(mask, bi, s);
             for head in 0..heads {
                 let off = head * d;
-                for i in 0..s {
+                for i in 0..n {
                     let qi = &x[i * h3 + off..i * h3 + off + d];
-                    let row = &mut p[(head * s + i) * s..(head * s + i + 1) * s];
+                    let row = &mut pr[(head * n + i) * n..(head * n + i + 1) * n];
                     let mut mx = f32::NEG_INFINITY;
-                    for &j in &keys {
-                        let kj = &x[j * h3 + h + off..j * h3 + h + off + d];
-                        row[j] = dot(qi, kj) * scale;
-                        mx = mx.max(row[j]);
+                    for (j, r) in row.iter_mut().enumerate() {
+                        *r = dot(qi, &x[j * h3 + h + off..j * h3 + h + off + d]) * scale;
+                        mx = mx.max(*r);
                     }
                     let mut sum = 0f32;
-                    for &j in &keys {
-                        row[j] = exp_f32(row[j] - mx);
-                        sum += row[j];
+                    for r in row.iter_mut() {
+                        *r = exp_f32(*r - mx);
+                        sum += *r;
                     }
                     let inv = if sum > 0.0 { 1.0 / sum } else { 0.0 };
                     let oi = &mut o[i * h + off..i * h + off + d];
-                    let base = ((bi * heads + head) * s + i) * s;
-                    for &j in &keys {
-                        row[j] = flush(row[j] * inv);
+                    let base = ((bi * heads + head) * s + pos(i)) * s;
+                    for (j, r) in row.iter_mut().enumerate() {
+                        *r = flush(*r * inv);
                         let w = match drop {
-                            Some(m) => row[j] * m.factor((base + j) as u64),
-                            None => row[j],
+                            Some(m) => *r * m.factor((base + pos(j)) as u64),
+                            None => *r,
                         };
                         if w != 0.0 {
                             axpy(oi, w, &x[j * h3 + 2 * h + off..j * h3 + 2 * h + off + d]);
@@ -119,45 +179,42 @@ pub(crate) fn forward(
         });
 }
 
-/// Backward: from the output's gradient `dout` `[batch * seq, hidden]`,
-/// the forward's `qkv` and `probs`, writes the gradient of the packed
-/// projections into `dqkv` `[batch * seq, 3 * hidden]`.
+/// Backward: from the output's gradient `dout` `[tokens, hidden]`, the
+/// forward's `qkv` and `probs`, writes the gradient of the packed
+/// projections into `dqkv` `[tokens, 3 * hidden]`.
 pub(crate) fn backward(
     qkv: &[f32],
     probs: &[f32],
     dout: &[f32],
-    mask: &[f32],
-    dims: Dims,
+    p: &Packed,
     drop: Option<DropMask>,
     dqkv: &mut [f32],
 ) {
-    let Dims {
-        seq: s,
-        hidden: h,
-        heads,
-        ..
-    } = dims;
-    let (d, scale, h3) = (dims.head_dim(), dims.scale(), 3 * h);
-    dqkv.par_chunks_mut(s * h3)
+    let (h, heads, s) = (p.hidden, p.heads, p.seq);
+    let (d, scale, h3) = (p.head_dim(), p.scale(), 3 * h);
+    let starts = p.prob_starts();
+    p.split(dqkv, Some(h3))
+        .into_par_iter()
         .enumerate()
         .for_each(|(bi, dx)| {
+            let (start, n) = p.spans[bi];
+            let x = &qkv[start * h3..(start + n) * h3];
+            let go = &dout[start * h..(start + n) * h];
+            let pr = &probs[starts[bi]..starts[bi] + heads * n * n];
+            let pos = |i: usize| (p.tokens[start + i] as usize) % s.max(1);
             dx.fill(0.0);
-            let x = &qkv[bi * s * h3..(bi + 1) * s * h3];
-            let go = &dout[bi * s * h..(bi + 1) * s * h];
-            let p = &probs[bi * heads * s * s..(bi + 1) * heads * s * s];
-            let keys = keys(mask, bi, s);
-            let mut ds = vec![0f32; keys.len()];
+            let mut ds = vec![0f32; n];
             for head in 0..heads {
                 let off = head * d;
-                for i in 0..s {
+                for i in 0..n {
                     let gi = &go[i * h + off..i * h + off + d];
-                    let row = &p[(head * s + i) * s..(head * s + i + 1) * s];
-                    let base = ((bi * heads + head) * s + i) * s;
+                    let row = &pr[(head * n + i) * n..(head * n + i + 1) * n];
+                    let base = ((bi * heads + head) * s + pos(i)) * s;
                     // dP (through dropout) and the softmax's row sum.
                     let mut rowdot = 0f32;
-                    for (dsj, &j) in ds.iter_mut().zip(&keys) {
+                    for (j, dsj) in ds.iter_mut().enumerate() {
                         let vj = &x[j * h3 + 2 * h + off..j * h3 + 2 * h + off + d];
-                        let f = drop.map_or(1.0, |m| m.factor((base + j) as u64));
+                        let f = drop.map_or(1.0, |m| m.factor((base + pos(j)) as u64));
                         let dp = if f == 0.0 { 0.0 } else { dot(gi, vj) * f };
                         // dV_j += P_drop[i, j] * dout_i.
                         let w = row[j] * f;
@@ -171,18 +228,17 @@ pub(crate) fn backward(
                         *dsj = dp;
                         rowdot += row[j] * dp;
                     }
-                    // dS = P * (dP - rowdot); dQ_i = scale * dS K; dK_j += scale * dS_ij Q_i.
-                    for (dsj, &j) in ds.iter_mut().zip(&keys) {
+                    // dS = P * (dP - rowdot); dQ_i = scale * dS K;
+                    // dK_j += scale * dS_ij Q_i.
+                    for (j, dsj) in ds.iter_mut().enumerate() {
                         *dsj = flush(row[j] * (*dsj - rowdot)) * scale;
                     }
                     let qi_at = i * h3 + off;
-                    for (&dsj, &j) in ds.iter().zip(&keys) {
+                    for (j, &dsj) in ds.iter().enumerate() {
                         if dsj == 0.0 {
                             continue;
                         }
                         let kj_at = j * h3 + h + off;
-                        // Q and K rows of the same token can coincide
-                        // (i == j), so read before writing.
                         for t in 0..d {
                             let (q, k) = (x[qi_at + t], x[kj_at + t]);
                             dx[qi_at + t] += dsj * k;

@@ -6,7 +6,7 @@
 
 use candle_core::Var;
 
-use super::attention::{self, Dims};
+use super::attention::{self, Packed};
 use super::matmul::{matmul, Into, Mat, MatMut};
 use super::rows::{add_assign, add_column_sums, fill_rows, layer_norm, layer_norm_back, NormSaved};
 use super::{add_dense, read, GradSink};
@@ -79,31 +79,33 @@ fn linear(x: &[f32], w: &[f32], b: &[f32], n: usize) -> Vec<f32> {
     y
 }
 
-fn drop_in_place(m: Option<DropMask>, x: &mut [f32]) {
+/// Dropout over the packed rows of an activation `[tokens, width]`, with
+/// the mask of the padded tensor.
+fn drop_rows(m: Option<DropMask>, x: &mut [f32], p: &Packed) {
     if let Some(m) = m {
-        m.apply_in_place(x);
+        m.apply_rows(x, &p.tokens, x.len() / p.rows().max(1));
     }
 }
 
-/// The layer's output for `x` `[batch * seq, hidden]`, and its tape.
+/// The layer's output for `x` `[tokens, hidden]` (a packed batch), and
+/// its tape.
 pub(crate) fn forward(
     v: &LayerVars,
     x: Vec<f32>,
-    mask: &[f32],
-    dims: Dims,
+    p: &Packed,
     drops: LayerDrops,
 ) -> Result<(Vec<f32>, LayerTape)> {
-    let n = dims.batch * dims.seq;
-    let mut wqkv = Vec::with_capacity(3 * dims.hidden * dims.hidden);
-    let mut bqkv = Vec::with_capacity(3 * dims.hidden);
+    let n = p.rows();
+    let mut wqkv = Vec::with_capacity(3 * p.hidden * p.hidden);
+    let mut bqkv = Vec::with_capacity(3 * p.hidden);
     for l in [&v.q, &v.k, &v.v] {
         wqkv.extend_from_slice(&read(l.w.as_tensor())?);
         bqkv.extend_from_slice(&read(l.b.as_tensor())?);
     }
     let qkv = linear(&x, &wqkv, &bqkv, n);
-    let mut probs = vec![0f32; dims.batch * dims.heads * dims.seq * dims.seq];
-    let mut ctx = vec![0f32; n * dims.hidden];
-    attention::forward(&qkv, mask, dims, drops.attn, &mut probs, &mut ctx);
+    let mut probs = vec![0f32; p.prob_len()];
+    let mut ctx = vec![0f32; n * p.hidden];
+    attention::forward(&qkv, p, drops.attn, &mut probs, &mut ctx);
 
     let mut x1 = linear(
         &ctx,
@@ -111,7 +113,7 @@ pub(crate) fn forward(
         &read(v.o.b.as_tensor())?,
         n,
     );
-    drop_in_place(drops.attn_out, &mut x1);
+    drop_rows(drops.attn_out, &mut x1, p);
     add_assign(&mut x1, &x);
     let norm1 = layer_norm(
         &mut x1,
@@ -134,7 +136,7 @@ pub(crate) fn forward(
         &read(v.out.b.as_tensor())?,
         n,
     );
-    drop_in_place(drops.ffn, &mut out);
+    drop_rows(drops.ffn, &mut out, p);
     add_assign(&mut out, &x1);
     let norm2 = layer_norm(
         &mut out,
@@ -212,16 +214,15 @@ pub(crate) fn backward(
     v: &LayerVars,
     t: &LayerTape,
     dy: &mut [f32],
-    mask: &[f32],
-    dims: Dims,
+    p: &Packed,
     sink: &mut dyn GradSink,
 ) -> Result<()> {
-    let n = dims.batch * dims.seq;
-    let h = dims.hidden;
+    let n = p.rows();
+    let h = p.hidden;
     // out = norm2(x1 + drop(g Wout^T + bout)).
     norm_back(sink, &v.norm2, dy, &t.norm2)?;
     let mut d_out = dy.to_vec();
-    drop_in_place(t.drops.ffn, &mut d_out);
+    drop_rows(t.drops.ffn, &mut d_out, p);
     linear_grads(sink, &v.out, &d_out, &t.g, n);
     let mut dg = vec![0f32; t.u.len()];
     input_grad(&mut dg, &d_out, &read(v.out.w.as_tensor())?, n, Into::Set);
@@ -236,21 +237,13 @@ pub(crate) fn backward(
     // x1 = norm1(x + drop(ctx Wo^T + bo)).
     norm_back(sink, &v.norm1, dy, &t.norm1)?;
     let mut d_a = dy.to_vec();
-    drop_in_place(t.drops.attn_out, &mut d_a);
+    drop_rows(t.drops.attn_out, &mut d_a, p);
     linear_grads(sink, &v.o, &d_a, &t.ctx, n);
     let mut d_ctx = vec![0f32; n * h];
     input_grad(&mut d_ctx, &d_a, &read(v.o.w.as_tensor())?, n, Into::Set);
     drop(d_a);
     let mut dqkv = vec![0f32; n * 3 * h];
-    attention::backward(
-        &t.qkv,
-        &t.probs,
-        &d_ctx,
-        mask,
-        dims,
-        t.drops.attn,
-        &mut dqkv,
-    );
+    attention::backward(&t.qkv, &t.probs, &d_ctx, p, t.drops.attn, &mut dqkv);
     drop(d_ctx);
     let mut dbqkv = vec![0f32; 3 * h];
     add_column_sums(&dqkv, &mut dbqkv, 1.0);

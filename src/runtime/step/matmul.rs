@@ -6,7 +6,7 @@
 
 /// A read-only matrix view: element `(r, c)` is `data[r * rs + c * cs]`.
 #[derive(Clone, Copy)]
-pub(crate) struct Mat<'a> {
+pub struct Mat<'a> {
     data: &'a [f32],
     rows: usize,
     cols: usize,
@@ -52,7 +52,7 @@ impl<'a> Mat<'a> {
 }
 
 /// A writable row-major matrix view (`ld` values between rows).
-pub(crate) struct MatMut<'a> {
+pub struct MatMut<'a> {
     data: &'a mut [f32],
     rows: usize,
     cols: usize,
@@ -80,7 +80,7 @@ impl<'a> MatMut<'a> {
 
 /// How the product meets what the destination holds.
 #[derive(Clone, Copy, PartialEq, Debug)]
-pub(crate) enum Into {
+pub enum Into {
     /// `dst = a @ b`.
     Set,
     /// `dst += scale * (a @ b)`.
@@ -102,7 +102,7 @@ fn parallelism(flops: usize) -> gemm::Parallelism {
 ///
 /// Panics when the shapes disagree or a view leaves its buffer: both are
 /// bugs of the caller, never a property of user input.
-pub(crate) fn matmul(dst: MatMut, a: Mat, b: Mat, how: Into) {
+pub fn matmul(dst: MatMut, a: Mat, b: Mat, how: Into) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert!(
         b.rows == k && dst.rows == m && dst.cols == n,

@@ -28,7 +28,7 @@
 pub(crate) mod attention;
 pub(crate) mod bert;
 pub(crate) mod layer;
-pub(crate) mod matmul;
+pub mod matmul;
 pub(crate) mod rows;
 
 use std::sync::Mutex;

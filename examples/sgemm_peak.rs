@@ -1,0 +1,68 @@
+//! The machine's measured sgemm throughput on the shapes of a training
+//! step (the reference for the FLOP utilisation in docs/performance.md):
+//! `m x k @ k x n` with each operand read as is or transposed, through the
+//! same `gemm` calls the explicit training step makes, on rayon's pool.
+//!
+//!   cargo run --release --example sgemm_peak [ROWS] [REPEATS]
+
+use std::time::Instant;
+
+use stpipe::runtime::step::matmul::{matmul, Into, Mat, MatMut};
+
+fn gflops(m: usize, n: usize, k: usize, ta: bool, tb: bool, reps: usize) -> f64 {
+    let a: Vec<f32> = (0..m * k)
+        .map(|i| ((i % 97) as f32 - 48.0) / 97.0)
+        .collect();
+    let b: Vec<f32> = (0..k * n)
+        .map(|i| ((i % 89) as f32 - 44.0) / 89.0)
+        .collect();
+    let mut c = vec![0f32; m * n];
+    let av = if ta {
+        Mat::new(&a, k, m).t()
+    } else {
+        Mat::new(&a, m, k)
+    };
+    let bv = if tb {
+        Mat::new(&b, n, k).t()
+    } else {
+        Mat::new(&b, k, n)
+    };
+    for _ in 0..3 {
+        matmul(MatMut::new(&mut c, m, n), av, bv, Into::Set);
+    }
+    let t = Instant::now();
+    for _ in 0..reps {
+        matmul(MatMut::new(&mut c, m, n), av, bv, Into::Add(1.0));
+    }
+    2.0 * (m * n * k * reps) as f64 / t.elapsed().as_secs_f64() / 1e9
+}
+
+fn main() {
+    stpipe::runtime::process::init(stpipe::runtime::process::Workload::Training);
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let rows = args.first().copied().unwrap_or(480);
+    let reps = args.get(1).copied().unwrap_or(50);
+    println!("threads: {}", rayon::current_num_threads());
+    let mut best = 0f64;
+    for (m, n, k) in [
+        (rows, 384, 384),
+        (rows, 1536, 384),
+        (rows, 384, 1536),
+        (rows, 1152, 384),
+    ] {
+        let nn = gflops(m, n, k, false, false, reps);
+        let nt = gflops(m, n, k, false, true, reps);
+        let tn = gflops(m, n, k, true, false, reps);
+        best = best.max(nn).max(nt).max(tn);
+        println!("{m}x{k} @ {k}x{n}: NN {nn:.1}  NT {nt:.1}  TN {tn:.1} GFLOP/s");
+    }
+    for (m, n, k) in [(384, 384, rows), (1536, 384, rows), (384, 1536, rows)] {
+        let tn = gflops(m, n, k, true, false, reps);
+        best = best.max(tn);
+        println!("weight gradient {m}x{n} over {k} rows: TN {tn:.1} GFLOP/s");
+    }
+    println!("peak: {best:.1} GFLOP/s");
+}
