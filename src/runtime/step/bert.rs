@@ -156,7 +156,7 @@ impl BertStep {
                 attn_out: dropout_mask(self.dropout.attn_out, ctx),
                 ffn: dropout_mask(self.dropout.ffn, ctx),
             };
-            let (y, tape) = layer::forward(l, x, &packed, drops)?;
+            let (y, tape) = layer::forward(l, x, &packed, drops, tapes)?;
             x = y;
             layers.push(tape);
         }

@@ -4,12 +4,14 @@
 //! `x1 = norm1(x + drop(attn(x) Wo^T + bo))`,
 //! `out = norm2(x1 + drop(gelu(x1 Wi^T + bi) Wout^T + bout))`.
 
+use std::sync::Arc;
+
 use candle_core::Var;
 
 use super::attention::{self, Packed};
 use super::matmul::{matmul, Into, Mat, MatMut};
 use super::rows::{add_assign, add_column_sums, fill_rows, layer_norm, layer_norm_back, NormSaved};
-use super::{add_dense, read, GradSink};
+use super::{add_dense, read, transpose, GradSink, Layout, Tapes};
 use crate::runtime::error::Result;
 use crate::runtime::kernels::{gelu_grad_slice, gelu_slice_par, par_blocks, DropMask, BLOCK};
 
@@ -53,7 +55,8 @@ pub(crate) struct LayerDrops {
 /// What one layer's forward keeps for its backward.
 pub(crate) struct LayerTape {
     x: Vec<f32>,
-    wqkv: Vec<f32>,
+    /// The packed q, k, v weights `[3 * hidden, hidden]`.
+    wqkv: Arc<Vec<f32>>,
     qkv: Vec<f32>,
     probs: Vec<f32>,
     ctx: Vec<f32>,
@@ -65,18 +68,38 @@ pub(crate) struct LayerTape {
     drops: LayerDrops,
 }
 
-/// `out = x @ w^T + b` for `x` `[n, in]`, `w` `[out, in]`.
-fn linear(x: &[f32], w: &[f32], b: &[f32], n: usize) -> Vec<f32> {
-    let (o, i) = (b.len(), w.len() / b.len().max(1));
+/// `out = x @ w^T + b` for `x` `[n, in]`, from `wt` = `w^T` `[in, out]`
+/// (both operands row-major: the fastest layout of the gemm kernels, about
+/// twice `x @ w^T` through strides at 384 outputs).
+fn linear(x: &[f32], wt: &[f32], b: &[f32], n: usize) -> Vec<f32> {
+    let (o, i) = (b.len(), wt.len() / b.len().max(1));
     let mut y = vec![0f32; n * o];
     fill_rows(&mut y, b);
     matmul(
         MatMut::new(&mut y, n, o),
         Mat::new(x, n, i),
-        Mat::new(w, o, i).t(),
+        Mat::new(wt, i, o),
         Into::Add(1.0),
     );
     y
+}
+
+/// `l`'s weight transposed, made once per context.
+fn transposed(tapes: &Tapes, l: &Lin) -> Result<Arc<Vec<f32>>> {
+    tapes.layout(&l.w, Layout::Transposed, || {
+        let (o, i) = l.w.as_tensor().dims2()?;
+        Ok(transpose(&read(l.w.as_tensor())?, o, i))
+    })
+}
+
+/// `linear` of `l`.
+fn apply(tapes: &Tapes, l: &Lin, x: &[f32], n: usize) -> Result<Vec<f32>> {
+    Ok(linear(
+        x,
+        &transposed(tapes, l)?,
+        &read(l.b.as_tensor())?,
+        n,
+    ))
 }
 
 /// Dropout over the packed rows of an activation `[tokens, width]`, with
@@ -94,25 +117,29 @@ pub(crate) fn forward(
     x: Vec<f32>,
     p: &Packed,
     drops: LayerDrops,
+    tapes: &Tapes,
 ) -> Result<(Vec<f32>, LayerTape)> {
-    let n = p.rows();
-    let mut wqkv = Vec::with_capacity(3 * p.hidden * p.hidden);
-    let mut bqkv = Vec::with_capacity(3 * p.hidden);
+    let (n, h) = (p.rows(), p.hidden);
+    let wqkv = tapes.layout(&v.q.w, Layout::PackedQkv, || {
+        let mut w = Vec::with_capacity(3 * h * h);
+        for l in [&v.q, &v.k, &v.v] {
+            w.extend_from_slice(&read(l.w.as_tensor())?);
+        }
+        Ok(w)
+    })?;
+    let wqkv_t = tapes.layout(&v.q.w, Layout::PackedQkvTransposed, || {
+        Ok(transpose(&wqkv, 3 * h, h))
+    })?;
+    let mut bqkv = Vec::with_capacity(3 * h);
     for l in [&v.q, &v.k, &v.v] {
-        wqkv.extend_from_slice(&read(l.w.as_tensor())?);
         bqkv.extend_from_slice(&read(l.b.as_tensor())?);
     }
-    let qkv = linear(&x, &wqkv, &bqkv, n);
+    let qkv = linear(&x, &wqkv_t, &bqkv, n);
     let mut probs = vec![0f32; p.prob_len()];
-    let mut ctx = vec![0f32; n * p.hidden];
+    let mut ctx = vec![0f32; n * h];
     attention::forward(&qkv, p, drops.attn, &mut probs, &mut ctx);
 
-    let mut x1 = linear(
-        &ctx,
-        &read(v.o.w.as_tensor())?,
-        &read(v.o.b.as_tensor())?,
-        n,
-    );
+    let mut x1 = apply(tapes, &v.o, &ctx, n)?;
     drop_rows(drops.attn_out, &mut x1, p);
     add_assign(&mut x1, &x);
     let norm1 = layer_norm(
@@ -122,20 +149,10 @@ pub(crate) fn forward(
         v.norm1.eps,
     );
 
-    let u = linear(
-        &x1,
-        &read(v.inter.w.as_tensor())?,
-        &read(v.inter.b.as_tensor())?,
-        n,
-    );
+    let u = apply(tapes, &v.inter, &x1, n)?;
     let mut g = vec![0f32; u.len()];
     gelu_slice_par(&u, &mut g);
-    let mut out = linear(
-        &g,
-        &read(v.out.w.as_tensor())?,
-        &read(v.out.b.as_tensor())?,
-        n,
-    );
+    let mut out = apply(tapes, &v.out, &g, n)?;
     drop_rows(drops.ffn, &mut out, p);
     add_assign(&mut out, &x1);
     let norm2 = layer_norm(
@@ -245,17 +262,25 @@ pub(crate) fn backward(
     let mut dqkv = vec![0f32; n * 3 * h];
     attention::backward(&t.qkv, &t.probs, &d_ctx, p, t.drops.attn, &mut dqkv);
     drop(d_ctx);
+    // The q, k and v weight gradients as one product (x packed once).
+    if [&v.q, &v.k, &v.v]
+        .iter()
+        .any(|l| sink.buffer(&l.w).is_some())
+    {
+        let mut dw = vec![0f32; 3 * h * h];
+        matmul(
+            MatMut::new(&mut dw, 3 * h, h),
+            Mat::new(&dqkv, n, 3 * h).t(),
+            Mat::new(&t.x, n, h),
+            Into::Set,
+        );
+        for (j, l) in [&v.q, &v.k, &v.v].into_iter().enumerate() {
+            add_dense(sink, &l.w, &dw[j * h * h..(j + 1) * h * h]);
+        }
+    }
     let mut dbqkv = vec![0f32; 3 * h];
     add_column_sums(&dqkv, &mut dbqkv, 1.0);
     for (j, l) in [&v.q, &v.k, &v.v].into_iter().enumerate() {
-        if let Some((dw, scale)) = sink.buffer(&l.w) {
-            matmul(
-                MatMut::new(dw, h, h),
-                Mat::rows(&dqkv[j * h..], n, h, 3 * h).t(),
-                Mat::new(&t.x, n, h),
-                Into::Add(scale),
-            );
-        }
         add_dense(sink, &l.b, &dbqkv[j * h..(j + 1) * h]);
     }
     // d(x) = the residual's share plus the projections'.

@@ -31,9 +31,10 @@ pub(crate) mod layer;
 pub mod matmul;
 pub(crate) mod rows;
 
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
-use candle_core::{backprop::GradStore, CpuStorage, Storage, Tensor, Var};
+use candle_core::{backprop::GradStore, CpuStorage, Storage, Tensor, TensorId, Var};
 
 use super::error::{Error, Result};
 
@@ -63,9 +64,27 @@ pub trait Tape: Send {
     fn backward(self: Box<Self>, grad: Vec<f32>, sink: &mut dyn GradSink) -> Result<()>;
 }
 
-/// The tapes of one forward context.
+/// The tapes of one forward context, and the weight layouts its forwards
+/// share: within one context (one batch of a training step) the weights do
+/// not change, so a transposed or packed copy made for the first column's
+/// forward serves every other column's, and their backward passes.
 #[derive(Default)]
-pub struct Tapes(Mutex<Vec<Box<dyn Tape>>>);
+pub struct Tapes {
+    tapes: Mutex<Vec<Box<dyn Tape>>>,
+    layouts: Mutex<HashMap<(TensorId, Layout), Arc<Vec<f32>>>>,
+}
+
+/// A derived layout of a weight, cached per context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Layout {
+    /// `[out, in]` transposed to `[in, out]`, for the forward's products.
+    Transposed,
+    /// q, k and v weights one above the other, `[3 * hidden, hidden]`
+    /// (keyed by the query weight).
+    PackedQkv,
+    /// The same, transposed: `[hidden, 3 * hidden]`.
+    PackedQkvTransposed,
+}
 
 impl std::fmt::Debug for Tapes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -73,19 +92,37 @@ impl std::fmt::Debug for Tapes {
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
 impl Tapes {
     pub fn record(&self, tape: Box<dyn Tape>) {
-        match self.0.lock() {
-            Ok(mut g) => g.push(tape),
-            Err(p) => p.into_inner().push(tape),
-        }
+        lock(&self.tapes).push(tape);
     }
 
     fn take(&self) -> Vec<Box<dyn Tape>> {
-        match self.0.lock() {
-            Ok(mut g) => std::mem::take(&mut *g),
-            Err(p) => std::mem::take(&mut *p.into_inner()),
+        std::mem::take(&mut *lock(&self.tapes))
+    }
+
+    /// The `layout` of the weight `key`, made by `make` on first use in
+    /// this context.
+    pub(crate) fn layout(
+        &self,
+        key: &Var,
+        layout: Layout,
+        make: impl FnOnce() -> Result<Vec<f32>>,
+    ) -> Result<Arc<Vec<f32>>> {
+        let k = (key.as_tensor().id(), layout);
+        if let Some(v) = lock(&self.layouts).get(&k) {
+            return Ok(Arc::clone(v));
         }
+        let v = Arc::new(make()?);
+        lock(&self.layouts).insert(k, Arc::clone(&v));
+        Ok(v)
     }
 
     /// Run every recorded backward, in recording order, with the output
@@ -127,6 +164,31 @@ impl std::ops::Deref for F32Ref<'_> {
     }
 }
 
+/// `w` `[rows, cols]` transposed to `[cols, rows]`: bands of 16 output
+/// rows in parallel, each reading 16 input columns (64 bytes) of every
+/// input row.
+pub(crate) fn transpose(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    use rayon::prelude::*;
+    const T: usize = 16;
+    let mut out = vec![0f32; w.len()];
+    if rows == 0 || cols == 0 {
+        return out;
+    }
+    out.par_chunks_mut(T * rows)
+        .enumerate()
+        .for_each(|(band, o)| {
+            let c0 = band * T;
+            let width = o.len() / rows;
+            for r in 0..rows {
+                let src = &w[r * cols + c0..r * cols + c0 + width];
+                for (k, &v) in src.iter().enumerate() {
+                    o[k * rows + r] = v;
+                }
+            }
+        });
+    out
+}
+
 /// Borrow the values of a contiguous f32 CPU tensor.
 pub(crate) fn read(t: &Tensor) -> Result<F32Ref<'_>> {
     let (guard, layout) = t.storage_and_layout();
@@ -148,4 +210,20 @@ pub(crate) fn read(t: &Tensor) -> Result<F32Ref<'_>> {
         start,
         len: end - start,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn transpose_of_uneven_shapes() {
+        for (r, c) in [(1, 1), (3, 50), (37, 16), (64, 33)] {
+            let w: Vec<f32> = (0..r * c).map(|i| i as f32).collect();
+            let t = super::transpose(&w, r, c);
+            for i in 0..r {
+                for j in 0..c {
+                    assert_eq!(t[j * r + i], w[i * c + j]);
+                }
+            }
+        }
+    }
 }
