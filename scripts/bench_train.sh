@@ -1,55 +1,109 @@
 #!/usr/bin/env bash
-# Training throughput, stpipe against Python sentence-transformers, in one run:
-# the pipelines/sts.stp recipe (all-MiniLM-L6-v2 + mean pooling,
-# CosineSimilarityLoss, batch 16, AdamW, WarmupLinear, dropout on) for STEPS
-# optimizer steps (STEPS * 16 pairs), RUNS times each, alternating; prints
-# pairs per second of each run, the medians and the ratio.
+# Training throughput and peak memory, stpipe against Python
+# sentence-transformers, in one run, RUNS times each, alternating; prints
+# each run, the medians and the ratio.
 #
-#   scripts/bench_train.sh [STEPS] [RUNS]
+#   scripts/bench_train.sh [STEPS] [RUNS] [RECIPE]
+#
+# RECIPE sts (default): the pipelines/sts.stp recipe (all-MiniLM-L6-v2 +
+#   mean pooling, CosineSimilarityLoss, batch 16, AdamW, WarmupLinear,
+#   dropout on) for STEPS optimizer steps (STEPS * 16 pairs); Python:
+#   scripts/python_sts_train.py.
+# RECIPE mnrl: MultipleNegativesRankingLoss at batch 64 on the SNLI
+#   validation triplets (anchor, entailment, contradiction), mean pooling,
+#   max_seq_length 128; Python: scripts/python_mnrl_train.py.
+#
+# BUSY=1 keeps one core busy with another process for the whole run (a
+# shared CI runner or a laptop is never quiet).
 #
 # stpipe's figure is the `examples_per_s` of its last step in metrics.jsonl
-# (training loop only, no evaluation had run yet); Python's is `pairs_per_s`
-# of scripts/python_sts_train.py (the trainer.train() call alone).
-# STPIPE_SHARED overrides ../shared; PYTHON overrides /work/pyref/bin/python;
-# STPIPE_BIN runs another stpipe binary (e.g. an older build) instead of
-# building this checkout.
+# (training loop only, no evaluation had run yet); Python's is the
+# throughput of the trainer.train() call alone. Peak memory is the maximum
+# resident set of each whole process (/usr/bin/time). STPIPE_SHARED
+# overrides ../shared; PYTHON overrides /work/pyref/bin/python; STPIPE_BIN
+# runs another stpipe binary (e.g. an older build) instead of building
+# this checkout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SHARED="${STPIPE_SHARED:-../shared}"
 STEPS="${1:-40}"
 RUNS="${2:-3}"
+RECIPE="${3:-sts}"
 PYTHON="${PYTHON:-/work/pyref/bin/python}"
-TMP="$(mktemp -d)"
-trap 'rm -rf "$TMP"' EXIT
+. scripts/common.sh
 
-echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $(cut -d' ' -f1-3 /proc/loadavg)"
-BIN="${STPIPE_BIN:-./target/release/stpipe}"
-if [ -z "${STPIPE_BIN:-}" ]; then
-    cargo build --release >/dev/null 2>&1 || cargo build --release
+case "$RECIPE" in
+sts)
+    PIPELINE=pipelines/sts.stp
+    PYCMD=("$PYTHON" scripts/python_sts_train.py --shared "$SHARED" --limit $((STEPS * 16)))
+    PYKEY=pairs_per_s
+    ;;
+mnrl)
+    PIPELINE="$TMP/mnrl.stp"
+    cat >"$PIPELINE" <<STP
+model sbert = Transformer("sentence-transformers/all-MiniLM-L6-v2", max_seq_length: 128)
+            -> Pooling(mean)
+data nli_pairs = tsv("$SHARED/data/snli/validation.tsv", header: true)
+                 { premise: col("premise"), hypothesis: col("hypothesis"), label: col("label") }
+data nli_triplets = triplets(nli_pairs, by: premise, positive: 0, negative: 2)
+objective mnrl = MultipleNegativesRankingLoss(sbert, scale: 20.0, similarity: cosine)
+                 on nli_triplets (batch_size: 64, sampler: no_duplicates)
+train sbert {
+  objectives: [mnrl]
+  epochs: 1
+  optimizer: AdamW(lr: 2e-5)
+  scheduler: WarmupLinear(warmup: 10%)
+  seed: 42
+}
+STP
+    PYCMD=("$PYTHON" scripts/python_mnrl_train.py --shared "$SHARED" --limit $((STEPS * 64)))
+    PYKEY=triplets_per_s
+    ;;
+*)
+    echo "unknown recipe $RECIPE (sts or mnrl)" >&2
+    exit 2
+    ;;
+esac
+
+if [ "${BUSY:-0}" = 1 ]; then
+    # One core kept busy by a process of its own for the whole run.
+    python3 -c 'while True: pass' &
+    BUSY_PID=$!
+    trap 'kill $BUSY_PID 2>/dev/null; rm -rf "$TMP"' EXIT
+    echo "== one core kept busy by pid $BUSY_PID"
 fi
+echo "== recipe $RECIPE, $STEPS steps, $RUNS runs each"
+
 rust=()
 py=()
+rust_kb=()
+py_kb=()
 for r in $(seq 1 "$RUNS"); do
-    "$BIN" --model-path "$SHARED/models" run pipelines/sts.stp \
+    /usr/bin/time -f "%M" -o "$TMP/rss" "$BIN" --model-path "$SHARED/models" run "$PIPELINE" \
         --max-steps "$STEPS" --quiet --run-dir "$TMP/run$r" >/dev/null 2>&1 || true
     v=$(grep '"step":'"$STEPS"'[,}]' "$TMP/run$r/metrics.jsonl" | grep -o '"examples_per_s":[0-9.]*' | cut -d: -f2)
+    kb=$(tail -1 "$TMP/rss")
     rust+=("$v")
-    echo "stpipe run $r: $v pairs/s"
+    rust_kb+=("$kb")
+    echo "stpipe run $r: $v examples/s, peak RSS $((kb / 1024)) MiB"
+    rm -rf "$TMP/run$r"
     if [ -x "$PYTHON" ]; then
-        p=$("$PYTHON" scripts/python_sts_train.py --shared "$SHARED" --limit $((STEPS * 16)) 2>/dev/null \
-            | tail -1 | grep -o '"pairs_per_s": [0-9.]*' | cut -d' ' -f2)
+        p=$(/usr/bin/time -f "%M" -o "$TMP/rss" "${PYCMD[@]}" 2>/dev/null \
+            | tail -1 | grep -o "\"$PYKEY\": [0-9.]*" | cut -d' ' -f2)
+        kb=$(tail -1 "$TMP/rss")
         py+=("$p")
-        echo "python run $r: $p pairs/s"
+        py_kb+=("$kb")
+        echo "python run $r: $p examples/s, peak RSS $((kb / 1024)) MiB"
     fi
 done
-python3 - "${rust[*]}" "${py[*]:-}" <<'PY'
+python3 - "${rust[*]}" "${py[*]:-}" "${rust_kb[*]}" "${py_kb[*]:-}" <<'PY'
 import statistics, sys
-rust = [float(x) for x in sys.argv[1].split()]
-py = [float(x) for x in sys.argv[2].split()] if len(sys.argv) > 2 and sys.argv[2] else []
+def nums(s):
+    return [float(x) for x in s.split()] if s else []
+rust, py, rkb, pkb = (nums(a) for a in sys.argv[1:5])
 mr = statistics.median(rust)
-print(f"stpipe median: {mr:.2f} pairs/s over {len(rust)} runs")
+print(f"stpipe median: {mr:.2f} examples/s over {len(rust)} runs, peak RSS {statistics.median(rkb) / 1024:.0f} MiB")
 if py:
     mp = statistics.median(py)
-    print(f"python median: {mp:.2f} pairs/s over {len(py)} runs")
+    print(f"python median: {mp:.2f} examples/s over {len(py)} runs, peak RSS {statistics.median(pkb) / 1024:.0f} MiB")
     print(f"ratio stpipe/python: {mr / mp:.2f}")
 PY

@@ -54,17 +54,57 @@ fn keep_freed_memory() {
 fn keep_freed_memory() {}
 
 /// One line on the machine's compute for `stpipe run`'s header: which
-/// vectorised kernels run, the thread count, and whether subnormals are
-/// flushed on every compute thread.
+/// vectorised kernels run, the bf16 instructions the CPU has (stpipe
+/// trains in f32 on all of them), the thread count, whether subnormals are
+/// flushed on every compute thread, and which training step runs.
 pub fn cpu_summary() -> String {
     let kernels = kernel_level();
+    let bf16 = match bf16_features().as_slice() {
+        [] => String::new(),
+        f => format!(" (the CPU has {}; stpipe computes in f32)", f.join(", ")),
+    };
     let threads = rayon::current_num_threads();
     let ftz = if super::fp_env::enabled_everywhere() {
         "subnormals flushed to zero on every compute thread"
     } else {
         "subnormals NOT flushed (slow on Intel CPUs)"
     };
-    format!("cpu: {kernels} kernels, {threads} threads, {ftz}")
+    let step = if super::step::enabled() {
+        "explicit encoder step for the BERT family, autograd for other encoders"
+    } else {
+        "autograd for every encoder (STPIPE_AUTOGRAD is set)"
+    };
+    format!("cpu: {kernels} kernels{bf16}, {threads} threads, {ftz}; training: {step}")
+}
+
+/// The bf16 matrix instructions of the CPU, by their usual names.
+fn bf16_features() -> Vec<&'static str> {
+    #[allow(unused_mut)]
+    let mut out = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::__cpuid_count;
+        // SAFETY: `cpuid` exists on every x86_64 CPU; leaf 7 is read only
+        // where the highest leaf (leaf 0's eax) reaches it.
+        #[allow(unused_unsafe)]
+        let (max_leaf, l7, l7_1) = unsafe {
+            let max = __cpuid_count(0, 0).eax;
+            if max >= 7 {
+                (max, __cpuid_count(7, 0), __cpuid_count(7, 1))
+            } else {
+                (max, __cpuid_count(0, 0), __cpuid_count(0, 0))
+            }
+        };
+        if max_leaf >= 7 {
+            if l7_1.eax & (1 << 5) != 0 {
+                out.push("AVX512-BF16");
+            }
+            if l7.edx & (1 << 22) != 0 {
+                out.push("AMX-BF16");
+            }
+        }
+    }
+    out
 }
 
 /// The instruction set the fused kernels and gemm dispatch to.
