@@ -18,6 +18,7 @@ pub mod encoder;
 pub mod error;
 pub mod eval;
 pub mod fp_env;
+#[macro_use]
 mod kernels;
 pub mod loss;
 pub mod modules;

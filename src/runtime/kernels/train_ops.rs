@@ -140,12 +140,7 @@ impl DropMask {
     /// `x[j] *= factor(j)` over a whole tensor's values, in parallel.
     pub(crate) fn apply_in_place(&self, x: &mut [f32]) {
         x.par_chunks_mut(BLOCK).enumerate().for_each(|(c, x)| {
-            let base = (c * BLOCK) as u64;
-            for (j, v) in x.iter_mut().enumerate() {
-                // A dropped value is 0 whatever it was (not `inf * 0`).
-                let f = self.factor(base + j as u64);
-                *v = if f == 0.0 { 0.0 } else { *v * f };
-            }
+            mask_run(x, (c * BLOCK) as u64, *self);
         });
     }
 }
@@ -158,13 +153,21 @@ impl DropMask {
             .zip(rows.par_chunks(32))
             .for_each(|(x, rows)| {
                 for (x, &r) in x.chunks_mut(width.max(1)).zip(rows) {
-                    let base = r as u64 * width as u64;
-                    for (j, v) in x.iter_mut().enumerate() {
-                        let f = self.factor(base + j as u64);
-                        *v = if f == 0.0 { 0.0 } else { *v * f };
-                    }
+                    mask_run(x, r as u64 * width as u64, *self);
                 }
             });
+    }
+}
+
+simd_dispatch!(fn mask_run(x: &mut [f32], base: u64, m: DropMask) => mask_run_generic);
+
+/// `x[j] *= factor(base + j)`; a dropped value is 0 whatever it was (not
+/// `inf * 0`).
+#[inline(always)]
+fn mask_run_generic(x: &mut [f32], base: u64, m: DropMask) {
+    for (j, v) in x.iter_mut().enumerate() {
+        let f = m.factor(base + j as u64);
+        *v = if f == 0.0 { 0.0 } else { *v * f };
     }
 }
 

@@ -144,39 +144,97 @@ pub(crate) fn forward(
         .for_each(|(bi, (o, pr))| {
             let (start, n) = p.spans[bi];
             let x = &qkv[start * h3..(start + n) * h3];
-            let pos = |i: usize| (p.tokens[start + i] as usize) % s.max(1);
-            o.fill(0.0);
-            for head in 0..heads {
-                let off = head * d;
-                for i in 0..n {
-                    let qi = &x[i * h3 + off..i * h3 + off + d];
-                    let row = &mut pr[(head * n + i) * n..(head * n + i + 1) * n];
-                    let mut mx = f32::NEG_INFINITY;
-                    for (j, r) in row.iter_mut().enumerate() {
-                        *r = dot(qi, &x[j * h3 + h + off..j * h3 + h + off + d]) * scale;
-                        mx = mx.max(*r);
-                    }
-                    let mut sum = 0f32;
-                    for r in row.iter_mut() {
-                        *r = exp_f32(*r - mx);
-                        sum += *r;
-                    }
-                    let inv = if sum > 0.0 { 1.0 / sum } else { 0.0 };
-                    let oi = &mut o[i * h + off..i * h + off + d];
-                    let base = ((bi * heads + head) * s + pos(i)) * s;
-                    for (j, r) in row.iter_mut().enumerate() {
-                        *r = flush(*r * inv);
-                        let w = match drop {
-                            Some(m) => *r * m.factor((base + pos(j)) as u64),
-                            None => *r,
-                        };
-                        if w != 0.0 {
-                            axpy(oi, w, &x[j * h3 + 2 * h + off..j * h3 + 2 * h + off + d]);
-                        }
-                    }
+            let seq = Seq {
+                bi,
+                n,
+                h,
+                heads,
+                s,
+                d,
+                scale,
+                tokens: &p.tokens[start..start + n],
+                drop,
+            };
+            forward_seq(x, seq, pr, o);
+        });
+}
+
+/// One sequence of a packed batch, for the per-sequence kernels.
+#[derive(Clone, Copy)]
+struct Seq<'a> {
+    /// Its row in the padded batch.
+    bi: usize,
+    /// Real tokens.
+    n: usize,
+    h: usize,
+    heads: usize,
+    /// The padded length.
+    s: usize,
+    d: usize,
+    scale: f32,
+    /// Padded indices of its tokens.
+    tokens: &'a [u32],
+    drop: Option<DropMask>,
+}
+
+impl Seq<'_> {
+    /// The dropout mask index of probability (`head`, `i`, `j`).
+    #[inline(always)]
+    fn mask_base(&self, head: usize, i: usize) -> usize {
+        ((self.bi * self.heads + head) * self.s + self.tokens[i] as usize % self.s.max(1)) * self.s
+    }
+
+    #[inline(always)]
+    fn pos(&self, j: usize) -> usize {
+        self.tokens[j] as usize % self.s.max(1)
+    }
+}
+
+simd_dispatch!(fn forward_seq(x: &[f32], q: Seq, pr: &mut [f32], o: &mut [f32]) => forward_seq_generic);
+
+#[inline(always)]
+fn forward_seq_generic(x: &[f32], q: Seq, pr: &mut [f32], o: &mut [f32]) {
+    let Seq {
+        n,
+        h,
+        heads,
+        d,
+        scale,
+        drop,
+        ..
+    } = q;
+    let h3 = 3 * h;
+    o.fill(0.0);
+    for head in 0..heads {
+        let off = head * d;
+        for i in 0..n {
+            let qi = &x[i * h3 + off..i * h3 + off + d];
+            let row = &mut pr[(head * n + i) * n..(head * n + i + 1) * n];
+            let mut mx = f32::NEG_INFINITY;
+            for (j, r) in row.iter_mut().enumerate() {
+                *r = dot(qi, &x[j * h3 + h + off..j * h3 + h + off + d]) * scale;
+                mx = mx.max(*r);
+            }
+            let mut sum = 0f32;
+            for r in row.iter_mut() {
+                *r = exp_f32(*r - mx);
+                sum += *r;
+            }
+            let inv = if sum > 0.0 { 1.0 / sum } else { 0.0 };
+            let oi = &mut o[i * h + off..i * h + off + d];
+            let base = q.mask_base(head, i);
+            for (j, r) in row.iter_mut().enumerate() {
+                *r = flush(*r * inv);
+                let w = match drop {
+                    Some(m) => *r * m.factor((base + q.pos(j)) as u64),
+                    None => *r,
+                };
+                if w != 0.0 {
+                    axpy(oi, w, &x[j * h3 + 2 * h + off..j * h3 + 2 * h + off + d]);
                 }
             }
-        });
+        }
+    }
 }
 
 /// Backward: from the output's gradient `dout` `[tokens, hidden]`, the
@@ -198,54 +256,102 @@ pub(crate) fn backward(
         .enumerate()
         .for_each(|(bi, dx)| {
             let (start, n) = p.spans[bi];
-            let x = &qkv[start * h3..(start + n) * h3];
-            let go = &dout[start * h..(start + n) * h];
-            let pr = &probs[starts[bi]..starts[bi] + heads * n * n];
-            let pos = |i: usize| (p.tokens[start + i] as usize) % s.max(1);
-            dx.fill(0.0);
-            let mut ds = vec![0f32; n];
-            for head in 0..heads {
-                let off = head * d;
-                for i in 0..n {
-                    let gi = &go[i * h + off..i * h + off + d];
-                    let row = &pr[(head * n + i) * n..(head * n + i + 1) * n];
-                    let base = ((bi * heads + head) * s + pos(i)) * s;
-                    // dP (through dropout) and the softmax's row sum.
-                    let mut rowdot = 0f32;
-                    for (j, dsj) in ds.iter_mut().enumerate() {
-                        let vj = &x[j * h3 + 2 * h + off..j * h3 + 2 * h + off + d];
-                        let f = drop.map_or(1.0, |m| m.factor((base + pos(j)) as u64));
-                        let dp = if f == 0.0 { 0.0 } else { dot(gi, vj) * f };
-                        // dV_j += P_drop[i, j] * dout_i.
-                        let w = row[j] * f;
-                        if w != 0.0 {
-                            axpy(
-                                &mut dx[j * h3 + 2 * h + off..j * h3 + 2 * h + off + d],
-                                w,
-                                gi,
-                            );
-                        }
-                        *dsj = dp;
-                        rowdot += row[j] * dp;
-                    }
-                    // dS = P * (dP - rowdot); dQ_i = scale * dS K;
-                    // dK_j += scale * dS_ij Q_i.
-                    for (j, dsj) in ds.iter_mut().enumerate() {
-                        *dsj = flush(row[j] * (*dsj - rowdot)) * scale;
-                    }
-                    let qi_at = i * h3 + off;
-                    for (j, &dsj) in ds.iter().enumerate() {
-                        if dsj == 0.0 {
-                            continue;
-                        }
-                        let kj_at = j * h3 + h + off;
-                        for t in 0..d {
-                            let (q, k) = (x[qi_at + t], x[kj_at + t]);
-                            dx[qi_at + t] += dsj * k;
-                            dx[kj_at + t] += dsj * q;
-                        }
+            let seq = Seq {
+                bi,
+                n,
+                h,
+                heads,
+                s,
+                d,
+                scale,
+                tokens: &p.tokens[start..start + n],
+                drop,
+            };
+            backward_seq(
+                &qkv[start * h3..(start + n) * h3],
+                &probs[starts[bi]..starts[bi] + heads * n * n],
+                &dout[start * h..(start + n) * h],
+                seq,
+                dx,
+            );
+        });
+}
+
+simd_dispatch!(fn backward_seq(x: &[f32], pr: &[f32], go: &[f32], q: Seq, dx: &mut [f32]) => backward_seq_generic);
+
+#[inline(always)]
+fn backward_seq_generic(x: &[f32], pr: &[f32], go: &[f32], q: Seq, dx: &mut [f32]) {
+    let Seq {
+        n,
+        h,
+        heads,
+        d,
+        scale,
+        drop,
+        ..
+    } = q;
+    let h3 = 3 * h;
+    dx.fill(0.0);
+    let mut ds = vec![0f32; n];
+    let mut f = vec![0f32; n];
+    for head in 0..heads {
+        let off = head * d;
+        for i in 0..n {
+            let gi = &go[i * h + off..i * h + off + d];
+            let row = &pr[(head * n + i) * n..(head * n + i + 1) * n];
+            let base = q.mask_base(head, i);
+            for (j, f) in f.iter_mut().enumerate() {
+                *f = drop.map_or(1.0, |m| m.factor((base + q.pos(j)) as u64));
+            }
+            // dP (through dropout), dV_j += P_drop[i, j] * dout_i, and the
+            // softmax's row sum.
+            let mut rowdot = 0f32;
+            for j in 0..n {
+                let dp = if f[j] == 0.0 {
+                    0.0
+                } else {
+                    dot(gi, &x[j * h3 + 2 * h + off..j * h3 + 2 * h + off + d]) * f[j]
+                };
+                let w = row[j] * f[j];
+                if w != 0.0 {
+                    axpy(
+                        &mut dx[j * h3 + 2 * h + off..j * h3 + 2 * h + off + d],
+                        w,
+                        gi,
+                    );
+                }
+                ds[j] = dp;
+                rowdot += row[j] * dp;
+            }
+            // dS = P * (dP - rowdot); dQ_i = scale * dS K; dK_j += scale *
+            // dS_ij Q_i (the q and k blocks of a row never overlap).
+            for (j, dsj) in ds.iter_mut().enumerate() {
+                *dsj = flush(row[j] * (*dsj - rowdot)) * scale;
+            }
+            let qi_at = i * h3 + off;
+            let mut dq = [0f32; 128];
+            let dq = &mut dq[..d.min(128)];
+            for (j, &dsj) in ds.iter().enumerate() {
+                if dsj == 0.0 {
+                    continue;
+                }
+                let kj_at = j * h3 + h + off;
+                if d <= 128 {
+                    axpy(dq, dsj, &x[kj_at..kj_at + d]);
+                } else {
+                    for t in 0..d {
+                        dx[qi_at + t] += dsj * x[kj_at + t];
                     }
                 }
+                let (qrow, krow) = (&x[qi_at..qi_at + d], &mut dx[kj_at..kj_at + d]);
+                axpy(krow, dsj, qrow);
             }
-        });
+            if d <= 128 {
+                dx[qi_at..qi_at + d]
+                    .iter_mut()
+                    .zip(dq.iter())
+                    .for_each(|(a, b)| *a += b);
+            }
+        }
+    }
 }

@@ -165,8 +165,8 @@ impl std::ops::Deref for F32Ref<'_> {
 }
 
 /// `w` `[rows, cols]` transposed to `[cols, rows]`: bands of 16 output
-/// rows in parallel, each reading 16 input columns (64 bytes) of every
-/// input row.
+/// rows in parallel, each moved as 16 x 16 tiles through a local buffer, so
+/// that every read and every write is a run of 16 contiguous values.
 pub(crate) fn transpose(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     use rayon::prelude::*;
     const T: usize = 16;
@@ -179,10 +179,17 @@ pub(crate) fn transpose(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
         .for_each(|(band, o)| {
             let c0 = band * T;
             let width = o.len() / rows;
-            for r in 0..rows {
-                let src = &w[r * cols + c0..r * cols + c0 + width];
-                for (k, &v) in src.iter().enumerate() {
-                    o[k * rows + r] = v;
+            let mut tile = [[0f32; T]; T];
+            for r0 in (0..rows).step_by(T) {
+                let height = T.min(rows - r0);
+                for (rr, r) in (r0..r0 + height).enumerate() {
+                    let src = &w[r * cols + c0..r * cols + c0 + width];
+                    for (k, &v) in src.iter().enumerate() {
+                        tile[k][rr] = v;
+                    }
+                }
+                for (k, t) in tile.iter().enumerate().take(width) {
+                    o[k * rows + r0..k * rows + r0 + height].copy_from_slice(&t[..height]);
                 }
             }
         });

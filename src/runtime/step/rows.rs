@@ -27,9 +27,7 @@ pub(crate) fn add_column_sums(g: &[f32], acc: &mut [f32], scale: f32) {
         .par_chunks(ROWS * h)
         .map(|g| {
             let mut s = vec![0f32; h];
-            for r in g.chunks(h) {
-                s.iter_mut().zip(r).for_each(|(s, v)| *s += v);
-            }
+            column_sums(g, &mut s);
             s
         })
         .collect();
@@ -38,6 +36,15 @@ pub(crate) fn add_column_sums(g: &[f32], acc: &mut [f32], scale: f32) {
         sum.iter_mut().zip(p).for_each(|(s, p)| *s += p);
     }
     acc.iter_mut().zip(&sum).for_each(|(a, s)| *a += scale * s);
+}
+
+simd_dispatch!(fn column_sums(g: &[f32], acc: &mut [f32]) => column_sums_generic);
+
+#[inline(always)]
+fn column_sums_generic(g: &[f32], acc: &mut [f32]) {
+    for r in g.chunks(acc.len()) {
+        acc.iter_mut().zip(r).for_each(|(s, v)| *s += v);
+    }
 }
 
 /// `x += y`, elementwise.
@@ -67,17 +74,65 @@ pub(crate) fn layer_norm(x: &mut [f32], w: &[f32], b: &[f32], eps: f32) -> NormS
     x.par_chunks_mut(ROWS * h)
         .zip(saved.xhat.par_chunks_mut(ROWS * h))
         .zip(saved.rstd.par_chunks_mut(ROWS))
-        .for_each(|((x, xh), rs)| {
-            for ((x, xh), r) in x.chunks_mut(h).zip(xh.chunks_mut(h)).zip(rs) {
-                let (mean, rstd) = moments(x, eps);
-                *r = rstd;
-                for (((x, xh), &w), &b) in x.iter_mut().zip(xh).zip(w).zip(b) {
-                    *xh = (*x - mean) * rstd;
-                    *x = *xh * w + b;
-                }
-            }
-        });
+        .for_each(|((x, xh), rs)| norm_rows(x, xh, rs, w, b, eps));
     saved
+}
+
+simd_dispatch!(fn norm_rows(x: &mut [f32], xh: &mut [f32], rs: &mut [f32], w: &[f32], b: &[f32], eps: f32) => norm_rows_generic);
+
+#[inline(always)]
+fn norm_rows_generic(
+    x: &mut [f32],
+    xh: &mut [f32],
+    rs: &mut [f32],
+    w: &[f32],
+    b: &[f32],
+    eps: f32,
+) {
+    let h = w.len();
+    for ((x, xh), r) in x.chunks_mut(h).zip(xh.chunks_mut(h)).zip(rs) {
+        let (mean, rstd) = moments(x, eps);
+        *r = rstd;
+        for (((x, xh), &w), &b) in x.iter_mut().zip(xh).zip(w).zip(b) {
+            *xh = (*x - mean) * rstd;
+            *x = *xh * w + b;
+        }
+    }
+}
+
+simd_dispatch!(fn norm_wb_sums(g: &[f32], xh: &[f32], acc: &mut [f32]) => norm_wb_sums_generic);
+
+/// `acc[..h] += g * xhat`, `acc[h..] += g`, over the rows of `g`.
+#[inline(always)]
+fn norm_wb_sums_generic(g: &[f32], xh: &[f32], acc: &mut [f32]) {
+    let h = acc.len() / 2;
+    for (g, xh) in g.chunks(h).zip(xh.chunks(h)) {
+        let (aw, ab) = acc.split_at_mut(h);
+        for (((aw, ab), &g), &xh) in aw.iter_mut().zip(ab).zip(g).zip(xh) {
+            *aw += g * xh;
+            *ab += g;
+        }
+    }
+}
+
+simd_dispatch!(fn norm_back_rows(g: &mut [f32], xh: &[f32], rs: &[f32], w: &[f32]) => norm_back_rows_generic);
+
+#[inline(always)]
+fn norm_back_rows_generic(g: &mut [f32], xh: &[f32], rs: &[f32], w: &[f32]) {
+    let h = w.len();
+    let n = h as f32;
+    for ((g, xh), &rstd) in g.chunks_mut(h).zip(xh.chunks(h)).zip(rs) {
+        let (mut sum_d, mut sum_dx) = (0f32, 0f32);
+        for ((&g, &w), &xh) in g.iter().zip(w).zip(xh) {
+            let d = g * w;
+            sum_d += d;
+            sum_dx += d * xh;
+        }
+        let (mean_d, mean_dx) = (sum_d / n, sum_dx / n);
+        for ((g, &w), &xh) in g.iter_mut().zip(w).zip(xh) {
+            *g = flush(rstd * (*g * w - mean_d - xh * mean_dx));
+        }
+    }
 }
 
 /// The backward of [`layer_norm`]: `g` holds the output's gradient and
@@ -98,13 +153,7 @@ pub(crate) fn layer_norm_back(
             .zip(saved.xhat.par_chunks(ROWS * h))
             .map(|(g, xh)| {
                 let mut acc = vec![0f32; 2 * h];
-                for (g, xh) in g.chunks(h).zip(xh.chunks(h)) {
-                    let (aw, ab) = acc.split_at_mut(h);
-                    for (((aw, ab), &g), &xh) in aw.iter_mut().zip(ab).zip(g).zip(xh) {
-                        *aw += g * xh;
-                        *ab += g;
-                    }
-                }
+                norm_wb_sums(g, xh, &mut acc);
                 acc
             })
             .collect();
@@ -119,24 +168,10 @@ pub(crate) fn layer_norm_back(
             .zip(&sums[h..])
             .for_each(|(d, s)| *d += scale * s);
     }
-    let n = h as f32;
     g.par_chunks_mut(ROWS * h)
         .zip(saved.xhat.par_chunks(ROWS * h))
         .zip(saved.rstd.par_chunks(ROWS))
-        .for_each(|((g, xh), rs)| {
-            for ((g, xh), &rstd) in g.chunks_mut(h).zip(xh.chunks(h)).zip(rs) {
-                let (mut sum_d, mut sum_dx) = (0f32, 0f32);
-                for ((&g, &w), &xh) in g.iter().zip(w).zip(xh) {
-                    let d = g * w;
-                    sum_d += d;
-                    sum_dx += d * xh;
-                }
-                let (mean_d, mean_dx) = (sum_d / n, sum_dx / n);
-                for ((g, &w), &xh) in g.iter_mut().zip(w).zip(xh) {
-                    *g = flush(rstd * (*g * w - mean_d - xh * mean_dx));
-                }
-            }
-        });
+        .for_each(|((g, xh), rs)| norm_back_rows(g, xh, rs, w));
 }
 
 #[cfg(test)]

@@ -58,15 +58,7 @@ impl UpdateRule for Adam {
         } else {
             0.0
         };
-        adam_step(
-            param,
-            |i, p| grad[i] * grad_scale + wd * p,
-            state,
-            &self.0,
-            lr,
-            1.0,
-            step,
-        );
+        adam_step(param, (grad, grad_scale, wd), state, &self.0, lr, 1.0, step);
     }
 }
 

@@ -86,13 +86,14 @@ impl AdamWConfig {
     }
 }
 
-/// The bias-corrected Adam move of one parameter in place, on a gradient
-/// already scaled and (for Adam) carrying its L2 term; `decay` multiplies
-/// the parameter first (AdamW's decoupled decay; 1 for none).
+/// The bias-corrected Adam move of one parameter in place, on the gradient
+/// `grad * grad_scale + l2 * param` (`l2` is Adam's L2 term, 0 for AdamW);
+/// `decay` multiplies the parameter first (AdamW's decoupled decay; 1 for
+/// none).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn adam_step(
     param: &mut [f32],
-    grad: impl Fn(usize, f32) -> f32,
+    (grad, grad_scale, l2): (&[f32], f32, f32),
     moments: MomentsMut,
     cfg: &AdamWConfig,
     lr: f64,
@@ -102,26 +103,56 @@ pub(super) fn adam_step(
     let t = step.max(1) as i32;
     let bc1 = 1.0 - cfg.beta1.powi(t);
     let bc2 = 1.0 - cfg.beta2.powi(t);
-    let step_size = (lr / bc1) as f32;
-    let inv_sqrt_bc2 = (1.0 / bc2.sqrt()) as f32;
-    let (b1, b2) = (cfg.beta1 as f32, cfg.beta2 as f32);
-    let (one_b1, one_b2) = (1.0 - b1, 1.0 - b2);
-    let eps = cfg.eps as f32;
+    let k = AdamConsts {
+        step_size: (lr / bc1) as f32,
+        inv_sqrt_bc2: (1.0 / bc2.sqrt()) as f32,
+        b1: cfg.beta1 as f32,
+        b2: cfg.beta2 as f32,
+        eps: cfg.eps as f32,
+        decay,
+        grad_scale,
+        l2,
+    };
     let MomentsMut { m, v } = moments;
-    for (i, ((p, m), v)) in param
+    adam_loop(param, grad, m, v, k);
+}
+
+/// The per-step constants of [`adam_loop`].
+#[derive(Clone, Copy)]
+struct AdamConsts {
+    step_size: f32,
+    inv_sqrt_bc2: f32,
+    b1: f32,
+    b2: f32,
+    eps: f32,
+    decay: f32,
+    grad_scale: f32,
+    l2: f32,
+}
+
+simd_dispatch!(fn adam_loop(param: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32], k: AdamConsts) => adam_loop_generic);
+
+#[inline(always)]
+fn adam_loop_generic(param: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32], k: AdamConsts) {
+    let (one_b1, one_b2) = (1.0 - k.b1, 1.0 - k.b2);
+    for (((p, m), v), &g) in param
         .iter_mut()
         .zip(m.iter_mut())
         .zip(v.iter_mut())
-        .enumerate()
+        .zip(grad)
     {
-        let g = grad(i, *p);
+        let g = if k.l2 == 0.0 {
+            g * k.grad_scale
+        } else {
+            g * k.grad_scale + k.l2 * *p
+        };
         // Moments of rarely seen rows (word embeddings) decay towards the
         // subnormal range; flushing them keeps this loop at full speed on
         // CPUs that trap on subnormals (see `runtime::fp_env`).
-        *m = flush(b1 * *m + one_b1 * g);
-        *v = flush(b2 * *v + one_b2 * g * g);
-        let denom = v.sqrt() * inv_sqrt_bc2 + eps;
-        *p = *p * decay - step_size * *m / denom;
+        *m = flush(k.b1 * *m + one_b1 * g);
+        *v = flush(k.b2 * *v + one_b2 * g * g);
+        let denom = v.sqrt() * k.inv_sqrt_bc2 + k.eps;
+        *p = *p * k.decay - k.step_size * *m / denom;
     }
 }
 
@@ -146,7 +177,7 @@ impl UpdateRule for AdamWConfig {
         let shrink = (1.0 - lr * wd) as f32;
         adam_step(
             param,
-            |i, _| grad[i] * grad_scale,
+            (grad, grad_scale, 0.0),
             state,
             self,
             lr,
