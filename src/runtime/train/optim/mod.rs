@@ -555,4 +555,72 @@ mod tests {
         assert!(!decays("encoder.relative_attention_bias.weight"));
         assert!(decays("normalizer.weight"));
     }
+
+    /// A table whose gradient is kept as touched rows is updated exactly as
+    /// with a dense gradient (untouched rows' moments decay and weight
+    /// decay applies to them too), repeated ids included, and a row table
+    /// asked for a dense buffer keeps its rows.
+    #[test]
+    fn row_gradients_update_as_the_dense_gradient() {
+        use crate::runtime::step::GradSink;
+        use candle_core::Device;
+        let make = || {
+            let v: Vec<f32> = (0..40).map(|i| (i as f32 - 20.0) / 10.0).collect();
+            Var::from_tensor(&Tensor::from_vec(v, (10, 4), &Device::Cpu).unwrap()).unwrap()
+        };
+        let rule = || -> Box<dyn UpdateRule> { Box::new(adamw::AdamWConfig::default()) };
+        let (a, b) = (make(), make());
+        let mut dense = Optimizer::new(vec![("emb.weight".into(), a.clone())], rule()).unwrap();
+        let mut rows = Optimizer::new(vec![("emb.weight".into(), b.clone())], rule()).unwrap();
+        rows.keep_rows(&b);
+        assert!(matches!(rows.params[0].grad, Grad::Rows(_)));
+        for step in 0..4 {
+            let ids = [1u32, 7, 1];
+            let g: Vec<f32> = (0..12)
+                .map(|i| (i as f32 - 5.0) / 7.0 + step as f32)
+                .collect();
+            Sink {
+                opt: &mut rows,
+                scale: 0.5,
+            }
+            .add_rows(&b, &ids, &g);
+            {
+                let mut s = Sink {
+                    opt: &mut dense,
+                    scale: 0.5,
+                };
+                let (buf, scale) = s.buffer(&a).unwrap();
+                for (k, &id) in ids.iter().enumerate() {
+                    for j in 0..4 {
+                        buf[id as usize * 4 + j] += scale * g[k * 4 + j];
+                    }
+                }
+            }
+            assert_eq!(dense.grad_norm(), rows.grad_norm());
+            dense.step(1e-2, 1.0).unwrap();
+            rows.step(1e-2, 1.0).unwrap();
+        }
+        let (wa, wb) = (
+            a.as_tensor().to_vec2::<f32>().unwrap(),
+            b.as_tensor().to_vec2::<f32>().unwrap(),
+        );
+        assert_eq!(wa, wb);
+        assert_eq!(dense.moments(), rows.moments());
+        // Untouched rows moved too (weight decay), and the touched ones more.
+        let start = make().as_tensor().to_vec2::<f32>().unwrap();
+        assert_ne!(wb[0], start[0]);
+        // Asked for a dense buffer, a row gradient keeps what it held.
+        Sink {
+            opt: &mut rows,
+            scale: 1.0,
+        }
+        .add_rows(&b, &[3], &[1.0, 2.0, 3.0, 4.0]);
+        let mut s = Sink {
+            opt: &mut rows,
+            scale: 1.0,
+        };
+        let (buf, _) = s.buffer(&b).unwrap();
+        assert_eq!(&buf[12..16], &[1.0, 2.0, 3.0, 4.0]);
+        assert!(buf[..12].iter().chain(&buf[16..]).all(|v| *v == 0.0));
+    }
 }
