@@ -288,7 +288,9 @@ impl SentenceEncoder {
         }
         let mut order: Vec<usize> = (0..n).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(texts[i].as_ref().chars().count()));
-        let ctx = Ctx::eval();
+        // The weights cannot change during the call: each is laid out for
+        // the kernels once.
+        let ctx = Ctx::eval_cached();
         let bar = if opts.progress {
             let pb = indicatif::ProgressBar::new(n as u64);
             pb.set_style(

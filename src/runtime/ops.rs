@@ -7,9 +7,10 @@
 //! it uses kernels that have one, so every weight gets its gradient. A faster
 //! fused kernel can be dropped in here without touching any module.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 
-use candle_core::{DType, Tensor, D};
+use candle_core::{DType, Tensor, TensorId, D};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use super::error::Result;
@@ -27,6 +28,19 @@ pub struct Ctx {
     /// Where encoders that have an explicit training step record it
     /// (`None`: they take the autograd path); see [`crate::runtime::step`].
     tapes: Option<Tapes>,
+    /// Weights in the layouts the fused inference kernels prefer, made once
+    /// per context (`None`: made on every call, i.e. not at all).
+    layouts: Option<Mutex<HashMap<(TensorId, WeightLayout), Tensor>>>,
+}
+
+/// A weight layout of the inference cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum WeightLayout {
+    Transposed,
+    /// q, k and v weights stacked and transposed, `[hidden, 3 * hidden]`.
+    QkvTransposed,
+    /// Their biases side by side.
+    QkvBias,
 }
 
 impl Ctx {
@@ -37,7 +51,47 @@ impl Ctx {
             grad: false,
             rng: Mutex::new(StdRng::seed_from_u64(0)),
             tapes: None,
+            layouts: None,
         }
+    }
+
+    /// [`Ctx::eval`] that keeps each weight, once, in the layout the fused
+    /// kernels run fastest on, for as long as the context lives: for a
+    /// whole `encode` call, during which the weights cannot change.
+    pub fn eval_cached() -> Self {
+        Ctx {
+            layouts: Some(Mutex::new(HashMap::new())),
+            ..Ctx::eval()
+        }
+    }
+
+    /// The cached `layout` of `key`, made by `make` on first use; `None`
+    /// when this context keeps no cache.
+    fn layout(
+        &self,
+        key: &Tensor,
+        layout: WeightLayout,
+        make: impl FnOnce() -> Result<Tensor>,
+    ) -> Result<Option<Tensor>> {
+        let Some(cache) = &self.layouts else {
+            return Ok(None);
+        };
+        let k = (key.id(), layout);
+        let mut guard = match cache.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if let Some(t) = guard.get(&k) {
+            return Ok(Some(t.clone()));
+        }
+        let t = make()?;
+        guard.insert(k, t.clone());
+        Ok(Some(t))
+    }
+
+    /// `w` `[out, in]` as a contiguous `[in, out]`, when cached.
+    fn transposed(&self, w: &Tensor) -> Result<Option<Tensor>> {
+        self.layout(w, WeightLayout::Transposed, || Ok(w.t()?.contiguous()?))
     }
 
     /// Training: dropout active (its masks drawn from `seed`), gradients on.
@@ -47,6 +101,7 @@ impl Ctx {
             grad: true,
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
             tapes: None,
+            layouts: None,
         }
     }
 
@@ -98,6 +153,9 @@ fn fused_ok_grad(x: &Tensor) -> bool {
 /// `x @ w^T + b` over the last dimension, for `x` of any rank.
 pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, ctx: &Ctx) -> Result<Tensor> {
     if fused_ok(x, ctx) && w.dtype() == DType::F32 {
+        if let Some(wt) = ctx.transposed(w)? {
+            return kernels::linear_t(x, &wt, b, false);
+        }
         return kernels::linear(x, w, b, false);
     }
     linear_composed(x, w, b)
@@ -106,6 +164,9 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, ctx: &Ctx) -> Result<T
 /// `gelu(x @ w^T + b)`, fused into one kernel in inference.
 pub fn linear_gelu(x: &Tensor, w: &Tensor, b: Option<&Tensor>, ctx: &Ctx) -> Result<Tensor> {
     if fused_ok(x, ctx) && w.dtype() == DType::F32 {
+        if let Some(wt) = ctx.transposed(w)? {
+            return kernels::linear_t(x, &wt, b, true);
+        }
         return kernels::linear(x, w, b, true);
     }
     gelu(&linear_composed(x, w, b)?, ctx)
@@ -143,9 +204,17 @@ pub fn self_attention(
     ctx: &Ctx,
 ) -> Result<Tensor> {
     if fused_ok(x, ctx) && !ctx.train {
-        let w = Tensor::cat(&[q.0, k.0, v.0], 0)?;
-        let b = Tensor::cat(&[q.1, k.1, v.1], 0)?;
-        let qkv = kernels::linear(x, &w, Some(&b), false)?;
+        let cat_w = || -> Result<Tensor> { Ok(Tensor::cat(&[q.0, k.0, v.0], 0)?) };
+        let cat_b = || -> Result<Tensor> { Ok(Tensor::cat(&[q.1, k.1, v.1], 0)?) };
+        let qkv = match ctx.layout(q.0, WeightLayout::QkvTransposed, || {
+            Ok(cat_w()?.t()?.contiguous()?)
+        })? {
+            Some(wt) => {
+                let b = ctx.layout(q.1, WeightLayout::QkvBias, cat_b)?;
+                kernels::linear_t(x, &wt, b.as_ref(), false)?
+            }
+            None => kernels::linear(x, &cat_w()?, Some(&cat_b()?), false)?,
+        };
         return attention_packed(&qkv, mask, heads, dropout_p, shape, ctx);
     }
     let q = linear(x, q.0, Some(q.1), ctx)?;

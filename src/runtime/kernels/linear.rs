@@ -20,6 +20,10 @@ fn parallelism() -> gemm::Parallelism {
 /// pass over the output (inference only: no backward).
 pub(crate) struct LinearOp {
     pub gelu: bool,
+    /// The weight is given transposed, `[in, out]`: both operands are then
+    /// row-major, gemm's fastest layout (up to twice `x @ w^T` read through
+    /// strides, for 384 outputs).
+    pub transposed: bool,
 }
 
 impl CustomOp3 for LinearOp {
@@ -40,7 +44,16 @@ impl CustomOp3 for LinearOp {
         let w = f32_slice(ws, wl, "fused-linear w")?;
         let b = f32_slice(bs, bl, "fused-linear b")?;
         let (rows, inp) = xl.shape().dims2()?;
-        let (out, inp2) = wl.shape().dims2()?;
+        let (out, inp2) = match wl.shape().dims2()? {
+            (i, o) if self.transposed => (o, i),
+            d => d,
+        };
+        // Element (k, j) of the right operand `w^T`.
+        let (w_cs, w_rs) = if self.transposed {
+            (1, out as isize)
+        } else {
+            (inp as isize, 1)
+        };
         if inp != inp2 || b.len() != out {
             candle_core::bail!(
                 "fused-linear: shapes {:?} {:?} {:?}",
@@ -68,8 +81,8 @@ impl CustomOp3 for LinearOp {
                 1,
                 inp as isize,
                 w.as_ptr(),
-                inp as isize,
-                1,
+                w_cs,
+                w_rs,
                 1.0f32,
                 1.0f32,
                 false,
@@ -88,10 +101,25 @@ impl CustomOp3 for LinearOp {
 
 /// The fused linear: `x` of any rank, `[.., in]` -> `[.., out]`.
 pub(crate) fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, gelu: bool) -> Result<Tensor> {
+    linear_with(x, w, b, gelu, false)
+}
+
+/// [`linear`] with the weight given transposed, `wt` `[in, out]`.
+pub(crate) fn linear_t(x: &Tensor, wt: &Tensor, b: Option<&Tensor>, gelu: bool) -> Result<Tensor> {
+    linear_with(x, wt, b, gelu, true)
+}
+
+fn linear_with(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    gelu: bool,
+    transposed: bool,
+) -> Result<Tensor> {
     let dims = x.dims().to_vec();
     let inp = *dims.last().unwrap_or(&0);
     let rows = x.elem_count() / inp.max(1);
-    let out = w.dim(0)?;
+    let out = w.dim(if transposed { 1 } else { 0 })?;
     let zeros;
     let b = match b {
         Some(b) => b,
@@ -101,7 +129,11 @@ pub(crate) fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, gelu: bool) -> 
         }
     };
     let x2 = x.reshape((rows, inp))?.contiguous()?;
-    let y = x2.apply_op3_no_bwd(&w.contiguous()?, &b.contiguous()?, &LinearOp { gelu })?;
+    let y = x2.apply_op3_no_bwd(
+        &w.contiguous()?,
+        &b.contiguous()?,
+        &LinearOp { gelu, transposed },
+    )?;
     let mut out_dims = dims;
     if let Some(l) = out_dims.last_mut() {
         *l = out;

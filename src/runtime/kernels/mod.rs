@@ -61,7 +61,7 @@ pub(crate) use gelu::erf_f32;
 pub(crate) use gelu::{exp_f32, gelu_grad_slice, gelu_slice_par, FastGelu};
 pub(crate) use layer_norm::add_layer_norm;
 pub(crate) use layer_norm_train::{moments, LayerNorm};
-pub(crate) use linear::linear;
+pub(crate) use linear::{linear, linear_t};
 pub(crate) use softmax::Softmax;
 pub(crate) use train_ops::{AddBias, DropMask, Dropout};
 
