@@ -131,7 +131,7 @@ fn compare(enc: &SentenceEncoder, seed: u64) -> f64 {
         } else {
             diff.sqrt() / norm.sqrt().max(1e-12)
         };
-        if !(rel < 1e-4) {
+        if rel.is_nan() || rel >= 1e-4 {
             bad.push(format!(
                 "{}: relative error {rel:e} (norm {:e})",
                 nv.name,

@@ -245,7 +245,7 @@ fn explicit_step(
     let probs = [dropout.hidden, dropout.attn, dropout.attn_out, dropout.ffn];
     let f32_cpu = |v: &Var| v.dtype() == DType::F32 && v.device().is_cpu();
     if s.act != Act::Gelu
-        || probs.iter().any(|p| !(*p < 1.0))
+        || !probs.iter().all(|&p| p < 1.0)
         || ![word, position, token_type].into_iter().all(f32_cpu)
     {
         return None;

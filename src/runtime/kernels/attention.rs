@@ -95,8 +95,10 @@ struct Shaping<'a> {
     window: usize,
 }
 
+/// `a . b` in 16 independent lanes (vectorises in the `simd_dispatch!`
+/// variants of its callers).
 #[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     const L: usize = 16;
     let mut acc = [0f32; L];
     let (ca, cb) = (a.chunks_exact(L), b.chunks_exact(L));

@@ -11,7 +11,7 @@
 use rayon::prelude::*;
 
 use crate::runtime::fp_env::flush;
-use crate::runtime::kernels::{exp_f32, DropMask};
+use crate::runtime::kernels::{dot, exp_f32, DropMask};
 
 /// A batch with its padding taken out: the real tokens of every sequence,
 /// in order, as the rows of every activation.
@@ -97,24 +97,6 @@ impl Packed {
             })
             .collect()
     }
-}
-
-#[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    const L: usize = 16;
-    let mut acc = [0f32; L];
-    let (ca, cb) = (a.chunks_exact(L), b.chunks_exact(L));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for l in 0..L {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    let mut sum: f32 = acc.iter().sum();
-    for (x, y) in ra.iter().zip(rb) {
-        sum += x * y;
-    }
-    sum
 }
 
 #[inline(always)]

@@ -71,8 +71,11 @@ pub trait Tape: Send {
 #[derive(Default)]
 pub struct Tapes {
     tapes: Mutex<Vec<Box<dyn Tape>>>,
-    layouts: Mutex<HashMap<(TensorId, Layout), Arc<Vec<f32>>>>,
+    layouts: Mutex<LayoutCache>,
 }
+
+/// Derived weight layouts by weight and kind.
+type LayoutCache = HashMap<(TensorId, Layout), Arc<Vec<f32>>>;
 
 /// A derived layout of a weight, cached per context.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
