@@ -7,6 +7,7 @@
 
 pub mod adam;
 pub mod adamw;
+mod grad;
 pub mod sgd;
 
 use std::collections::HashMap;
@@ -15,6 +16,7 @@ use candle_core::{backprop::GradStore, Tensor, Var};
 
 use super::error::{Result, RunError};
 use crate::registry::{ArgError, Args, Component};
+use grad::{Grad, InPlace, RowGrad, Sink};
 
 /// The optimizer state of one parameter: up to two buffers as long as the
 /// parameter (Adam's first and second moments, SGD's momentum); a buffer
@@ -141,108 +143,6 @@ pub fn clip_factor(total_norm: f64, max_norm: f64) -> f32 {
     coef.min(1.0) as f32
 }
 
-/// The gradient accumulated for a parameter over a step's micro-batches.
-#[derive(Debug)]
-enum Grad {
-    /// As many values as the parameter.
-    Dense(Vec<f32>),
-    /// Only the rows of a `[rows, width]` table that a batch touched (the
-    /// token embeddings: a batch looks up a few hundred of 30,000 rows);
-    /// the others are zero.
-    Rows(RowGrad),
-}
-
-#[derive(Debug, Default)]
-struct RowGrad {
-    width: usize,
-    /// Where each touched row's values start in `values`, by row.
-    slot: HashMap<u32, usize>,
-    values: Vec<f32>,
-}
-
-impl RowGrad {
-    /// `row += scale * g`.
-    fn add(&mut self, row: u32, g: &[f32], scale: f32) {
-        let next = self.values.len();
-        let at = *self.slot.entry(row).or_insert(next);
-        if at == next {
-            self.values.resize(next + self.width, 0.0);
-        }
-        let dst = &mut self.values[at..at + self.width];
-        dst.iter_mut().zip(g).for_each(|(d, g)| *d += scale * g);
-    }
-
-    fn clear(&mut self) {
-        self.slot.clear();
-        self.values.clear();
-    }
-}
-
-/// Values per parallel task of an update.
-const UPDATE_BLOCK: usize = 1 << 15;
-
-impl Grad {
-    fn sum_of_squares(&self) -> f64 {
-        match self {
-            Grad::Dense(g) => sum_of_squares(g),
-            Grad::Rows(r) => sum_of_squares(&r.values),
-        }
-    }
-
-    fn clear(&mut self) {
-        match self {
-            Grad::Dense(g) => g.iter_mut().for_each(|g| *g = 0.0),
-            Grad::Rows(r) => r.clear(),
-        }
-    }
-
-    /// `rule`'s update of `param` with this gradient: in blocks of whole
-    /// rows, in parallel (each value's update is independent of the
-    /// others', so the result does not depend on the split). Untouched
-    /// rows of a row gradient are updated with a zero gradient: their
-    /// moments decay and weight decay applies, as with torch's dense one.
-    fn update(&self, rule: &dyn UpdateRule, param: &mut [f32], state: MomentsMut, at: &StepAt) {
-        use rayon::prelude::*;
-        let width = match self {
-            Grad::Dense(_) => 1,
-            Grad::Rows(r) => r.width.max(1),
-        };
-        let block = (UPDATE_BLOCK / width).max(1) * width;
-        let mut parts = Vec::with_capacity(param.len() / block + 1);
-        let (mut rest_p, mut rest_s, mut start) = (param, state, 0usize);
-        while !rest_p.is_empty() {
-            let n = block.min(rest_p.len());
-            let (p, tail_p) = rest_p.split_at_mut(n);
-            let (st, tail_s) = rest_s.split_at(n);
-            parts.push((start, p, st));
-            rest_p = tail_p;
-            rest_s = tail_s;
-            start += n;
-        }
-        let zeros = vec![0f32; width];
-        parts.into_par_iter().for_each(|(start, p, st)| match self {
-            Grad::Dense(g) => rule.update(p, &g[start..start + p.len()], st, at),
-            Grad::Rows(r) => {
-                let mut st = st;
-                let mut p = p;
-                let mut row = (start / width) as u32;
-                while !p.is_empty() {
-                    let (pr, tp) = p.split_at_mut(width.min(p.len()));
-                    let (sr, ts) = st.split_at(pr.len());
-                    let g = match r.slot.get(&row) {
-                        Some(&off) => &r.values[off..off + width],
-                        None => &zeros[..],
-                    };
-                    rule.update(pr, &g[..pr.len()], sr, at);
-                    p = tp;
-                    st = ts;
-                    row += 1;
-                }
-            }
-        });
-    }
-}
-
 /// One trainable tensor and its optimizer buffers.
 struct Param {
     name: String,
@@ -301,10 +201,7 @@ impl Optimizer {
         };
         if let [_, width] = var.dims() {
             let width = *width;
-            self.params[i].grad = Grad::Rows(RowGrad {
-                width,
-                ..RowGrad::default()
-            });
+            self.params[i].grad = Grad::Rows(RowGrad::new(width));
         }
     }
 
@@ -440,96 +337,6 @@ impl Optimizer {
         }
         self.steps = steps;
         Ok(())
-    }
-}
-
-/// One parameter's update, run on its storage in place (no copy out and
-/// back).
-struct InPlace<'a> {
-    rule: &'a dyn UpdateRule,
-    grad: &'a Grad,
-    moments: std::cell::RefCell<&'a mut Moments>,
-    at: StepAt,
-}
-
-impl candle_core::InplaceOp1 for InPlace<'_> {
-    fn name(&self) -> &'static str {
-        "optimizer-update"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s: &mut candle_core::CpuStorage,
-        l: &candle_core::Layout,
-    ) -> candle_core::Result<()> {
-        let candle_core::CpuStorage::F32(v) = s else {
-            candle_core::bail!("optimizer: parameters must be f32");
-        };
-        let Some((a, b)) = l.contiguous_offsets() else {
-            candle_core::bail!("optimizer: a parameter is not contiguous");
-        };
-        let mut moments = self.moments.borrow_mut();
-        let n = b - a;
-        let len_ok = match self.grad {
-            Grad::Dense(g) => g.len() == n,
-            Grad::Rows(r) => r.width > 0 && n.is_multiple_of(r.width),
-        };
-        let state_ok = |b: &[f32]| b.is_empty() || b.len() == n;
-        if !len_ok || !state_ok(&moments.m) || !state_ok(&moments.v) {
-            candle_core::bail!("optimizer: gradient or state of the wrong size");
-        }
-        self.grad
-            .update(self.rule, &mut v[a..b], moments.as_mut(), &self.at);
-        Ok(())
-    }
-}
-
-/// The optimizer as the sink of explicit backward passes.
-struct Sink<'a> {
-    opt: &'a mut Optimizer,
-    scale: f32,
-}
-
-impl crate::runtime::step::GradSink for Sink<'_> {
-    fn buffer(&mut self, var: &Var) -> Option<(&mut [f32], f32)> {
-        let &i = self.opt.by_var.get(&var.as_tensor().id())?;
-        let p = &mut self.opt.params[i];
-        if let Grad::Rows(r) = &p.grad {
-            // Asked for densely: keep it dense from now on.
-            let mut dense = vec![0f32; p.var.elem_count()];
-            for (&row, &at) in &r.slot {
-                let w = r.width;
-                dense[row as usize * w..(row as usize + 1) * w]
-                    .copy_from_slice(&r.values[at..at + w]);
-            }
-            p.grad = Grad::Dense(dense);
-        }
-        match &mut p.grad {
-            Grad::Dense(g) => Some((g.as_mut_slice(), self.scale)),
-            Grad::Rows(_) => None,
-        }
-    }
-
-    fn add_rows(&mut self, var: &Var, ids: &[u32], grads: &[f32]) {
-        let Some(&i) = self.opt.by_var.get(&var.as_tensor().id()) else {
-            return;
-        };
-        let scale = self.scale;
-        match &mut self.opt.params[i].grad {
-            Grad::Rows(r) => {
-                let w = r.width;
-                for (&id, g) in ids.iter().zip(grads.chunks(w)) {
-                    r.add(id, g, scale);
-                }
-            }
-            Grad::Dense(d) => {
-                let w = grads.len() / ids.len().max(1);
-                for (&id, g) in ids.iter().zip(grads.chunks(w.max(1))) {
-                    let dst = &mut d[id as usize * w..(id as usize + 1) * w];
-                    dst.iter_mut().zip(g).for_each(|(d, g)| *d += scale * g);
-                }
-            }
-        }
     }
 }
 
