@@ -85,6 +85,22 @@ impl Packed {
         out
     }
 
+    /// Sequence `bi` for the per-sequence kernels.
+    fn seq(&self, bi: usize, drop: Option<DropMask>) -> Seq<'_> {
+        let (start, n) = self.spans[bi];
+        Seq {
+            bi,
+            n,
+            h: self.hidden,
+            heads: self.heads,
+            s: self.seq,
+            d: self.head_dim(),
+            scale: self.scale(),
+            tokens: &self.tokens[start..start + n],
+            drop,
+        }
+    }
+
     /// Where each sequence's probabilities start.
     fn prob_starts(&self) -> Vec<usize> {
         let mut at = 0;
@@ -116,8 +132,7 @@ pub(crate) fn forward(
     probs: &mut [f32],
     out: &mut [f32],
 ) {
-    let (h, heads, s) = (p.hidden, p.heads, p.seq);
-    let (d, scale, h3) = (p.head_dim(), p.scale(), 3 * h);
+    let (h, h3) = (p.hidden, 3 * p.hidden);
     let outs = p.split(out, Some(h));
     let probs = p.split(probs, None);
     outs.into_par_iter()
@@ -126,17 +141,7 @@ pub(crate) fn forward(
         .for_each(|(bi, (o, pr))| {
             let (start, n) = p.spans[bi];
             let x = &qkv[start * h3..(start + n) * h3];
-            let seq = Seq {
-                bi,
-                n,
-                h,
-                heads,
-                s,
-                d,
-                scale,
-                tokens: &p.tokens[start..start + n],
-                drop,
-            };
+            let seq = p.seq(bi, drop);
             forward_seq(x, seq, pr, o);
         });
 }
@@ -230,25 +235,14 @@ pub(crate) fn backward(
     drop: Option<DropMask>,
     dqkv: &mut [f32],
 ) {
-    let (h, heads, s) = (p.hidden, p.heads, p.seq);
-    let (d, scale, h3) = (p.head_dim(), p.scale(), 3 * h);
+    let (h, h3, heads) = (p.hidden, 3 * p.hidden, p.heads);
     let starts = p.prob_starts();
     p.split(dqkv, Some(h3))
         .into_par_iter()
         .enumerate()
         .for_each(|(bi, dx)| {
             let (start, n) = p.spans[bi];
-            let seq = Seq {
-                bi,
-                n,
-                h,
-                heads,
-                s,
-                d,
-                scale,
-                tokens: &p.tokens[start..start + n],
-                drop,
-            };
+            let seq = p.seq(bi, drop);
             backward_seq(
                 &qkv[start * h3..(start + n) * h3],
                 &probs[starts[bi]..starts[bi] + heads * n * n],
