@@ -191,6 +191,7 @@ fn one_training_step_matches_torch() {
                 dim: enc.dim(),
                 seed: 0,
                 device: Device::Cpu,
+                model: None,
             },
         )
         .unwrap();

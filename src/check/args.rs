@@ -319,7 +319,11 @@ impl Checker<'_> {
                     _ => None,
                 },
                 // Needs the model's width: see `check_widths`.
-                Rule::AtMostWidth(_) | Rule::AtMostLayers(_) | Rule::Uncached => None,
+                Rule::AtMostWidth(_)
+                | Rule::AtMostLayers(_)
+                | Rule::Uncached
+                | Rule::CopiesModel
+                | Rule::TiedDecoder(_) => None,
                 Rule::WhenTrue(flag, num, range) => {
                     let on = args.get(flag).and_then(|v| v.0.as_bool()) == Some(true);
                     match args.get(num).and_then(|(v, sp)| Some((v.as_f64()?, *sp))) {

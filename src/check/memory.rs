@@ -133,8 +133,22 @@ impl Checker<'_> {
                 continue;
             }
             let (params, info) = shape(&model);
-            // Weights, gradients, two optimizer moments: f32 each.
-            let state = params.saturating_mul(16);
+            // Weights, gradients, two optimizer moments: f32 each; twice
+            // for a loss that trains a copy of the model.
+            let copies = st
+                .objectives
+                .iter()
+                .filter_map(|o| self.out.objective(o))
+                .any(|o| {
+                    crate::registry::lookup(crate::registry::Family::Loss, &o.loss).is_some_and(
+                        |c| {
+                            c.rules
+                                .iter()
+                                .any(|r| matches!(r, crate::registry::Rule::CopiesModel))
+                        },
+                    )
+                });
+            let state = params.saturating_mul(if copies { 32 } else { 16 });
             let frozen: u64 = st
                 .teachers
                 .iter()

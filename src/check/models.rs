@@ -20,6 +20,8 @@ struct Chain {
     pooled: bool,
     /// The Transformer's number of layers, when known.
     layers: Option<usize>,
+    /// The Transformer's `model_type` and width, when known.
+    model_type: Option<(String, usize)>,
     ok: bool,
 }
 
@@ -31,6 +33,7 @@ impl Checker<'_> {
             dim_span: None,
             pooled: false,
             layers: None,
+            model_type: None,
             ok: true,
         };
         for (i, call) in chain.iter().enumerate() {
@@ -90,6 +93,7 @@ impl Checker<'_> {
             modules,
             dim: st.dim,
             layers: st.layers,
+            model_type: st.model_type,
         })
     }
 
@@ -281,6 +285,7 @@ impl Checker<'_> {
             match crate::runtime::modules::transformer::inspect(&td) {
                 Ok(info) => {
                     st.layers = Some(info.num_layers);
+                    st.model_type = Some((info.model_type.clone(), info.hidden_size));
                     if comp.name != "load" {
                         st.dim = Some(info.hidden_size);
                     }

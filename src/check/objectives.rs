@@ -32,6 +32,7 @@ impl Checker<'_> {
         let model = base_args.get("model")?.0.as_str()?.to_string();
         let ds = self.out.data_source(&data_name)?.clone();
         let mut ok = self.check_columns(base, &ds, data.span, &base_args);
+        ok &= self.check_decoder(base, &base_args, &model);
         for (wrapper, wargs) in &wrappers {
             ok &= self.check_wrapper(wrapper, wargs, base, &base_args, &model);
         }

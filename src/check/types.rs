@@ -83,6 +83,10 @@ pub struct Model {
     /// The Transformer's number of layers, when its directory is local.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub layers: Option<usize>,
+    /// The Transformer's `model_type` and width, when its directory is
+    /// local.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_type: Option<(String, usize)>,
 }
 
 /// One module of a model chain, with its checked arguments and resolved

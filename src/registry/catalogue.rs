@@ -51,6 +51,9 @@ pub static LOSSES: &[&LossEntry] = &[
     &loss::matryoshka::ENTRY,
     &loss::matryoshka_2d::ENTRY,
     &loss::adaptive_layer::ENTRY,
+    &loss::contrastive_tension::ENTRY,
+    &loss::contrastive_tension_in_batch::ENTRY,
+    &loss::denoising_auto_encoder::ENTRY,
 ];
 
 /// Evaluators.

@@ -47,6 +47,13 @@ pub const TRIPLET: Columns = texts(&["anchor", "positive", "negative"], 3, Some(
 /// (anchor, positive) pairs or (anchor, positive, negative) triplets.
 pub const PAIR_OR_TRIPLET: Columns = texts(&["anchor", "positive", "negative"], 2, Some(3));
 
+/// Single sentences, or pairs of texts (unsupervised losses that make
+/// their pairs from sentences when given only those).
+pub const SINGLE_OR_PAIR: Columns = texts(&["text", "text2"], 1, Some(2));
+
+/// Single sentences.
+pub const SINGLE: Columns = texts(&["text"], 1, Some(1));
+
 /// (anchor, positive) pairs.
 pub const PAIR: Columns = texts(&["anchor", "positive"], 2, Some(2));
 

@@ -446,6 +446,14 @@ pub enum Rule {
     /// A loss wrapper that needs the whole batch's embeddings of every
     /// layer at once: the loss it wraps may not run under GradCache.
     Uncached,
+    /// The loss trains an independent copy of the model beside it
+    /// (ContrastiveTension): twice the model's weights and optimizer state,
+    /// and it cannot be wrapped (it embeds the texts itself).
+    CopiesModel,
+    /// The loss decodes the texts with a decoder that shares the model's
+    /// weights (TSDAE): the model's Transformer must be one of these
+    /// architectures (`model_type`), and the loss cannot be wrapped.
+    TiedDecoder(&'static [&'static str]),
 }
 
 impl Rule {
@@ -469,6 +477,14 @@ impl Rule {
             Rule::Uncached => "the wrapped loss does not run under GradCache".to_string(),
             Rule::Needs(a, b) => format!("`{a}` is written only together with `{b}`"),
             Rule::AtMostLayers(name) => format!("`{name}` is at most the model's number of layers"),
+            Rule::CopiesModel => {
+                "trains a copy of the model beside it (twice its memory); cannot be wrapped"
+                    .to_string()
+            }
+            Rule::TiedDecoder(types) => format!(
+                "the model's Transformer is one of `{}`; cannot be wrapped",
+                types.join("`, `")
+            ),
         }
     }
 }

@@ -92,6 +92,24 @@ impl SentenceEncoder {
         super::st_format::save::save_dir_with(self, dir, extra)
     }
 
+    /// An independent copy: the same modules with weights of their own, as
+    /// `copy.deepcopy` makes one (ContrastiveTensionLoss trains such a copy
+    /// beside the model). The model is saved into a temporary directory
+    /// and loaded back, so every module goes through the files it is saved
+    /// as, which its round-trip tests check to be exact.
+    pub fn deep_copy(&self) -> Result<Self> {
+        let tmp = tempfile::Builder::new()
+            .prefix("stpipe-copy-")
+            .tempdir()
+            .map_err(|source| Error::Io {
+                path: std::env::temp_dir(),
+                source,
+            })?;
+        let dir = tmp.path().join("model");
+        self.save(&dir)?;
+        Self::load(&dir)
+    }
+
     pub fn device(&self) -> &Device {
         &self.device
     }
@@ -191,7 +209,7 @@ impl SentenceEncoder {
 
     /// The tokenised texts with `prompt` prepended, its tokens marked for
     /// Pooling's `include_prompt`.
-    fn features(&self, texts: &[&str], prompt: Option<&str>) -> Result<Features> {
+    pub(crate) fn features(&self, texts: &[&str], prompt: Option<&str>) -> Result<Features> {
         Ok(match prompt.filter(|p| !p.is_empty()) {
             Some(p) => {
                 let joined: Vec<String> = texts.iter().map(|t| format!("{p}{t}")).collect();

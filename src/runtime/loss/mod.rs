@@ -18,6 +18,7 @@ use candle_core::{bail, DType, Device, Result, Tensor, Var};
 
 pub use crate::registry::choices::Similarity;
 use crate::registry::{ArgError, Args, Component};
+use crate::runtime::{Ctx, SentenceEncoder};
 
 pub mod adaptive_layer;
 pub mod angle;
@@ -30,8 +31,12 @@ pub mod cached;
 pub mod cached_mnrl;
 pub mod cached_mnsrl;
 pub mod contrastive;
+pub mod contrastive_tension;
+pub mod contrastive_tension_in_batch;
 pub mod cosent;
 pub mod cosine_similarity;
+pub mod deletion_noise;
+pub mod denoising_auto_encoder;
 pub mod distill_kl_div;
 pub mod gist;
 pub mod gor;
@@ -60,8 +65,11 @@ pub use cached::Cached;
 pub use cached_mnrl::CachedMultipleNegativesRankingLoss;
 pub use cached_mnsrl::CachedMultipleNegativesSymmetricRankingLoss;
 pub use contrastive::ContrastiveLoss;
+pub use contrastive_tension::ContrastiveTensionLoss;
+pub use contrastive_tension_in_batch::ContrastiveTensionLossInBatchNegatives;
 pub use cosent::CoSENTLoss;
 pub use cosine_similarity::CosineSimilarityLoss;
+pub use denoising_auto_encoder::DenoisingAutoEncoderLoss;
 pub use distill_kl_div::DistillKLDivLoss;
 pub use gist::GISTEmbedLoss;
 pub use gor::GlobalOrthogonalRegularizationLoss;
@@ -77,7 +85,7 @@ pub use triplet::TripletLoss;
 
 /// What a loss is built from besides its checked arguments.
 #[derive(Debug, Clone)]
-pub struct LossCx {
+pub struct LossCx<'a> {
     /// The objective's name (seeds a loss's own initial weights).
     pub objective: String,
     /// The width of the model's sentence embeddings.
@@ -85,6 +93,22 @@ pub struct LossCx {
     /// The stage's seed.
     pub seed: u64,
     pub device: Device,
+    /// The model the objective trains, as it stands when the loss is built
+    /// (when its stage starts): the losses that keep a copy of it
+    /// (ContrastiveTensionLoss) or decode with its weights
+    /// (DenoisingAutoEncoderLoss) need it; `None` where no model is at hand
+    /// (the embedding-level unit tests), which those losses refuse.
+    pub model: Option<&'a SentenceEncoder>,
+}
+
+impl LossCx<'_> {
+    /// The model, for the losses that cannot be built without it.
+    pub(crate) fn need_model(&self, loss: &str) -> Result<&SentenceEncoder> {
+        match self.model {
+            Some(m) => Ok(m),
+            None => bail!("{loss} is built from the model it trains, and none was given"),
+        }
+    }
 }
 
 /// A registered loss: its description and its constructor.
@@ -238,6 +262,31 @@ impl LossInputs {
     }
 }
 
+/// A batch as texts, for the losses that run models themselves
+/// ([`Loss::forward_texts`]).
+pub struct TextBatch<'a> {
+    /// The texts of each text column, in the data source's column order.
+    pub columns: &'a [Vec<&'a str>],
+    /// The prompt prepended to each column's texts.
+    pub prompts: Vec<Option<&'a str>>,
+    /// Everything else the loss sees (scores, labels, the batch's seed);
+    /// `embeddings` is empty.
+    pub inputs: LossInputs,
+}
+
+impl TextBatch<'_> {
+    /// The embeddings `model` gives column `c` in `ctx`.
+    pub fn embed(&self, model: &SentenceEncoder, c: usize, ctx: &Ctx) -> Result<Tensor> {
+        let Some(texts) = self.columns.get(c) else {
+            bail!("the batch has no text column {c}");
+        };
+        let prompt = self.prompts.get(c).copied().flatten();
+        model
+            .embed_prompted(texts, prompt, ctx)
+            .map_err(candle_core::Error::wrap)
+    }
+}
+
 /// A training objective.
 pub trait Loss: Send + Sync {
     /// The sentence-transformers class name, e.g. `"CoSENTLoss"`.
@@ -264,6 +313,28 @@ pub trait Loss: Send + Sync {
     /// ([`LossInputs::layers`]) besides the final ones.
     fn wants_layers(&self) -> bool {
         false
+    }
+
+    /// Whether the loss runs models over the batch's texts itself
+    /// ([`Loss::forward_texts`]: a copy of the model, a decoder) instead of
+    /// seeing only the trained model's embedding of each column.
+    fn runs_models(&self) -> bool {
+        false
+    }
+
+    /// The scalar loss of a batch of texts, for the losses that
+    /// [`Loss::runs_models`]: `model` is the model the objective trains,
+    /// `ctx` the step's forward context (its dropout masks, and the tapes
+    /// of encoders with an explicit step, whose backward the trainer runs
+    /// after the loss's).
+    fn forward_texts(
+        &self,
+        model: &SentenceEncoder,
+        batch: TextBatch,
+        ctx: &Ctx,
+    ) -> Result<Tensor> {
+        let _ = (model, batch, ctx);
+        bail!("{} does not run models itself", self.name())
     }
 
     /// Class logits `[batch, num_labels]` for losses that classify

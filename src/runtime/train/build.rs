@@ -54,14 +54,15 @@ pub fn build_model(
     Ok(SentenceEncoder::new(chain)?)
 }
 
-/// Build the loss of an objective for a model of width `dim`.
-pub fn build_loss(o: &Objective, dim: usize, seed: u64) -> Result<Box<dyn Loss>> {
+/// Build the loss of an objective that trains `model` (as it stands now).
+pub fn build_loss(o: &Objective, model: &SentenceEncoder, seed: u64) -> Result<Box<dyn Loss>> {
     let entry = catalogue::loss(&o.loss).ok_or_else(|| unregistered("loss", &o.loss))?;
     let cx = LossCx {
         objective: o.name.clone(),
-        dim,
+        dim: model.dim(),
         seed,
         device: Device::Cpu,
+        model: Some(model),
     };
     Ok((entry.build)(&o.args, &cx)?)
 }

@@ -17,7 +17,7 @@ use candle_core::{Tensor, Var};
 
 use crate::check::types::{Pipeline, Stage};
 use crate::runtime::data::Dataset;
-use crate::runtime::loss::Loss;
+use crate::runtime::loss::{Loss, TextBatch};
 use crate::runtime::{Ctx, SentenceEncoder};
 
 use super::checkpoint;
@@ -351,6 +351,22 @@ fn turn(
         Some(step) => {
             let loss = step.run(&cols, inputs, &mut |g| opt.accumulate(g, 1.0 / micro))?;
             (loss, None)
+        }
+        None if feed.loss.runs_models() => {
+            // The loss embeds (or decodes) the texts with its own models
+            // and the trained one (ContrastiveTension, TSDAE).
+            let ctx = Ctx::train_explicit(dropout_seed);
+            let batch = TextBatch {
+                columns: &cols,
+                prompts: (0..cols.len()).map(|i| feed.prompt(i)).collect(),
+                inputs,
+            };
+            let loss = feed.loss.forward_texts(model, batch, &ctx)?;
+            let grads = loss.backward()?;
+            if let Some(tapes) = ctx.tapes() {
+                opt.accumulate_tapes(tapes, &grads, 1.0 / micro)?;
+            }
+            (loss, Some(grads))
         }
         None if feed.loss.wants_layers() => {
             // Every column's final and earlier layers' embeddings, in one

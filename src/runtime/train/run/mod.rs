@@ -230,8 +230,7 @@ impl Executor<'_> {
             let Some(o) = self.p.objective(name) else {
                 continue;
             };
-            let dim = self.model(&o.model)?.dim();
-            let loss = build_loss(o, dim, self.seed_of(&o.model))?;
+            let loss = build_loss(o, self.model(&o.model)?, self.seed_of(&o.model))?;
             self.losses.insert(name.to_string(), loss);
         }
         Ok(())
