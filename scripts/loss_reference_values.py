@@ -102,6 +102,38 @@ def gist_value(cols, guide_cols, temperature, margin_strategy, margin, contrast_
         return float(loss(features, None))
 
 
+class KeyModel(torch.nn.Module):
+    """A model whose forward returns the embeddings its features carry under
+    `key`: ContrastiveTension's two copies read different columns."""
+
+    similarity_fn_name = "cosine"
+
+    def __init__(self, key):
+        super().__init__()
+        self.key = key
+
+    def forward(self, features):
+        return {"sentence_embedding": features[self.key]}
+
+
+def contrastive_tension_value(a, b, labels):
+    """ContrastiveTensionLoss's forward: its copy (model1) embeds the first
+    texts (`a`), the model (model2) the second (`b`)."""
+    loss = losses.ContrastiveTensionLoss(KeyModel("b"))
+    loss.model1 = KeyModel("a")
+    return float(loss([{"a": a}, {"b": b}], labels))
+
+
+def contrastive_tension_in_batch_value(a, b, scale, similarity_fct):
+    """ContrastiveTensionLossInBatchNegatives' forward: the copy and the
+    model embed the same sentences (`a` and `b` stand for their outputs)."""
+    loss = losses.ContrastiveTensionLossInBatchNegatives(KeyModel("b"), scale=scale, similarity_fct=similarity_fct)
+    loss.model1 = KeyModel("a")
+    with torch.no_grad():
+        loss.logit_scale.data = loss.logit_scale.data.double()
+    return float(loss([{"a": a, "b": b}], None))
+
+
 def main():
     m = NoModel()
     u, v, w = gen(0, 5, 4), gen(1, 5, 4), gen(2, 5, 4)
@@ -215,6 +247,10 @@ def main():
     ]:
         reps = [list(col.split(mbs)) for col in (u, v, w)]
         out[key] = float(cls(seq, mini_batch_size=mbs).calculate_loss(reps))
+    # ContrastiveTension: labels 1 for identical pairs.
+    out["contrastive_tension"] = contrastive_tension_value(u, v, torch.tensor([1.0, 0.0, 0.0, 1.0, 0.0]))
+    out["contrastive_tension_in_batch_cos_20"] = contrastive_tension_in_batch_value(u, v, 20.0, util.cos_sim)
+    out["contrastive_tension_in_batch_dot_1"] = contrastive_tension_in_batch_value(u, v, 1.0, util.dot_score)
     print(json.dumps(out, indent=1))
 
 
