@@ -40,3 +40,4 @@ mod run_baseline;
 mod run_resume;
 mod st_format;
 mod train_mode;
+mod unsupervised_losses;

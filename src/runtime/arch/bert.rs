@@ -23,6 +23,8 @@ use crate::runtime::step::bert::{BertStep, Dropouts};
 use crate::runtime::step::layer::Ln;
 use crate::runtime::weights::WeightFile;
 
+mod decoder;
+
 pub const ENTRY: ArchEntry = ArchEntry {
     model_types: &["bert", "roberta", "xlm-roberta", "camembert"],
     parse,
@@ -54,6 +56,13 @@ pub struct BertConfig {
     pub pad_token_id: Option<u32>,
     #[serde(default)]
     pub position_embedding_type: Option<String>,
+    /// The standard deviation of new weights (TSDAE's decoder).
+    #[serde(default = "default_init_range")]
+    pub initializer_range: f64,
+}
+
+fn default_init_range() -> f64 {
+    0.02
 }
 
 fn default_model_type() -> String {
@@ -160,6 +169,9 @@ pub struct Bert {
     layers: Vec<post_norm::Layer>,
     named: Vec<(String, Var)>,
     pooler: Vec<(String, Tensor)>,
+    /// The weights of a decoder over this encoder that the file holds (a
+    /// language-model head, cross-attentions), for [`Encoder::tied_decoder`].
+    decoder_init: Vec<(String, Tensor)>,
     /// The explicit training step, where the model's settings allow it
     /// (erf GELU, every dropout below 1, f32 weights).
     step: Option<Arc<BertStep>>,
@@ -199,6 +211,7 @@ impl Bert {
         );
         let layers = post_norm::load_stack(&mut p, &stack, &NAMES, config_path)?;
         let pooler = p.unread_under("pooler.");
+        let decoder_init = decoder::weights_in_file(w, &p.prefix);
         let settings = post_norm::Settings::bert_like(
             config.num_attention_heads,
             &config.hidden_act,
@@ -223,6 +236,7 @@ impl Bert {
             layers,
             named: p.into_named(),
             pooler,
+            decoder_init,
             step,
         })
     }
@@ -324,5 +338,9 @@ impl Encoder for Bert {
 
     fn token_embeddings(&self) -> Option<&Var> {
         Some(&self.word)
+    }
+
+    fn tied_decoder(&self, seed: u64) -> Result<Option<Box<dyn super::Decoder>>> {
+        Ok(Some(Box::new(decoder::BertDecoder::new(self, seed)?)))
     }
 }

@@ -77,6 +77,37 @@ pub trait Encoder: std::fmt::Debug + Send + Sync {
     fn token_embeddings(&self) -> Option<&Var> {
         None
     }
+
+    /// A causal decoder that shares this encoder's weights, with a
+    /// cross-attention of its own in every layer and a language-model head
+    /// tied to the token embeddings (TSDAE's decoder); its own weights come
+    /// from the model's weights file when it holds them, else are drawn
+    /// from `seed` as transformers initialises them. `None` for the
+    /// architectures transformers has no causal-LM class for.
+    fn tied_decoder(&self, seed: u64) -> Result<Option<Box<dyn Decoder>>> {
+        let _ = seed;
+        Ok(None)
+    }
+}
+
+/// The model types whose encoders give a [`Encoder::tied_decoder`].
+pub const DECODER_TYPES: &[&str] = bert::ENTRY.model_types;
+
+/// A causal language model over an encoder's weights, conditioned on one
+/// vector per row (TSDAE's decoder: BERT's `...ForCausalLM` with
+/// `is_decoder` and `add_cross_attention`).
+pub trait Decoder: std::fmt::Debug + Send + Sync {
+    /// Hidden states `[batch, t, hidden]` of input ids `[batch, t]`, each
+    /// position attending to itself and the positions before it, and to
+    /// `memory` `[batch, 1, hidden]`.
+    fn forward(&self, ids: &Tensor, memory: &Tensor, ctx: &Ctx) -> Result<Tensor>;
+
+    /// Vocabulary logits `[n, vocab]` of hidden states `[n, hidden]`.
+    fn logits(&self, hidden: &Tensor, ctx: &Ctx) -> Result<Tensor>;
+
+    /// The decoder's own parameters (its cross-attentions and the head's
+    /// transform and bias), by their Hugging Face names.
+    fn named_vars(&self) -> Vec<(String, Var)>;
 }
 
 /// What a `config.json` says about an architecture: the shapes the checker

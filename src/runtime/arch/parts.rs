@@ -196,6 +196,12 @@ pub struct Norm {
 }
 
 impl Norm {
+    /// A norm over trained `w` and `b`.
+    pub fn new(w: Var, b: Option<Var>, eps: f64) -> Result<Self> {
+        let zeros = Tensor::zeros(w.dim(0)?, DType::F32, w.as_tensor().device())?;
+        Ok(Norm { w, b, zeros, eps })
+    }
+
     fn bias(&self) -> &Tensor {
         self.b.as_ref().map_or(&self.zeros, |b| b.as_tensor())
     }

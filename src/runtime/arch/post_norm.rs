@@ -190,6 +190,19 @@ impl Layer {
         shape: AttnShape,
         ctx: &Ctx,
     ) -> Result<Tensor> {
+        let x = self.attention_block(x, mask, s, shape, ctx)?;
+        self.ffn_block(&x, s, ctx)
+    }
+
+    /// The first half of the layer: `norm(x + dropout(out(attention(x))))`.
+    pub fn attention_block(
+        &self,
+        x: &Tensor,
+        mask: &Tensor,
+        s: &Settings,
+        shape: AttnShape,
+        ctx: &Ctx,
+    ) -> Result<Tensor> {
         let attn = ops::self_attention(
             x,
             self.q.proj()?,
@@ -202,9 +215,13 @@ impl Layer {
             ctx,
         )?;
         let attn = ops::dropout(&self.attn_out.forward(&attn, ctx)?, s.attn_out_dropout, ctx)?;
-        let x = self.attn_norm.add_forward(&attn, x, ctx)?;
-        let inter = self.inter.forward_act(&x, s.act, ctx)?;
+        self.attn_norm.add_forward(&attn, x, ctx)
+    }
+
+    /// The second half: `norm(x + dropout(out(act(inter(x)))))`.
+    pub fn ffn_block(&self, x: &Tensor, s: &Settings, ctx: &Ctx) -> Result<Tensor> {
+        let inter = self.inter.forward_act(x, s.act, ctx)?;
         let out = ops::dropout(&self.out.forward(&inter, ctx)?, s.ffn_dropout, ctx)?;
-        self.out_norm.add_forward(&out, &x, ctx)
+        self.out_norm.add_forward(&out, x, ctx)
     }
 }

@@ -1,0 +1,319 @@
+//! The losses that run models over the texts themselves: TSDAE
+//! (DenoisingAutoEncoderLoss) against sentence-transformers' value and
+//! gradients on committed fixtures, and against its own autograd path with
+//! the explicit step; ContrastiveTension's copy of the model.
+
+use crate::common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor, TensorId, Var};
+use stpipe::runtime::loss::{
+    ContrastiveTensionLoss, ContrastiveTensionLossInBatchNegatives, DenoisingAutoEncoderLoss, Loss,
+    LossInputs, Similarity, TextBatch,
+};
+use stpipe::runtime::modules::{Activation, Dense, Module, Pooling, PoolingMode, Transformer};
+use stpipe::runtime::step::GradSink;
+use stpipe::runtime::{Ctx, SentenceEncoder};
+
+fn fixture(arch: &str) -> PathBuf {
+    common::repo().join("tests/fixtures/tsdae").join(arch)
+}
+
+/// Gradients by variable: autograd's and the explicit step's, summed.
+#[derive(Default)]
+struct Collect {
+    vars: HashMap<TensorId, Vec<f32>>,
+}
+
+impl Collect {
+    fn slot(&mut self, var: &Var) -> &mut Vec<f32> {
+        self.vars
+            .entry(var.as_tensor().id())
+            .or_insert_with(|| vec![0.0; var.elem_count()])
+    }
+
+    fn add(&mut self, vars: &[(String, Var)], grads: &candle_core::backprop::GradStore) {
+        for (_, v) in vars {
+            if let Some(g) = grads.get(v.as_tensor()) {
+                let g = g.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                self.slot(v).iter_mut().zip(g).for_each(|(a, b)| *a += b);
+            }
+        }
+    }
+}
+
+impl GradSink for Collect {
+    fn buffer(&mut self, var: &Var) -> Option<(&mut [f32], f32)> {
+        Some((self.slot(var).as_mut_slice(), 1.0))
+    }
+
+    fn add_rows(&mut self, var: &Var, ids: &[u32], grads: &[f32]) {
+        let w = var.dims()[1];
+        let buf = self.slot(var);
+        for (&id, g) in ids.iter().zip(grads.chunks(w)) {
+            let dst = &mut buf[id as usize * w..(id as usize + 1) * w];
+            dst.iter_mut().zip(g).for_each(|(d, g)| *d += g);
+        }
+    }
+}
+
+/// The model's and the loss's parameters, by the names of the fixture.
+fn all_vars(model: &SentenceEncoder, loss: &dyn Loss) -> Vec<(String, Var)> {
+    let mut vars: Vec<(String, Var)> = model
+        .named_vars()
+        .into_iter()
+        .map(|v| (v.name, v.var))
+        .collect();
+    vars.extend(loss.trainable_vars());
+    vars
+}
+
+/// The loss of `columns` under `ctx` and every parameter's gradient.
+fn run(
+    model: &SentenceEncoder,
+    loss: &dyn Loss,
+    columns: &[Vec<&str>],
+    ctx: &Ctx,
+    seed: u64,
+) -> (f64, HashMap<TensorId, Vec<f32>>) {
+    let batch = TextBatch {
+        columns,
+        prompts: vec![None; columns.len()],
+        inputs: LossInputs {
+            seed,
+            ..LossInputs::default()
+        },
+    };
+    let value = loss.forward_texts(model, batch, ctx).unwrap();
+    let grads = value.backward().unwrap();
+    let mut sink = Collect::default();
+    sink.add(&all_vars(model, loss), &grads);
+    if let Some(t) = ctx.tapes() {
+        t.backward(&grads, &mut sink).unwrap();
+    }
+    (value.to_scalar::<f32>().unwrap() as f64, sink.vars)
+}
+
+fn tsdae_matches_sentence_transformers(arch: &str) {
+    let dir = fixture(arch);
+    let want: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("loss.json")).unwrap()).unwrap();
+    let pairs = want["pairs"].as_array().unwrap();
+    let damaged: Vec<&str> = pairs.iter().map(|p| p[0].as_str().unwrap()).collect();
+    let original: Vec<&str> = pairs.iter().map(|p| p[1].as_str().unwrap()).collect();
+    let model = SentenceEncoder::load(&dir.join("model")).unwrap();
+    // The decoder's own weights all come from the fixture's file.
+    let loss = DenoisingAutoEncoderLoss::new(&model, 0.6, 0).unwrap();
+    let ids = model.tokenize(&original).unwrap().input_ids.unwrap();
+    let ids: Vec<Vec<u32>> = ids.to_vec2().unwrap();
+    let want_ids: Vec<Vec<u32>> = serde_json::from_value(want["original_ids"].clone()).unwrap();
+    assert_eq!(ids, want_ids, "{arch}: token ids");
+
+    let (value, grads) = run(
+        &model,
+        &loss,
+        &[damaged, original],
+        &Ctx::eval_with_grad(),
+        0,
+    );
+    let want_value = want["loss"].as_f64().unwrap();
+    assert!(
+        (value - want_value).abs() < 1e-5,
+        "{arch}: loss {value} vs sentence-transformers {want_value}"
+    );
+    let reference =
+        candle_core::safetensors::load(dir.join("grads.safetensors"), &Device::Cpu).unwrap();
+    let total: f64 = reference
+        .values()
+        .map(|t| {
+            t.sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap() as f64
+        })
+        .sum::<f64>()
+        .sqrt();
+    let vars = all_vars(&model, &loss);
+    assert_eq!(vars.len(), reference.len(), "{arch}: parameters");
+    let mut bad = Vec::new();
+    for (name, var) in &vars {
+        let r = reference
+            .get(name)
+            .unwrap_or_else(|| panic!("{arch}: no reference gradient for {name}"));
+        let r = r.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let g = grads
+            .get(&var.as_tensor().id())
+            .cloned()
+            .unwrap_or_else(|| vec![0.0; r.len()]);
+        let diff = g
+            .iter()
+            .zip(&r)
+            .map(|(a, b)| ((a - b) as f64).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        let norm = r.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+        // Relative to the parameter's own gradient, or to the whole one for
+        // those that are zero in exact arithmetic (the cross-attention's
+        // query and key, the self-attention's key bias).
+        let rel = diff / norm.max(1e-3 * total);
+        if rel.is_nan() || rel >= 1e-4 {
+            bad.push(format!("{name}: relative error {rel:e} (norm {norm:e})"));
+        }
+    }
+    assert!(bad.is_empty(), "{arch}:\n{}", bad.join("\n"));
+    eprintln!(
+        "{arch}: loss {value} (sentence-transformers {want_value}), {} gradients compared",
+        vars.len()
+    );
+}
+
+#[test]
+fn tsdae_bert_matches_sentence_transformers() {
+    tsdae_matches_sentence_transformers("bert");
+}
+
+#[test]
+fn tsdae_roberta_matches_sentence_transformers() {
+    tsdae_matches_sentence_transformers("roberta");
+}
+
+fn tiny(dir: &Path, seed: u64) -> SentenceEncoder {
+    common::write_tiny_bert(dir, seed);
+    let t = Transformer::load(dir, Some(32), &Device::Cpu).unwrap();
+    let pooling = Pooling::new(t.hidden_size(), &[PoolingMode::Cls]);
+    let modules: Vec<Box<dyn Module>> = vec![Box::new(t), Box::new(pooling)];
+    SentenceEncoder::new(modules).unwrap()
+}
+
+const SENTENCES: &[&str] = &[
+    "the cat sat on the mat .",
+    "a big dog runs fast and the small cat runs slow with a red house !",
+    "tree",
+    "the dog was red",
+    "the small blue tree was with a cat",
+];
+
+/// The largest relative error between two gradient sets, per variable.
+fn worst(a: &HashMap<TensorId, Vec<f32>>, b: &HashMap<TensorId, Vec<f32>>) -> f64 {
+    let total = a
+        .values()
+        .flat_map(|g| g.iter())
+        .map(|x| (*x as f64).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .map(|(id, x)| {
+            let y = &b[id];
+            let d = x
+                .iter()
+                .zip(y)
+                .map(|(p, q)| ((p - q) as f64).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            let n = x.iter().map(|p| (*p as f64).powi(2)).sum::<f64>().sqrt();
+            d / n.max(1e-3 * total)
+        })
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn tsdae_with_the_explicit_step_gives_the_autograd_gradients() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tiny(tmp.path(), 5);
+    let loss = DenoisingAutoEncoderLoss::new(&model, 0.6, 9).unwrap();
+    // One column: the loss damages it from the batch's seed, the same way
+    // both times; dropout on, with the same masks on both paths.
+    let cols = vec![SENTENCES.to_vec()];
+    let (la, ga) = run(&model, &loss, &cols, &Ctx::train(3), 11);
+    let explicit = Ctx::train_explicit(3);
+    let (lb, gb) = run(&model, &loss, &cols, &explicit, 11);
+    assert!((la - lb).abs() < 1e-5 * la.abs().max(1.0), "{la} vs {lb}");
+    let w = worst(&ga, &gb);
+    assert!(w < 1e-4, "worst relative error {w:e}");
+    // The shared weights get gradient from both the encoder and the decoder.
+    let word = model.transformer().encoder.token_embeddings().unwrap();
+    assert!(gb[&word.as_tensor().id()].iter().any(|g| *g != 0.0));
+}
+
+#[test]
+fn tsdae_refuses_models_it_cannot_decode_for() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut model = tiny(tmp.path(), 5);
+    model.push(Box::new(
+        Dense::new(32, 8, true, Activation::Tanh, 1, &Device::Cpu).unwrap(),
+    ));
+    let e = DenoisingAutoEncoderLoss::new(&model, 0.6, 0).unwrap_err();
+    assert!(e.to_string().contains("as wide as the Transformer"), "{e}");
+    let distil = common::repo().join("tests/fixtures/arch/distilbert/model");
+    let model = SentenceEncoder::load(&distil).unwrap();
+    let e = DenoisingAutoEncoderLoss::new(&model, 0.6, 0).unwrap_err();
+    assert!(e.to_string().contains("has no decoder"), "{e}");
+}
+
+#[test]
+fn contrastive_tension_trains_an_independent_copy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tiny(tmp.path(), 8);
+    let loss = ContrastiveTensionLoss::new(&model, 4).unwrap();
+    // The copy starts equal to the model but shares no storage with it.
+    let copy = loss.copy();
+    for (a, b) in model.named_vars().iter().zip(copy.named_vars()) {
+        assert_eq!(a.name, b.name);
+        assert_ne!(a.var.as_tensor().id(), b.var.as_tensor().id());
+        let (x, y) = (a.var.flatten_all().unwrap(), b.var.flatten_all().unwrap());
+        assert_eq!(
+            x.to_vec1::<f32>().unwrap(),
+            y.to_vec1::<f32>().unwrap(),
+            "{}",
+            a.name
+        );
+    }
+    let cols = vec![SENTENCES.to_vec()];
+    let (value, grads) = run(&model, &loss, &cols, &Ctx::train_explicit(1), 2);
+    assert!(value.is_finite() && value > 0.0);
+    let has = |v: &Var| {
+        grads
+            .get(&v.as_tensor().id())
+            .is_some_and(|g| g.iter().any(|x| *x != 0.0))
+    };
+    assert!(
+        model.named_vars().iter().any(|v| has(&v.var)),
+        "the model trains"
+    );
+    assert!(
+        copy.named_vars().iter().any(|v| has(&v.var)),
+        "the copy trains"
+    );
+    // The value from the embeddings, with labels from token identity: rows
+    // 0 and 4 of 5 are positive pairs (pos_neg_ratio 4).
+    let ctx = Ctx::eval();
+    let a = copy.embed(SENTENCES, &ctx).unwrap();
+    let b = model.embed(SENTENCES, &ctx).unwrap();
+    let labels = Tensor::new(&[1f32, 1.0, 1.0, 1.0, 1.0], &Device::Cpu).unwrap();
+    let all_positive = loss
+        .forward(&LossInputs::new(vec![a, b]).with_scores(labels))
+        .unwrap();
+    assert!(all_positive.to_scalar::<f32>().unwrap().is_finite());
+}
+
+#[test]
+fn contrastive_tension_in_batch_trains_its_scale() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tiny(tmp.path(), 8);
+    let loss =
+        ContrastiveTensionLossInBatchNegatives::new(&model, 20.0, Similarity::Cosine).unwrap();
+    assert!((loss.scale().unwrap() - 20.0).abs() < 1e-4);
+    let cols = vec![SENTENCES.to_vec()];
+    let (value, grads) = run(&model, &loss, &cols, &Ctx::train_explicit(1), 2);
+    assert!(value.is_finite());
+    let vars = loss.trainable_vars();
+    assert_eq!(vars[0].0, "logit_scale");
+    let g = &grads[&vars[0].1.as_tensor().id()];
+    assert!(g[0] != 0.0 && g[0].is_finite());
+    assert!(vars.iter().any(|(n, _)| n.starts_with("model1.0.")));
+}
