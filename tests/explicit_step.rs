@@ -12,37 +12,7 @@ use std::collections::HashMap;
 use candle_core::{Device, Tensor, TensorId, Var};
 use stpipe::runtime::loss::{CosineSimilarityLoss, Loss, LossInputs};
 use stpipe::runtime::modules::{Module, Pooling, PoolingMode, Transformer};
-use stpipe::runtime::step::GradSink;
 use stpipe::runtime::{Ctx, SentenceEncoder};
-
-/// Dense gradients by variable, as the explicit backward delivers them.
-#[derive(Default)]
-struct Collect {
-    vars: HashMap<TensorId, Vec<f32>>,
-}
-
-impl Collect {
-    fn slot(&mut self, var: &Var) -> &mut Vec<f32> {
-        self.vars
-            .entry(var.as_tensor().id())
-            .or_insert_with(|| vec![0.0; var.elem_count()])
-    }
-}
-
-impl GradSink for Collect {
-    fn buffer(&mut self, var: &Var) -> Option<(&mut [f32], f32)> {
-        Some((self.slot(var).as_mut_slice(), 1.0))
-    }
-
-    fn add_rows(&mut self, var: &Var, ids: &[u32], grads: &[f32]) {
-        let w = var.dims()[1];
-        let buf = self.slot(var);
-        for (&id, g) in ids.iter().zip(grads.chunks(w)) {
-            let dst = &mut buf[id as usize * w..(id as usize + 1) * w];
-            dst.iter_mut().zip(g).for_each(|(d, g)| *d += g);
-        }
-    }
-}
 
 fn model(dir: &std::path::Path, modes: &[PoolingMode]) -> SentenceEncoder {
     let t = Transformer::load(dir, Some(64), &Device::Cpu).unwrap();
@@ -76,16 +46,9 @@ fn step(enc: &SentenceEncoder, ctx: &Ctx) -> (f32, HashMap<TensorId, Vec<f32>>) 
         .forward(&LossInputs::new(vec![ea, eb]).with_scores(scores))
         .unwrap();
     let grads = loss.backward().unwrap();
-    let mut sink = Collect::default();
-    for nv in enc.named_vars() {
-        if let Some(g) = grads.get(nv.var.as_tensor()) {
-            let v = g.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            sink.slot(&nv.var)
-                .iter_mut()
-                .zip(v)
-                .for_each(|(a, b)| *a += b);
-        }
-    }
+    let mut sink = common::GradCollect::default();
+    let vars: Vec<Var> = enc.vars();
+    sink.add(&vars, &grads);
     if let Some(t) = ctx.tapes() {
         t.backward(&grads, &mut sink).unwrap();
     }

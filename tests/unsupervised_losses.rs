@@ -14,49 +14,10 @@ use stpipe::runtime::loss::{
     LossInputs, Similarity, TextBatch,
 };
 use stpipe::runtime::modules::{Activation, Dense, Module, Pooling, PoolingMode, Transformer};
-use stpipe::runtime::step::GradSink;
 use stpipe::runtime::{Ctx, SentenceEncoder};
 
 fn fixture(arch: &str) -> PathBuf {
     common::repo().join("tests/fixtures/tsdae").join(arch)
-}
-
-/// Gradients by variable: autograd's and the explicit step's, summed.
-#[derive(Default)]
-struct Collect {
-    vars: HashMap<TensorId, Vec<f32>>,
-}
-
-impl Collect {
-    fn slot(&mut self, var: &Var) -> &mut Vec<f32> {
-        self.vars
-            .entry(var.as_tensor().id())
-            .or_insert_with(|| vec![0.0; var.elem_count()])
-    }
-
-    fn add(&mut self, vars: &[(String, Var)], grads: &candle_core::backprop::GradStore) {
-        for (_, v) in vars {
-            if let Some(g) = grads.get(v.as_tensor()) {
-                let g = g.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-                self.slot(v).iter_mut().zip(g).for_each(|(a, b)| *a += b);
-            }
-        }
-    }
-}
-
-impl GradSink for Collect {
-    fn buffer(&mut self, var: &Var) -> Option<(&mut [f32], f32)> {
-        Some((self.slot(var).as_mut_slice(), 1.0))
-    }
-
-    fn add_rows(&mut self, var: &Var, ids: &[u32], grads: &[f32]) {
-        let w = var.dims()[1];
-        let buf = self.slot(var);
-        for (&id, g) in ids.iter().zip(grads.chunks(w)) {
-            let dst = &mut buf[id as usize * w..(id as usize + 1) * w];
-            dst.iter_mut().zip(g).for_each(|(d, g)| *d += g);
-        }
-    }
 }
 
 /// The model's and the loss's parameters, by the names of the fixture.
@@ -88,8 +49,8 @@ fn run(
     };
     let value = loss.forward_texts(model, batch, ctx).unwrap();
     let grads = value.backward().unwrap();
-    let mut sink = Collect::default();
-    sink.add(&all_vars(model, loss), &grads);
+    let mut sink = common::GradCollect::default();
+    sink.add(all_vars(model, loss).iter().map(|(_, v)| v), &grads);
     if let Some(t) = ctx.tapes() {
         t.backward(&grads, &mut sink).unwrap();
     }

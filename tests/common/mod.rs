@@ -358,3 +358,47 @@ pub fn fixture_pairs(dir: &Path) -> (Vec<String>, Vec<String>) {
     };
     (texts("anchors"), texts("positives"))
 }
+
+/// Dense gradients by variable: autograd's (added with `add`) and those the
+/// explicit backward delivers (as a `GradSink`), summed.
+#[derive(Default)]
+pub struct GradCollect {
+    pub vars: HashMap<candle_core::TensorId, Vec<f32>>,
+}
+
+impl GradCollect {
+    pub fn slot(&mut self, var: &candle_core::Var) -> &mut Vec<f32> {
+        self.vars
+            .entry(var.as_tensor().id())
+            .or_insert_with(|| vec![0.0; var.elem_count()])
+    }
+
+    /// Adds the gradient of each of `vars` in `grads`.
+    pub fn add<'a>(
+        &mut self,
+        vars: impl IntoIterator<Item = &'a candle_core::Var>,
+        grads: &candle_core::backprop::GradStore,
+    ) {
+        for v in vars {
+            if let Some(g) = grads.get(v.as_tensor()) {
+                let g = g.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                self.slot(v).iter_mut().zip(g).for_each(|(a, b)| *a += b);
+            }
+        }
+    }
+}
+
+impl stpipe::runtime::step::GradSink for GradCollect {
+    fn buffer(&mut self, var: &candle_core::Var) -> Option<(&mut [f32], f32)> {
+        Some((self.slot(var).as_mut_slice(), 1.0))
+    }
+
+    fn add_rows(&mut self, var: &candle_core::Var, ids: &[u32], grads: &[f32]) {
+        let w = var.dims()[1];
+        let buf = self.slot(var);
+        for (&id, g) in ids.iter().zip(grads.chunks(w)) {
+            let dst = &mut buf[id as usize * w..(id as usize + 1) * w];
+            dst.iter_mut().zip(g).for_each(|(d, g)| *d += g);
+        }
+    }
+}
