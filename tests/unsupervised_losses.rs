@@ -278,3 +278,74 @@ fn contrastive_tension_in_batch_trains_its_scale() {
     assert!(g[0] != 0.0 && g[0].is_finite());
     assert!(vars.iter().any(|(n, _)| n.starts_with("model1.0.")));
 }
+
+/// A stage of the three losses, each with what it trains besides the
+/// model (a copy, a scale, a decoder), checkpointed every 2 steps.
+const RESUME_PIPELINE: &str = "model m = Transformer(\"tiny\") -> Pooling(cls)\n\
+    data s = tsv(\"data/s.tsv\", header: false, quoting: none) { text: col(0) }\n\
+    objective ct = ContrastiveTensionLossInBatchNegatives(m) on s (batch_size: 8)\n\
+    objective ts = DenoisingAutoEncoderLoss(m) on s (batch_size: 8)\n\
+    objective cp = ContrastiveTensionLoss(m, pos_neg_ratio: 2) on s (batch_size: 8)\n\
+    train m {\n objectives: [ct, ts, cp]\n max_steps: 6\n optimizer: AdamW(lr: 1e-3)\n\
+    checkpoint: every 2 steps, keep 1\n seed: 3\n}\n\
+    save m to \"out\"\n";
+
+fn resume_run(dir: &Path, out: &str, failpoint: Option<u64>) -> std::process::Output {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_stpipe"));
+    c.arg("run")
+        .arg(dir.join("p.stp"))
+        .arg("--run-dir")
+        .arg(dir.join(out))
+        .arg("--quiet")
+        .env_remove("STPIPE_FAILPOINT");
+    if let Some(n) = failpoint {
+        c.env("STPIPE_FAILPOINT", n.to_string());
+    }
+    c.output().unwrap()
+}
+
+#[test]
+fn runs_with_copies_scales_and_decoders_resume_to_the_same_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    common::write_tiny_bert(&dir.join("tiny"), 4);
+    let rows: String = (0..24)
+        .map(|i| {
+            format!(
+                "{}\n",
+                SENTENCES[i % SENTENCES.len()].replace("the", ["the", "a", "one"][i % 3])
+            )
+        })
+        .collect();
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    std::fs::write(dir.join("data/s.tsv"), rows).unwrap();
+    std::fs::write(dir.join("p.stp"), RESUME_PIPELINE).unwrap();
+    let o = resume_run(dir, "run-a", None);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let want = std::fs::read(dir.join("out/model.safetensors")).unwrap();
+    std::fs::remove_dir_all(dir.join("out")).unwrap();
+    // Crash at every third file-system change of a fresh run, then resume.
+    let mut crashes = 0;
+    for n in (1..).step_by(3) {
+        let run = format!("run-{n}");
+        let o = resume_run(dir, &run, Some(n));
+        if o.status.success() {
+            break;
+        }
+        crashes += 1;
+        let o = resume_run(dir, &run, None);
+        assert!(
+            o.status.success(),
+            "after a crash at change {n}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let got = std::fs::read(dir.join("out/model.safetensors")).unwrap();
+        assert!(
+            got == want,
+            "a run crashed at change {n} and resumed saved other weights"
+        );
+        std::fs::remove_dir_all(dir.join("out")).unwrap();
+    }
+    eprintln!("{crashes} crashes, each resumed to the same bytes");
+    assert!(crashes >= 3, "only {crashes} crashes");
+}
