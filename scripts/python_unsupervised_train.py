@@ -81,6 +81,7 @@ def main() -> int:
     ap.add_argument("--shared", type=Path, default=REPO_ROOT.parent / "shared")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--limit", type=int, default=None, help="train on the first N sentences only")
+    ap.add_argument("--save", type=Path, default=None, help="save the trained model here")
     args = ap.parse_args()
 
     shared = args.shared.resolve()
@@ -129,6 +130,8 @@ def main() -> int:
     )
     train_s = time.perf_counter() - t0
     model.eval()
+    if args.save:
+        model.save(str(args.save))
     out = {
         "impl": "python-st-old_fit",
         "sentence_transformers": sentence_transformers.__version__,
