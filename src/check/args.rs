@@ -323,7 +323,8 @@ impl Checker<'_> {
                 | Rule::AtMostLayers(_)
                 | Rule::Uncached
                 | Rule::CopiesModel
-                | Rule::TiedDecoder(_) => None,
+                | Rule::TiedDecoder(_)
+                | Rule::OneTextColumn(_) => None,
                 Rule::WhenTrue(flag, num, range) => {
                     let on = args.get(flag).and_then(|v| v.0.as_bool()) == Some(true);
                     match args.get(num).and_then(|(v, sp)| Some((v.as_f64()?, *sp))) {

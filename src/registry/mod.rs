@@ -454,6 +454,10 @@ pub enum Rule {
     /// weights (TSDAE): the model's Transformer must be one of these
     /// architectures (`model_type`), and the loss cannot be wrapped.
     TiedDecoder(&'static [&'static str]),
+    /// The argument, when written, has an effect only on data with one
+    /// text column (a loss that makes its inputs from single sentences):
+    /// writing it for pairs is an error rather than silently ignored.
+    OneTextColumn(&'static str),
 }
 
 impl Rule {
@@ -480,6 +484,9 @@ impl Rule {
             Rule::CopiesModel => {
                 "trains a copy of the model beside it (twice its memory); cannot be wrapped"
                     .to_string()
+            }
+            Rule::OneTextColumn(name) => {
+                format!("`{name}` is written only for data with one text column")
             }
             Rule::TiedDecoder(types) => format!(
                 "the model's Transformer is one of `{}`; cannot be wrapped",

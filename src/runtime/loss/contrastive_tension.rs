@@ -40,7 +40,7 @@ pub const ENTRY: LossEntry = LossEntry {
             .at_least(1.0),
         ],
         columns: Some(columns::SINGLE_OR_PAIR),
-        rules: &[Rule::CopiesModel],
+        rules: &[Rule::CopiesModel, Rule::OneTextColumn("pos_neg_ratio")],
         ..Component::BASE
     },
     build,

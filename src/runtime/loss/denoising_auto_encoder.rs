@@ -51,7 +51,10 @@ pub const ENTRY: LossEntry = LossEntry {
             .below(1.0),
         ],
         columns: Some(columns::SINGLE_OR_PAIR),
-        rules: &[Rule::TiedDecoder(DECODER_TYPES)],
+        rules: &[
+            Rule::TiedDecoder(DECODER_TYPES),
+            Rule::OneTextColumn("del_ratio"),
+        ],
         ..Component::BASE
     },
     build,
