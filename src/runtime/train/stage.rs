@@ -352,22 +352,6 @@ fn turn(
             let loss = step.run(&cols, inputs, &mut |g| opt.accumulate(g, 1.0 / micro))?;
             (loss, None)
         }
-        None if feed.loss.runs_models() => {
-            // The loss embeds (or decodes) the texts with its own models
-            // and the trained one (ContrastiveTension, TSDAE).
-            let ctx = Ctx::train_explicit(dropout_seed);
-            let batch = TextBatch {
-                columns: &cols,
-                prompts: (0..cols.len()).map(|i| feed.prompt(i)).collect(),
-                inputs,
-            };
-            let loss = feed.loss.forward_texts(model, batch, &ctx)?;
-            let grads = loss.backward()?;
-            if let Some(tapes) = ctx.tapes() {
-                opt.accumulate_tapes(tapes, &grads, 1.0 / micro)?;
-            }
-            (loss, Some(grads))
-        }
         None if feed.loss.wants_layers() => {
             // Every column's final and earlier layers' embeddings, in one
             // forward pass each (AdaptiveLayerLoss).
@@ -390,12 +374,24 @@ fn turn(
             // Encoders with an explicit step record it here; their
             // gradients are added below, after the loss's backward.
             let ctx = Ctx::train_explicit(dropout_seed);
-            inputs.embeddings = cols
-                .iter()
-                .enumerate()
-                .map(|(i, c)| model.embed_prompted(c, feed.prompt(i), &ctx))
-                .collect::<std::result::Result<_, _>>()?;
-            let loss = feed.loss.forward(&inputs)?;
+            let prompts: Vec<Option<&str>> = (0..cols.len()).map(|i| feed.prompt(i)).collect();
+            let loss = if feed.loss.runs_models() {
+                // The loss embeds (or decodes) the texts with its own
+                // models and the trained one (ContrastiveTension, TSDAE).
+                let batch = TextBatch {
+                    columns: &cols,
+                    prompts,
+                    inputs,
+                };
+                feed.loss.forward_texts(model, batch, &ctx)?
+            } else {
+                inputs.embeddings = cols
+                    .iter()
+                    .zip(&prompts)
+                    .map(|(c, p)| model.embed_prompted(c, *p, &ctx))
+                    .collect::<std::result::Result<_, _>>()?;
+                feed.loss.forward(&inputs)?
+            };
             let grads = loss.backward()?;
             if let Some(tapes) = ctx.tapes() {
                 opt.accumulate_tapes(tapes, &grads, 1.0 / micro)?;
