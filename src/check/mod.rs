@@ -17,6 +17,7 @@ mod models;
 mod normalize;
 mod objectives;
 pub mod overrides;
+mod own_models;
 mod peek;
 mod saves;
 mod sequence;

@@ -21,7 +21,8 @@ struct Chain {
     /// The Transformer's number of layers, when known.
     layers: Option<usize>,
     /// The Transformer's `model_type` and width, when known.
-    model_type: Option<(String, usize)>,
+    model_type: Option<String>,
+    hidden_size: Option<usize>,
     ok: bool,
 }
 
@@ -34,6 +35,7 @@ impl Checker<'_> {
             pooled: false,
             layers: None,
             model_type: None,
+            hidden_size: None,
             ok: true,
         };
         for (i, call) in chain.iter().enumerate() {
@@ -94,6 +96,7 @@ impl Checker<'_> {
             dim: st.dim,
             layers: st.layers,
             model_type: st.model_type,
+            hidden_size: st.hidden_size,
         })
     }
 
@@ -285,7 +288,8 @@ impl Checker<'_> {
             match crate::runtime::modules::transformer::inspect(&td) {
                 Ok(info) => {
                     st.layers = Some(info.num_layers);
-                    st.model_type = Some((info.model_type.clone(), info.hidden_size));
+                    st.model_type = Some(info.model_type.clone());
+                    st.hidden_size = Some(info.hidden_size);
                     if comp.name != "load" {
                         st.dim = Some(info.hidden_size);
                     }

@@ -282,44 +282,6 @@ impl Checker<'_> {
     }
 
     /// Whether `ds` has the columns `comp` needs; reports what is wrong.
-    /// Every `OneTextColumn` argument of `comp` written (not defaulted: a
-    /// default carries the call's span) for data with more text columns.
-    fn check_one_column_args(
-        &mut self,
-        comp: &Component,
-        args: &BoundArgs,
-        call_span: Span,
-        ds: &DataSource,
-    ) -> bool {
-        let texts = ds.text_columns().len();
-        let mut ok = true;
-        for rule in comp.rules {
-            let registry::Rule::OneTextColumn(name) = *rule else {
-                continue;
-            };
-            let Some((_, span)) = args.get(name) else {
-                continue;
-            };
-            if *span != call_span && texts > 1 {
-                self.err(
-                    Diag::error(
-                        "argument-conflict",
-                        *span,
-                        format!(
-                            "`{name}` has an effect only on one text column, and `{}` has {texts}: {} takes its inputs from the columns as they are",
-                            ds.name, comp.name
-                        ),
-                    )
-                    .help(format!(
-                        "leave `{name}` out, or train on a source with one text column"
-                    )),
-                );
-                ok = false;
-            }
-        }
-        ok
-    }
-
     pub(crate) fn check_columns(
         &mut self,
         comp: &Component,

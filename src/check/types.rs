@@ -83,10 +83,13 @@ pub struct Model {
     /// The Transformer's number of layers, when its directory is local.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub layers: Option<usize>,
-    /// The Transformer's `model_type` and width, when its directory is
-    /// local.
+    /// The Transformer's `model_type`, when its directory is local.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub model_type: Option<(String, usize)>,
+    pub model_type: Option<String>,
+    /// The Transformer's width (before pooling and Dense), when its
+    /// directory is local.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hidden_size: Option<usize>,
 }
 
 /// One module of a model chain, with its checked arguments and resolved

@@ -153,58 +153,6 @@ impl Checker<'_> {
         ok
     }
 
-    /// A `TiedDecoder` loss against `model`'s architecture (when its
-    /// directory is local).
-    pub(crate) fn check_decoder(
-        &mut self,
-        comp: &Component,
-        args: &BoundArgs,
-        model: &str,
-    ) -> bool {
-        let Some(m) = self.out.model(model) else {
-            return true;
-        };
-        let (Some((found, hidden)), dim) = (m.model_type.clone(), m.dim) else {
-            return true;
-        };
-        let span = args.get("model").map(|(_, s)| *s).unwrap_or_default();
-        for rule in comp.rules {
-            let Rule::TiedDecoder(types) = *rule else {
-                continue;
-            };
-            if let Some(d) = dim.filter(|&d| d != hidden) {
-                self.err(
-                    Diag::error(
-                        "no-decoder",
-                        span,
-                        format!(
-                            "{}'s decoder attends to the sentence embedding, which must be as wide as the Transformer ({hidden}); `{model}` gives {d}",
-                            comp.name
-                        ),
-                    )
-                    .help("train this objective on the model without the modules that change the width (a Dense), and add them after"),
-                );
-                return false;
-            }
-            if !types.contains(&found.as_str()) {
-                self.err(
-                    Diag::error(
-                        "no-decoder",
-                        span,
-                        format!(
-                            "{} decodes with the model's own weights, which needs a Transformer of type `{}`; `{model}` is `{found}`",
-                            comp.name,
-                            types.join("`, `")
-                        ),
-                    )
-                    .help("sentence-transformers builds this decoder with transformers' AutoModelForCausalLM, which these architectures have; train another objective for this model"),
-                );
-                return false;
-            }
-        }
-        true
-    }
-
     /// Every `AtMostLayers` argument of `comp` against `model`'s number of
     /// layers (when its directory is local).
     fn check_layers(&mut self, comp: &Component, args: &BoundArgs, model: &str) -> bool {
