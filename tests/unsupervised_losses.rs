@@ -377,3 +377,32 @@ fn runs_with_copies_scales_and_decoders_resume_to_the_same_bytes() {
     eprintln!("{crashes} crashes, each resumed to the same bytes");
     assert!(crashes >= 3, "only {crashes} crashes");
 }
+
+#[test]
+fn tsdae_names_the_file_whose_decoder_weight_has_the_wrong_shape() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("model");
+    let src = fixture("bert").join("model");
+    std::fs::create_dir_all(dir.join("1_Pooling")).unwrap();
+    for e in std::fs::read_dir(&src).unwrap().flatten() {
+        if e.path().is_file() {
+            std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+        }
+    }
+    std::fs::copy(
+        src.join("1_Pooling/config.json"),
+        dir.join("1_Pooling/config.json"),
+    )
+    .unwrap();
+    let file = dir.join("model.safetensors");
+    let mut tensors = candle_core::safetensors::load(&file, &Device::Cpu).unwrap();
+    let bad = Tensor::zeros((3, 5), candle_core::DType::F32, &Device::Cpu).unwrap();
+    tensors.insert("cls.predictions.transform.dense.weight".into(), bad);
+    candle_core::safetensors::save(&tensors, &file).unwrap();
+    let model = SentenceEncoder::load(&dir).unwrap();
+    let e = DenoisingAutoEncoderLoss::new(&model, 0.6, 0)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("model.safetensors"), "{e}");
+    assert!(e.contains("cls.predictions.transform.dense.weight"), "{e}");
+}

@@ -171,7 +171,7 @@ pub struct Bert {
     pooler: Vec<(String, Tensor)>,
     /// The weights of a decoder over this encoder that the file holds (a
     /// language-model head, cross-attentions), for [`Encoder::tied_decoder`].
-    decoder_init: Vec<(String, Tensor)>,
+    decoder_init: decoder::FileWeights,
     /// The explicit training step, where the model's settings allow it
     /// (erf GELU, every dropout below 1, f32 weights).
     step: Option<Arc<BertStep>>,

@@ -24,6 +24,7 @@
 //! query and key still exist (and get the zero gradient torch gives them).
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Tensor, Var};
 
@@ -66,11 +67,20 @@ fn decoder_only(name: &str) -> bool {
         || name.starts_with("lm_head.")
 }
 
+/// The decoder's own weights that a model's file holds.
+#[derive(Debug, Clone)]
+pub(super) struct FileWeights {
+    /// The file, for messages.
+    path: PathBuf,
+    /// By their names without the base model's prefix.
+    tensors: Vec<(String, Tensor)>,
+}
+
 /// The decoder's own weights in a model's file, by their names without the
 /// base model's prefix (`bert.`, `roberta.`); the head's output matrix is
 /// left out (it is the token embeddings).
-pub(super) fn weights_in_file(w: &WeightFile, prefix: &str) -> Vec<(String, Tensor)> {
-    let mut out: Vec<(String, Tensor)> = w
+pub(super) fn weights_in_file(w: &WeightFile, prefix: &str) -> FileWeights {
+    let mut tensors: Vec<(String, Tensor)> = w
         .names()
         .filter_map(|n| {
             let rel = n.strip_prefix(prefix).unwrap_or(n);
@@ -79,13 +89,17 @@ pub(super) fn weights_in_file(w: &WeightFile, prefix: &str) -> Vec<(String, Tens
         })
         .filter_map(|(rel, n)| Some((rel, w.tensor(n)?.to_dtype(DType::F32).ok()?)))
         .collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    FileWeights {
+        path: w.path.clone(),
+        tensors,
+    }
 }
 
 /// Makes the decoder's own parameters: from the file's tensors when there,
 /// else new, and records their names.
 struct Init<'a> {
+    path: &'a Path,
     file: HashMap<&'a str, &'a Tensor>,
     rng: Rng,
     std: f64,
@@ -101,11 +115,14 @@ impl Init<'_> {
         let t = match found {
             Some(t) if t.dims() == shape => t.clone(),
             Some(t) => {
-                return Err(Error::Msg(format!(
-                "the decoder weight `{}` in the model's file has shape {:?}, expected {shape:?}",
-                names[0],
-                t.dims()
-            )))
+                return Err(Error::Weights {
+                    path: self.path.to_path_buf(),
+                    msg: format!(
+                        "the decoder weight `{}` has shape {:?}, expected {shape:?}",
+                        names[0],
+                        t.dims()
+                    ),
+                })
             }
             None => {
                 let n: usize = shape.iter().product();
@@ -163,8 +180,10 @@ impl BertDecoder {
         let c = &enc.config;
         let (h, eps) = (c.hidden_size, c.layer_norm_eps);
         let mut init = Init {
+            path: &enc.decoder_init.path,
             file: enc
                 .decoder_init
+                .tensors
                 .iter()
                 .map(|(n, t)| (n.as_str(), t))
                 .collect(),
