@@ -44,16 +44,16 @@ pub fn words(text: &str) -> Vec<&str> {
             tail.push(&rest[body.len()..]);
             rest = body;
         }
-        let lower = rest.to_lowercase();
-        let split = if lower.ends_with("n't") && rest.len() > 3 {
-            Some(rest.len() - 3)
-        } else {
-            CONTRACTIONS
-                .iter()
-                .find(|s| lower.ends_with(*s) && rest.len() > s.len())
-                .map(|s| rest.len() - s.len())
+        // The suffix must leave a word before it, and start on a character.
+        let ends_with = |s: &str| {
+            let at = rest.len().saturating_sub(s.len());
+            at > 0 && rest.is_char_boundary(at) && rest[at..].eq_ignore_ascii_case(s)
         };
-        match split.filter(|&at| rest.is_char_boundary(at)) {
+        let split = std::iter::once("n't")
+            .chain(CONTRACTIONS.iter().copied())
+            .find(|s| ends_with(s))
+            .map(|s| rest.len() - s.len());
+        match split {
             Some(at) => {
                 out.push(&rest[..at]);
                 out.push(&rest[at..]);
@@ -134,6 +134,10 @@ mod tests {
         assert_eq!(words("U.S. policy!?"), vec!["U.S.", "policy", "!", "?"]);
         assert_eq!(words("\"Quoted\""), vec!["\"", "Quoted", "\""]);
         assert_eq!(words("..."), vec!["..."]);
+        // Contractions in any case, never splitting inside a character.
+        assert_eq!(words("DON'T"), vec!["DO", "N'T"]);
+        assert_eq!(words("n't é's"), vec!["n't", "é", "'s"]);
+        assert_eq!(words("İn't"), vec!["İ", "n't"]);
     }
 
     #[test]
