@@ -48,10 +48,10 @@ pub const ENTRY: LossEntry = LossEntry {
 
 fn build(a: &Args, cx: &LossCx) -> Result<Box<dyn Loss>> {
     let ratio = a.i64("pos_neg_ratio").map_err(super::arg)?;
-    Ok(Box::new(ContrastiveTensionLoss {
-        copy: ModelCopy::of(cx.need_model("ContrastiveTensionLoss")?)?,
-        pos_neg_ratio: usize::try_from(ratio).unwrap_or(1).max(1),
-    }))
+    Ok(Box::new(ContrastiveTensionLoss::new(
+        cx.need_model("ContrastiveTensionLoss")?,
+        usize::try_from(ratio).unwrap_or(1),
+    )?))
 }
 
 /// The independent copy of the model that ContrastiveTension losses train
