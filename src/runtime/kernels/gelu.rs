@@ -109,7 +109,13 @@ pub(crate) fn exp_f32(x_in: f32) -> f32 {
             + r * (0.5
                 + r * (0.166_666_67
                     + r * (0.041_666_668 + r * (0.008_333_334 + r * 0.001_388_889)))));
-    let bits = ((n as i32 + 127) as u32) << 23;
+    // 2^n built from n's bits: n + 127 + 2^23 holds n + 127 (in 1..=254
+    // after the clamp) in its low mantissa bits, which the shift moves
+    // into the exponent field. Exactly `(n as i32 + 127) << 23`, but a
+    // float-to-int `as` saturates and maps NaN to 0, which no vector
+    // instruction does: the loops around it would fall back to one
+    // conversion per value (it made GELU and softmax 3-4x slower).
+    let bits = (n + (127.0 + 8_388_608.0)).to_bits() << 23;
     let e = p * f32::from_bits(bits);
     if x_in < -87.0 {
         0.0
@@ -157,5 +163,25 @@ mod tests {
         let mut dy = vec![0f32; xs.len()];
         gelu_grad_slice(&xs, &g, &mut dy);
         assert!(dy.iter().all(|v| !v.is_subnormal()));
+    }
+
+    /// The exponent built from the bits of `n + 127 + 2^23` is the one a
+    /// float-to-int conversion gives, for every `n` the clamp lets through.
+    #[test]
+    fn exponent_bits_equal_the_integer_conversion() {
+        for n in -126..=127 {
+            let f = n as f32;
+            let want = ((n + 127) as u32) << 23;
+            assert_eq!((f + (127.0 + 8_388_608.0)).to_bits() << 23, want, "n = {n}");
+        }
+        // And exp over the whole clamped range through the vector loop
+        // (GELU's) matches the scalar call value for value.
+        let xs: Vec<f32> = (0..40_000).map(|i| -90.0 + 0.0045 * i as f32).collect();
+        let mut y = vec![0f32; xs.len()];
+        gelu_slice_par(&xs, &mut y);
+        for (&x, &y) in xs.iter().zip(&y) {
+            let want = 0.5 * x * (1.0 + erf_f32(x * std::f32::consts::FRAC_1_SQRT_2));
+            assert_eq!(y.to_bits(), flush(want).to_bits(), "gelu({x})");
+        }
     }
 }
