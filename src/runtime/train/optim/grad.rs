@@ -66,7 +66,10 @@ impl Grad {
 
     pub(super) fn clear(&mut self) {
         match self {
-            Grad::Dense(g) => g.iter_mut().for_each(|g| *g = 0.0),
+            Grad::Dense(g) => {
+                use rayon::prelude::*;
+                g.par_chunks_mut(UPDATE_BLOCK).for_each(|g| g.fill(0.0));
+            }
             Grad::Rows(r) => r.clear(),
         }
     }

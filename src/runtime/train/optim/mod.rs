@@ -131,9 +131,41 @@ pub fn decays(param_name: &str) -> bool {
     !(n.contains("bias") || n.contains("layernorm") || n.contains("rmsnorm") || norm_part)
 }
 
-/// Sum of squares of a gradient, for the global norm.
+/// Sum of squares of a gradient, in f64, for the global norm.
+///
+/// Summed one after the other, the 11 M gradients of a small model's
+/// layers are a chain of dependent additions (~12 ms a step on a 3.5 GHz
+/// core). Instead fixed blocks are summed in parallel, each with eight
+/// running sums (one vector register), and the blocks' sums added in
+/// order: the result depends only on the values, never on the threads.
 pub fn sum_of_squares(grad: &[f32]) -> f64 {
-    grad.iter().map(|&g| (g as f64) * (g as f64)).sum()
+    use rayon::prelude::*;
+    const BLOCK: usize = 1 << 16;
+    let partials: Vec<f64> = grad
+        .par_chunks(BLOCK)
+        .map(|g| {
+            let mut acc = [0f64; 8];
+            squares_into(g, &mut acc);
+            acc.iter().sum::<f64>()
+        })
+        .collect();
+    partials.iter().sum()
+}
+
+simd_dispatch!(fn squares_into(g: &[f32], acc: &mut [f64; 8]) => squares_into_generic);
+
+/// `acc[i % 8] += g[i]^2` (in f64), lane by lane.
+#[inline(always)]
+fn squares_into_generic(g: &[f32], acc: &mut [f64; 8]) {
+    let mut lanes = g.chunks_exact(8);
+    for c in &mut lanes {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += (v as f64) * (v as f64);
+        }
+    }
+    for (a, &v) in acc.iter_mut().zip(lanes.remainder()) {
+        *a += (v as f64) * (v as f64);
+    }
 }
 
 /// The factor `clip_grad_norm_` multiplies every gradient by, given the
@@ -343,6 +375,21 @@ impl Optimizer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sum_of_squares_over_blocks_and_lanes() {
+        // Longer than one parallel block, not a multiple of the 8 lanes.
+        let g: Vec<f32> = (0..200_003)
+            .map(|i| ((i * 7919 % 1000) as f32 - 500.0) * 1e-3)
+            .collect();
+        let want: f64 = g.iter().map(|&v| (v as f64) * (v as f64)).sum();
+        let got = sum_of_squares(&g);
+        assert!((got - want).abs() <= 1e-12 * want, "{got} vs {want}");
+        // The same values give the same bits, run after run.
+        assert_eq!(got.to_bits(), sum_of_squares(&g).to_bits());
+        assert_eq!(sum_of_squares(&[]), 0.0);
+        assert_eq!(sum_of_squares(&[2.0; 5]), 20.0);
+    }
 
     #[test]
     fn clipping_and_decay_rules() {
