@@ -55,7 +55,7 @@ mod linear;
 mod softmax;
 mod train_ops;
 
-pub(crate) use attention::{attention_packed, dot};
+pub(crate) use attention::attention_packed;
 #[cfg(test)]
 pub(crate) use gelu::erf_f32;
 pub(crate) use gelu::{exp_f32, gelu_grad_slice, gelu_slice_par, FastGelu};

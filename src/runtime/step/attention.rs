@@ -11,7 +11,7 @@
 use rayon::prelude::*;
 
 use crate::runtime::fp_env::flush;
-use crate::runtime::kernels::{dot, exp_f32, DropMask};
+use crate::runtime::kernels::{exp_f32, DropMask};
 
 /// A batch with its padding taken out: the real tokens of every sequence,
 /// in order, as the rows of every activation.
@@ -171,13 +171,54 @@ impl Seq<'_> {
         ((self.bi * self.heads + head) * self.s + self.tokens[i] as usize % self.s.max(1)) * self.s
     }
 
-    #[inline(always)]
-    fn pos(&self, j: usize) -> usize {
-        self.tokens[j] as usize % self.s.max(1)
+    /// Each token's position in its padded row (a division per token,
+    /// done once per sequence rather than once per pair of tokens).
+    fn positions(&self) -> Vec<u64> {
+        self.tokens
+            .iter()
+            .map(|&t| (t as usize % self.s.max(1)) as u64)
+            .collect()
     }
 }
 
 simd_dispatch!(fn forward_seq(x: &[f32], q: Seq, pr: &mut [f32], o: &mut [f32]) => forward_seq_generic);
+
+/// Head `head`'s block at column offset `at` (0 for q, `h` for k, `2h`
+/// for v) of a sequence's `qkv` rows, transposed into `dst` `[d, n]`: a
+/// row of scores (or of a gradient's products with the values) is then `d`
+/// runs over `n` contiguous values, with no horizontal sum per pair of
+/// tokens (a 32-value dot product costs more in its final sum than in its
+/// products).
+#[inline(always)]
+fn head_transposed(x: &[f32], q: &Seq, at: usize, dst: &mut [f32]) {
+    let (n, h3, d) = (q.n, 3 * q.h, q.d);
+    for j in 0..n {
+        for (t, &v) in x[j * h3 + at..j * h3 + at + d].iter().enumerate() {
+            dst[t * n + j] = v;
+        }
+    }
+}
+
+/// `row[j] = sum_t a[t] * bt[t, j]` for `bt` `[a.len(), row.len()]`.
+#[inline(always)]
+fn row_products(row: &mut [f32], a: &[f32], bt: &[f32]) {
+    let n = row.len();
+    row.fill(0.0);
+    for (t, &at) in a.iter().enumerate() {
+        axpy(row, at, &bt[t * n..(t + 1) * n]);
+    }
+}
+
+/// Each key's dropout factor for query `i` of `head` (1 without dropout).
+#[inline(always)]
+fn key_factors(q: &Seq, pos: &[u64], head: usize, i: usize, f: &mut [f32]) {
+    if let Some(m) = q.drop {
+        let base = q.mask_base(head, i) as u64;
+        for (f, &p) in f.iter_mut().zip(pos) {
+            *f = m.factor(base + p);
+        }
+    }
+}
 
 #[inline(always)]
 fn forward_seq_generic(x: &[f32], q: Seq, pr: &mut [f32], o: &mut [f32]) {
@@ -187,19 +228,23 @@ fn forward_seq_generic(x: &[f32], q: Seq, pr: &mut [f32], o: &mut [f32]) {
         heads,
         d,
         scale,
-        drop,
         ..
     } = q;
     let h3 = 3 * h;
     o.fill(0.0);
+    let pos = q.positions();
+    let mut kt = vec![0f32; d * n];
+    let mut f = vec![1f32; n];
     for head in 0..heads {
         let off = head * d;
+        head_transposed(x, &q, h + off, &mut kt);
         for i in 0..n {
             let qi = &x[i * h3 + off..i * h3 + off + d];
             let row = &mut pr[(head * n + i) * n..(head * n + i + 1) * n];
+            row_products(row, qi, &kt);
             let mut mx = f32::NEG_INFINITY;
-            for (j, r) in row.iter_mut().enumerate() {
-                *r = dot(qi, &x[j * h3 + h + off..j * h3 + h + off + d]) * scale;
+            for r in row.iter_mut() {
+                *r *= scale;
                 mx = mx.max(*r);
             }
             let mut sum = 0f32;
@@ -208,14 +253,11 @@ fn forward_seq_generic(x: &[f32], q: Seq, pr: &mut [f32], o: &mut [f32]) {
                 sum += *r;
             }
             let inv = if sum > 0.0 { 1.0 / sum } else { 0.0 };
+            key_factors(&q, &pos, head, i, &mut f);
             let oi = &mut o[i * h + off..i * h + off + d];
-            let base = q.mask_base(head, i);
             for (j, r) in row.iter_mut().enumerate() {
                 *r = flush(*r * inv);
-                let w = match drop {
-                    Some(m) => *r * m.factor((base + q.pos(j)) as u64),
-                    None => *r,
-                };
+                let w = *r * f[j];
                 if w != 0.0 {
                     axpy(oi, w, &x[j * h3 + 2 * h + off..j * h3 + 2 * h + off + d]);
                 }
@@ -263,31 +305,27 @@ fn backward_seq_generic(x: &[f32], pr: &[f32], go: &[f32], q: Seq, dx: &mut [f32
         heads,
         d,
         scale,
-        drop,
         ..
     } = q;
     let h3 = 3 * h;
     dx.fill(0.0);
+    let pos = q.positions();
+    let mut vt = vec![0f32; d * n];
     let mut ds = vec![0f32; n];
-    let mut f = vec![0f32; n];
+    let mut f = vec![1f32; n];
     for head in 0..heads {
         let off = head * d;
+        head_transposed(x, &q, 2 * h + off, &mut vt);
         for i in 0..n {
             let gi = &go[i * h + off..i * h + off + d];
             let row = &pr[(head * n + i) * n..(head * n + i + 1) * n];
-            let base = q.mask_base(head, i);
-            for (j, f) in f.iter_mut().enumerate() {
-                *f = drop.map_or(1.0, |m| m.factor((base + q.pos(j)) as u64));
-            }
-            // dP (through dropout), dV_j += P_drop[i, j] * dout_i, and the
-            // softmax's row sum.
+            key_factors(&q, &pos, head, i, &mut f);
+            // dP (through dropout): dout_i . V_j, times the factor.
+            row_products(&mut ds, gi, &vt);
+            // dV_j += P_drop[i, j] * dout_i, and the softmax's row sum.
             let mut rowdot = 0f32;
             for j in 0..n {
-                let dp = if f[j] == 0.0 {
-                    0.0
-                } else {
-                    dot(gi, &x[j * h3 + 2 * h + off..j * h3 + 2 * h + off + d]) * f[j]
-                };
+                ds[j] *= f[j];
                 let w = row[j] * f[j];
                 if w != 0.0 {
                     axpy(
@@ -296,8 +334,7 @@ fn backward_seq_generic(x: &[f32], pr: &[f32], go: &[f32], q: Seq, dx: &mut [f32
                         gi,
                     );
                 }
-                ds[j] = dp;
-                rowdot += row[j] * dp;
+                rowdot += row[j] * ds[j];
             }
             // dS = P * (dP - rowdot); dQ_i = scale * dS K; dK_j += scale *
             // dS_ij Q_i (the q and k blocks of a row never overlap).
