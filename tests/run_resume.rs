@@ -594,3 +594,40 @@ fn a_failed_expectation_exits_3() {
         "the failed expectation is not named:\n{err}"
     );
 }
+
+/// Where rayon has threads to spare, the columns of a batch run their
+/// forward passes at the same time (each with dropout masks of its own,
+/// recording its tapes for a backward in column order); with one thread
+/// they run one after the other. Both give the same bits, and so does a
+/// third thread.
+#[test]
+fn one_thread_and_several_train_the_same_bits() {
+    let ws = workspace();
+    let dir = ws.path();
+    let mut weights = Vec::new();
+    for threads in [1, 2, 3] {
+        let tag = format!("t{threads}");
+        let file = write_pipeline(
+            dir,
+            &format!("{tag}.stp"),
+            &kill_pipeline(&format!("out-{tag}")),
+        );
+        let o = run_cmd(&file, &dir.join(format!("run-{tag}")))
+            .env("RAYON_NUM_THREADS", threads.to_string())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{threads} threads:\n{}", stderr(&o));
+        let out = dir.join(format!("out-{tag}"));
+        weights.push((
+            weight_bytes(&out),
+            weight_bytes(&dir.join(format!("out-{tag}-best"))),
+        ));
+    }
+    for (t, w) in weights.iter().enumerate().skip(1) {
+        assert!(
+            w == &weights[0],
+            "{} threads train other weights than 1",
+            t + 1
+        );
+    }
+}

@@ -8,7 +8,7 @@
 //! fused kernel can be dropped in here without touching any module.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use candle_core::{DType, Tensor, TensorId, D};
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -27,7 +27,10 @@ pub struct Ctx {
     rng: Mutex<StdRng>,
     /// Where encoders that have an explicit training step record it
     /// (`None`: they take the autograd path); see [`crate::runtime::step`].
-    tapes: Option<Tapes>,
+    /// Shared by the contexts of [`Ctx::columns`].
+    tapes: Option<Arc<Tapes>>,
+    /// Where this context's tapes go in the backward's order (its column).
+    order: usize,
     /// Weights in the layouts the fused inference kernels prefer, made once
     /// per context (`None`: made on every call, i.e. not at all).
     layouts: Option<Mutex<HashMap<(TensorId, WeightLayout), Tensor>>>,
@@ -51,6 +54,7 @@ impl Ctx {
             grad: false,
             rng: Mutex::new(StdRng::seed_from_u64(0)),
             tapes: None,
+            order: 0,
             layouts: None,
         }
     }
@@ -101,6 +105,7 @@ impl Ctx {
             grad: true,
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
             tapes: None,
+            order: 0,
             layouts: None,
         }
     }
@@ -112,14 +117,37 @@ impl Ctx {
     /// this is [`Ctx::train`].
     pub fn train_explicit(seed: u64) -> Self {
         Ctx {
-            tapes: crate::runtime::step::enabled().then(Tapes::default),
+            tapes: crate::runtime::step::enabled().then(|| Arc::new(Tapes::default())),
             ..Ctx::train(seed)
         }
     }
 
     /// The tapes of explicit steps, when this context records them.
     pub fn tapes(&self) -> Option<&Tapes> {
-        self.tapes.as_ref()
+        self.tapes.as_deref()
+    }
+
+    /// Where this context's tapes go in the backward's order.
+    pub(crate) fn order(&self) -> usize {
+        self.order
+    }
+
+    /// One context per column of a batch, for forward passes that run at
+    /// the same time: each draws its dropout masks from a generator of its
+    /// own (seeded from this context's, in column order), so the masks do
+    /// not depend on which pass runs first, and they record their tapes
+    /// into this context's, backward in column order.
+    pub fn columns(&self, n: usize) -> Vec<Ctx> {
+        (0..n)
+            .map(|order| Ctx {
+                train: self.train,
+                grad: self.grad,
+                rng: Mutex::new(StdRng::seed_from_u64(next_seed(self))),
+                tapes: self.tapes.clone(),
+                order,
+                layouts: None,
+            })
+            .collect()
     }
 
     /// Dropout active with the masks of `train(seed)`, no backward: the

@@ -340,6 +340,16 @@ impl Encoder for Bert {
         Some(&self.word)
     }
 
+    fn prepare_explicit(&self, ctx: &Ctx) -> Result<bool> {
+        match (&self.step, ctx.tapes()) {
+            (Some(step), Some(_)) if self.word.device().is_cpu() => {
+                step.prepare(ctx)?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     fn tied_decoder(&self, seed: u64) -> Result<Option<Box<dyn super::Decoder>>> {
         Ok(Some(Box::new(decoder::BertDecoder::new(self, seed)?)))
     }

@@ -78,6 +78,15 @@ pub trait Encoder: std::fmt::Debug + Send + Sync {
         None
     }
 
+    /// Whether forwards in `ctx` run an explicit training step
+    /// ([`crate::runtime::step`]), having made the weight layouts its
+    /// forwards share: the trainer then embeds a batch's columns at the
+    /// same time, each on a thread of its own.
+    fn prepare_explicit(&self, ctx: &Ctx) -> Result<bool> {
+        let _ = ctx;
+        Ok(false)
+    }
+
     /// A causal decoder that shares this encoder's weights, with a
     /// cross-attention of its own in every layer and a language-model head
     /// tied to the token embeddings (TSDAE's decoder); its own weights come

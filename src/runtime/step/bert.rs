@@ -168,20 +168,36 @@ impl BertStep {
         let x = full;
         let out = Var::from_tensor(&Tensor::from_vec(x, (b, s, h), input_ids.device())?)?;
         let t = out.as_tensor().clone();
-        tapes.record(Box::new(BertTape {
-            step: Arc::clone(self),
-            out,
-            packed,
-            embed: EmbedTape {
-                ids,
-                positions,
-                types,
-                norm,
-                drop,
-            },
-            layers,
-        }));
+        tapes.record(
+            ctx.order(),
+            Box::new(BertTape {
+                step: Arc::clone(self),
+                out,
+                packed,
+                embed: EmbedTape {
+                    ids,
+                    positions,
+                    types,
+                    norm,
+                    drop,
+                },
+                layers,
+            }),
+        );
         Ok(t)
+    }
+}
+
+impl BertStep {
+    /// Make every layer's weight layouts in `ctx`'s tapes (see
+    /// [`layer::prepare`]).
+    pub(crate) fn prepare(&self, ctx: &Ctx) -> Result<()> {
+        if let Some(tapes) = ctx.tapes() {
+            for l in &self.layers {
+                layer::prepare(l, tapes)?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -92,14 +92,47 @@ fn transposed(tapes: &Tapes, l: &Lin) -> Result<Arc<Vec<f32>>> {
     })
 }
 
-/// `linear` of `l`.
-fn apply(tapes: &Tapes, l: &Lin, x: &[f32], n: usize) -> Result<Vec<f32>> {
-    Ok(linear(
-        x,
-        &transposed(tapes, l)?,
-        &read(l.b.as_tensor())?,
-        n,
-    ))
+/// The layer's weights in the layouts its forward and backward multiply
+/// by, made once per context (on first use, or by [`prepare`]).
+struct Layouts {
+    /// q, k, v stacked `[3 * hidden, hidden]`, and that transposed.
+    qkv: Arc<Vec<f32>>,
+    qkv_t: Arc<Vec<f32>>,
+    o_t: Arc<Vec<f32>>,
+    inter_t: Arc<Vec<f32>>,
+    out_t: Arc<Vec<f32>>,
+}
+
+fn layouts(v: &LayerVars, tapes: &Tapes) -> Result<Layouts> {
+    let h = v.q.w.as_tensor().dims2()?.1;
+    let qkv = tapes.layout(&v.q.w, Layout::PackedQkv, || {
+        let mut w = Vec::with_capacity(3 * h * h);
+        for l in [&v.q, &v.k, &v.v] {
+            w.extend_from_slice(&read(l.w.as_tensor())?);
+        }
+        Ok(w)
+    })?;
+    let qkv_t = tapes.layout(&v.q.w, Layout::PackedQkvTransposed, || {
+        Ok(transpose(&qkv, 3 * h, h))
+    })?;
+    Ok(Layouts {
+        qkv,
+        qkv_t,
+        o_t: transposed(tapes, &v.o)?,
+        inter_t: transposed(tapes, &v.inter)?,
+        out_t: transposed(tapes, &v.out)?,
+    })
+}
+
+/// Make the layer's weight layouts in `tapes` now, before forwards that
+/// run at the same time would each make them.
+pub(crate) fn prepare(v: &LayerVars, tapes: &Tapes) -> Result<()> {
+    layouts(v, tapes).map(drop)
+}
+
+/// `linear` of `l`, from its weight transposed, `wt`.
+fn apply(l: &Lin, wt: &[f32], x: &[f32], n: usize) -> Result<Vec<f32>> {
+    Ok(linear(x, wt, &read(l.b.as_tensor())?, n))
 }
 
 /// Dropout over the packed rows of an activation `[tokens, width]`, with
@@ -120,26 +153,17 @@ pub(crate) fn forward(
     tapes: &Tapes,
 ) -> Result<(Vec<f32>, LayerTape)> {
     let (n, h) = (p.rows(), p.hidden);
-    let wqkv = tapes.layout(&v.q.w, Layout::PackedQkv, || {
-        let mut w = Vec::with_capacity(3 * h * h);
-        for l in [&v.q, &v.k, &v.v] {
-            w.extend_from_slice(&read(l.w.as_tensor())?);
-        }
-        Ok(w)
-    })?;
-    let wqkv_t = tapes.layout(&v.q.w, Layout::PackedQkvTransposed, || {
-        Ok(transpose(&wqkv, 3 * h, h))
-    })?;
+    let w = layouts(v, tapes)?;
     let mut bqkv = Vec::with_capacity(3 * h);
     for l in [&v.q, &v.k, &v.v] {
         bqkv.extend_from_slice(&read(l.b.as_tensor())?);
     }
-    let qkv = linear(&x, &wqkv_t, &bqkv, n);
+    let qkv = linear(&x, &w.qkv_t, &bqkv, n);
     let mut probs = vec![0f32; p.prob_len()];
     let mut ctx = vec![0f32; n * h];
     attention::forward(&qkv, p, drops.attn, &mut probs, &mut ctx);
 
-    let mut x1 = apply(tapes, &v.o, &ctx, n)?;
+    let mut x1 = apply(&v.o, &w.o_t, &ctx, n)?;
     drop_rows(drops.attn_out, &mut x1, p);
     add_assign(&mut x1, &x);
     let norm1 = layer_norm(
@@ -149,10 +173,10 @@ pub(crate) fn forward(
         v.norm1.eps,
     );
 
-    let u = apply(tapes, &v.inter, &x1, n)?;
+    let u = apply(&v.inter, &w.inter_t, &x1, n)?;
     let mut g = vec![0f32; u.len()];
     gelu_slice_par(&u, &mut g);
-    let mut out = apply(tapes, &v.out, &g, n)?;
+    let mut out = apply(&v.out, &w.out_t, &g, n)?;
     drop_rows(drops.ffn, &mut out, p);
     add_assign(&mut out, &x1);
     let norm2 = layer_norm(
@@ -163,7 +187,7 @@ pub(crate) fn forward(
     );
     let tape = LayerTape {
         x,
-        wqkv,
+        wqkv: w.qkv,
         qkv,
         probs,
         ctx,
@@ -262,20 +286,16 @@ pub(crate) fn backward(
     let mut dqkv = vec![0f32; n * 3 * h];
     attention::backward(&t.qkv, &t.probs, &d_ctx, p, t.drops.attn, &mut dqkv);
     drop(d_ctx);
-    // The q, k and v weight gradients as one product (x packed once).
-    if [&v.q, &v.k, &v.v]
-        .iter()
-        .any(|l| sink.buffer(&l.w).is_some())
-    {
-        let mut dw = vec![0f32; 3 * h * h];
-        matmul(
-            MatMut::new(&mut dw, 3 * h, h),
-            Mat::new(&dqkv, n, 3 * h).t(),
-            Mat::new(&t.x, n, h),
-            Into::Set,
-        );
-        for (j, l) in [&v.q, &v.k, &v.v].into_iter().enumerate() {
-            add_dense(sink, &l.w, &dw[j * h * h..(j + 1) * h * h]);
+    // The q, k and v weight gradients, each from its third of the columns
+    // of dqkv, straight into its buffer.
+    for (j, l) in [&v.q, &v.k, &v.v].into_iter().enumerate() {
+        if let Some((dw, scale)) = sink.buffer(&l.w) {
+            matmul(
+                MatMut::new(dw, h, h),
+                Mat::rows(&dqkv[j * h..], n, h, 3 * h).t(),
+                Mat::new(&t.x, n, h),
+                Into::Add(scale),
+            );
         }
     }
     let mut dbqkv = vec![0f32; 3 * h];

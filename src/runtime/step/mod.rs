@@ -68,9 +68,15 @@ pub trait Tape: Send {
 /// share: within one context (one batch of a training step) the weights do
 /// not change, so a transposed or packed copy made for the first column's
 /// forward serves every other column's, and their backward passes.
+///
+/// The columns of a batch may run their forwards at the same time (each
+/// in a context of [`Ctx::columns`](crate::runtime::ops::Ctx::columns)):
+/// tapes are kept with their column and run backward in column order, so
+/// the gradients are summed in the same order whichever forward ended
+/// first.
 #[derive(Default)]
 pub struct Tapes {
-    tapes: Mutex<Vec<Box<dyn Tape>>>,
+    tapes: Mutex<Vec<(usize, Box<dyn Tape>)>>,
     layouts: Mutex<LayoutCache>,
 }
 
@@ -103,16 +109,24 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Tapes {
-    pub fn record(&self, tape: Box<dyn Tape>) {
-        lock(&self.tapes).push(tape);
+    /// Keep `tape` for the backward, as column `order`'s.
+    pub fn record(&self, order: usize, tape: Box<dyn Tape>) {
+        lock(&self.tapes).push((order, tape));
     }
 
+    /// The tapes in column order (a column's own in recording order).
     fn take(&self) -> Vec<Box<dyn Tape>> {
-        std::mem::take(&mut *lock(&self.tapes))
+        let mut tapes = std::mem::take(&mut *lock(&self.tapes));
+        tapes.sort_by_key(|(order, _)| *order);
+        tapes.into_iter().map(|(_, t)| t).collect()
     }
 
     /// The `layout` of the weight `key`, made by `make` on first use in
-    /// this context.
+    /// this context. (`make` runs outside the lock: it may use rayon, whose
+    /// threads must never wait on a lock another task of theirs holds.
+    /// Forwards that run at the same time make the layouts first, see
+    /// [`crate::runtime::encoder::SentenceEncoder::prepare_step`]; should
+    /// two make the same one, both are equal and the first is kept.)
     pub(crate) fn layout(
         &self,
         key: &Var,
@@ -124,8 +138,7 @@ impl Tapes {
             return Ok(Arc::clone(v));
         }
         let v = Arc::new(make()?);
-        lock(&self.layouts).insert(k, Arc::clone(&v));
-        Ok(v)
+        Ok(Arc::clone(lock(&self.layouts).entry(k).or_insert(v)))
     }
 
     /// Run every recorded backward, in recording order, with the output

@@ -385,11 +385,7 @@ fn turn(
                 };
                 feed.loss.forward_texts(model, batch, &ctx)?
             } else {
-                inputs.embeddings = cols
-                    .iter()
-                    .zip(&prompts)
-                    .map(|(c, p)| model.embed_prompted(c, *p, &ctx))
-                    .collect::<std::result::Result<_, _>>()?;
+                inputs.embeddings = embed_columns(model, &cols, &prompts, &ctx)?;
                 feed.loss.forward(&inputs)?
             };
             let grads = loss.backward()?;
@@ -412,4 +408,30 @@ fn turn(
         opt.accumulate(&grads, 1.0 / micro)?;
     }
     Ok(Some((feed.name.clone(), value, idx.len())))
+}
+
+/// Every column's embeddings, each column in a context of its own
+/// ([`Ctx::columns`]: its own dropout masks, its tapes backward in column
+/// order). Where the encoder runs its explicit step and rayon has threads
+/// to spare, the columns run at the same time: each forward then keeps a
+/// core busy from start to end, where one column alone splits every
+/// product and kernel over the cores and waits at each join.
+fn embed_columns(
+    model: &SentenceEncoder,
+    cols: &[Vec<&str>],
+    prompts: &[Option<&str>],
+    ctx: &Ctx,
+) -> Result<Vec<Tensor>> {
+    use rayon::prelude::*;
+    let ctxs = ctx.columns(cols.len());
+    let concurrent = cols.len() > 1
+        && rayon::current_num_threads() > 1
+        && model.transformer().encoder.prepare_explicit(ctx)?;
+    let embed = |((c, p), cx): ((&Vec<&str>, &Option<&str>), &Ctx)| model.embed_prompted(c, *p, cx);
+    let out: std::result::Result<Vec<Tensor>, _> = if concurrent {
+        cols.par_iter().zip(prompts).zip(&ctxs).map(embed).collect()
+    } else {
+        cols.iter().zip(prompts).zip(&ctxs).map(embed).collect()
+    };
+    Ok(out?)
 }
