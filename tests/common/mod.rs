@@ -389,6 +389,10 @@ impl GradCollect {
 }
 
 impl stpipe::runtime::step::GradSink for GradCollect {
+    fn trains(&self, _var: &candle_core::Var) -> bool {
+        true
+    }
+
     fn buffer(&mut self, var: &candle_core::Var) -> Option<(&mut [f32], f32)> {
         Some((self.slot(var).as_mut_slice(), 1.0))
     }

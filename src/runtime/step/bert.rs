@@ -206,6 +206,21 @@ impl Tape for BertTape {
         &self.out
     }
 
+    fn vars(&self) -> Vec<Var> {
+        let s = &self.step;
+        let mut v = vec![
+            s.word.clone(),
+            s.position.clone(),
+            s.token_type.clone(),
+            s.norm.w.clone(),
+            s.norm.b.clone(),
+        ];
+        for l in &s.layers {
+            v.extend(l.vars());
+        }
+        v
+    }
+
     fn backward(self: Box<Self>, full: Vec<f32>, sink: &mut dyn GradSink) -> Result<()> {
         let step = &self.step;
         let h = step.hidden;

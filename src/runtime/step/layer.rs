@@ -44,6 +44,18 @@ pub(crate) struct LayerVars {
     pub norm2: Ln,
 }
 
+impl LayerVars {
+    /// Every variable of the layer.
+    pub(crate) fn vars(&self) -> Vec<Var> {
+        let lins = [&self.q, &self.k, &self.v, &self.o, &self.inter, &self.out];
+        let norms = [&self.norm1, &self.norm2];
+        lins.iter()
+            .flat_map(|l| [l.w.clone(), l.b.clone()])
+            .chain(norms.iter().flat_map(|n| [n.w.clone(), n.b.clone()]))
+            .collect()
+    }
+}
+
 /// The dropout masks of one layer's forward (`None`: no dropout there).
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct LayerDrops {

@@ -39,7 +39,10 @@ use candle_core::{backprop::GradStore, CpuStorage, Storage, Tensor, TensorId, Va
 use super::error::{Error, Result};
 
 /// Where the gradients of the explicit backward go.
-pub trait GradSink {
+pub trait GradSink: Send {
+    /// Whether `var` is trained (its gradient is wanted).
+    fn trains(&self, var: &Var) -> bool;
+
     /// The accumulation buffer of `var` (as long as the tensor) and the
     /// factor every gradient is added with; `None` when `var` is not
     /// trained, so its gradient need not be computed.
@@ -61,6 +64,8 @@ pub(crate) fn add_dense(sink: &mut dyn GradSink, var: &Var, g: &[f32]) {
 /// turns the output's gradient into the encoder's.
 pub trait Tape: Send {
     fn output(&self) -> &Var;
+    /// Every variable whose gradient the backward may give.
+    fn vars(&self) -> Vec<Var>;
     fn backward(self: Box<Self>, grad: Vec<f32>, sink: &mut dyn GradSink) -> Result<()>;
 }
 
@@ -141,18 +146,115 @@ impl Tapes {
         Ok(Arc::clone(lock(&self.layouts).entry(k).or_insert(v)))
     }
 
-    /// Run every recorded backward, in recording order, with the output
-    /// gradients of `grads`; a tape whose output the loss did not use
-    /// contributes nothing. The tapes are consumed.
+    /// Run every recorded backward with the output gradients of `grads`;
+    /// a tape whose output the loss did not use contributes nothing. The
+    /// tapes are consumed.
+    ///
+    /// The first tape adds into `sink` directly; every other one into a
+    /// [`LocalSink`] of its own, at the same time as the first (each
+    /// backward then keeps a core busy from start to end), and those are
+    /// added to `sink` afterwards in column order. The sums are the same
+    /// bits whether the backwards ran side by side or one after the other,
+    /// so the thread count never changes what is trained.
     pub fn backward(&self, grads: &GradStore, sink: &mut dyn GradSink) -> Result<()> {
+        use rayon::prelude::*;
+        let mut work = Vec::new();
         for tape in self.take() {
-            let Some(g) = grads.get(tape.output().as_tensor()) else {
-                continue;
-            };
-            let g = g.flatten_all()?.to_vec1::<f32>()?;
-            tape.backward(g, sink)?;
+            if let Some(g) = grads.get(tape.output().as_tensor()) {
+                let g = g.flatten_all()?.to_vec1::<f32>()?;
+                work.push((tape, g));
+            }
+        }
+        let rest = work.split_off(work.len().min(1));
+        let Some((first, g0)) = work.pop() else {
+            return Ok(());
+        };
+        let trained: std::collections::HashSet<TensorId> = rest
+            .iter()
+            .flat_map(|(t, _)| t.vars())
+            .filter(|v| sink.trains(v))
+            .map(|v| v.as_tensor().id())
+            .collect();
+        let trained = &trained;
+        let run_rest = move || {
+            rest.into_par_iter()
+                .map(|(tape, g)| {
+                    let mut local = LocalSink::new(trained);
+                    tape.backward(g, &mut local).map(|_| local)
+                })
+                .collect::<Result<Vec<_>>>()
+        };
+        let (r0, locals) = if rayon::current_num_threads() > 1 {
+            rayon::join(|| first.backward(g0, &mut *sink), run_rest)
+        } else {
+            (first.backward(g0, &mut *sink), run_rest())
+        };
+        r0?;
+        for local in locals? {
+            local.add_into(sink);
         }
         Ok(())
+    }
+}
+
+/// The gradients of one tape whose backward runs beside another's: a
+/// dense buffer per trained variable, made on first use, and the row
+/// gradients as given; [`LocalSink::add_into`] then adds them to the real
+/// sink.
+struct LocalSink<'a> {
+    trained: &'a std::collections::HashSet<TensorId>,
+    dense: Vec<(Var, Vec<f32>)>,
+    slot: HashMap<TensorId, usize>,
+    rows: Vec<(Var, Vec<u32>, Vec<f32>)>,
+}
+
+impl<'a> LocalSink<'a> {
+    fn new(trained: &'a std::collections::HashSet<TensorId>) -> Self {
+        LocalSink {
+            trained,
+            dense: Vec::new(),
+            slot: HashMap::new(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// `sink += ` these gradients, at the sink's scale.
+    fn add_into(self, sink: &mut dyn GradSink) {
+        use rayon::prelude::*;
+        for (var, g) in &self.dense {
+            if let Some((buf, scale)) = sink.buffer(var) {
+                buf.par_chunks_mut(1 << 15)
+                    .zip(g.par_chunks(1 << 15))
+                    .for_each(|(b, g)| b.iter_mut().zip(g).for_each(|(b, g)| *b += scale * g));
+            }
+        }
+        for (var, ids, g) in &self.rows {
+            sink.add_rows(var, ids, g);
+        }
+    }
+}
+
+impl GradSink for LocalSink<'_> {
+    fn trains(&self, var: &Var) -> bool {
+        self.trained.contains(&var.as_tensor().id())
+    }
+
+    fn buffer(&mut self, var: &Var) -> Option<(&mut [f32], f32)> {
+        let id = var.as_tensor().id();
+        if !self.trained.contains(&id) {
+            return None;
+        }
+        let at = *self.slot.entry(id).or_insert_with(|| {
+            self.dense.push((var.clone(), vec![0f32; var.elem_count()]));
+            self.dense.len() - 1
+        });
+        Some((self.dense[at].1.as_mut_slice(), 1.0))
+    }
+
+    fn add_rows(&mut self, var: &Var, ids: &[u32], grads: &[f32]) {
+        if self.trains(var) {
+            self.rows.push((var.clone(), ids.to_vec(), grads.to_vec()));
+        }
     }
 }
 

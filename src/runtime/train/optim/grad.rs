@@ -169,6 +169,10 @@ pub(super) struct Sink<'a> {
 }
 
 impl crate::runtime::step::GradSink for Sink<'_> {
+    fn trains(&self, var: &Var) -> bool {
+        self.opt.by_var.contains_key(&var.as_tensor().id())
+    }
+
     fn buffer(&mut self, var: &Var) -> Option<(&mut [f32], f32)> {
         let &i = self.opt.by_var.get(&var.as_tensor().id())?;
         let p = &mut self.opt.params[i];
