@@ -161,3 +161,37 @@ fn an_sgd_step_changes_the_output() {
         "descending the loss lowers it: {norm_before} -> {norm_after}"
     );
 }
+
+/// `encode` runs batches side by side (two at a time where rayon has the
+/// threads); every text's embedding is still the one its batch gives when
+/// embedded alone, in the input's order.
+#[test]
+fn batches_encoded_side_by_side_equal_each_batch_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let enc = tiny_chain(tmp.path(), &[PoolingMode::Mean], false);
+    let texts: Vec<String> = (0..23)
+        .map(|i| {
+            let s = common::SENTENCES[i % common::SENTENCES.len()];
+            format!("{s} {}", "word ".repeat(i % 7))
+        })
+        .collect();
+    let opts = EncodeOptions {
+        batch_size: 3,
+        ..EncodeOptions::default()
+    };
+    let all = enc.encode(&texts, &opts).unwrap().to_vec2::<f32>().unwrap();
+    // encode's batches: the texts by length, longest first, 3 at a time.
+    let mut order: Vec<usize> = (0..texts.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(texts[i].chars().count()));
+    for chunk in order.chunks(3) {
+        let batch: Vec<&str> = chunk.iter().map(|&i| texts[i].as_str()).collect();
+        let alone = enc
+            .embed(&batch, &Ctx::eval_cached())
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        for (&i, row) in chunk.iter().zip(alone) {
+            assert_eq!(all[i], row, "text {i}");
+        }
+    }
+}

@@ -8,6 +8,10 @@ use super::error::{Error, Result};
 use super::modules::{Features, Module, Transformer};
 use super::ops::Ctx;
 
+/// Batches [`SentenceEncoder::encode`] runs at the same time (their
+/// activations are in memory together).
+const IN_FLIGHT: usize = 2;
+
 /// A trainable parameter of the chain.
 #[derive(Debug, Clone)]
 pub struct NamedVar {
@@ -297,7 +301,31 @@ impl SentenceEncoder {
 
     /// Encode many texts in inference mode: batches of similar lengths
     /// (longest first), results in input order, `[n, dim]` f32.
-    pub fn encode<S: AsRef<str>>(&self, texts: &[S], opts: &EncodeOptions) -> Result<Tensor> {
+    /// The embedding rows of `texts[i]` for the `i` of `chunk`, in order.
+    fn encode_batch<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        chunk: &[usize],
+        opts: &EncodeOptions,
+        ctx: &Ctx,
+    ) -> Result<Vec<Vec<f32>>> {
+        let batch: Vec<&str> = chunk.iter().map(|&i| texts[i].as_ref()).collect();
+        let emb = match opts.layers {
+            None => self.embed_prompted(&batch, opts.prompt.as_deref(), ctx)?,
+            Some(k) => self.embed_after(&batch, opts.prompt.as_deref(), k, ctx)?,
+        };
+        let mut emb = emb.to_dtype(DType::F32)?;
+        if opts.normalize {
+            emb = super::modules::normalize::l2_normalize(&emb)?;
+        }
+        Ok(emb.to_vec2::<f32>()?)
+    }
+
+    pub fn encode<S: AsRef<str> + Sync>(
+        &self,
+        texts: &[S],
+        opts: &EncodeOptions,
+    ) -> Result<Tensor> {
         super::fp_env::ensure();
         let n = texts.len();
         let dim = self.dim();
@@ -323,29 +351,46 @@ impl SentenceEncoder {
             None
         };
         let mut out = vec![0f32; n * dim];
-        for chunk in order.chunks(opts.batch_size.max(1)) {
-            let batch: Vec<&str> = chunk.iter().map(|&i| texts[i].as_ref()).collect();
-            let emb = match opts.layers {
-                None => self.embed_prompted(&batch, opts.prompt.as_deref(), &ctx)?,
-                Some(k) => self.embed_after(&batch, opts.prompt.as_deref(), k, &ctx)?,
+        let batches: Vec<&[usize]> = order.chunks(opts.batch_size.max(1)).collect();
+        // The first batch runs alone: it lays the weights out, under the
+        // cache's lock, which no two batches may wait on from rayon's
+        // threads. Then batches run IN_FLIGHT at a time, one per thread,
+        // where rayon has the threads: each keeps a core busy from start
+        // to end instead of splitting every product over the cores and
+        // waiting at each join. Each batch's embeddings are its own, so
+        // the result does not depend on which ran beside which.
+        let in_flight = rayon::current_num_threads().clamp(1, IN_FLIGHT);
+        let mut at = 0;
+        while at < batches.len() {
+            let take = if at == 0 { 1 } else { in_flight };
+            let group = &batches[at..(at + take).min(batches.len())];
+            let rows: Vec<Result<Vec<Vec<f32>>>> = if group.len() > 1 {
+                use rayon::prelude::*;
+                group
+                    .par_iter()
+                    .map(|c| self.encode_batch(texts, c, opts, &ctx))
+                    .collect()
+            } else {
+                group
+                    .iter()
+                    .map(|c| self.encode_batch(texts, c, opts, &ctx))
+                    .collect()
             };
-            let mut emb = emb.to_dtype(DType::F32)?;
-            if opts.normalize {
-                emb = super::modules::normalize::l2_normalize(&emb)?;
-            }
-            let rows = emb.to_vec2::<f32>()?;
-            for (&i, row) in chunk.iter().zip(rows) {
-                if row.len() != dim {
-                    return Err(Error::Msg(format!(
-                        "embedding width {} differs from the model's {dim}",
-                        row.len()
-                    )));
+            for (chunk, rows) in group.iter().zip(rows) {
+                for (&i, row) in chunk.iter().zip(rows?) {
+                    if row.len() != dim {
+                        return Err(Error::Msg(format!(
+                            "embedding width {} differs from the model's {dim}",
+                            row.len()
+                        )));
+                    }
+                    out[i * dim..(i + 1) * dim].copy_from_slice(&row);
                 }
-                out[i * dim..(i + 1) * dim].copy_from_slice(&row);
+                if let Some(pb) = &bar {
+                    pb.inc(chunk.len() as u64);
+                }
             }
-            if let Some(pb) = &bar {
-                pb.inc(chunk.len() as u64);
-            }
+            at += group.len();
         }
         if let Some(pb) = bar {
             pb.finish_and_clear();
