@@ -156,6 +156,14 @@ fn adam_loop_generic(param: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f3
     }
 }
 
+impl AdamWConfig {
+    /// The decoupled weight decay's factor at `at`.
+    fn shrink(&self, at: &StepAt) -> f32 {
+        let wd = if at.decay { self.weight_decay } else { 0.0 };
+        (1.0 - at.lr * wd) as f32
+    }
+}
+
 impl UpdateRule for AdamWConfig {
     fn lr(&self) -> f64 {
         self.lr
@@ -165,16 +173,26 @@ impl UpdateRule for AdamWConfig {
         2
     }
 
+    /// Zero moments stay zero under a zero gradient (`b * 0 + (1 - b) * 0`)
+    /// and the move `step_size * 0 / (0 + eps)` is zero: only the decay
+    /// `p * shrink` is left, the same bits as the full update.
+    fn zero_state_update(&self, param: &mut [f32], at: &StepAt) -> bool {
+        let shrink = self.shrink(at);
+        if shrink != 1.0 {
+            param.iter_mut().for_each(|p| *p *= shrink);
+        }
+        true
+    }
+
     fn update(&self, param: &mut [f32], grad: &[f32], state: MomentsMut, at: &StepAt) {
         let StepAt {
             lr,
-            decay,
             grad_scale,
             step,
+            ..
         } = *at;
         debug_assert_eq!(param.len(), grad.len());
-        let wd = if decay { self.weight_decay } else { 0.0 };
-        let shrink = (1.0 - lr * wd) as f32;
+        let shrink = self.shrink(at);
         adam_step(
             param,
             (grad, grad_scale, 0.0),

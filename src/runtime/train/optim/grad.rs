@@ -25,6 +25,12 @@ pub(super) struct RowGrad {
     /// Where each touched row's values start in `values`, by row.
     slot: HashMap<u32, usize>,
     values: Vec<f32>,
+    /// Rows whose optimizer state may be non-zero: those that ever had a
+    /// gradient (or held state when restored). A row not in it has zero
+    /// state, which a rule may update without reading
+    /// ([`UpdateRule::zero_state_update`]): most of a vocabulary is never
+    /// seen in a run, and its rows then cost a third of the traffic.
+    live: Vec<bool>,
 }
 
 impl RowGrad {
@@ -36,8 +42,29 @@ impl RowGrad {
         }
     }
 
+    /// Whether row `row`'s optimizer state may be non-zero.
+    fn live(&self, row: u32) -> bool {
+        self.live.get(row as usize).copied().unwrap_or(false)
+    }
+
+    /// Mark the rows whose state in `m` or `v` is non-zero (after a
+    /// restore).
+    pub(super) fn mark_live(&mut self, m: &[f32], v: &[f32]) {
+        let w = self.width.max(1);
+        let rows = m.len().max(v.len()) / w;
+        let nonzero = |b: &[f32], r: usize| {
+            b.get(r * w..(r + 1) * w)
+                .is_some_and(|x| x.iter().any(|&x| x != 0.0))
+        };
+        self.live = (0..rows).map(|r| nonzero(m, r) || nonzero(v, r)).collect();
+    }
+
     /// `row += scale * g`.
     pub(super) fn add(&mut self, row: u32, g: &[f32], scale: f32) {
+        if self.live.len() <= row as usize {
+            self.live.resize(row as usize + 1, false);
+        }
+        self.live[row as usize] = true;
         let next = self.values.len();
         let at = *self.slot.entry(row).or_insert(next);
         if at == next {
@@ -107,11 +134,11 @@ impl Grad {
                 while !p.is_empty() {
                     let (pr, tp) = p.split_at_mut(width.min(p.len()));
                     let (sr, ts) = st.split_at(pr.len());
-                    let g = match r.slot.get(&row) {
-                        Some(&off) => &r.values[off..off + width],
-                        None => &zeros[..],
-                    };
-                    rule.update(pr, &g[..pr.len()], sr, at);
+                    match r.slot.get(&row) {
+                        Some(&off) => rule.update(pr, &r.values[off..off + pr.len()], sr, at),
+                        None if !r.live(row) && rule.zero_state_update(pr, at) => {}
+                        None => rule.update(pr, &zeros[..pr.len()], sr, at),
+                    }
                     p = tp;
                     st = ts;
                     row += 1;

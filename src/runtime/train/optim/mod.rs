@@ -75,6 +75,18 @@ pub trait UpdateRule: Send + Sync {
     /// The base learning rate (the schedule multiplies it).
     fn lr(&self) -> f64;
 
+    /// The update of values whose gradient and state are zero, done
+    /// without reading the state, where the rule leaves such state zero
+    /// (AdamW: the moments stay zero and only the decoupled weight decay
+    /// moves the values; exactly what [`UpdateRule::update`] would do).
+    /// `false`, with nothing done, where it does not (a weight decay added
+    /// to the gradient makes the state non-zero): the caller then runs
+    /// the full update.
+    fn zero_state_update(&self, param: &mut [f32], at: &StepAt) -> bool {
+        let _ = (param, at);
+        false
+    }
+
     /// How many state buffers a parameter needs (see [`Moments`]).
     fn slots(&self) -> usize;
 
@@ -366,6 +378,9 @@ impl Optimizer {
                 )));
             }
             p.moments = m.clone();
+            if let Grad::Rows(r) = &mut p.grad {
+                r.mark_live(&p.moments.m, &p.moments.v);
+            }
         }
         self.steps = steps;
         Ok(())
@@ -463,6 +478,37 @@ mod tests {
         // Untouched rows moved too (weight decay), and the touched ones more.
         let start = make().as_tensor().to_vec2::<f32>().unwrap();
         assert_ne!(wb[0], start[0]);
+        // Restored from a checkpoint, the rows with state are known again:
+        // two more steps, one touching a row never seen before, give the
+        // dense optimizer's bits.
+        let c = make();
+        let mut resumed = Optimizer::new(vec![("emb.weight".into(), c.clone())], rule()).unwrap();
+        resumed.keep_rows(&c);
+        resumed
+            .restore(&rows.weights(), &rows.moments(), rows.steps)
+            .unwrap();
+        for ids in [[4u32], [7]] {
+            let g = [0.25f32, -1.0, 0.5, 2.0];
+            Sink {
+                opt: &mut resumed,
+                scale: 1.0,
+            }
+            .add_rows(&c, &ids, &g);
+            let mut s = Sink {
+                opt: &mut dense,
+                scale: 1.0,
+            };
+            let (buf, _) = s.buffer(&a).unwrap();
+            let r = ids[0] as usize * 4;
+            buf[r..r + 4].iter_mut().zip(g).for_each(|(b, g)| *b += g);
+            dense.step(1e-2, 1.0).unwrap();
+            resumed.step(1e-2, 1.0).unwrap();
+        }
+        assert_eq!(
+            a.as_tensor().to_vec2::<f32>().unwrap(),
+            c.as_tensor().to_vec2::<f32>().unwrap()
+        );
+        assert_eq!(dense.moments(), resumed.moments());
         // Asked for a dense buffer, a row gradient keeps what it held.
         Sink {
             opt: &mut rows,
