@@ -10,7 +10,7 @@ use candle_core::Var;
 
 use super::attention::{self, Packed};
 use super::matmul::{matmul, Into, Mat, MatMut};
-use super::rows::{add_assign, add_column_sums, fill_rows, layer_norm, layer_norm_back, NormSaved};
+use super::rows::{add_assign, add_column_sums, layer_norm, layer_norm_back, NormSaved};
 use super::{add_dense, read, transpose, GradSink, Layout, Tapes};
 use crate::runtime::error::Result;
 use crate::runtime::kernels::{gelu_grad_slice, gelu_slice_par, par_blocks, DropMask, BLOCK};
@@ -85,8 +85,12 @@ pub(crate) struct LayerTape {
 /// twice `x @ w^T` through strides at 384 outputs).
 fn linear(x: &[f32], wt: &[f32], b: &[f32], n: usize) -> Vec<f32> {
     let (o, i) = (b.len(), wt.len() / b.len().max(1));
-    let mut y = vec![0f32; n * o];
-    fill_rows(&mut y, b);
+    // The bias in every row (built row by row: a zeroed buffer would be
+    // cleared only to be overwritten).
+    let mut y = Vec::with_capacity(n * o);
+    for _ in 0..n {
+        y.extend_from_slice(b);
+    }
     matmul(
         MatMut::new(&mut y, n, o),
         Mat::new(x, n, i),

@@ -1,4 +1,4 @@
-//! The row-wise pieces of the explicit step: bias rows, column sums of a
+//! The row-wise pieces of the explicit step: column sums of a
 //! gradient, layer norm forward (keeping what its backward needs) and
 //! backward, residual adds. Every sum over rows is taken as one partial
 //! per fixed block of rows, added in block order, so that the result does
@@ -12,13 +12,6 @@ use crate::runtime::kernels::moments;
 
 /// Rows per parallel task.
 const ROWS: usize = 32;
-
-/// Every row of `out` (`[rows, b.len()]`) set to `b`.
-pub(crate) fn fill_rows(out: &mut [f32], b: &[f32]) {
-    for r in out.chunks_mut(b.len().max(1)) {
-        r.copy_from_slice(b);
-    }
-}
 
 /// `acc += scale * (sum over rows of g)`, `g` `[rows, acc.len()]`.
 pub(crate) fn add_column_sums(g: &[f32], acc: &mut [f32], scale: f32) {
