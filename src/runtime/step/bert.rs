@@ -189,10 +189,11 @@ impl BertStep {
 }
 
 impl BertStep {
-    /// Make every layer's weight layouts in `ctx`'s tapes (see
-    /// [`layer::prepare`]).
+    /// Mark `ctx`'s forwards as running side by side and make every
+    /// layer's weight layouts for them (see [`layer::prepare`]).
     pub(crate) fn prepare(&self, ctx: &Ctx) -> Result<()> {
         if let Some(tapes) = ctx.tapes() {
+            tapes.set_side_by_side();
             for l in &self.layers {
                 layer::prepare(l, tapes)?;
             }

@@ -67,8 +67,6 @@ pub(crate) struct LayerDrops {
 /// What one layer's forward keeps for its backward.
 pub(crate) struct LayerTape {
     x: Vec<f32>,
-    /// The packed q, k, v weights `[3 * hidden, hidden]`.
-    wqkv: Arc<Vec<f32>>,
     qkv: Vec<f32>,
     probs: Vec<f32>,
     ctx: Vec<f32>,
@@ -80,21 +78,34 @@ pub(crate) struct LayerTape {
     drops: LayerDrops,
 }
 
-/// `out = x @ w^T + b` for `x` `[n, in]`, from `wt` = `w^T` `[in, out]`
-/// (both operands row-major: the fastest layout of the gemm kernels, about
-/// twice `x @ w^T` through strides at 384 outputs).
-fn linear(x: &[f32], wt: &[f32], b: &[f32], n: usize) -> Vec<f32> {
-    let (o, i) = (b.len(), wt.len() / b.len().max(1));
-    // The bias in every row (built row by row: a zeroed buffer would be
-    // cleared only to be overwritten).
-    let mut y = Vec::with_capacity(n * o);
+/// `out (op) x @ w + b` for `x` `[n, in]` and `w` an `[in, out]` view
+/// (a weight transposed once per context, or `[out, in]` read through its
+/// strides), into `out`'s rows `ld` values apart.
+fn linear_into(out: &mut [f32], ld: usize, x: &[f32], w: Mat, b: &[f32], n: usize) {
+    let (i, o) = (x.len() / n.max(1), b.len());
+    for r in 0..n {
+        out[r * ld..r * ld + o].copy_from_slice(b);
+    }
+    matmul(
+        MatMut::rows(out, n, o, ld),
+        Mat::new(x, n, i),
+        w,
+        Into::Add(1.0),
+    );
+}
+
+/// `x @ w + b` as a new `[n, out]` buffer (see [`linear_into`]).
+fn linear(x: &[f32], w: Mat, b: &[f32], n: usize) -> Vec<f32> {
+    // Every value is written (bias rows, then the product added): no
+    // zeroed buffer cleared only to be overwritten.
+    let mut y = Vec::with_capacity(n * b.len());
     for _ in 0..n {
         y.extend_from_slice(b);
     }
     matmul(
-        MatMut::new(&mut y, n, o),
-        Mat::new(x, n, i),
-        Mat::new(wt, i, o),
+        MatMut::new(&mut y, n, b.len()),
+        Mat::new(x, n, x.len() / n.max(1)),
+        w,
         Into::Add(1.0),
     );
     y
@@ -108,35 +119,45 @@ fn transposed(tapes: &Tapes, l: &Lin) -> Result<Arc<Vec<f32>>> {
     })
 }
 
-/// The layer's weights in the layouts its forward and backward multiply
-/// by, made once per context (on first use, or by [`prepare`]).
+/// The layer's weights as its forward reads them. One product split over
+/// the cores reads `w` `[out, in]` through its strides at about half the
+/// speed of a row-major `[in, out]` copy (384 outputs), so the weights are
+/// transposed once per context. Where the columns of a batch run side by
+/// side (`Tapes::side_by_side`), each product runs on one core, where the
+/// strided read is within ~6% of the copy: only the feed-forward output's
+/// weight (1536 inputs, ~30% slower read through strides) is transposed,
+/// which saves moving most of the weights each step.
 struct Layouts {
-    /// q, k, v stacked `[3 * hidden, hidden]`, and that transposed.
-    qkv: Arc<Vec<f32>>,
-    qkv_t: Arc<Vec<f32>>,
-    o_t: Arc<Vec<f32>>,
-    inter_t: Arc<Vec<f32>>,
+    /// q, k, v stacked and transposed, `[hidden, 3 * hidden]`.
+    qkv_t: Option<Arc<Vec<f32>>>,
+    o_t: Option<Arc<Vec<f32>>>,
+    inter_t: Option<Arc<Vec<f32>>>,
     out_t: Arc<Vec<f32>>,
 }
 
 fn layouts(v: &LayerVars, tapes: &Tapes) -> Result<Layouts> {
+    let out_t = transposed(tapes, &v.out)?;
+    if tapes.side_by_side() {
+        return Ok(Layouts {
+            qkv_t: None,
+            o_t: None,
+            inter_t: None,
+            out_t,
+        });
+    }
     let h = v.q.w.as_tensor().dims2()?.1;
-    let qkv = tapes.layout(&v.q.w, Layout::PackedQkv, || {
+    let qkv_t = tapes.layout(&v.q.w, Layout::PackedQkvTransposed, || {
         let mut w = Vec::with_capacity(3 * h * h);
         for l in [&v.q, &v.k, &v.v] {
             w.extend_from_slice(&read(l.w.as_tensor())?);
         }
-        Ok(w)
-    })?;
-    let qkv_t = tapes.layout(&v.q.w, Layout::PackedQkvTransposed, || {
-        Ok(transpose(&qkv, 3 * h, h))
+        Ok(transpose(&w, 3 * h, h))
     })?;
     Ok(Layouts {
-        qkv,
-        qkv_t,
-        o_t: transposed(tapes, &v.o)?,
-        inter_t: transposed(tapes, &v.inter)?,
-        out_t: transposed(tapes, &v.out)?,
+        qkv_t: Some(qkv_t),
+        o_t: Some(transposed(tapes, &v.o)?),
+        inter_t: Some(transposed(tapes, &v.inter)?),
+        out_t,
     })
 }
 
@@ -146,9 +167,22 @@ pub(crate) fn prepare(v: &LayerVars, tapes: &Tapes) -> Result<()> {
     layouts(v, tapes).map(drop)
 }
 
-/// `linear` of `l`, from its weight transposed, `wt`.
-fn apply(l: &Lin, wt: &[f32], x: &[f32], n: usize) -> Result<Vec<f32>> {
-    Ok(linear(x, wt, &read(l.b.as_tensor())?, n))
+/// `linear` of `l`, through `wt` (its weight transposed) when given, else
+/// through the weight's strides.
+fn apply(l: &Lin, wt: Option<&[f32]>, x: &[f32], n: usize) -> Result<Vec<f32>> {
+    let b = read(l.b.as_tensor())?;
+    Ok(match wt {
+        Some(wt) => linear(x, Mat::new(wt, x.len() / n.max(1), b.len()), &b, n),
+        None => {
+            let w = read(l.w.as_tensor())?;
+            linear(
+                x,
+                Mat::new(&w, b.len(), w.len() / b.len().max(1)).t(),
+                &b,
+                n,
+            )
+        }
+    })
 }
 
 /// Dropout over the packed rows of an activation `[tokens, width]`, with
@@ -174,12 +208,25 @@ pub(crate) fn forward(
     for l in [&v.q, &v.k, &v.v] {
         bqkv.extend_from_slice(&read(l.b.as_tensor())?);
     }
-    let qkv = linear(&x, &w.qkv_t, &bqkv, n);
+    let qkv = match &w.qkv_t {
+        Some(t) => linear(&x, Mat::new(t, h, 3 * h), &bqkv, n),
+        None => {
+            // q, k and v side by side in the rows, each through its weight's
+            // strides.
+            let mut y = vec![0f32; n * 3 * h];
+            for (j, l) in [&v.q, &v.k, &v.v].into_iter().enumerate() {
+                let wj = read(l.w.as_tensor())?;
+                let b = &bqkv[j * h..(j + 1) * h];
+                linear_into(&mut y[j * h..], 3 * h, &x, Mat::new(&wj, h, h).t(), b, n);
+            }
+            y
+        }
+    };
     let mut probs = vec![0f32; p.prob_len()];
     let mut ctx = vec![0f32; n * h];
     attention::forward(&qkv, p, drops.attn, &mut probs, &mut ctx);
 
-    let mut x1 = apply(&v.o, &w.o_t, &ctx, n)?;
+    let mut x1 = apply(&v.o, w.o_t.as_deref().map(|v| v.as_slice()), &ctx, n)?;
     drop_rows(drops.attn_out, &mut x1, p);
     add_assign(&mut x1, &x);
     let norm1 = layer_norm(
@@ -189,10 +236,10 @@ pub(crate) fn forward(
         v.norm1.eps,
     );
 
-    let u = apply(&v.inter, &w.inter_t, &x1, n)?;
+    let u = apply(&v.inter, w.inter_t.as_deref().map(|v| v.as_slice()), &x1, n)?;
     let mut g = vec![0f32; u.len()];
     gelu_slice_par(&u, &mut g);
-    let mut out = apply(&v.out, &w.out_t, &g, n)?;
+    let mut out = apply(&v.out, Some(&w.out_t), &g, n)?;
     drop_rows(drops.ffn, &mut out, p);
     add_assign(&mut out, &x1);
     let norm2 = layer_norm(
@@ -203,7 +250,6 @@ pub(crate) fn forward(
     );
     let tape = LayerTape {
         x,
-        wqkv: w.qkv,
         qkv,
         probs,
         ctx,
@@ -319,12 +365,15 @@ pub(crate) fn backward(
     for (j, l) in [&v.q, &v.k, &v.v].into_iter().enumerate() {
         add_dense(sink, &l.b, &dbqkv[j * h..(j + 1) * h]);
     }
-    // d(x) = the residual's share plus the projections'.
-    matmul(
-        MatMut::new(dy, n, h),
-        Mat::new(&dqkv, n, 3 * h),
-        Mat::new(&t.wqkv, 3 * h, h),
-        Into::Add(1.0),
-    );
+    // d(x) = the residual's share plus the three projections'.
+    for l in [&v.q, &v.k, &v.v].into_iter().enumerate() {
+        let (j, l) = l;
+        matmul(
+            MatMut::new(dy, n, h),
+            Mat::rows(&dqkv[j * h..], n, h, 3 * h),
+            Mat::new(&read(l.w.as_tensor())?, h, h),
+            Into::Add(1.0),
+        );
+    }
     Ok(())
 }

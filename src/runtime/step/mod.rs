@@ -83,6 +83,9 @@ pub trait Tape: Send {
 pub struct Tapes {
     tapes: Mutex<Vec<(usize, Box<dyn Tape>)>>,
     layouts: Mutex<LayoutCache>,
+    /// Whether the forwards of this context run side by side, one per
+    /// thread (set by the encoder's `prepare_explicit`).
+    side_by_side: std::sync::atomic::AtomicBool,
 }
 
 /// Derived weight layouts by weight and kind.
@@ -93,10 +96,8 @@ type LayoutCache = HashMap<(TensorId, Layout), Arc<Vec<f32>>>;
 pub(crate) enum Layout {
     /// `[out, in]` transposed to `[in, out]`, for the forward's products.
     Transposed,
-    /// q, k and v weights one above the other, `[3 * hidden, hidden]`
-    /// (keyed by the query weight).
-    PackedQkv,
-    /// The same, transposed: `[hidden, 3 * hidden]`.
+    /// q, k and v weights one above the other, `[3 * hidden, hidden]`,
+    /// transposed: `[hidden, 3 * hidden]` (keyed by the query weight).
     PackedQkvTransposed,
 }
 
@@ -114,6 +115,17 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Tapes {
+    /// Mark the forwards of this context as running side by side (each
+    /// product on one core), before any of them starts.
+    pub(crate) fn set_side_by_side(&self) {
+        self.side_by_side
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn side_by_side(&self) -> bool {
+        self.side_by_side.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Keep `tape` for the backward, as column `order`'s.
     pub fn record(&self, order: usize, tape: Box<dyn Tape>) {
         lock(&self.tapes).push((order, tape));
