@@ -134,7 +134,8 @@ impl Checker<'_> {
             }
             let (params, info) = shape(&model);
             // Weights, gradients, two optimizer moments: f32 each; twice
-            // for a loss that trains a copy of the model.
+            // for a loss that trains a copy of the model; one more gradient
+            // per column that runs backward beside the first.
             let copies = st
                 .objectives
                 .iter()
@@ -148,7 +149,28 @@ impl Checker<'_> {
                         },
                     )
                 });
-            let state = params.saturating_mul(if copies { 32 } else { 16 });
+            // With the explicit step (the BERT family on the CPU), the
+            // columns of a batch run backward side by side, each after the
+            // first into a gradient buffer of its own.
+            let explicit = model
+                .model_type
+                .as_deref()
+                .is_some_and(|t| crate::runtime::arch::EXPLICIT_STEP_TYPES.contains(&t));
+            let side_grads = if explicit {
+                st.objectives
+                    .iter()
+                    .filter_map(|o| self.out.objective(o))
+                    .filter(|o| cached_rows(o).is_none())
+                    .filter_map(|o| self.out.data_source(&o.data))
+                    .map(|d| d.text_columns().len().saturating_sub(1) as u64)
+                    .max()
+                    .unwrap_or(0)
+            } else {
+                0
+            };
+            let state = params
+                .saturating_mul(if copies { 32 } else { 16 })
+                .saturating_add(params.saturating_mul(4).saturating_mul(side_grads));
             let frozen: u64 = st
                 .teachers
                 .iter()

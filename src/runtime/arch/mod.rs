@@ -99,6 +99,10 @@ pub trait Encoder: std::fmt::Debug + Send + Sync {
     }
 }
 
+/// The model types whose encoders train with an explicit step on the CPU
+/// ([`crate::runtime::step`]).
+pub const EXPLICIT_STEP_TYPES: &[&str] = bert::ENTRY.model_types;
+
 /// The model types whose encoders give a [`Encoder::tied_decoder`].
 pub const DECODER_TYPES: &[&str] = bert::ENTRY.model_types;
 
