@@ -299,8 +299,6 @@ impl SentenceEncoder {
         })
     }
 
-    /// Encode many texts in inference mode: batches of similar lengths
-    /// (longest first), results in input order, `[n, dim]` f32.
     /// The embedding rows of `texts[i]` for the `i` of `chunk`, in order.
     fn encode_batch<S: AsRef<str>>(
         &self,
@@ -321,6 +319,8 @@ impl SentenceEncoder {
         Ok(emb.to_vec2::<f32>()?)
     }
 
+    /// Encode many texts in inference mode: batches of similar lengths
+    /// (longest first), results in input order, `[n, dim]` f32.
     pub fn encode<S: AsRef<str> + Sync>(
         &self,
         texts: &[S],

@@ -79,9 +79,10 @@ pub trait Encoder: std::fmt::Debug + Send + Sync {
     }
 
     /// Whether forwards in `ctx` run an explicit training step
-    /// ([`crate::runtime::step`]), having made the weight layouts its
-    /// forwards share: the trainer then embeds a batch's columns at the
-    /// same time, each on a thread of its own.
+    /// ([`crate::runtime::step`]). The trainer asks only when it can run a
+    /// batch's columns side by side, one per thread: an encoder that says
+    /// yes marks `ctx`'s tapes as side by side and makes, now, the weight
+    /// layouts those forwards share.
     fn prepare_explicit(&self, ctx: &Ctx) -> Result<bool> {
         let _ = ctx;
         Ok(false)

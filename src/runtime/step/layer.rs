@@ -78,14 +78,21 @@ pub(crate) struct LayerTape {
     drops: LayerDrops,
 }
 
-/// `out (op) x @ w + b` for `x` `[n, in]` and `w` an `[in, out]` view
-/// (a weight transposed once per context, or `[out, in]` read through its
-/// strides), into `out`'s rows `ld` values apart.
-fn linear_into(out: &mut [f32], ld: usize, x: &[f32], w: Mat, b: &[f32], n: usize) {
-    let (i, o) = (x.len() / n.max(1), b.len());
-    for r in 0..n {
-        out[r * ld..r * ld + o].copy_from_slice(b);
+/// `n` rows of `b`: the start of a linear layer's output (every value
+/// written, no zeroed buffer cleared only to be overwritten).
+fn bias_rows(b: &[f32], n: usize) -> Vec<f32> {
+    let mut y = Vec::with_capacity(n * b.len());
+    for _ in 0..n {
+        y.extend_from_slice(b);
     }
+    y
+}
+
+/// `out += x @ w` for `x` `[n, in]` and `w` an `[in, out]` view (a weight
+/// transposed once per context, or `[out, in]` read through its strides),
+/// `out`'s rows `ld` values apart.
+fn add_product(out: &mut [f32], ld: usize, x: &[f32], w: Mat, n: usize) {
+    let (i, o) = (x.len() / n.max(1), w.cols());
     matmul(
         MatMut::rows(out, n, o, ld),
         Mat::new(x, n, i),
@@ -94,20 +101,10 @@ fn linear_into(out: &mut [f32], ld: usize, x: &[f32], w: Mat, b: &[f32], n: usiz
     );
 }
 
-/// `x @ w + b` as a new `[n, out]` buffer (see [`linear_into`]).
+/// `x @ w + b` as a new `[n, out]` buffer (see [`add_product`]).
 fn linear(x: &[f32], w: Mat, b: &[f32], n: usize) -> Vec<f32> {
-    // Every value is written (bias rows, then the product added): no
-    // zeroed buffer cleared only to be overwritten.
-    let mut y = Vec::with_capacity(n * b.len());
-    for _ in 0..n {
-        y.extend_from_slice(b);
-    }
-    matmul(
-        MatMut::new(&mut y, n, b.len()),
-        Mat::new(x, n, x.len() / n.max(1)),
-        w,
-        Into::Add(1.0),
-    );
+    let mut y = bias_rows(b, n);
+    add_product(&mut y, b.len(), x, w, n);
     y
 }
 
@@ -213,11 +210,10 @@ pub(crate) fn forward(
         None => {
             // q, k and v side by side in the rows, each through its weight's
             // strides.
-            let mut y = vec![0f32; n * 3 * h];
+            let mut y = bias_rows(&bqkv, n);
             for (j, l) in [&v.q, &v.k, &v.v].into_iter().enumerate() {
                 let wj = read(l.w.as_tensor())?;
-                let b = &bqkv[j * h..(j + 1) * h];
-                linear_into(&mut y[j * h..], 3 * h, &x, Mat::new(&wj, h, h).t(), b, n);
+                add_product(&mut y[j * h..], 3 * h, &x, Mat::new(&wj, h, h).t(), n);
             }
             y
         }

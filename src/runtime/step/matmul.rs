@@ -31,6 +31,11 @@ impl<'a> Mat<'a> {
         Self::rows(data, rows, cols, cols)
     }
 
+    /// Its columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
     /// The transpose, as a view of the same values.
     pub fn t(self) -> Self {
         Mat {
