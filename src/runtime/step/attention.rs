@@ -3,13 +3,14 @@
 //! side) of a packed batch: only the real tokens of each sequence, one
 //! after the other, with no padding rows at all (see [`Packed`]). One task
 //! per sequence computes every head of it. The probabilities (before
-//! dropout) are kept for the backward, `[heads, len, len]` per sequence;
+//! dropout) are kept for the backward, `[heads, len, padded(len)]` per sequence;
 //! dropout on them uses the masks of the autograd path, indexed as there
 //! by the padded positions (`((row * heads + head) * seq + query) * seq +
 //! key`).
 
 use rayon::prelude::*;
 
+use super::small::{padded, product, View};
 use crate::runtime::fp_env::flush;
 use crate::runtime::kernels::{exp_f32, DropMask};
 
@@ -58,10 +59,15 @@ impl Packed {
         self.tokens.len()
     }
 
-    /// Values of the probabilities of every sequence, `[heads, len, len]`
-    /// each.
+    /// Values of the probabilities of every sequence: `[heads, len,
+    /// padded(len)]` each, rows padded to whole vectors with zeros.
     pub fn prob_len(&self) -> usize {
-        self.spans.iter().map(|&(_, n)| self.heads * n * n).sum()
+        self.spans.iter().map(|&(_, n)| self.probs_of(n)).sum()
+    }
+
+    /// Values of the probabilities of a sequence of `n` tokens.
+    fn probs_of(&self, n: usize) -> usize {
+        self.heads * n * padded(n)
     }
 
     fn head_dim(&self) -> usize {
@@ -73,11 +79,11 @@ impl Packed {
     }
 
     /// `buf` cut into one mutable piece per sequence, `per_row` values per
-    /// packed row (activations), or `heads * len * len` (probabilities).
+    /// packed row (activations), or [`Self::probs_of`] (probabilities).
     fn split<'a>(&self, mut buf: &'a mut [f32], per_row: Option<usize>) -> Vec<&'a mut [f32]> {
         let mut out = Vec::with_capacity(self.batch);
         for &(_, n) in &self.spans {
-            let take = per_row.map_or(self.heads * n * n, |w| n * w);
+            let take = per_row.map_or(self.probs_of(n), |w| n * w);
             let (a, b) = std::mem::take(&mut buf).split_at_mut(take);
             out.push(a);
             buf = b;
@@ -108,17 +114,10 @@ impl Packed {
             .iter()
             .map(|&(_, n)| {
                 let s = at;
-                at += self.heads * n * n;
+                at += self.probs_of(n);
                 s
             })
             .collect()
-    }
-}
-
-#[inline(always)]
-fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
-    for (y, x) in y.iter_mut().zip(x) {
-        *y += a * x;
     }
 }
 
@@ -184,28 +183,16 @@ impl Seq<'_> {
 simd_dispatch!(fn forward_seq(x: &[f32], q: Seq, pr: &mut [f32], o: &mut [f32]) => forward_seq_generic);
 
 /// Head `head`'s block at column offset `at` (0 for q, `h` for k, `2h`
-/// for v) of a sequence's `qkv` rows, transposed into `dst` `[d, n]`: a
-/// row of scores (or of a gradient's products with the values) is then `d`
-/// runs over `n` contiguous values, with no horizontal sum per pair of
-/// tokens (a 32-value dot product costs more in its final sum than in its
-/// products).
+/// for v) of a sequence's `qkv` rows, transposed into `dst` `[d, np]`
+/// (row stride [`padded`]`(n)`), the right-hand side of a [`product`] whose
+/// columns are the sequence's tokens.
 #[inline(always)]
 fn head_transposed(x: &[f32], q: &Seq, at: usize, dst: &mut [f32]) {
-    let (n, h3, d) = (q.n, 3 * q.h, q.d);
-    for j in 0..n {
-        for (t, &v) in x[j * h3 + at..j * h3 + at + d].iter().enumerate() {
-            dst[t * n + j] = v;
+    let (n, h3, d, np) = (q.n, 3 * q.h, q.d, padded(q.n));
+    for t in 0..d {
+        for (j, v) in dst[t * np..t * np + n].iter_mut().enumerate() {
+            *v = x[j * h3 + at + t];
         }
-    }
-}
-
-/// `row[j] = sum_t a[t] * bt[t, j]` for `bt` `[a.len(), row.len()]`.
-#[inline(always)]
-fn row_products(row: &mut [f32], a: &[f32], bt: &[f32]) {
-    let n = row.len();
-    row.fill(0.0);
-    for (t, &at) in a.iter().enumerate() {
-        axpy(row, at, &bt[t * n..(t + 1) * n]);
     }
 }
 
@@ -230,18 +217,21 @@ fn forward_seq_generic(x: &[f32], q: Seq, pr: &mut [f32], o: &mut [f32]) {
         scale,
         ..
     } = q;
-    let h3 = 3 * h;
-    o.fill(0.0);
+    let (h3, np) = (3 * h, padded(n));
     let pos = q.positions();
-    let mut kt = vec![0f32; d * n];
-    let mut f = vec![1f32; n];
+    let mut kt = vec![0f32; d * np];
+    // Scores, then the probabilities after dropout, `[n, np]`.
+    let mut sc = vec![0f32; n * np];
+    let mut f = vec![1f32; np];
     for head in 0..heads {
         let off = head * d;
         head_transposed(x, &q, h + off, &mut kt);
+        product(n, d, np, View::rows(&x[off..], h3), &kt, np, &mut sc, np);
         for i in 0..n {
-            let qi = &x[i * h3 + off..i * h3 + off + d];
-            let row = &mut pr[(head * n + i) * n..(head * n + i + 1) * n];
-            row_products(row, qi, &kt);
+            // Whole vectors: the padding columns score -inf, so their
+            // probability is exactly 0.
+            let row = &mut sc[i * np..(i + 1) * np];
+            row[n..].fill(f32::NEG_INFINITY);
             let mut mx = f32::NEG_INFINITY;
             for r in row.iter_mut() {
                 *r *= scale;
@@ -253,16 +243,23 @@ fn forward_seq_generic(x: &[f32], q: Seq, pr: &mut [f32], o: &mut [f32]) {
                 sum += *r;
             }
             let inv = if sum > 0.0 { 1.0 / sum } else { 0.0 };
-            key_factors(&q, &pos, head, i, &mut f);
-            let oi = &mut o[i * h + off..i * h + off + d];
-            for (j, r) in row.iter_mut().enumerate() {
-                *r = flush(*r * inv);
-                let w = *r * f[j];
-                if w != 0.0 {
-                    axpy(oi, w, &x[j * h3 + 2 * h + off..j * h3 + 2 * h + off + d]);
-                }
+            key_factors(&q, &pos, head, i, &mut f[..n]);
+            let kept = &mut pr[(head * n + i) * np..(head * n + i + 1) * np];
+            for ((r, k), &f) in row.iter_mut().zip(kept).zip(&f) {
+                *k = flush(*r * inv);
+                *r = *k * f;
             }
         }
+        product(
+            n,
+            n,
+            d,
+            View::rows(&sc, np),
+            &x[2 * h + off..],
+            h3,
+            &mut o[off..],
+            h,
+        );
     }
 }
 
@@ -277,7 +274,7 @@ pub(crate) fn backward(
     drop: Option<DropMask>,
     dqkv: &mut [f32],
 ) {
-    let (h, h3, heads) = (p.hidden, 3 * p.hidden, p.heads);
+    let (h, h3) = (p.hidden, 3 * p.hidden);
     let starts = p.prob_starts();
     p.split(dqkv, Some(h3))
         .into_par_iter()
@@ -287,7 +284,7 @@ pub(crate) fn backward(
             let seq = p.seq(bi, drop);
             backward_seq(
                 &qkv[start * h3..(start + n) * h3],
-                &probs[starts[bi]..starts[bi] + heads * n * n],
+                &probs[starts[bi]..starts[bi] + p.probs_of(n)],
                 &dout[start * h..(start + n) * h],
                 seq,
                 dx,
@@ -307,64 +304,66 @@ fn backward_seq_generic(x: &[f32], pr: &[f32], go: &[f32], q: Seq, dx: &mut [f32
         scale,
         ..
     } = q;
-    let h3 = 3 * h;
-    dx.fill(0.0);
+    let (h3, np) = (3 * h, padded(n));
     let pos = q.positions();
-    let mut vt = vec![0f32; d * n];
-    let mut ds = vec![0f32; n];
-    let mut f = vec![1f32; n];
+    let mut vt = vec![0f32; d * np];
+    // The probabilities after dropout, and the gradient of the scores,
+    // `[n, np]` each (the padding columns are 0 in both).
+    let mut pd = vec![0f32; n * np];
+    let mut ds = vec![0f32; n * np];
+    let mut f = vec![1f32; np];
     for head in 0..heads {
         let off = head * d;
         head_transposed(x, &q, 2 * h + off, &mut vt);
+        // dP after dropout: dout V^T.
+        product(n, d, np, View::rows(&go[off..], h), &vt, np, &mut ds, np);
         for i in 0..n {
-            let gi = &go[i * h + off..i * h + off + d];
-            let row = &pr[(head * n + i) * n..(head * n + i + 1) * n];
-            key_factors(&q, &pos, head, i, &mut f);
-            // dP (through dropout): dout_i . V_j, times the factor.
-            row_products(&mut ds, gi, &vt);
-            // dV_j += P_drop[i, j] * dout_i, and the softmax's row sum.
+            let row = &pr[(head * n + i) * np..(head * n + i + 1) * np];
+            key_factors(&q, &pos, head, i, &mut f[..n]);
+            let (dsi, pdi) = (&mut ds[i * np..(i + 1) * np], &mut pd[i * np..(i + 1) * np]);
+            // dP through dropout, and the softmax's row sum.
             let mut rowdot = 0f32;
-            for j in 0..n {
-                ds[j] *= f[j];
-                let w = row[j] * f[j];
-                if w != 0.0 {
-                    axpy(
-                        &mut dx[j * h3 + 2 * h + off..j * h3 + 2 * h + off + d],
-                        w,
-                        gi,
-                    );
-                }
-                rowdot += row[j] * ds[j];
+            for (((g, p), &f), &r) in dsi.iter_mut().zip(pdi.iter_mut()).zip(&f).zip(row) {
+                *g *= f;
+                *p = r * f;
+                rowdot += r * *g;
             }
-            // dS = P * (dP - rowdot); dQ_i = scale * dS K; dK_j += scale *
-            // dS_ij Q_i (the q and k blocks of a row never overlap).
-            for (j, dsj) in ds.iter_mut().enumerate() {
-                *dsj = flush(row[j] * (*dsj - rowdot)) * scale;
-            }
-            let qi_at = i * h3 + off;
-            let mut dq = [0f32; 128];
-            let dq = &mut dq[..d.min(128)];
-            for (j, &dsj) in ds.iter().enumerate() {
-                if dsj == 0.0 {
-                    continue;
-                }
-                let kj_at = j * h3 + h + off;
-                if d <= 128 {
-                    axpy(dq, dsj, &x[kj_at..kj_at + d]);
-                } else {
-                    for t in 0..d {
-                        dx[qi_at + t] += dsj * x[kj_at + t];
-                    }
-                }
-                let (qrow, krow) = (&x[qi_at..qi_at + d], &mut dx[kj_at..kj_at + d]);
-                axpy(krow, dsj, qrow);
-            }
-            if d <= 128 {
-                dx[qi_at..qi_at + d]
-                    .iter_mut()
-                    .zip(dq.iter())
-                    .for_each(|(a, b)| *a += b);
+            // dS = P * (dP - rowdot), times the scores' scale.
+            for (g, &r) in dsi.iter_mut().zip(row) {
+                *g = flush(r * (*g - rowdot)) * scale;
             }
         }
+        // dV = P_drop^T dout, dQ = dS K, dK = dS^T Q: each overwrites its
+        // head's block of every row.
+        product(
+            n,
+            n,
+            d,
+            View::rows(&pd, np).t(),
+            &go[off..],
+            h,
+            &mut dx[2 * h + off..],
+            h3,
+        );
+        product(
+            n,
+            n,
+            d,
+            View::rows(&ds, np),
+            &x[h + off..],
+            h3,
+            &mut dx[off..],
+            h3,
+        );
+        product(
+            n,
+            n,
+            d,
+            View::rows(&ds, np).t(),
+            &x[off..],
+            h3,
+            &mut dx[h + off..],
+            h3,
+        );
     }
 }

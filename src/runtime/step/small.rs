@@ -1,0 +1,189 @@
+//! Products of the tiny matrices of one attention head (a sequence's
+//! queries against its keys: tens of rows, a head's 32 or 64 columns).
+//!
+//! At these sizes a general matmul spends its time packing and
+//! dispatching, and a loop of dot products spends it in horizontal sums
+//! and in accumulators that go through memory. Here four output rows by
+//! up to two runs of [`LANES`] columns stay in registers for the whole
+//! inner dimension: each step broadcasts one value of `a` per row and
+//! multiplies it into a run of `b`'s row. The caller compiles this into
+//! its own AVX-512 / AVX2 variant (`simd_dispatch!`): everything here is
+//! `#[inline(always)]`.
+
+/// Columns of one register run (a 512-bit vector of f32).
+pub(super) const LANES: usize = 16;
+
+/// Rows kept in registers at once.
+const ROWS: usize = 4;
+
+/// A read-only matrix view: element `(i, p)` at `i * rs + p * cs`, so a
+/// transposed operand is the same data with the strides swapped.
+#[derive(Clone, Copy)]
+pub(super) struct View<'a> {
+    pub data: &'a [f32],
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl<'a> View<'a> {
+    pub fn rows(data: &'a [f32], rs: usize) -> Self {
+        View { data, rs, cs: 1 }
+    }
+
+    /// The same matrix transposed.
+    pub fn t(self) -> Self {
+        View {
+            rs: self.cs,
+            cs: self.rs,
+            ..self
+        }
+    }
+
+    #[inline(always)]
+    fn at(&self, i: usize, p: usize) -> f32 {
+        self.data[i * self.rs + p * self.cs]
+    }
+}
+
+/// `c[i * ldc + j] = sum_p a(i, p) * b[p * ldb + j]` for `i < m`, `j < n`,
+/// `p < k`. `b`'s rows (and `c`'s) are contiguous runs of `n` values.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn product(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: View,
+    b: &[f32],
+    ldb: usize,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    let mut j0 = 0;
+    while j0 < n {
+        let w = (n - j0).min(2 * LANES);
+        let cols = Cols { j0, w, k, ldb, ldc };
+        if w > LANES {
+            rows::<2>(m, cols, a, b, c);
+        } else {
+            rows::<1>(m, cols, a, b, c);
+        }
+        j0 += w;
+    }
+}
+
+/// The columns `j0..j0 + w` of a [`product`], `w <= V * LANES`.
+#[derive(Clone, Copy)]
+struct Cols {
+    j0: usize,
+    w: usize,
+    k: usize,
+    ldb: usize,
+    ldc: usize,
+}
+
+#[inline(always)]
+fn rows<const V: usize>(m: usize, cols: Cols, a: View, b: &[f32], c: &mut [f32]) {
+    let mut i0 = 0;
+    while i0 + ROWS <= m {
+        block::<ROWS, V>(i0, cols, a, b, c);
+        i0 += ROWS;
+    }
+    while i0 < m {
+        block::<1, V>(i0, cols, a, b, c);
+        i0 += 1;
+    }
+}
+
+/// Rows `i0..i0 + R` of [`product`] over `V` register runs of columns.
+#[inline(always)]
+fn block<const R: usize, const V: usize>(i0: usize, cols: Cols, a: View, b: &[f32], c: &mut [f32]) {
+    let Cols { j0, w, k, ldb, ldc } = cols;
+    let mut acc = [[[0f32; LANES]; V]; R];
+    if w == V * LANES {
+        for p in 0..k {
+            let run = &b[p * ldb + j0..p * ldb + j0 + V * LANES];
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let x = a.at(i0 + r, p);
+                for (v, acc) in acc.iter_mut().enumerate() {
+                    for l in 0..LANES {
+                        acc[l] += x * run[v * LANES + l];
+                    }
+                }
+            }
+        }
+    } else {
+        // A run shorter than its vectors: read it zero-padded.
+        let mut run = [[0f32; LANES]; V];
+        for p in 0..k {
+            for (t, &x) in b[p * ldb + j0..p * ldb + j0 + w].iter().enumerate() {
+                run[t / LANES][t % LANES] = x;
+            }
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let x = a.at(i0 + r, p);
+                for (acc, run) in acc.iter_mut().zip(&run) {
+                    for l in 0..LANES {
+                        acc[l] += x * run[l];
+                    }
+                }
+            }
+        }
+    }
+    for (r, acc) in acc.iter().enumerate() {
+        let out = &mut c[(i0 + r) * ldc + j0..(i0 + r) * ldc + j0 + w];
+        for (t, o) in out.iter_mut().enumerate() {
+            *o = acc[t / LANES][t % LANES];
+        }
+    }
+}
+
+/// `n` rounded up to whole runs of [`LANES`].
+pub(super) fn padded(n: usize) -> usize {
+    n.div_ceil(LANES) * LANES
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn products_of_every_small_shape_match_the_naive_sum() {
+        for (m, k, n) in [
+            (1, 1, 1),
+            (3, 5, 7),
+            (4, 32, 16),
+            (9, 17, 32),
+            (15, 32, 15),
+            (6, 3, 40),
+            (5, 64, 64),
+        ] {
+            let a: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 7 % 13) as f32 - 6.0) / 7.0)
+                .collect();
+            let b: Vec<f32> = (0..k * (n + 3))
+                .map(|i| ((i * 5 % 11) as f32 - 5.0) / 3.0)
+                .collect();
+            for transposed in [false, true] {
+                let view = if transposed {
+                    View::rows(&a, m).t()
+                } else {
+                    View::rows(&a, k)
+                };
+                let ldc = n + 2;
+                let mut c = vec![f32::NAN; m * ldc];
+                product(m, k, n, view, &b, n + 3, &mut c, ldc);
+                for i in 0..m {
+                    for j in 0..n {
+                        let want: f32 = (0..k).map(|p| view.at(i, p) * b[p * (n + 3) + j]).sum();
+                        let got = c[i * ldc + j];
+                        assert!(
+                            (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                            "{m}x{k}x{n} ({i},{j}): {got} vs {want}"
+                        );
+                    }
+                    assert!(c[i * ldc + n].is_nan(), "wrote past the row");
+                }
+            }
+        }
+    }
+}
