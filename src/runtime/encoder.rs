@@ -319,8 +319,9 @@ impl SentenceEncoder {
         Ok(emb.to_vec2::<f32>()?)
     }
 
-    /// Encode many texts in inference mode: batches of similar lengths
-    /// (longest first), results in input order, `[n, dim]` f32.
+    /// Encode many texts in inference mode: batches of texts of similar
+    /// token counts (longest first), results in input order, `[n, dim]`
+    /// f32.
     pub fn encode<S: AsRef<str> + Sync>(
         &self,
         texts: &[S],
@@ -332,8 +333,14 @@ impl SentenceEncoder {
         if n == 0 {
             return Ok(Tensor::zeros((0, dim), DType::F32, &self.device)?);
         }
+        // Longest first, by tokens: a batch pads to its longest text, and
+        // sorting by characters (as sentence-transformers does) leaves a
+        // batch of 32 STS sentences ~30% padding where tokens leave ~2%.
+        // Each text's embedding does not depend on its batch-mates.
+        let refs: Vec<&str> = texts.iter().map(AsRef::as_ref).collect();
+        let tokens = self.transformer().tokenizer.token_counts(&refs)?;
         let mut order: Vec<usize> = (0..n).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(texts[i].as_ref().chars().count()));
+        order.sort_by_key(|&i| std::cmp::Reverse((tokens[i], refs[i].len())));
         // The weights cannot change during the call: each is laid out for
         // the kernels once.
         let ctx = Ctx::eval_cached();

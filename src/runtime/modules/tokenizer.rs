@@ -104,7 +104,6 @@ impl TextTokenizer {
         &self.tok
     }
 
-    /// Change the truncation length.
     /// The characters of a text kept before tokenization: 100 per token of
     /// `max_len` (WordPiece's longest word) and at least 8,192 — enough
     /// for every kept token of any text short of a pathological single
@@ -113,6 +112,7 @@ impl TextTokenizer {
         (self.max_len.saturating_mul(100)).max(8192)
     }
 
+    /// Change the truncation length.
     pub fn set_max_len(&mut self, max_len: usize) -> Result<()> {
         self.max_len = max_len;
         self.tok
@@ -137,21 +137,9 @@ impl TextTokenizer {
     /// there is one near the cut): truncation keeps `max_len` tokens, and a
     /// 300 MB line must not be tokenized whole to find them.
     pub fn encode(&self, texts: &[&str], device: &Device) -> Result<Features> {
-        let limit = self.max_chars();
-        let inputs: Vec<String> = texts
-            .iter()
-            .map(|t| {
-                let t = cut_chars(t, limit);
-                if self.lowercase_input {
-                    t.to_lowercase()
-                } else {
-                    t.to_string()
-                }
-            })
-            .collect();
         let encs = self
             .tok
-            .encode_batch(inputs, true)
+            .encode_batch(self.inputs(texts), true)
             .map_err(|e| tok_err(&self.path, e))?;
         if let Some(limit) = self.vocab_limit {
             for (e, text) in encs.iter().zip(texts) {
@@ -197,6 +185,40 @@ impl TextTokenizer {
             attention_mask: Some(Tensor::from_vec(mask, (b, s), device)?),
             ..Default::default()
         })
+    }
+
+    /// The texts as the tokenizer is given them: cut to
+    /// [`Self::max_chars`], lower-cased where the vocabulary is.
+    fn inputs(&self, texts: &[&str]) -> Vec<String> {
+        let limit = self.max_chars();
+        texts
+            .iter()
+            .map(|t| {
+                let t = cut_chars(t, limit);
+                if self.lowercase_input {
+                    t.to_lowercase()
+                } else {
+                    t.to_string()
+                }
+            })
+            .collect()
+    }
+
+    /// How many tokens (special tokens included, after truncation) each
+    /// text becomes: the length [`Self::encode`] pads its batch to.
+    /// Encoding sorts by it, so that a batch holds texts of one length and
+    /// pads little. Tokenises in slices of a few thousand texts, so that a
+    /// large corpus never has all its encodings in memory at once.
+    pub fn token_counts(&self, texts: &[&str]) -> Result<Vec<usize>> {
+        let mut counts = Vec::with_capacity(texts.len());
+        for part in texts.chunks(4096) {
+            let encs = self
+                .tok
+                .encode_batch(self.inputs(part), true)
+                .map_err(|e| tok_err(&self.path, e))?;
+            counts.extend(encs.iter().map(|e| e.get_ids().len()));
+        }
+        Ok(counts)
     }
 
     /// The length of `prompt` tokenized alone with the special tokens,
