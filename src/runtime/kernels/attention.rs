@@ -4,7 +4,7 @@ use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::f32_slice;
-use super::gelu::exp_f32;
+use super::small::{padded, product, softmax_row, View};
 use crate::runtime::error::Result;
 
 /// Multi-head self-attention over packed projections `qkv`
@@ -95,26 +95,11 @@ struct Shaping<'a> {
     window: usize,
 }
 
-/// `a . b` in 16 independent lanes (vectorises in the `simd_dispatch!`
-/// variants of its callers).
-#[inline(always)]
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    const L: usize = 16;
-    let mut acc = [0f32; L];
-    let (ca, cb) = (a.chunks_exact(L), b.chunks_exact(L));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for l in 0..L {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    let mut sum: f32 = acc.iter().sum();
-    for (x, y) in ra.iter().zip(rb) {
-        sum += x * y;
-    }
-    sum
-}
-
+/// One batch row's attention, each head as two small products (see
+/// [`super::small`]): the scores of every query against the kept keys,
+/// `[s, padded(keys)]`, then the softmax'd scores times the keys' values.
+/// Queries at padding positions are computed too (their rows are what the
+/// unfused path gives them); padded keys never enter.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn attend_generic(
@@ -130,48 +115,67 @@ fn attend_generic(
     scale: f32,
     shape: Shaping,
 ) {
-    let d = h / heads;
-    let mut p = vec![0f32; keys.len()];
+    let (d, nk) = (h / heads, keys.len());
+    if nk == 0 {
+        return;
+    }
+    let np = padded(nk);
+    // The values of the kept keys: read in place when they are one run
+    // of rows (right padding), gathered otherwise.
+    let run = keys.iter().enumerate().all(|(c, &j)| j == keys[0] + c);
+    let gathered;
+    let (vk, ldv) = if run {
+        (&v[keys[0] * ld..], ld)
+    } else {
+        gathered = keys
+            .iter()
+            .flat_map(|&j| v[j * ld..j * ld + h].iter().copied())
+            .collect::<Vec<f32>>();
+        (&gathered[..], h)
+    };
+    let mut kt = vec![0f32; d * np];
+    let mut sc = vec![0f32; s * np];
     for head in 0..heads {
         let off = head * d;
-        for i in 0..s {
-            let qi = &q[i * ld + off..i * ld + off + d];
-            let mut mx = f32::NEG_INFINITY;
-            let bias_row = shape
-                .bias
-                .map(|b| &b[(head * s + i) * s..(head * s + i + 1) * s]);
-            for (pj, &j) in p.iter_mut().zip(keys) {
-                if i.abs_diff(j) > shape.window {
-                    *pj = f32::NEG_INFINITY;
-                    continue;
-                }
-                let mut sc = dot(qi, &k[j * ld + off..j * ld + off + d]) * scale;
-                if let Some(br) = bias_row {
-                    sc += br[j];
-                }
-                *pj = sc;
-                mx = mx.max(sc);
-            }
-            let mut sum = 0f32;
-            for pj in p.iter_mut() {
-                let e = if *pj == f32::NEG_INFINITY {
-                    0.0
-                } else {
-                    exp_f32(*pj - mx)
-                };
-                *pj = e;
-                sum += e;
-            }
-            let inv = if sum > 0.0 { 1.0 / sum } else { 0.0 };
-            let oi = &mut o[i * h + off..i * h + off + d];
-            for (pj, &j) in p.iter().zip(keys) {
-                let w = pj * inv;
-                let vj = &v[j * ld + off..j * ld + off + d];
-                for (x, y) in oi.iter_mut().zip(vj) {
-                    *x += w * y;
-                }
+        for t in 0..d {
+            for (x, &j) in kt[t * np..t * np + nk].iter_mut().zip(keys) {
+                *x = k[j * ld + off + t];
             }
         }
+        product(s, d, np, View::rows(&q[off..], ld), &kt, np, &mut sc, np);
+        for i in 0..s {
+            let row = &mut sc[i * np..(i + 1) * np];
+            for r in row[..nk].iter_mut() {
+                *r *= scale;
+            }
+            if let Some(b) = shape.bias {
+                let brow = &b[(head * s + i) * s..(head * s + i + 1) * s];
+                for (r, &j) in row.iter_mut().zip(keys) {
+                    *r += brow[j];
+                }
+            }
+            if shape.window < s {
+                for (r, &j) in row.iter_mut().zip(keys) {
+                    if i.abs_diff(j) > shape.window {
+                        *r = f32::NEG_INFINITY;
+                    }
+                }
+            }
+            row[nk..].fill(f32::NEG_INFINITY);
+            // A key out of the window (or past the keys) weighs 0, also in
+            // a row where every key is out.
+            softmax_row(row);
+        }
+        product(
+            s,
+            nk,
+            d,
+            View::rows(&sc, np),
+            &vk[off..],
+            ldv,
+            &mut o[off..],
+            h,
+        );
     }
 }
 

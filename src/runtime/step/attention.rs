@@ -10,9 +10,9 @@
 
 use rayon::prelude::*;
 
-use super::small::{padded, product, View};
 use crate::runtime::fp_env::flush;
-use crate::runtime::kernels::{exp_f32, DropMask};
+use crate::runtime::kernels::small::{padded, product, softmax_row, View};
+use crate::runtime::kernels::DropMask;
 
 /// A batch with its padding taken out: the real tokens of every sequence,
 /// in order, as the rows of every activation.
@@ -232,22 +232,15 @@ fn forward_seq_generic(x: &[f32], q: Seq, pr: &mut [f32], o: &mut [f32]) {
             // probability is exactly 0.
             let row = &mut sc[i * np..(i + 1) * np];
             row[n..].fill(f32::NEG_INFINITY);
-            let mut mx = f32::NEG_INFINITY;
-            for r in row.iter_mut() {
+            for r in row[..n].iter_mut() {
                 *r *= scale;
-                mx = mx.max(*r);
             }
-            let mut sum = 0f32;
-            for r in row.iter_mut() {
-                *r = exp_f32(*r - mx);
-                sum += *r;
-            }
-            let inv = if sum > 0.0 { 1.0 / sum } else { 0.0 };
+            softmax_row(row);
             key_factors(&q, &pos, head, i, &mut f[..n]);
             let kept = &mut pr[(head * n + i) * np..(head * n + i + 1) * np];
-            for ((r, k), &f) in row.iter_mut().zip(kept).zip(&f) {
-                *k = flush(*r * inv);
-                *r = *k * f;
+            kept.copy_from_slice(row);
+            for (r, &f) in row.iter_mut().zip(&f) {
+                *r *= f;
             }
         }
         product(

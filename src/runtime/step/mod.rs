@@ -30,7 +30,6 @@ pub(crate) mod bert;
 pub(crate) mod layer;
 pub mod matmul;
 pub(crate) mod rows;
-mod small;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -10,8 +10,11 @@
 //! its own AVX-512 / AVX2 variant (`simd_dispatch!`): everything here is
 //! `#[inline(always)]`.
 
+use super::exp_f32;
+use crate::runtime::fp_env::flush;
+
 /// Columns of one register run (a 512-bit vector of f32).
-pub(super) const LANES: usize = 16;
+pub(crate) const LANES: usize = 16;
 
 /// Rows kept in registers at once.
 const ROWS: usize = 4;
@@ -19,7 +22,7 @@ const ROWS: usize = 4;
 /// A read-only matrix view: element `(i, p)` at `i * rs + p * cs`, so a
 /// transposed operand is the same data with the strides swapped.
 #[derive(Clone, Copy)]
-pub(super) struct View<'a> {
+pub(crate) struct View<'a> {
     pub data: &'a [f32],
     pub rs: usize,
     pub cs: usize,
@@ -49,7 +52,7 @@ impl<'a> View<'a> {
 /// `p < k`. `b`'s rows (and `c`'s) are contiguous runs of `n` values.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub(super) fn product(
+pub(crate) fn product(
     m: usize,
     k: usize,
     n: usize,
@@ -138,8 +141,38 @@ fn block<const R: usize, const V: usize>(i0: usize, cols: Cols, a: View, b: &[f3
 }
 
 /// `n` rounded up to whole runs of [`LANES`].
-pub(super) fn padded(n: usize) -> usize {
+pub(crate) fn padded(n: usize) -> usize {
     n.div_ceil(LANES) * LANES
+}
+
+/// Softmax of a row of scores in place, `row.len()` a multiple of
+/// [`LANES`] (pad with `-inf`): a `-inf` score weighs exactly 0, a row
+/// with no finite score becomes all zeros, and no probability comes out
+/// subnormal. The maximum and the sum run in [`LANES`] lanes, so the loops
+/// vectorise (a single running sum is a chain the compiler must keep in
+/// order).
+#[inline(always)]
+pub(crate) fn softmax_row(row: &mut [f32]) {
+    let mut mx = [f32::NEG_INFINITY; LANES];
+    for run in row.chunks_exact(LANES) {
+        for l in 0..LANES {
+            mx[l] = mx[l].max(run[l]);
+        }
+    }
+    let mx = mx.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+    let mut sum = [0f32; LANES];
+    for run in row.chunks_exact_mut(LANES) {
+        for l in 0..LANES {
+            let e = exp_f32(run[l] - mx);
+            run[l] = if run[l] == f32::NEG_INFINITY { 0.0 } else { e };
+            sum[l] += run[l];
+        }
+    }
+    let sum: f32 = sum.iter().sum();
+    let inv = if sum > 0.0 { 1.0 / sum } else { 0.0 };
+    for r in row.iter_mut() {
+        *r = flush(*r * inv);
+    }
 }
 
 #[cfg(test)]
@@ -185,5 +218,28 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn softmax_rows_weigh_minus_infinity_zero_and_sum_to_one() {
+        let mut row: Vec<f32> = (0..32).map(|i| (i as f32 * 0.37).sin() * 4.0).collect();
+        row[29..].fill(f32::NEG_INFINITY);
+        row[3] = f32::NEG_INFINITY;
+        let want: Vec<f64> = {
+            let finite: Vec<f64> = row.iter().map(|&x| x as f64).collect();
+            let mx = finite.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let e: Vec<f64> = finite.iter().map(|x| (x - mx).exp()).collect();
+            let s: f64 = e.iter().sum();
+            e.iter().map(|x| x / s).collect()
+        };
+        softmax_row(&mut row);
+        for (got, want) in row.iter().zip(&want) {
+            assert!((*got as f64 - want).abs() < 1e-6, "{got} vs {want}");
+        }
+        assert_eq!(row[3], 0.0);
+        assert!(row[29..].iter().all(|&p| p == 0.0));
+        let mut none = vec![f32::NEG_INFINITY; 16];
+        softmax_row(&mut none);
+        assert!(none.iter().all(|&p| p == 0.0));
     }
 }
