@@ -85,6 +85,22 @@ pub(crate) fn gelu_slice_par(src: &[f32], dst: &mut [f32]) {
     par_blocks(src, src, dst, BLOCK, |s, _, d| gelu_slice(s, d));
 }
 
+/// [`gelu_slice_par`] in place: where the input is not needed afterwards
+/// (inference), no second buffer and no copy.
+pub(crate) fn gelu_in_place_par(x: &mut [f32]) {
+    use rayon::prelude::*;
+    x.par_chunks_mut(BLOCK).for_each(gelu_in_place);
+}
+
+simd_dispatch!(fn gelu_in_place(x: &mut [f32]) => gelu_in_place_generic);
+
+#[inline(always)]
+fn gelu_in_place_generic(x: &mut [f32]) {
+    for x in x.iter_mut() {
+        *x = flush(0.5 * *x * (1.0 + erf_f32(*x * std::f32::consts::FRAC_1_SQRT_2)));
+    }
+}
+
 simd_dispatch!(fn gelu_slice(src: &[f32], dst: &mut [f32]) => gelu_slice_generic);
 
 #[inline(always)]

@@ -3,7 +3,7 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 
 use super::f32_slice;
-use super::gelu::gelu_slice_par;
+use super::gelu::gelu_in_place_par;
 use crate::runtime::error::Result;
 
 /// Number of threads for gemm.
@@ -92,8 +92,7 @@ impl CustomOp3 for LinearOp {
             );
         }
         if self.gelu {
-            let src = dst.clone();
-            gelu_slice_par(&src, &mut dst);
+            gelu_in_place_par(&mut dst);
         }
         Ok((CpuStorage::F32(dst), Shape::from((rows, out))))
     }
