@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# Encoding throughput, stpipe against Python sentence-transformers, in one run:
-# all 2,758 sentences of the STS benchmark test split (both columns), with
-# all-MiniLM-L6-v2, batch 32, median of 5 runs each.
+# Encoding throughput, stpipe against Python sentence-transformers, in one
+# run, alternating: all 2,758 sentences of the STS benchmark test split
+# (both columns) with all-MiniLM-L6-v2 at batch 32 by default. Each round
+# runs one stpipe process (model load, one warm-up batch, one timed pass)
+# and then one Python process (model load, one warm-up pass, one timed
+# pass), so that both sides see the same load on a shared machine; prints
+# each round, the medians and the ratio.
 #
 #   scripts/bench_encode.sh [MODEL_DIR] [BATCH] [RUNS]
 #
-# STPIPE_SHARED overrides ../shared; PYTHON overrides /work/pyref/bin/python.
+# STPIPE_SHARED overrides ../shared; PYTHON overrides /work/pyref/bin/python;
+# BENCH_BIN runs another build of examples/bench_encode (e.g. an older one)
+# instead of building this checkout's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED="${STPIPE_SHARED:-../shared}"
@@ -14,14 +20,42 @@ BATCH="${2:-32}"
 RUNS="${3:-5}"
 DATA="$SHARED/data/stsbenchmark/sts-test.csv"
 PYTHON="${PYTHON:-/work/pyref/bin/python}"
+BENCH="${BENCH_BIN:-./target/release/examples/bench_encode}"
 
-echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-cargo build --release --example bench_encode >/dev/null 2>&1 || cargo build --release --example bench_encode
-echo "== stpipe (release)"
-./target/release/examples/bench_encode "$MODEL" "$DATA" "$BATCH" "$RUNS"
+echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ -z "${BENCH_BIN:-}" ]; then
+    cargo build --release --example bench_encode >/dev/null 2>&1 || cargo build --release --example bench_encode
+fi
+python_ok=0
 if [ -x "$PYTHON" ] && [ -f scripts/bench_encode.py ]; then
-    echo "== python sentence-transformers"
-    "$PYTHON" scripts/bench_encode.py --shared "$SHARED" --model "$MODEL" --batch-size "$BATCH" --runs "$RUNS"
+    python_ok=1
 else
     echo "== python sentence-transformers: skipped ($PYTHON or scripts/bench_encode.py missing)"
 fi
+echo "== $MODEL, batch $BATCH, $RUNS rounds"
+
+rust=()
+py=()
+for r in $(seq 1 "$RUNS"); do
+    v=$("$BENCH" "$MODEL" "$DATA" "$BATCH" 1 | grep -o '= [0-9.]* sentences/s' | cut -d' ' -f2)
+    rust+=("$v")
+    echo "stpipe round $r: $v sentences/s"
+    if [ "$python_ok" = 1 ]; then
+        p=$("$PYTHON" scripts/bench_encode.py --shared "$SHARED" --model "$MODEL" \
+            --batch-size "$BATCH" --runs 1 2>/dev/null | tail -1 | grep -o '"sentences_per_s": [0-9.]*' | cut -d' ' -f2)
+        py+=("$p")
+        echo "python round $r: $p sentences/s"
+    fi
+done
+python3 - "${rust[*]}" "${py[*]:-}" <<'PY'
+import statistics, sys
+rust = [float(x) for x in sys.argv[1].split()]
+py = [float(x) for x in sys.argv[2].split()] if sys.argv[2] else []
+mr = statistics.median(rust)
+print(f"stpipe median: {mr:.1f} sentences/s over {len(rust)} rounds")
+if py:
+    mp = statistics.median(py)
+    print(f"python median: {mp:.1f} sentences/s over {len(py)} rounds")
+    print(f"ratio stpipe/python: {mr / mp:.2f}")
+PY
+echo "== load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
