@@ -47,15 +47,5 @@ for r in $(seq 1 "$RUNS"); do
         echo "python round $r: $p sentences/s"
     fi
 done
-python3 - "${rust[*]}" "${py[*]:-}" <<'PY'
-import statistics, sys
-rust = [float(x) for x in sys.argv[1].split()]
-py = [float(x) for x in sys.argv[2].split()] if sys.argv[2] else []
-mr = statistics.median(rust)
-print(f"stpipe median: {mr:.1f} sentences/s over {len(rust)} rounds")
-if py:
-    mp = statistics.median(py)
-    print(f"python median: {mp:.1f} sentences/s over {len(py)} rounds")
-    print(f"ratio stpipe/python: {mr / mp:.2f}")
-PY
+python3 scripts/medians.py --unit sentences/s --stpipe "${rust[*]}" --python "${py[*]:-}"
 echo "== load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -45,11 +45,4 @@ for r in $(seq 1 "$RUNS"); do
         echo "python run $r: ${py[-1]} s"
     fi
 done
-python3 - "${rust[*]}" "${py[*]:-}" <<'PY'
-import statistics, sys
-rust = [float(x) for x in sys.argv[1].split()]
-py = [float(x) for x in sys.argv[2].split()] if sys.argv[2] else []
-print(f"stpipe median: {statistics.median(rust):.2f} s to step 1 over {len(rust)} runs")
-if py:
-    print(f"python median: {statistics.median(py):.2f} s to step 1 over {len(py)} runs")
-PY
+python3 scripts/medians.py --unit "s to step 1" --stpipe "${rust[*]}" --python "${py[*]:-}" --no-ratio

@@ -95,15 +95,5 @@ for r in $(seq 1 "$RUNS"); do
         echo "python run $r: $p examples/s, peak RSS $((kb / 1024)) MiB"
     fi
 done
-python3 - "${rust[*]}" "${py[*]:-}" "${rust_kb[*]}" "${py_kb[*]:-}" <<'PY'
-import statistics, sys
-def nums(s):
-    return [float(x) for x in s.split()] if s else []
-rust, py, rkb, pkb = (nums(a) for a in sys.argv[1:5])
-mr = statistics.median(rust)
-print(f"stpipe median: {mr:.2f} examples/s over {len(rust)} runs, peak RSS {statistics.median(rkb) / 1024:.0f} MiB")
-if py:
-    mp = statistics.median(py)
-    print(f"python median: {mp:.2f} examples/s over {len(py)} runs, peak RSS {statistics.median(pkb) / 1024:.0f} MiB")
-    print(f"ratio stpipe/python: {mr / mp:.2f}")
-PY
+python3 scripts/medians.py --unit examples/s --stpipe "${rust[*]}" --python "${py[*]:-}" \
+    --stpipe-kb "${rust_kb[*]}" --python-kb "${py_kb[*]:-}"
