@@ -296,3 +296,40 @@ pub fn bert_wordpiece(vocab_path: &Path, lowercase: bool) -> Result<Tokenizer> {
     tok.with_decoder(Some(WordPieceDecoder::default()));
     Ok(tok)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_counts_are_the_lengths_encode_pads_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let vocab = dir.path().join("vocab.txt");
+        std::fs::write(
+            &vocab,
+            "[PAD]\n[UNK]\n[CLS]\n[SEP]\nthe\ncat\nsat\non\nmat\n##s\n",
+        )
+        .unwrap();
+        let tok = bert_wordpiece(&vocab, true).unwrap();
+        let tok = TextTokenizer::from_tokenizer(tok, vocab, 6, None).unwrap();
+        let texts = [
+            "",
+            "the cat",
+            "The cats sat on the mat",
+            "zebra",
+            "cat cats",
+        ];
+        let counts = tok.token_counts(&texts).unwrap();
+        // [CLS] and [SEP] around the word pieces, cut at 6 in all.
+        assert_eq!(counts, vec![2, 4, 6, 3, 5]);
+        for (text, &n) in texts.iter().zip(&counts) {
+            let f = tok.encode(&[text], &Device::Cpu).unwrap();
+            let mask = f.attention_mask.unwrap().flatten_all().unwrap();
+            assert_eq!(
+                mask.sum_all().unwrap().to_scalar::<f32>().unwrap() as usize,
+                n,
+                "{text}"
+            );
+        }
+    }
+}
