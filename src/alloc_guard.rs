@@ -6,8 +6,9 @@
 //! behind [`Guard`], which, when an allocation fails, writes what failed
 //! and what to do to stderr (without allocating) and exits 1. The checker
 //! refuses pipelines whose estimate does not fit (`check/memory.rs`); this
-//! catches what no estimate foresees (a huge `--batch-size` in `encode`, a
-//! limit set by `ulimit -v`).
+//! catches what no estimate foresees (a huge `--batch-size` in `encode`
+//! where the token limit of a forward is lifted, `STPIPE_BATCH_TOKENS=0`,
+//! or off the CPU; a limit set by `ulimit -v`).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 

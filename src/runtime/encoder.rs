@@ -358,10 +358,19 @@ impl SentenceEncoder {
             None
         };
         let mut out = vec![0f32; n * dim];
-        let budget = if self.device.is_cpu() {
-            CPU_BATCH_TOKENS
-        } else {
-            usize::MAX
+        let budget = match std::env::var(BATCH_TOKENS_ENV)
+            .ok()
+            .map(|v| v.parse::<usize>())
+        {
+            Some(Ok(0)) => usize::MAX,
+            Some(Ok(n)) => n,
+            Some(Err(_)) => {
+                return Err(Error::Msg(format!(
+                    "{BATCH_TOKENS_ENV} must be a whole number of token rows (0: no limit)"
+                )))
+            }
+            None if self.device.is_cpu() => CPU_BATCH_TOKENS,
+            None => usize::MAX,
         };
         let batches = token_batches(&order, &tokens, opts.batch_size.max(1), budget);
         // The first batch runs alone: it lays the weights out, under the
@@ -422,6 +431,10 @@ impl SentenceEncoder {
 /// unchanged (512 lost 5% there). Each text's embedding does not depend
 /// on its batch, so the cut changes no result.
 const CPU_BATCH_TOKENS: usize = 1024;
+
+/// Overrides [`CPU_BATCH_TOKENS`] on any device (`0`: no limit, only
+/// `batch_size`), for machines whose caches favour another size.
+pub const BATCH_TOKENS_ENV: &str = "STPIPE_BATCH_TOKENS";
 
 /// `order` (longest first) cut into batches of at most `size` texts and,
 /// past the first text, at most `budget` padded tokens.
