@@ -137,3 +137,27 @@ fn layers_cut_the_model_and_are_checked() {
         "{err}"
     );
 }
+
+#[test]
+fn a_bad_batch_token_setting_stops_every_command_before_it_starts() {
+    for value in ["many", "-3", "1.5"] {
+        let o = stpipe()
+            .arg("components")
+            .env("STPIPE_BATCH_TOKENS", value)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{value}: {err}");
+        assert!(o.stdout.is_empty(), "{value}: the command ran");
+        assert!(
+            err.contains("STPIPE_BATCH_TOKENS") && err.contains("whole number"),
+            "{value}: {err}"
+        );
+    }
+    let o = stpipe()
+        .arg("components")
+        .env("STPIPE_BATCH_TOKENS", "0")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+}

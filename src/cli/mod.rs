@@ -110,6 +110,14 @@ pub fn main() -> ExitCode {
         Command::Run(_) => Workload::Training,
         _ => Workload::Inference,
     });
+    // A bad setting in the environment stops every command before it
+    // starts, not at a run's first evaluation.
+    if let Err(e) = crate::runtime::encoder::batch_token_budget(true) {
+        return report_result(Err(miette::miette!(
+            help = "unset it, or give the most padded token rows one encoding forward may hold",
+            "{e}"
+        )));
+    }
     let opts = cli.options();
     match cli.command {
         Command::Check(a) => check::run(&a, &opts, &cli.set),

@@ -585,7 +585,7 @@ pub fn reference_markdown() -> String {
     let families = [
         (Family::Module, "Modules", "Links of a model chain: `model m = Transformer(...) -> Pooling(mean)`."),
         (Family::Loss, "Losses", "Used in objectives: `objective o = Loss(model, ...) on DATA (batch_size: 16)`."),
-        (Family::Evaluator, "Evaluators", "`evaluator e = Evaluator(model, DATA, ...)`; metrics are named in `expect` and `save ... best by`. An evaluator encodes its texts longest first by token count, at most `batch_size` texts per forward; on the CPU a forward also holds at most 1,024 padded token rows (a longer text goes alone), which keeps its activations in the caches. A text's embedding never depends on the texts beside it, so neither bound changes a result."),
+        (Family::Evaluator, "Evaluators", "`evaluator e = Evaluator(model, DATA, ...)`; metrics are named in `expect` and `save ... best by`. An evaluator encodes its texts longest first by token count, at most `batch_size` texts per forward; on the CPU a forward also holds at most 1,024 padded token rows (a longer text goes alone), which keeps its activations in the caches; `STPIPE_BATCH_TOKENS=N` sets another limit on any device, `0` none. A text's embedding never depends on the texts beside it, so neither bound changes a result."),
         (Family::Reader, "Data readers", "`data d = reader(path, ...) { column: expr, ... } limit N`."),
         (Family::Transform, "Data transforms", "Data sources built from other data sources."),
         (Family::Optimizer, "Optimizers", "`optimizer: AdamW(lr: 2e-5)` in a train stage."),

@@ -358,20 +358,7 @@ impl SentenceEncoder {
             None
         };
         let mut out = vec![0f32; n * dim];
-        let budget = match std::env::var(BATCH_TOKENS_ENV)
-            .ok()
-            .map(|v| v.parse::<usize>())
-        {
-            Some(Ok(0)) => usize::MAX,
-            Some(Ok(n)) => n,
-            Some(Err(_)) => {
-                return Err(Error::Msg(format!(
-                    "{BATCH_TOKENS_ENV} must be a whole number of token rows (0: no limit)"
-                )))
-            }
-            None if self.device.is_cpu() => CPU_BATCH_TOKENS,
-            None => usize::MAX,
-        };
+        let budget = batch_token_budget(self.device.is_cpu())?;
         let batches = token_batches(&order, &tokens, opts.batch_size.max(1), budget);
         // The first batch runs alone: it lays the weights out, under the
         // cache's lock, which no two batches may wait on from rayon's
@@ -435,6 +422,26 @@ const CPU_BATCH_TOKENS: usize = 1024;
 /// Overrides [`CPU_BATCH_TOKENS`] on any device (`0`: no limit, only
 /// `batch_size`), for machines whose caches favour another size.
 pub const BATCH_TOKENS_ENV: &str = "STPIPE_BATCH_TOKENS";
+
+/// The padded tokens one forward of `encode` may hold: the value of
+/// [`BATCH_TOKENS_ENV`] when set (`0`: no limit), else
+/// [`CPU_BATCH_TOKENS`] on the CPU and no limit elsewhere. The command
+/// line checks the setting before anything runs, so a bad value never
+/// surfaces at a run's first evaluation.
+pub fn batch_token_budget(cpu: bool) -> Result<usize> {
+    match std::env::var(BATCH_TOKENS_ENV).ok() {
+        Some(v) => match v.trim().parse::<usize>() {
+            Ok(0) => Ok(usize::MAX),
+            Ok(n) => Ok(n),
+            Err(_) => Err(Error::Msg(format!(
+                "{BATCH_TOKENS_ENV}={v:?} is not a whole number of token rows \
+                 (set a count such as 1024, or 0 for no limit)"
+            ))),
+        },
+        None if cpu => Ok(CPU_BATCH_TOKENS),
+        None => Ok(usize::MAX),
+    }
+}
 
 /// `order` (longest first) cut into batches of at most `size` texts and,
 /// past the first text, at most `budget` padded tokens.
