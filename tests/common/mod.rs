@@ -389,12 +389,21 @@ impl GradCollect {
 }
 
 impl stpipe::runtime::step::GradSink for GradCollect {
-    fn trains(&self, _var: &candle_core::Var) -> bool {
-        true
-    }
-
     fn buffer(&mut self, var: &candle_core::Var) -> Option<(&mut [f32], f32)> {
         Some((self.slot(var).as_mut_slice(), 1.0))
+    }
+
+    fn buffers(&mut self, vars: &[candle_core::Var]) -> Vec<stpipe::runtime::step::Buf<'_>> {
+        for v in vars {
+            self.slot(v);
+        }
+        let mut by_id: std::collections::HashMap<_, _> = self.vars.iter_mut().collect();
+        vars.iter()
+            .map(|v| {
+                let b = by_id.remove(&v.as_tensor().id())?;
+                Some((b.as_mut_slice(), 1.0))
+            })
+            .collect()
     }
 
     fn add_rows(&mut self, var: &candle_core::Var, ids: &[u32], grads: &[f32]) {

@@ -16,8 +16,9 @@ use candle_core::{DType, Tensor, Var};
 
 use super::attention::Packed;
 use super::layer::{self, LayerDrops, LayerTape, LayerVars, Ln};
-use super::rows::{layer_norm, layer_norm_back, NormSaved};
-use super::{add_dense, read, GradSink, Tape};
+use super::layer_back::{self, VARS};
+use super::rows::{layer_norm, NormSaved};
+use super::{add_dense, read, Buf, GradSink, Tape};
 use crate::runtime::error::{Error, Result};
 use crate::runtime::kernels::DropMask;
 use crate::runtime::ops::{dropout_mask, Ctx};
@@ -57,7 +58,7 @@ struct EmbedTape {
 }
 
 /// One explicit forward of a BERT-family encoder.
-struct BertTape {
+pub(crate) struct BertTape {
     step: Arc<BertStep>,
     out: Var,
     packed: Packed,
@@ -170,7 +171,7 @@ impl BertStep {
         let t = out.as_tensor().clone();
         tapes.record(
             ctx.order(),
-            Box::new(BertTape {
+            Tape::Bert(BertTape {
                 step: Arc::clone(self),
                 out,
                 packed,
@@ -202,53 +203,93 @@ impl BertStep {
     }
 }
 
-impl Tape for BertTape {
-    fn output(&self) -> &Var {
+impl BertTape {
+    pub(super) fn output(&self) -> &Var {
         &self.out
     }
 
-    fn vars(&self) -> Vec<Var> {
-        let s = &self.step;
-        let mut v = vec![
-            s.word.clone(),
-            s.position.clone(),
-            s.token_type.clone(),
-            s.norm.w.clone(),
-            s.norm.b.clone(),
-        ];
-        for l in &s.layers {
-            v.extend(l.vars());
-        }
-        v
+    /// Whether `other` is a forward of the same model (the same weights).
+    pub(super) fn same_model(&self, other: &BertTape) -> bool {
+        Arc::ptr_eq(&self.step, &other.step)
     }
 
-    fn backward(self: Box<Self>, full: Vec<f32>, sink: &mut dyn GradSink) -> Result<()> {
-        let step = &self.step;
-        let h = step.hidden;
-        // The padded positions' gradient is dropped with them (their
-        // outputs are constant zeros).
+    /// The output's gradient `full` (the padded layout) at the packed
+    /// rows: the padded positions' gradient is dropped with them (their
+    /// outputs are constant zeros).
+    fn packed_grad(&self, full: &[f32]) -> Vec<f32> {
+        let h = self.step.hidden;
         let mut grad = vec![0f32; self.packed.rows() * h];
         for (g, &t) in grad.chunks_mut(h).zip(&self.packed.tokens) {
             g.copy_from_slice(&full[t as usize * h..(t as usize + 1) * h]);
         }
-        drop(full);
-        for (l, t) in step.layers.iter().zip(&self.layers).rev() {
-            layer::backward(l, t, &mut grad, &self.packed, sink)?;
-        }
-        let e = &self.embed;
+        grad
+    }
+
+    /// The embeddings' dropout and layer norm backward: `grad` becomes the
+    /// gradient of the summed embeddings; returns the norm's weight
+    /// gradient then its bias gradient.
+    fn embed_back(&self, grad: &mut [f32]) -> Result<Vec<f32>> {
+        let (step, e) = (&self.step, &self.embed);
         if let Some(m) = e.drop {
-            m.apply_rows(&mut grad, &self.packed.tokens, h);
+            m.apply_rows(grad, &self.packed.tokens, step.hidden);
         }
-        let (mut dw, mut db) = (vec![0f32; h], vec![0f32; h]);
-        layer_norm_back(
-            &mut grad,
-            &e.norm,
-            &read(step.norm.w.as_tensor())?,
-            Some((&mut dw, &mut db)),
-            1.0,
-        );
-        add_dense(sink, &step.norm.w, &dw);
-        add_dense(sink, &step.norm.b, &db);
+        layer_back::norm_back(&step.norm, grad, &e.norm)
+    }
+}
+
+/// The backward of the forwards of one model (the columns of a batch, in
+/// column order), each with its output's gradient in the padded layout.
+///
+/// Layer by layer from the top, the columns run their input gradients side
+/// by side, and each layer's weight gradients become jobs of their own
+/// ([`layer_back::weight_jobs`]) that run while the columns go on down.
+/// Every gradient is added column after column, in column order, by the
+/// same products on any thread, so the result does not depend on the
+/// thread count.
+pub(crate) fn backward(group: Vec<(BertTape, Vec<f32>)>, sink: &mut dyn GradSink) -> Result<()> {
+    use rayon::prelude::*;
+    let Some(step) = group.first().map(|(t, _)| Arc::clone(&t.step)) else {
+        return Ok(());
+    };
+    let h = step.hidden;
+    let mut grads: Vec<Vec<f32>> = group.iter().map(|(t, g)| t.packed_grad(g)).collect();
+    let tapes: Vec<BertTape> = group.into_iter().map(|(t, _)| t).collect();
+    let vars: Vec<Var> = step.layers.iter().flat_map(|l| l.vars()).collect();
+    let mut bufs = sink.buffers(&vars).into_iter();
+    let mut per_layer = Vec::with_capacity(step.layers.len());
+    for _ in &step.layers {
+        let layer: Vec<Buf> = bufs.by_ref().take(VARS).collect();
+        let layer: [Buf; VARS] = layer.try_into().map_err(|_| {
+            Error::Msg("explicit step: a layer's gradient buffers are missing".into())
+        })?;
+        per_layer.push(layer);
+    }
+    let (tapes_ref, grads_ref) = (&tapes, &mut grads);
+    let norms = rayon::scope(move |s| -> Result<Vec<Vec<f32>>> {
+        let layers = step.layers.iter().zip(per_layer).enumerate().rev();
+        for (i, (l, bufs)) in layers {
+            let cols: Vec<&LayerTape> = tapes_ref.iter().map(|t| &t.layers[i]).collect();
+            let deltas = grads_ref
+                .par_iter_mut()
+                .zip(tapes_ref)
+                .zip(&cols)
+                .map(|((g, t), lt)| layer_back::inputs(l, lt, g, &t.packed))
+                .collect::<Result<Vec<_>>>()?;
+            for job in layer_back::weight_jobs(cols, Arc::new(deltas), bufs, h) {
+                s.spawn(move |_| job());
+            }
+        }
+        grads_ref
+            .par_iter_mut()
+            .zip(tapes_ref)
+            .map(|(g, t)| t.embed_back(g))
+            .collect()
+    })?;
+    let step = &tapes[0].step;
+    for ((t, grad), norm) in tapes.iter().zip(&grads).zip(&norms) {
+        add_dense(sink, &step.norm.w, &norm[..h]);
+        add_dense(sink, &step.norm.b, &norm[h..]);
+        let e = &t.embed;
         for (var, ids) in [(&step.position, &e.positions), (&step.token_type, &e.types)] {
             if let Some((buf, scale)) = sink.buffer(var) {
                 for (g, &r) in grad.chunks(h).zip(ids.iter()) {
@@ -257,7 +298,7 @@ impl Tape for BertTape {
                 }
             }
         }
-        sink.add_rows(&step.word, &e.ids, &grad);
-        Ok(())
+        sink.add_rows(&step.word, &e.ids, grad);
     }
+    Ok(())
 }

@@ -1,5 +1,5 @@
-//! The post-norm encoder layer (BERT's) of the explicit step: forward,
-//! keeping what the backward needs, and backward into a [`GradSink`].
+//! The post-norm encoder layer (BERT's) of the explicit step: its forward,
+//! keeping what the backward ([`super::layer_back`]) needs.
 //!
 //! `x1 = norm1(x + drop(attn(x) Wo^T + bo))`,
 //! `out = norm2(x1 + drop(gelu(x1 Wi^T + bi) Wout^T + bout))`.
@@ -10,10 +10,10 @@ use candle_core::Var;
 
 use super::attention::{self, Packed};
 use super::matmul::{matmul, Into, Mat, MatMut};
-use super::rows::{add_assign, add_column_sums, layer_norm, layer_norm_back, NormSaved};
-use super::{add_dense, read, transpose, GradSink, Layout, Tapes};
+use super::rows::{add_assign, layer_norm, NormSaved};
+use super::{read, transpose, Layout, Tapes};
 use crate::runtime::error::Result;
-use crate::runtime::kernels::{gelu_grad_slice, gelu_slice_par, par_blocks, DropMask, BLOCK};
+use crate::runtime::kernels::{gelu_slice_par, DropMask};
 
 /// A linear layer's weight `[out, in]` and bias `[out]`.
 #[derive(Debug, Clone)]
@@ -66,16 +66,16 @@ pub(crate) struct LayerDrops {
 
 /// What one layer's forward keeps for its backward.
 pub(crate) struct LayerTape {
-    x: Vec<f32>,
-    qkv: Vec<f32>,
-    probs: Vec<f32>,
-    ctx: Vec<f32>,
-    norm1: NormSaved,
-    x1: Vec<f32>,
-    u: Vec<f32>,
-    g: Vec<f32>,
-    norm2: NormSaved,
-    drops: LayerDrops,
+    pub(super) x: Vec<f32>,
+    pub(super) qkv: Vec<f32>,
+    pub(super) probs: Vec<f32>,
+    pub(super) ctx: Vec<f32>,
+    pub(super) norm1: NormSaved,
+    pub(super) x1: Vec<f32>,
+    pub(super) u: Vec<f32>,
+    pub(super) g: Vec<f32>,
+    pub(super) norm2: NormSaved,
+    pub(super) drops: LayerDrops,
 }
 
 /// `n` rows of `b`: the start of a linear layer's output (every value
@@ -184,7 +184,7 @@ fn apply(l: &Lin, wt: Option<&[f32]>, x: &[f32], n: usize) -> Result<Vec<f32>> {
 
 /// Dropout over the packed rows of an activation `[tokens, width]`, with
 /// the mask of the padded tensor.
-fn drop_rows(m: Option<DropMask>, x: &mut [f32], p: &Packed) {
+pub(super) fn drop_rows(m: Option<DropMask>, x: &mut [f32], p: &Packed) {
     if let Some(m) = m {
         m.apply_rows(x, &p.tokens, x.len() / p.rows().max(1));
     }
@@ -257,119 +257,4 @@ pub(crate) fn forward(
         drops,
     };
     Ok((out, tape))
-}
-
-/// The gradients of a linear layer `y = x @ w^T + b` from `dy` `[n, out]`
-/// and its input `x` `[n, in]`: `dw += dy^T x`, `db += colsum(dy)`, into
-/// the sink's buffers.
-fn linear_grads(sink: &mut dyn GradSink, l: &Lin, dy: &[f32], x: &[f32], n: usize) {
-    if let Some((dw, scale)) = sink.buffer(&l.w) {
-        let o = dy.len() / n.max(1);
-        let i = x.len() / n.max(1);
-        matmul(
-            MatMut::new(dw, o, i),
-            Mat::new(dy, n, o).t(),
-            Mat::new(x, n, i),
-            Into::Add(scale),
-        );
-    }
-    if let Some((db, scale)) = sink.buffer(&l.b) {
-        add_column_sums(dy, db, scale);
-    }
-}
-
-/// `dx (op) dy @ w` for `w` `[out, in]`: the input gradient of a linear
-/// layer.
-fn input_grad(dx: &mut [f32], dy: &[f32], w: &[f32], n: usize, how: Into) {
-    let o = dy.len() / n.max(1);
-    let i = w.len() / o.max(1);
-    matmul(
-        MatMut::new(dx, n, i),
-        Mat::new(dy, n, o),
-        Mat::new(w, o, i),
-        how,
-    );
-}
-
-/// A layer norm's backward with its weight and bias gradients.
-fn norm_back(sink: &mut dyn GradSink, l: &Ln, g: &mut [f32], saved: &NormSaved) -> Result<()> {
-    let h = saved.xhat.len() / saved.rstd.len().max(1);
-    let (mut dw, mut db) = (vec![0f32; h], vec![0f32; h]);
-    layer_norm_back(
-        g,
-        saved,
-        &read(l.w.as_tensor())?,
-        Some((&mut dw, &mut db)),
-        1.0,
-    );
-    add_dense(sink, &l.w, &dw);
-    add_dense(sink, &l.b, &db);
-    Ok(())
-}
-
-/// The backward: `dy` holds the gradient of the layer's output and
-/// becomes that of its input; the weights' gradients go to `sink`.
-pub(crate) fn backward(
-    v: &LayerVars,
-    t: &LayerTape,
-    dy: &mut [f32],
-    p: &Packed,
-    sink: &mut dyn GradSink,
-) -> Result<()> {
-    let n = p.rows();
-    let h = p.hidden;
-    // out = norm2(x1 + drop(g Wout^T + bout)).
-    norm_back(sink, &v.norm2, dy, &t.norm2)?;
-    let mut d_out = dy.to_vec();
-    drop_rows(t.drops.ffn, &mut d_out, p);
-    linear_grads(sink, &v.out, &d_out, &t.g, n);
-    let mut dg = vec![0f32; t.u.len()];
-    input_grad(&mut dg, &d_out, &read(v.out.w.as_tensor())?, n, Into::Set);
-    let mut du = vec![0f32; t.u.len()];
-    par_blocks(&t.u, &dg, &mut du, BLOCK, gelu_grad_slice);
-    drop(dg);
-    linear_grads(sink, &v.inter, &du, &t.x1, n);
-    // dy now holds d(x1): the residual's share plus the feed-forward's.
-    input_grad(dy, &du, &read(v.inter.w.as_tensor())?, n, Into::Add(1.0));
-    drop(du);
-
-    // x1 = norm1(x + drop(ctx Wo^T + bo)).
-    norm_back(sink, &v.norm1, dy, &t.norm1)?;
-    let mut d_a = dy.to_vec();
-    drop_rows(t.drops.attn_out, &mut d_a, p);
-    linear_grads(sink, &v.o, &d_a, &t.ctx, n);
-    let mut d_ctx = vec![0f32; n * h];
-    input_grad(&mut d_ctx, &d_a, &read(v.o.w.as_tensor())?, n, Into::Set);
-    drop(d_a);
-    let mut dqkv = vec![0f32; n * 3 * h];
-    attention::backward(&t.qkv, &t.probs, &d_ctx, p, t.drops.attn, &mut dqkv);
-    drop(d_ctx);
-    // The q, k and v weight gradients, each from its third of the columns
-    // of dqkv, straight into its buffer.
-    for (j, l) in [&v.q, &v.k, &v.v].into_iter().enumerate() {
-        if let Some((dw, scale)) = sink.buffer(&l.w) {
-            matmul(
-                MatMut::new(dw, h, h),
-                Mat::rows(&dqkv[j * h..], n, h, 3 * h).t(),
-                Mat::new(&t.x, n, h),
-                Into::Add(scale),
-            );
-        }
-    }
-    let mut dbqkv = vec![0f32; 3 * h];
-    add_column_sums(&dqkv, &mut dbqkv, 1.0);
-    for (j, l) in [&v.q, &v.k, &v.v].into_iter().enumerate() {
-        add_dense(sink, &l.b, &dbqkv[j * h..(j + 1) * h]);
-    }
-    // d(x) = the residual's share plus the three projections'.
-    for l in [&v.q, &v.k, &v.v].into_iter().enumerate() {
-        let (j, l) = l;
-        matmul(
-            MatMut::new(dy, n, h),
-            Mat::rows(&dqkv[j * h..], n, h, 3 * h),
-            Mat::new(&read(l.w.as_tensor())?, h, h),
-            Into::Add(1.0),
-        );
-    }
-    Ok(())
 }

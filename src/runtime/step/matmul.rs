@@ -108,6 +108,18 @@ fn parallelism(flops: usize) -> gemm::Parallelism {
 /// Panics when the shapes disagree or a view leaves its buffer: both are
 /// bugs of the caller, never a property of user input.
 pub fn matmul(dst: MatMut, a: Mat, b: Mat, how: Into) {
+    let flops = 2 * a.rows * a.cols * b.cols;
+    product(dst, a, b, how, parallelism(flops));
+}
+
+/// [`matmul`] on the calling thread only: for a product that is one of
+/// several jobs running at the same time, where splitting it would only
+/// hand its pieces to cores that have work of their own.
+pub fn matmul_here(dst: MatMut, a: Mat, b: Mat, how: Into) {
+    product(dst, a, b, how, gemm::Parallelism::None);
+}
+
+fn product(dst: MatMut, a: Mat, b: Mat, how: Into, par: gemm::Parallelism) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert!(
         b.rows == k && dst.rows == m && dst.cols == n,
@@ -158,7 +170,7 @@ pub fn matmul(dst: MatMut, a: Mat, b: Mat, how: Into) {
             false,
             false,
             false,
-            parallelism(2 * m * n * k),
+            par,
         );
     }
 }

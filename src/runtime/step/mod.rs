@@ -15,8 +15,9 @@
 //! returns the token embeddings as a fresh leaf [`Var`] and records a
 //! [`Tape`] in the forward context. Autograd runs what sits on top
 //! (pooling, Dense, the loss) and yields that leaf's gradient;
-//! [`Tapes::backward`] then runs each tape's backward with it and hands the
-//! encoder's gradients to a [`GradSink`] (the optimizer).
+//! [`Tapes::backward`] then runs the tapes' backward with it, the columns
+//! of a batch together, and hands the encoder's gradients to a
+//! [`GradSink`] (the optimizer).
 //!
 //! A context records tapes only when built with
 //! [`Ctx::train_explicit`](crate::runtime::ops::Ctx::train_explicit), by the
@@ -28,6 +29,7 @@
 pub(crate) mod attention;
 pub(crate) mod bert;
 pub(crate) mod layer;
+pub(crate) mod layer_back;
 pub mod matmul;
 pub(crate) mod rows;
 
@@ -40,17 +42,32 @@ use super::error::{Error, Result};
 
 /// Where the gradients of the explicit backward go.
 pub trait GradSink: Send {
-    /// Whether `var` is trained (its gradient is wanted).
-    fn trains(&self, var: &Var) -> bool;
-
     /// The accumulation buffer of `var` (as long as the tensor) and the
     /// factor every gradient is added with; `None` when `var` is not
     /// trained, so its gradient need not be computed.
     fn buffer(&mut self, var: &Var) -> Option<(&mut [f32], f32)>;
 
+    /// [`GradSink::buffer`] of each of `vars` at once (disjoint borrows,
+    /// so that the weight gradients of a layer can be computed at the
+    /// same time); a variable named twice gets its buffer at its first
+    /// place only.
+    fn buffers(&mut self, vars: &[Var]) -> Vec<Buf<'_>>;
+
     /// Add gradient rows of a `[rows, width]` table: `grads[k]` (a row of
     /// `width` values) belongs to row `ids[k]`; ids may repeat.
     fn add_rows(&mut self, var: &Var, ids: &[u32], grads: &[f32]);
+}
+
+/// A trained variable's gradient buffer and the factor its gradients are
+/// added with (`None`: not trained).
+pub type Buf<'a> = Option<(&'a mut [f32], f32)>;
+
+/// `buf += factor * g` (the factor is the buffer's), when there is one.
+pub(crate) fn add_into(buf: &mut Buf, g: &[f32]) {
+    if let Some((buf, scale)) = buf {
+        let scale = *scale;
+        buf.iter_mut().zip(g).for_each(|(b, g)| *b += scale * g);
+    }
 }
 
 /// `buffer(var) += factor * g` when `var` is trained.
@@ -60,13 +77,20 @@ pub(crate) fn add_dense(sink: &mut dyn GradSink, var: &Var, g: &[f32]) {
     }
 }
 
-/// A recorded explicit forward: its output leaf and the backward that
-/// turns the output's gradient into the encoder's.
-pub trait Tape: Send {
-    fn output(&self) -> &Var;
-    /// Every variable whose gradient the backward may give.
-    fn vars(&self) -> Vec<Var>;
-    fn backward(self: Box<Self>, grad: Vec<f32>, sink: &mut dyn GradSink) -> Result<()>;
+/// A recorded explicit forward, by architecture: what its backward needs.
+/// (An architecture with an explicit step of its own adds its variant
+/// here and its group backward in [`Tapes::backward`].)
+pub(crate) enum Tape {
+    Bert(bert::BertTape),
+}
+
+impl Tape {
+    /// The output leaf whose gradient the backward starts from.
+    fn output(&self) -> &Var {
+        match self {
+            Tape::Bert(t) => t.output(),
+        }
+    }
 }
 
 /// The tapes of one forward context, and the weight layouts its forwards
@@ -81,7 +105,7 @@ pub trait Tape: Send {
 /// first.
 #[derive(Default)]
 pub struct Tapes {
-    tapes: Mutex<Vec<(usize, Box<dyn Tape>)>>,
+    tapes: Mutex<Vec<(usize, Tape)>>,
     layouts: Mutex<LayoutCache>,
     /// Whether the forwards of this context run side by side, one per
     /// thread (set by the encoder's `prepare_explicit`).
@@ -127,12 +151,12 @@ impl Tapes {
     }
 
     /// Keep `tape` for the backward, as column `order`'s.
-    pub fn record(&self, order: usize, tape: Box<dyn Tape>) {
+    pub(crate) fn record(&self, order: usize, tape: Tape) {
         lock(&self.tapes).push((order, tape));
     }
 
     /// The tapes in column order (a column's own in recording order).
-    fn take(&self) -> Vec<Box<dyn Tape>> {
+    fn take(&self) -> Vec<Tape> {
         let mut tapes = std::mem::take(&mut *lock(&self.tapes));
         tapes.sort_by_key(|(order, _)| *order);
         tapes.into_iter().map(|(_, t)| t).collect()
@@ -162,111 +186,29 @@ impl Tapes {
     /// a tape whose output the loss did not use contributes nothing. The
     /// tapes are consumed.
     ///
-    /// The first tape adds into `sink` directly; every other one into a
-    /// [`LocalSink`] of its own, at the same time as the first (each
-    /// backward then keeps a core busy from start to end), and those are
-    /// added to `sink` afterwards in column order. The sums are the same
-    /// bits whether the backwards ran side by side or one after the other,
-    /// so the thread count never changes what is trained.
+    /// The tapes of one model (the columns of a batch) run backward as one
+    /// group, layer by layer (see [`bert::backward`]): each weight's
+    /// gradient is added column after column, in column order, straight
+    /// into the sink, by the same products whatever the thread count, so
+    /// the thread count never changes what is trained.
     pub fn backward(&self, grads: &GradStore, sink: &mut dyn GradSink) -> Result<()> {
-        use rayon::prelude::*;
-        let mut work = Vec::new();
+        let mut groups: Vec<Vec<(bert::BertTape, Vec<f32>)>> = Vec::new();
         for tape in self.take() {
-            if let Some(g) = grads.get(tape.output().as_tensor()) {
-                let g = g.flatten_all()?.to_vec1::<f32>()?;
-                work.push((tape, g));
+            let Some(g) = grads.get(tape.output().as_tensor()) else {
+                continue;
+            };
+            let g = g.flatten_all()?.to_vec1::<f32>()?;
+            match tape {
+                Tape::Bert(t) => match groups.iter_mut().find(|gr| gr[0].0.same_model(&t)) {
+                    Some(group) => group.push((t, g)),
+                    None => groups.push(vec![(t, g)]),
+                },
             }
         }
-        let rest = work.split_off(work.len().min(1));
-        let Some((first, g0)) = work.pop() else {
-            return Ok(());
-        };
-        let trained: std::collections::HashSet<TensorId> = rest
-            .iter()
-            .flat_map(|(t, _)| t.vars())
-            .filter(|v| sink.trains(v))
-            .map(|v| v.as_tensor().id())
-            .collect();
-        let trained = &trained;
-        let run_rest = move || {
-            rest.into_par_iter()
-                .map(|(tape, g)| {
-                    let mut local = LocalSink::new(trained);
-                    tape.backward(g, &mut local).map(|_| local)
-                })
-                .collect::<Result<Vec<_>>>()
-        };
-        let (r0, locals) = if rayon::current_num_threads() > 1 {
-            rayon::join(|| first.backward(g0, &mut *sink), run_rest)
-        } else {
-            (first.backward(g0, &mut *sink), run_rest())
-        };
-        r0?;
-        for local in locals? {
-            local.add_into(sink);
+        for group in groups {
+            bert::backward(group, sink)?;
         }
         Ok(())
-    }
-}
-
-/// The gradients of one tape whose backward runs beside another's: a
-/// dense buffer per trained variable, made on first use, and the row
-/// gradients as given; [`LocalSink::add_into`] then adds them to the real
-/// sink.
-struct LocalSink<'a> {
-    trained: &'a std::collections::HashSet<TensorId>,
-    dense: Vec<(Var, Vec<f32>)>,
-    slot: HashMap<TensorId, usize>,
-    rows: Vec<(Var, Vec<u32>, Vec<f32>)>,
-}
-
-impl<'a> LocalSink<'a> {
-    fn new(trained: &'a std::collections::HashSet<TensorId>) -> Self {
-        LocalSink {
-            trained,
-            dense: Vec::new(),
-            slot: HashMap::new(),
-            rows: Vec::new(),
-        }
-    }
-
-    /// `sink += ` these gradients, at the sink's scale.
-    fn add_into(self, sink: &mut dyn GradSink) {
-        use rayon::prelude::*;
-        for (var, g) in &self.dense {
-            if let Some((buf, scale)) = sink.buffer(var) {
-                buf.par_chunks_mut(1 << 15)
-                    .zip(g.par_chunks(1 << 15))
-                    .for_each(|(b, g)| b.iter_mut().zip(g).for_each(|(b, g)| *b += scale * g));
-            }
-        }
-        for (var, ids, g) in &self.rows {
-            sink.add_rows(var, ids, g);
-        }
-    }
-}
-
-impl GradSink for LocalSink<'_> {
-    fn trains(&self, var: &Var) -> bool {
-        self.trained.contains(&var.as_tensor().id())
-    }
-
-    fn buffer(&mut self, var: &Var) -> Option<(&mut [f32], f32)> {
-        let id = var.as_tensor().id();
-        if !self.trained.contains(&id) {
-            return None;
-        }
-        let at = *self.slot.entry(id).or_insert_with(|| {
-            self.dense.push((var.clone(), vec![0f32; var.elem_count()]));
-            self.dense.len() - 1
-        });
-        Some((self.dense[at].1.as_mut_slice(), 1.0))
-    }
-
-    fn add_rows(&mut self, var: &Var, ids: &[u32], grads: &[f32]) {
-        if self.trains(var) {
-            self.rows.push((var.clone(), ids.to_vec(), grads.to_vec()));
-        }
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use candle_core::Var;
 
-use super::{sum_of_squares, Moments, MomentsMut, Optimizer, StepAt, UpdateRule};
+use super::{sum_of_squares, Moments, MomentsMut, Optimizer, Param, StepAt, UpdateRule};
 
 /// The gradient accumulated for a parameter over a step's micro-batches.
 #[derive(Debug)]
@@ -40,6 +40,17 @@ impl RowGrad {
             width,
             ..RowGrad::default()
         }
+    }
+
+    /// The dense gradient of a table of `len` values that these rows are of.
+    pub(super) fn to_dense(&self, len: usize) -> Vec<f32> {
+        let w = self.width;
+        let mut dense = vec![0f32; len];
+        for (&row, &at) in &self.slot {
+            dense[row as usize * w..(row as usize + 1) * w]
+                .copy_from_slice(&self.values[at..at + w]);
+        }
+        dense
     }
 
     /// Whether row `row`'s optimizer state may be non-zero.
@@ -196,27 +207,32 @@ pub(super) struct Sink<'a> {
 }
 
 impl crate::runtime::step::GradSink for Sink<'_> {
-    fn trains(&self, var: &Var) -> bool {
-        self.opt.by_var.contains_key(&var.as_tensor().id())
-    }
-
     fn buffer(&mut self, var: &Var) -> Option<(&mut [f32], f32)> {
         let &i = self.opt.by_var.get(&var.as_tensor().id())?;
         let p = &mut self.opt.params[i];
-        if let Grad::Rows(r) = &p.grad {
-            // Asked for densely: keep it dense from now on.
-            let mut dense = vec![0f32; p.var.elem_count()];
-            for (&row, &at) in &r.slot {
-                let w = r.width;
-                dense[row as usize * w..(row as usize + 1) * w]
-                    .copy_from_slice(&r.values[at..at + w]);
-            }
-            p.grad = Grad::Dense(dense);
-        }
+        p.make_dense();
         match &mut p.grad {
             Grad::Dense(g) => Some((g.as_mut_slice(), self.scale)),
             Grad::Rows(_) => None,
         }
+    }
+
+    fn buffers(&mut self, vars: &[Var]) -> Vec<crate::runtime::step::Buf<'_>> {
+        let at: Vec<Option<usize>> = vars
+            .iter()
+            .map(|v| self.opt.by_var.get(&v.as_tensor().id()).copied())
+            .collect();
+        for &i in at.iter().flatten() {
+            self.opt.params[i].make_dense();
+        }
+        let scale = self.scale;
+        let mut params: Vec<Option<&mut Param>> = self.opt.params.iter_mut().map(Some).collect();
+        at.into_iter()
+            .map(|i| match &mut params.get_mut(i?)?.take()?.grad {
+                Grad::Dense(g) => Some((g.as_mut_slice(), scale)),
+                Grad::Rows(_) => None,
+            })
+            .collect()
     }
 
     fn add_rows(&mut self, var: &Var, ids: &[u32], grads: &[f32]) {

@@ -197,6 +197,16 @@ struct Param {
     grad: Grad,
 }
 
+impl Param {
+    /// A gradient kept as rows becomes dense, keeping what it holds (it
+    /// was asked for as a dense buffer).
+    fn make_dense(&mut self) {
+        if let Grad::Rows(r) = &self.grad {
+            self.grad = Grad::Dense(r.to_dense(self.var.elem_count()));
+        }
+    }
+}
+
 /// An update rule over named variables, with `fit`'s semantics.
 pub struct Optimizer {
     params: Vec<Param>,
@@ -522,5 +532,65 @@ mod tests {
         let (buf, _) = s.buffer(&b).unwrap();
         assert_eq!(&buf[12..16], &[1.0, 2.0, 3.0, 4.0]);
         assert!(buf[..12].iter().chain(&buf[16..]).all(|v| *v == 0.0));
+    }
+
+    /// `buffers` lends each trained variable's buffer once (disjoint, all
+    /// at once), at the sink's scale: an untrained variable gets none, one
+    /// named twice gets its buffer at its first place only, and a row
+    /// gradient becomes dense with what it held.
+    #[test]
+    fn buffers_are_lent_once_each() {
+        use crate::runtime::step::GradSink;
+        use candle_core::{DType, Device};
+        let var = |n: usize| {
+            Var::from_tensor(&Tensor::zeros((n, 2), DType::F32, &Device::Cpu).unwrap()).unwrap()
+        };
+        let (a, b, rows, other) = (var(3), var(2), var(4), var(1));
+        let rule: Box<dyn UpdateRule> = Box::new(adamw::AdamWConfig::default());
+        let named = vec![
+            ("a".to_string(), a.clone()),
+            ("b".to_string(), b.clone()),
+            ("emb".to_string(), rows.clone()),
+        ];
+        let mut opt = Optimizer::new(named, rule).unwrap();
+        opt.keep_rows(&rows);
+        let mut s = Sink {
+            opt: &mut opt,
+            scale: 0.25,
+        };
+        s.add_rows(&rows, &[2], &[5.0, 6.0]); // at the scale 0.25
+        let got = s.buffers(&[b.clone(), other, a.clone(), b.clone(), rows.clone()]);
+        let lens: Vec<Option<(usize, f32)>> = got
+            .iter()
+            .map(|b| b.as_ref().map(|(v, s)| (v.len(), *s)))
+            .collect();
+        assert_eq!(
+            lens,
+            vec![
+                Some((4, 0.25)),
+                None,
+                Some((6, 0.25)),
+                None,
+                Some((8, 0.25))
+            ]
+        );
+        let mut got = got;
+        if let Some((emb, _)) = &got[4] {
+            assert_eq!(&emb[..], &[0.0, 0.0, 0.0, 0.0, 1.25, 1.5, 0.0, 0.0]);
+        }
+        // Written through at once: each lands in its own parameter's gradient.
+        for (k, buf) in got.iter_mut().enumerate() {
+            if let Some((v, _)) = buf {
+                v.fill(k as f32);
+            }
+        }
+        drop(got);
+        let dense = |v: &Var| match &s.opt.params[s.opt.by_var[&v.as_tensor().id()]].grad {
+            Grad::Dense(g) => g.clone(),
+            Grad::Rows(_) => panic!("still rows"),
+        };
+        assert_eq!(dense(&b), vec![0.0; 4]);
+        assert_eq!(dense(&a), vec![2.0; 6]);
+        assert_eq!(dense(&rows), vec![4.0; 8]);
     }
 }

@@ -1,0 +1,224 @@
+//! The backward of the post-norm layer ([`super::layer`]), in two parts,
+//! so that the columns of a batch (the sentences of each side of a pair,
+//! each its own packed forward) share their weight gradients' products:
+//!
+//! - [`inputs`] takes one column from the gradient of the layer's output
+//!   to that of its input: the products with the weights, attention, the
+//!   layer norms, GELU and dropout. It keeps what the weight gradients
+//!   need ([`Deltas`]).
+//! - [`weight_jobs`] then makes one job per weight that adds every
+//!   column's share of its gradient straight into the optimizer's buffer,
+//!   column after column.
+//!
+//! Why two parts: the weight products are half of a backward's work and
+//! need nothing of the layers below, so they run as separate jobs on
+//! whichever core is free while the columns go on down the layers. Before,
+//! each column ran its whole backward on one core; the second column then
+//! needed a zeroed copy of every weight gradient (45 MB for MiniLM), added
+//! to the first afterwards, and the column with fewer tokens left its core
+//! idle at the end.
+
+use std::sync::Arc;
+
+use super::attention::{self, Packed};
+use super::layer::{drop_rows, LayerTape, LayerVars, Ln};
+use super::matmul::{matmul, matmul_here, Into, Mat, MatMut};
+use super::rows::{add_column_sums, layer_norm_back, NormSaved};
+use super::{add_into, read, Buf};
+use crate::runtime::error::Result;
+use crate::runtime::kernels::{gelu_grad_slice, par_blocks, BLOCK};
+
+/// Variables of a layer, in the order of [`LayerVars::vars`] (and of the
+/// buffers [`weight_jobs`] takes): the weight and bias of q, k, v, the
+/// attention output, the intermediate and the output projections, then
+/// those of the two layer norms.
+pub(crate) const VARS: usize = 16;
+
+/// What one column's backward through a layer keeps for the layer's
+/// weight gradients.
+pub(crate) struct Deltas {
+    /// The column's tokens (rows).
+    n: usize,
+    /// `[n, hidden]`: the gradient of the feed-forward's output projection
+    /// (after its dropout).
+    d_out: Vec<f32>,
+    /// `[n, intermediate]`: of the intermediate projection (before GELU).
+    du: Vec<f32>,
+    /// `[n, hidden]`: of the attention's output projection (after its
+    /// dropout).
+    d_a: Vec<f32>,
+    /// `[n, 3 * hidden]`: of q, k and v, side by side.
+    dqkv: Vec<f32>,
+    /// The layer norms' weight gradient then bias gradient, `[2 * hidden]`.
+    norm1: Vec<f32>,
+    norm2: Vec<f32>,
+}
+
+/// `dx (op) dy @ w` for `w` `[out, in]`: the input gradient of a linear
+/// layer.
+fn input_grad(dx: &mut [f32], dy: &[f32], w: &[f32], n: usize, how: Into) {
+    let o = dy.len() / n.max(1);
+    let i = w.len() / o.max(1);
+    matmul(
+        MatMut::new(dx, n, i),
+        Mat::new(dy, n, o),
+        Mat::new(w, o, i),
+        how,
+    );
+}
+
+/// A layer norm's backward: `g` becomes its input's gradient; returns
+/// its weight gradient then its bias gradient.
+pub(super) fn norm_back(l: &Ln, g: &mut [f32], saved: &NormSaved) -> Result<Vec<f32>> {
+    let h = saved.xhat.len() / saved.rstd.len().max(1);
+    let mut wb = vec![0f32; 2 * h];
+    let (dw, db) = wb.split_at_mut(h);
+    layer_norm_back(g, saved, &read(l.w.as_tensor())?, Some((dw, db)), 1.0);
+    Ok(wb)
+}
+
+/// One column's backward through the layer: `dy` holds the gradient of
+/// the layer's output and becomes that of its input.
+pub(crate) fn inputs(v: &LayerVars, t: &LayerTape, dy: &mut [f32], p: &Packed) -> Result<Deltas> {
+    let n = p.rows();
+    let h = p.hidden;
+    // out = norm2(x1 + drop(g Wout^T + bout)).
+    let norm2 = norm_back(&v.norm2, dy, &t.norm2)?;
+    let mut d_out = dy.to_vec();
+    drop_rows(t.drops.ffn, &mut d_out, p);
+    let mut dg = vec![0f32; t.u.len()];
+    input_grad(&mut dg, &d_out, &read(v.out.w.as_tensor())?, n, Into::Set);
+    let mut du = vec![0f32; t.u.len()];
+    par_blocks(&t.u, &dg, &mut du, BLOCK, gelu_grad_slice);
+    drop(dg);
+    // dy now holds d(x1): the residual's share plus the feed-forward's.
+    input_grad(dy, &du, &read(v.inter.w.as_tensor())?, n, Into::Add(1.0));
+
+    // x1 = norm1(x + drop(ctx Wo^T + bo)).
+    let norm1 = norm_back(&v.norm1, dy, &t.norm1)?;
+    let mut d_a = dy.to_vec();
+    drop_rows(t.drops.attn_out, &mut d_a, p);
+    let mut d_ctx = vec![0f32; n * h];
+    input_grad(&mut d_ctx, &d_a, &read(v.o.w.as_tensor())?, n, Into::Set);
+    let mut dqkv = vec![0f32; n * 3 * h];
+    attention::backward(&t.qkv, &t.probs, &d_ctx, p, t.drops.attn, &mut dqkv);
+    drop(d_ctx);
+    // d(x) = the residual's share plus the three projections'.
+    for (j, l) in [&v.q, &v.k, &v.v].into_iter().enumerate() {
+        matmul(
+            MatMut::new(dy, n, h),
+            Mat::rows(&dqkv[j * h..], n, h, 3 * h),
+            Mat::new(&read(l.w.as_tensor())?, h, h),
+            Into::Add(1.0),
+        );
+    }
+    Ok(Deltas {
+        n,
+        d_out,
+        du,
+        d_a,
+        dqkv,
+        norm1,
+        norm2,
+    })
+}
+
+/// A column's activation or gradient `v` as `[n, width]`.
+fn rows(v: &[f32], n: usize) -> Mat<'_> {
+    Mat::new(v, n, v.len() / n.max(1))
+}
+
+/// A job of the weight gradients (see [`weight_jobs`]).
+pub(crate) type Job<'s> = Box<dyn FnOnce() + Send + 's>;
+
+/// `dw += scale * dy^T x` for each column's `(dy [n, out], x [n, in])`,
+/// column after column.
+fn add_weight_grad<'a>(dw: Buf, parts: impl Iterator<Item = (Mat<'a>, Mat<'a>)>) {
+    let Some((dw, scale)) = dw else {
+        return;
+    };
+    for (dy, x) in parts {
+        let (o, i) = (dy.cols(), x.cols());
+        matmul_here(MatMut::new(dw, o, i), dy.t(), x, Into::Add(scale));
+    }
+}
+
+/// `db += scale * (column sums of g)` for each column's `g`.
+fn add_bias_grad<'a>(db: Buf, parts: impl Iterator<Item = &'a [f32]>) {
+    if let Some((db, scale)) = db {
+        for g in parts {
+            add_column_sums(g, db, scale);
+        }
+    }
+}
+
+/// The layer's weight gradients from every column's tape and deltas (in
+/// column order), as jobs that may run in any order and on any thread:
+/// each writes only its own buffers, `bufs` in the order of [`VARS`]. The
+/// largest come first, so that the last to start are the short ones.
+pub(crate) fn weight_jobs<'s>(
+    cols: Vec<&'s LayerTape>,
+    deltas: Arc<Vec<Deltas>>,
+    bufs: [Buf<'s>; VARS],
+    hidden: usize,
+) -> Vec<Job<'s>> {
+    let h = hidden;
+    let [qw, qb, kw, kb, vw, vb, ow, ob, iw, ib, outw, outb, n1w, n1b, n2w, n2b] = bufs;
+    let mut jobs: Vec<Job<'s>> = Vec::with_capacity(7);
+    {
+        let (cols, deltas) = (cols.clone(), Arc::clone(&deltas));
+        jobs.push(Box::new(move || {
+            let parts = cols.iter().zip(deltas.iter());
+            add_weight_grad(iw, parts.map(|(t, d)| (rows(&d.du, d.n), rows(&t.x1, d.n))));
+            add_bias_grad(ib, deltas.iter().map(|d| d.du.as_slice()));
+        }));
+    }
+    {
+        let (cols, deltas) = (cols.clone(), Arc::clone(&deltas));
+        jobs.push(Box::new(move || {
+            let parts = cols.iter().zip(deltas.iter());
+            add_weight_grad(
+                outw,
+                parts.map(|(t, d)| (rows(&d.d_out, d.n), rows(&t.g, d.n))),
+            );
+            add_bias_grad(outb, deltas.iter().map(|d| d.d_out.as_slice()));
+        }));
+    }
+    for (j, w) in [qw, kw, vw].into_iter().enumerate() {
+        let (cols, deltas) = (cols.clone(), Arc::clone(&deltas));
+        jobs.push(Box::new(move || {
+            let parts = cols
+                .iter()
+                .zip(deltas.iter())
+                .map(|(t, d)| (Mat::rows(&d.dqkv[j * h..], d.n, h, 3 * h), rows(&t.x, d.n)));
+            add_weight_grad(w, parts);
+        }));
+    }
+    {
+        let (cols, deltas) = (cols.clone(), Arc::clone(&deltas));
+        jobs.push(Box::new(move || {
+            let parts = cols.iter().zip(deltas.iter());
+            add_weight_grad(
+                ow,
+                parts.map(|(t, d)| (rows(&d.d_a, d.n), rows(&t.ctx, d.n))),
+            );
+            add_bias_grad(ob, deltas.iter().map(|d| d.d_a.as_slice()));
+        }));
+    }
+    jobs.push(Box::new(move || {
+        let mut qkv = [qb, kb, vb];
+        let mut norms = [(n1w, n1b), (n2w, n2b)];
+        for d in deltas.iter() {
+            let mut sums = vec![0f32; 3 * h];
+            add_column_sums(&d.dqkv, &mut sums, 1.0);
+            for (j, b) in qkv.iter_mut().enumerate() {
+                add_into(b, &sums[j * h..(j + 1) * h]);
+            }
+            for ((w, b), g) in norms.iter_mut().zip([&d.norm1, &d.norm2]) {
+                add_into(w, &g[..h]);
+                add_into(b, &g[h..]);
+            }
+        }
+    }));
+    jobs
+}
