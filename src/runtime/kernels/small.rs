@@ -3,8 +3,9 @@
 //!
 //! At these sizes a general matmul spends its time packing and
 //! dispatching, and a loop of dot products spends it in horizontal sums
-//! and in accumulators that go through memory. Here four output rows by
-//! up to two runs of [`LANES`] columns stay in registers for the whole
+//! and in accumulators that go through memory. Here four output rows (two
+//! with AVX2's fewer registers, when the block has two runs) by up to two
+//! runs of [`LANES`] columns stay in registers for the whole
 //! inner dimension: each step broadcasts one value of `a` per row and
 //! multiplies it into a run of `b`'s row. The caller compiles this into
 //! its own AVX-512 / AVX2 variant (`simd_dispatch!`): everything here is
@@ -18,6 +19,23 @@ pub(crate) const LANES: usize = 16;
 
 /// Rows kept in registers at once.
 const ROWS: usize = 4;
+
+/// Whether the CPU has 32 vector registers of 16 lanes (AVX-512). Four
+/// rows by two runs then keep 8 registers of accumulators with room to
+/// spare. With AVX2's 16 registers of 8 lanes, the same block needs all
+/// 16 for its accumulators alone and would go through memory on every
+/// step of the inner dimension, so there two runs take two rows at a time.
+#[inline(always)]
+fn wide_registers() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
 
 /// A read-only matrix view: element `(i, p)` at `i * rs + p * cs`, so a
 /// transposed operand is the same data with the strides swapped.
@@ -62,14 +80,17 @@ pub(crate) fn product(
     c: &mut [f32],
     ldc: usize,
 ) {
+    let wide = wide_registers();
     let mut j0 = 0;
     while j0 < n {
         let w = (n - j0).min(2 * LANES);
         let cols = Cols { j0, w, k, ldb, ldc };
-        if w > LANES {
-            rows::<2>(m, cols, a, b, c);
+        if w <= LANES {
+            rows::<ROWS, 1>(m, cols, a, b, c);
+        } else if wide {
+            rows::<ROWS, 2>(m, cols, a, b, c);
         } else {
-            rows::<1>(m, cols, a, b, c);
+            rows::<{ ROWS / 2 }, 2>(m, cols, a, b, c);
         }
         j0 += w;
     }
@@ -85,12 +106,13 @@ struct Cols {
     ldc: usize,
 }
 
+/// Rows `0..m` of [`product`], `R` at a time, over `V` register runs.
 #[inline(always)]
-fn rows<const V: usize>(m: usize, cols: Cols, a: View, b: &[f32], c: &mut [f32]) {
+fn rows<const R: usize, const V: usize>(m: usize, cols: Cols, a: View, b: &[f32], c: &mut [f32]) {
     let mut i0 = 0;
-    while i0 + ROWS <= m {
-        block::<ROWS, V>(i0, cols, a, b, c);
-        i0 += ROWS;
+    while i0 + R <= m {
+        block::<R, V>(i0, cols, a, b, c);
+        i0 += R;
     }
     while i0 < m {
         block::<1, V>(i0, cols, a, b, c);
