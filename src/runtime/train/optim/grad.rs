@@ -102,22 +102,21 @@ impl Grad {
         }
     }
 
-    pub(super) fn clear(&mut self) {
-        match self {
-            Grad::Dense(g) => {
-                use rayon::prelude::*;
-                g.par_chunks_mut(UPDATE_BLOCK).for_each(|g| g.fill(0.0));
-            }
-            Grad::Rows(r) => r.clear(),
-        }
-    }
-
-    /// `rule`'s update of `param` with this gradient: in blocks of whole
-    /// rows, in parallel (each value's update is independent of the
-    /// others', so the result does not depend on the split). Untouched
-    /// rows of a row gradient are updated with a zero gradient: their
-    /// moments decay and weight decay applies, as with torch's dense one.
-    fn update(&self, rule: &dyn UpdateRule, param: &mut [f32], state: MomentsMut, at: &StepAt) {
+    /// `rule`'s update of `param` with this gradient, which is then
+    /// cleared: in blocks of whole rows, in parallel (each value's update
+    /// is independent of the others', so the result does not depend on the
+    /// split). Untouched rows of a row gradient are updated with a zero
+    /// gradient: their moments decay and weight decay applies, as with
+    /// torch's dense one. A dense block is zeroed right after its update,
+    /// while it is still in the cache (a separate pass would read all of
+    /// it from memory again).
+    fn update_and_clear(
+        &mut self,
+        rule: &dyn UpdateRule,
+        param: &mut [f32],
+        state: MomentsMut,
+        at: &StepAt,
+    ) {
         use rayon::prelude::*;
         let width = match self {
             Grad::Dense(_) => 1,
@@ -136,34 +135,45 @@ impl Grad {
             start += n;
         }
         let zeros = vec![0f32; width];
-        parts.into_par_iter().for_each(|(start, p, st)| match self {
-            Grad::Dense(g) => rule.update(p, &g[start..start + p.len()], st, at),
-            Grad::Rows(r) => {
-                let mut st = st;
-                let mut p = p;
-                let mut row = (start / width) as u32;
-                while !p.is_empty() {
-                    let (pr, tp) = p.split_at_mut(width.min(p.len()));
-                    let (sr, ts) = st.split_at(pr.len());
-                    match r.slot.get(&row) {
-                        Some(&off) => rule.update(pr, &r.values[off..off + pr.len()], sr, at),
-                        None if !r.live(row) && rule.zero_state_update(pr, at) => {}
-                        None => rule.update(pr, &zeros[..pr.len()], sr, at),
-                    }
-                    p = tp;
-                    st = ts;
-                    row += 1;
-                }
+        match self {
+            Grad::Dense(g) => {
+                parts
+                    .into_par_iter()
+                    .zip(g.par_chunks_mut(block))
+                    .for_each(|((_, p, st), g)| {
+                        rule.update(p, g, st, at);
+                        g.fill(0.0);
+                    })
             }
-        });
+            Grad::Rows(r) => {
+                parts.into_par_iter().for_each(|(start, p, st)| {
+                    let mut st = st;
+                    let mut p = p;
+                    let mut row = (start / width) as u32;
+                    while !p.is_empty() {
+                        let (pr, tp) = p.split_at_mut(width.min(p.len()));
+                        let (sr, ts) = st.split_at(pr.len());
+                        match r.slot.get(&row) {
+                            Some(&off) => rule.update(pr, &r.values[off..off + pr.len()], sr, at),
+                            None if !r.live(row) && rule.zero_state_update(pr, at) => {}
+                            None => rule.update(pr, &zeros[..pr.len()], sr, at),
+                        }
+                        p = tp;
+                        st = ts;
+                        row += 1;
+                    }
+                });
+                r.clear();
+            }
+        }
     }
 }
 
 /// One parameter's update, run on its storage in place (no copy out and
-/// back).
+/// back); its gradient is cleared.
 pub(super) struct InPlace<'a> {
     pub(super) rule: &'a dyn UpdateRule,
-    pub(super) grad: &'a Grad,
+    pub(super) grad: std::cell::RefCell<&'a mut Grad>,
     pub(super) moments: std::cell::RefCell<&'a mut Moments>,
     pub(super) at: StepAt,
 }
@@ -186,7 +196,8 @@ impl candle_core::InplaceOp1 for InPlace<'_> {
         };
         let mut moments = self.moments.borrow_mut();
         let n = b - a;
-        let len_ok = match self.grad {
+        let mut grad = self.grad.borrow_mut();
+        let len_ok = match &**grad {
             Grad::Dense(g) => g.len() == n,
             Grad::Rows(r) => r.width > 0 && n.is_multiple_of(r.width),
         };
@@ -194,8 +205,7 @@ impl candle_core::InplaceOp1 for InPlace<'_> {
         if !len_ok || !state_ok(&moments.m) || !state_ok(&moments.v) {
             candle_core::bail!("optimizer: gradient or state of the wrong size");
         }
-        self.grad
-            .update(self.rule, &mut v[a..b], moments.as_mut(), &self.at);
+        grad.update_and_clear(self.rule, &mut v[a..b], moments.as_mut(), &self.at);
         Ok(())
     }
 }

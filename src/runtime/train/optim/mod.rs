@@ -331,12 +331,11 @@ impl Optimizer {
             };
             let op = InPlace {
                 rule: self.rule.as_ref(),
-                grad: &p.grad,
+                grad: std::cell::RefCell::new(&mut p.grad),
                 moments: std::cell::RefCell::new(&mut p.moments),
                 at,
             };
             p.var.as_tensor().inplace_op1(&op)?;
-            p.grad.clear();
         }
         Ok(norm)
     }
@@ -478,6 +477,8 @@ mod tests {
             assert_eq!(dense.grad_norm(), rows.grad_norm());
             dense.step(1e-2, 1.0).unwrap();
             rows.step(1e-2, 1.0).unwrap();
+            // A step clears what it applied.
+            assert_eq!((dense.grad_norm(), rows.grad_norm()), (0.0, 0.0));
         }
         let (wa, wb) = (
             a.as_tensor().to_vec2::<f32>().unwrap(),
