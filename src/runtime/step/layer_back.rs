@@ -152,6 +152,24 @@ fn add_bias_grad<'a>(db: Buf, parts: impl Iterator<Item = &'a [f32]>) {
     }
 }
 
+/// The job of a linear layer's weight and bias gradients: `dy` picks a
+/// column's output gradient from its deltas, `x` its input from its tape.
+fn linear_job<'s>(
+    w: Buf<'s>,
+    b: Buf<'s>,
+    cols: &[&'s LayerTape],
+    deltas: &Arc<Vec<Deltas>>,
+    dy: fn(&Deltas) -> &Vec<f32>,
+    x: fn(&LayerTape) -> &Vec<f32>,
+) -> Job<'s> {
+    let (cols, deltas) = (cols.to_vec(), Arc::clone(deltas));
+    Box::new(move || {
+        let parts = cols.iter().zip(deltas.iter());
+        add_weight_grad(w, parts.map(|(t, d)| (rows(dy(d), d.n), rows(x(t), d.n))));
+        add_bias_grad(b, deltas.iter().map(|d| dy(d).as_slice()));
+    })
+}
+
 /// The layer's weight gradients from every column's tape and deltas (in
 /// column order), as jobs that may run in any order and on any thread:
 /// each writes only its own buffers, `bufs` in the order of [`VARS`]. The
@@ -165,25 +183,15 @@ pub(crate) fn weight_jobs<'s>(
     let h = hidden;
     let [qw, qb, kw, kb, vw, vb, ow, ob, iw, ib, outw, outb, n1w, n1b, n2w, n2b] = bufs;
     let mut jobs: Vec<Job<'s>> = Vec::with_capacity(7);
-    {
-        let (cols, deltas) = (cols.clone(), Arc::clone(&deltas));
-        jobs.push(Box::new(move || {
-            let parts = cols.iter().zip(deltas.iter());
-            add_weight_grad(iw, parts.map(|(t, d)| (rows(&d.du, d.n), rows(&t.x1, d.n))));
-            add_bias_grad(ib, deltas.iter().map(|d| d.du.as_slice()));
-        }));
-    }
-    {
-        let (cols, deltas) = (cols.clone(), Arc::clone(&deltas));
-        jobs.push(Box::new(move || {
-            let parts = cols.iter().zip(deltas.iter());
-            add_weight_grad(
-                outw,
-                parts.map(|(t, d)| (rows(&d.d_out, d.n), rows(&t.g, d.n))),
-            );
-            add_bias_grad(outb, deltas.iter().map(|d| d.d_out.as_slice()));
-        }));
-    }
+    jobs.push(linear_job(iw, ib, &cols, &deltas, |d| &d.du, |t| &t.x1));
+    jobs.push(linear_job(
+        outw,
+        outb,
+        &cols,
+        &deltas,
+        |d| &d.d_out,
+        |t| &t.g,
+    ));
     for (j, w) in [qw, kw, vw].into_iter().enumerate() {
         let (cols, deltas) = (cols.clone(), Arc::clone(&deltas));
         jobs.push(Box::new(move || {
@@ -194,17 +202,7 @@ pub(crate) fn weight_jobs<'s>(
             add_weight_grad(w, parts);
         }));
     }
-    {
-        let (cols, deltas) = (cols.clone(), Arc::clone(&deltas));
-        jobs.push(Box::new(move || {
-            let parts = cols.iter().zip(deltas.iter());
-            add_weight_grad(
-                ow,
-                parts.map(|(t, d)| (rows(&d.d_a, d.n), rows(&t.ctx, d.n))),
-            );
-            add_bias_grad(ob, deltas.iter().map(|d| d.d_a.as_slice()));
-        }));
-    }
+    jobs.push(linear_job(ow, ob, &cols, &deltas, |d| &d.d_a, |t| &t.ctx));
     jobs.push(Box::new(move || {
         let mut qkv = [qb, kb, vb];
         let mut norms = [(n1w, n1b), (n2w, n2b)];
