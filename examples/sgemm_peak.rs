@@ -3,13 +3,41 @@
 //! `m x k @ k x n` with each operand read as is or transposed, through the
 //! same `gemm` calls the explicit training step makes, on rayon's pool.
 //!
+//! Where the CPU has AVX512-BF16, the same shapes also run through
+//! `step::bf16::matmul_bf16` (bf16 operands packed per call, f32 sums),
+//! the products a bf16 stage setting would use.
+//!
 //!   cargo run --release --example sgemm_peak [ROWS] [REPEATS]
 
 use std::time::Instant;
 
+use stpipe::runtime::step::bf16::{available, matmul_bf16};
 use stpipe::runtime::step::matmul::{matmul, Into, Mat, MatMut};
 
+/// The product `gflops` times: f32 (the `gemm` crate) or bf16 operands.
+type Product = fn(MatMut, Mat, Mat, Into);
+
+fn f32_product(dst: MatMut, a: Mat, b: Mat, how: Into) {
+    matmul(dst, a, b, how)
+}
+
+fn bf16_product(dst: MatMut, a: Mat, b: Mat, how: Into) {
+    assert!(matmul_bf16(dst, a, b, how), "no AVX512-BF16");
+}
+
 fn gflops(m: usize, n: usize, k: usize, ta: bool, tb: bool, reps: usize) -> f64 {
+    gflops_of(f32_product, m, n, k, ta, tb, reps)
+}
+
+fn gflops_of(
+    product: Product,
+    m: usize,
+    n: usize,
+    k: usize,
+    ta: bool,
+    tb: bool,
+    reps: usize,
+) -> f64 {
     let a: Vec<f32> = (0..m * k)
         .map(|i| ((i % 97) as f32 - 48.0) / 97.0)
         .collect();
@@ -28,11 +56,11 @@ fn gflops(m: usize, n: usize, k: usize, ta: bool, tb: bool, reps: usize) -> f64 
         Mat::new(&b, k, n)
     };
     for _ in 0..3 {
-        matmul(MatMut::new(&mut c, m, n), av, bv, Into::Set);
+        product(MatMut::new(&mut c, m, n), av, bv, Into::Set);
     }
     let t = Instant::now();
     for _ in 0..reps {
-        matmul(MatMut::new(&mut c, m, n), av, bv, Into::Add(1.0));
+        product(MatMut::new(&mut c, m, n), av, bv, Into::Add(1.0));
     }
     2.0 * (m * n * k * reps) as f64 / t.elapsed().as_secs_f64() / 1e9
 }
@@ -65,4 +93,18 @@ fn main() {
         println!("weight gradient {m}x{n} over {k} rows: TN {tn:.1} GFLOP/s");
     }
     println!("peak: {best:.1} GFLOP/s");
+    if !available() {
+        println!("bf16: this CPU has no AVX512-BF16");
+        return;
+    }
+    for (m, n, k) in [
+        (rows, 384, 384),
+        (rows, 1536, 384),
+        (rows, 384, 1536),
+        (rows, 1152, 384),
+    ] {
+        let nn = gflops_of(bf16_product, m, n, k, false, false, reps);
+        let nt = gflops_of(bf16_product, m, n, k, false, true, reps);
+        println!("bf16 {m}x{k} @ {k}x{n}: NN {nn:.1}  NT {nt:.1} GFLOP/s");
+    }
 }

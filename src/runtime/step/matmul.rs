@@ -47,9 +47,26 @@ impl<'a> Mat<'a> {
         }
     }
 
+    /// Its rows.
+    pub fn rows_count(&self) -> usize {
+        self.rows
+    }
+
+    /// Element `(r, c)`.
+    pub fn at(&self, r: usize, c: usize) -> f32 {
+        self.data[r * self.rs + c * self.cs]
+    }
+
+    /// Row `r` as a slice, where the view's columns are contiguous (`None`
+    /// for a transposed view).
+    pub(crate) fn contiguous_row(&self, r: usize) -> Option<&'a [f32]> {
+        let start = r * self.rs;
+        (self.cs == 1 || self.cols <= 1).then(|| &self.data[start..start + self.cols])
+    }
+
     /// The views index inside their buffers (checked once per product, so
     /// the unsafe call below never reads out of bounds).
-    fn fits(&self) -> bool {
+    pub(crate) fn fits(&self) -> bool {
         self.rows == 0
             || self.cols == 0
             || (self.rows - 1) * self.rs + (self.cols - 1) * self.cs < self.data.len()
@@ -78,8 +95,26 @@ impl<'a> MatMut<'a> {
         Self::rows(data, rows, cols, cols)
     }
 
-    fn fits(&self) -> bool {
+    pub(crate) fn fits(&self) -> bool {
         self.rows == 0 || self.cols == 0 || (self.rows - 1) * self.ld + self.cols <= self.data.len()
+    }
+
+    pub fn rows_count(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Values between rows.
+    pub fn ld(&self) -> usize {
+        self.ld
+    }
+
+    /// The buffer the view writes into.
+    pub(crate) fn into_data(self) -> &'a mut [f32] {
+        self.data
     }
 }
 

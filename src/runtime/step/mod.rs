@@ -28,6 +28,7 @@
 
 pub(crate) mod attention;
 pub(crate) mod bert;
+pub mod bf16;
 pub(crate) mod layer;
 pub(crate) mod layer_back;
 pub mod matmul;

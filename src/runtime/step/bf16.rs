@@ -1,0 +1,519 @@
+//! Matrix products with bf16 operands and f32 accumulation, on CPUs with
+//! AVX512-BF16 (`vdpbf16ps`: per f32 lane, the dot product of two bf16
+//! pairs added to the accumulator, twice the FLOPs of an f32 FMA per
+//! instruction; `examples/dot_peak.rs`).
+//!
+//! The groundwork of a bf16 stage setting (issue 10: bf16 products with
+//! f32 master weights, the counterpart of the Trainer's `bf16=True`). It
+//! is **not used by any pipeline yet**: the setting may be offered only
+//! once a training step with these products is measured faster and its
+//! STS-test figure stands next to fp32's. `examples/sgemm_peak.rs` measures
+//! it against the f32 products on the step's shapes.
+//!
+//! Layout: both operands are rounded to bf16 (nearest, ties to even,
+//! subnormals to zero, as the instruction does) while
+//! they are packed. `B` is packed per block of [`NB`] columns as pairs of
+//! consecutive rows (`[k / 2][NB][2]`), so one 512-bit load holds the two
+//! rows of 16 columns that `vdpbf16ps` multiplies; `A` is packed per block
+//! of [`MR`] rows as one 32-bit pair per row and pair of columns, which the
+//! instruction broadcasts from memory. An odd `k` is padded with a zero.
+
+use super::matmul::{Into, Mat, MatMut};
+
+/// Rows of a tile (one accumulator pair per row).
+pub const MR: usize = 8;
+/// Columns of a tile: two 16-lane accumulators per row.
+pub const NB: usize = 32;
+/// Pairs of the inner dimension per block: a packed `B` block of
+/// `KC_PAIRS * NB` pairs is 32 KiB, the size of a first-level cache.
+const KC_PAIRS: usize = 256;
+
+/// Whether this CPU runs [`matmul_bf16`].
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bf16")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `x` rounded to bf16, to nearest with ties to even; NaN stays NaN and
+/// a subnormal becomes a zero of its sign, as `vcvtneps2bf16` does (the
+/// packing converts whole runs with it and single values with this).
+pub fn to_bf16(x: f32) -> u16 {
+    let bits = x.to_bits();
+    if x.is_nan() {
+        return ((bits >> 16) as u16) | 0x40;
+    }
+    if x.is_subnormal() {
+        return ((bits >> 16) & 0x8000) as u16;
+    }
+    let round = 0x7fff + ((bits >> 16) & 1);
+    (bits.wrapping_add(round) >> 16) as u16
+}
+
+/// The f32 value of a bf16.
+pub fn from_bf16(h: u16) -> f32 {
+    f32::from_bits((h as u32) << 16)
+}
+
+/// Rows `r0..r0 + MR` of `a`, every pair of columns, packed into `out`
+/// as `[pairs][MR]` 32-bit pairs (zeros past the matrix); `row` is scratch.
+fn pack_a(a: &Mat, r0: usize, out: &mut [u32], row: &mut Vec<u32>) {
+    let (rows, k) = (a.rows_count(), a.cols());
+    let pairs = k.div_ceil(2);
+    for i in 0..MR {
+        let r = r0 + i;
+        row.clear();
+        row.resize(pairs, 0);
+        if r < rows {
+            match a.contiguous_row(r) {
+                Some(src) => convert_run(src, row),
+                None => {
+                    for (p, slot) in row.iter_mut().enumerate() {
+                        let hi = if 2 * p + 1 < k {
+                            a.at(r, 2 * p + 1)
+                        } else {
+                            0.0
+                        };
+                        *slot = pair(a.at(r, 2 * p), hi);
+                    }
+                }
+            }
+        }
+        for (p, v) in row.iter().enumerate() {
+            out[p * MR + i] = *v;
+        }
+    }
+}
+
+/// Rows `2 * p0..2 * (p0 + pairs)` of `b`, columns `c0..c0 + NB`, packed
+/// as `[pairs][NB]` 32-bit pairs of rows (zeros past the matrix).
+fn pack_b(b: &Mat, c0: usize, p0: usize, pairs: usize, out: &mut Vec<u32>) {
+    out.clear();
+    out.resize(pairs * NB, 0);
+    let (k, n) = (b.rows_count(), b.cols());
+    let cols = NB.min(n - c0);
+    for (i, dst) in out.chunks_mut(NB).enumerate() {
+        let (r0, r1) = (2 * (p0 + i), 2 * (p0 + i) + 1);
+        let lo = b.contiguous_row(r0);
+        let hi = if r1 < k {
+            b.contiguous_row(r1)
+        } else {
+            Some(&[][..])
+        };
+        match (lo, hi) {
+            (Some(lo), Some(hi)) => {
+                let hi = (!hi.is_empty()).then(|| &hi[c0..c0 + cols]);
+                pair_rows(&lo[c0..c0 + cols], hi, &mut dst[..cols]);
+            }
+            _ => {
+                for (c, slot) in dst.iter_mut().take(cols).enumerate() {
+                    let hi = if r1 < k { b.at(r1, c0 + c) } else { 0.0 };
+                    *slot = pair(b.at(r0, c0 + c), hi);
+                }
+            }
+        }
+    }
+}
+
+/// Two values as a bf16 pair, `lo` in the low half.
+fn pair(lo: f32, hi: f32) -> u32 {
+    to_bf16(lo) as u32 | (to_bf16(hi) as u32) << 16
+}
+
+/// `dst[c] = pair(lo[c], hi[c])` (`hi` zero when `None`).
+fn pair_rows(lo: &[f32], hi: Option<&[f32]>, dst: &mut [u32]) {
+    #[cfg(target_arch = "x86_64")]
+    if available() {
+        // SAFETY: the CPU has the features; the lengths are checked inside.
+        unsafe { x86::pair_rows(lo, hi, dst) };
+        return;
+    }
+    for (c, slot) in dst.iter_mut().enumerate() {
+        *slot = pair(lo[c], hi.map_or(0.0, |h| h[c]));
+    }
+}
+
+/// Consecutive values as bf16 pairs: `dst[p] = pair(src[2p], src[2p + 1])`,
+/// a zero after an odd last value.
+fn convert_run(src: &[f32], dst: &mut [u32]) {
+    #[cfg(target_arch = "x86_64")]
+    if available() {
+        // SAFETY: the CPU has the features; the lengths are checked inside.
+        unsafe { x86::convert_run(src, dst) };
+        return;
+    }
+    for (p, slot) in dst.iter_mut().enumerate() {
+        *slot = pair(src[2 * p], src.get(2 * p + 1).copied().unwrap_or(0.0));
+    }
+}
+
+/// `dst (op) a @ b` with both operands rounded to bf16 and the sums kept
+/// in f32 (`Into::Add(s)`: `dst += s * (a @ b)`). The column blocks are
+/// split over rayon's pool. Returns `false`, leaving `dst` untouched, where
+/// the CPU lacks AVX512-BF16 ([`available`]).
+///
+/// Panics when the shapes disagree or a view leaves its buffer (bugs of
+/// the caller, as for [`super::matmul::matmul`]).
+pub fn matmul_bf16(dst: MatMut, a: Mat, b: Mat, how: Into) -> bool {
+    use rayon::prelude::*;
+    let (m, k, n) = (a.rows_count(), a.cols(), b.cols());
+    assert!(
+        b.rows_count() == k && dst.rows_count() == m && dst.cols() == n,
+        "matmul_bf16: {m}x{k} @ {}x{n} into {}x{}",
+        b.rows_count(),
+        dst.rows_count(),
+        dst.cols()
+    );
+    assert!(
+        a.fits() && b.fits() && dst.fits(),
+        "matmul_bf16: a view leaves its buffer"
+    );
+    if !available() {
+        return false;
+    }
+    if m == 0 || n == 0 {
+        return true;
+    }
+    let scale = match how {
+        Into::Set => 1.0,
+        Into::Add(s) => s,
+    };
+    let pairs = k.div_ceil(2);
+    let ld = dst.ld();
+    let out = dst.into_data();
+    if how == Into::Set {
+        for r in 0..m {
+            out[r * ld..r * ld + n].fill(0.0);
+        }
+    }
+    if pairs == 0 {
+        return true;
+    }
+    // A is packed once, every row block in full depth (`[row block][pairs]
+    // [MR]`), and shared; each thread then packs a column block of B per
+    // block of the inner dimension and runs the tiles of every row block
+    // against it (the packed B block stays in the first-level cache).
+    let row_blocks = m.div_ceil(MR);
+    let mut packed_a = vec![0u32; row_blocks * pairs * MR];
+    packed_a
+        .par_chunks_mut(pairs * MR)
+        .enumerate()
+        .for_each_init(Vec::new, |row, (i, out)| pack_a(&a, i * MR, out, row));
+    // The destination's column blocks go to different threads: each gets
+    // the raw pointer and writes only its own columns.
+    let base = SendPtr(out.as_mut_ptr());
+    (0..n.div_ceil(NB))
+        .into_par_iter()
+        .for_each_init(Vec::new, |pb, j| {
+            let c0 = j * NB;
+            let cols = NB.min(n - c0);
+            let mut p0 = 0;
+            while p0 < pairs {
+                let kp = KC_PAIRS.min(pairs - p0);
+                pack_b(&b, c0, p0, kp, pb);
+                for (i, pa) in packed_a.chunks(pairs * MR).enumerate() {
+                    let r0 = i * MR;
+                    let rows = MR.min(m - r0);
+                    // SAFETY: rows r0..r0+rows and columns c0..c0+cols lie
+                    // inside `dst` (`fits` checked above), and no other thread
+                    // writes these columns; the CPU has the features
+                    // (`available`).
+                    #[cfg(target_arch = "x86_64")]
+                    unsafe {
+                        let c = base.get().add(r0 * ld + c0);
+                        x86::tile(&pa[p0 * MR..], pb, kp, c, ld, rows, cols, scale);
+                    }
+                }
+                p0 += kp;
+            }
+        });
+    true
+}
+
+/// A pointer that may cross threads (each thread writes disjoint columns).
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: see `matmul_bf16`: the threads write disjoint elements.
+unsafe impl Send for SendPtr {}
+// SAFETY: as above.
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{MR, NB};
+    use std::arch::x86_64::*;
+
+    /// A mask of the first `len` (at most 16) lanes.
+    fn lanes(len: usize) -> __mmask16 {
+        ((1u32 << len.min(16)) - 1) as __mmask16
+    }
+
+    /// See `super::pair_rows`.
+    ///
+    /// # Safety
+    /// AVX-512F and AVX512-BF16.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub(super) unsafe fn pair_rows(lo: &[f32], hi: Option<&[f32]>, dst: &mut [u32]) {
+        let n = lo.len();
+        assert!(dst.len() >= n && hi.is_none_or(|h| h.len() >= n));
+        for c in (0..n).step_by(16) {
+            let m = lanes(n - c);
+            let l = _mm512_maskz_loadu_ps(m, lo.as_ptr().add(c));
+            let h = match hi {
+                Some(h) => _mm512_maskz_loadu_ps(m, h.as_ptr().add(c)),
+                None => _mm512_setzero_ps(),
+            };
+            let l: __m256i = std::mem::transmute(_mm512_cvtneps_pbh(l));
+            let h: __m256i = std::mem::transmute(_mm512_cvtneps_pbh(h));
+            let v = _mm512_or_si512(
+                _mm512_cvtepu16_epi32(l),
+                _mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(h)),
+            );
+            _mm512_mask_storeu_epi32(dst.as_mut_ptr().add(c).cast(), m, v);
+        }
+    }
+
+    /// See `super::convert_run`.
+    ///
+    /// # Safety
+    /// AVX-512F and AVX512-BF16.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub(super) unsafe fn convert_run(src: &[f32], dst: &mut [u32]) {
+        let n = src.len();
+        assert!(dst.len() >= n.div_ceil(2));
+        for c in (0..n).step_by(32) {
+            let l = _mm512_maskz_loadu_ps(lanes(n - c), src.as_ptr().add(c));
+            let h = _mm512_maskz_loadu_ps(
+                lanes((n - c).saturating_sub(16)),
+                src.as_ptr().wrapping_add(c + 16),
+            );
+            let v: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(h, l));
+            let pairs = (n - c).div_ceil(2).min(16);
+            _mm512_mask_storeu_epi32(dst.as_mut_ptr().add(c / 2).cast(), lanes(pairs), v);
+        }
+    }
+
+    /// `c[r][col] += scale * sum_p a[p][r] . b[p][col]` for the `rows x
+    /// cols` valid part of an `MR x NB` tile, `c`'s rows `ld` apart.
+    ///
+    /// # Safety
+    /// AVX-512F and AVX512-BF16; `a` holds `pairs * MR` pairs and `b`
+    /// `pairs * NB`; `c` addresses `rows` rows of `cols` floats.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub(super) unsafe fn tile(
+        a: &[u32],
+        b: &[u32],
+        pairs: usize,
+        c: *mut f32,
+        ld: usize,
+        rows: usize,
+        cols: usize,
+        scale: f32,
+    ) {
+        debug_assert!(a.len() >= pairs * MR && b.len() >= pairs * NB);
+        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+        let (ap, bp) = (a.as_ptr(), b.as_ptr());
+        for p in 0..pairs {
+            let b0: __m512bh = std::mem::transmute(_mm512_loadu_si512(bp.add(p * NB).cast()));
+            let b1: __m512bh = std::mem::transmute(_mm512_loadu_si512(bp.add(p * NB + 16).cast()));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let pair = _mm512_set1_epi32(*ap.add(p * MR + r) as i32);
+                let av: __m512bh = std::mem::transmute(pair);
+                acc[0] = _mm512_dpbf16_ps(acc[0], av, b0);
+                acc[1] = _mm512_dpbf16_ps(acc[1], av, b1);
+            }
+        }
+        let s = _mm512_set1_ps(scale);
+        let mask = |from: usize| -> __mmask16 {
+            let n = cols.saturating_sub(from).min(16);
+            ((1u32 << n) - 1) as __mmask16
+        };
+        let (m0, m1) = (mask(0), mask(16));
+        for (r, acc) in acc.iter().enumerate().take(rows) {
+            let row = c.add(r * ld);
+            for (h, (m, v)) in [(m0, acc[0]), (m1, acc[1])].into_iter().enumerate() {
+                let dst = row.add(16 * h);
+                let old = _mm512_maskz_loadu_ps(m, dst);
+                _mm512_mask_storeu_ps(dst, m, _mm512_fmadd_ps(s, v, old));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `a @ b` in f64 over the bf16-rounded operands.
+    fn reference(a: &Mat, b: &Mat) -> Vec<f64> {
+        let (m, k, n) = (a.rows_count(), a.cols(), b.cols());
+        let mut out = vec![0f64; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                out[i * n + j] = (0..k)
+                    .map(|l| {
+                        from_bf16(to_bf16(a.at(i, l))) as f64
+                            * from_bf16(to_bf16(b.at(l, j))) as f64
+                    })
+                    .sum();
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn rounding_is_to_nearest_even() {
+        assert_eq!(to_bf16(1.0), 0x3f80);
+        // 1 + 2^-8 lies halfway between 1 and 1 + 2^-7: ties to the even 1.
+        assert_eq!(to_bf16(1.0 + 1.0 / 256.0), 0x3f80);
+        // Just above halfway rounds up.
+        assert_eq!(to_bf16(1.0 + 1.0 / 256.0 + 1.0 / 65536.0), 0x3f81);
+        // 1 + 3 * 2^-8 is halfway between 1 + 2^-7 (odd) and 1 + 2^-6: up.
+        assert_eq!(to_bf16(1.0 + 3.0 / 256.0), 0x3f82);
+        assert_eq!(to_bf16(-2.5), 0xc020);
+        assert!(from_bf16(to_bf16(f32::NAN)).is_nan());
+        assert_eq!(from_bf16(to_bf16(f32::INFINITY)), f32::INFINITY);
+        // The largest finite floats round up to infinity, as in torch.
+        assert_eq!(from_bf16(to_bf16(f32::MAX)), f32::INFINITY);
+    }
+
+    #[test]
+    fn products_equal_the_sum_over_rounded_operands() {
+        if !available() {
+            eprintln!("skipped: this CPU has no AVX512-BF16");
+            return;
+        }
+        // Odd sizes: partial tiles in both directions, an odd inner
+        // dimension, and more than one block of the inner dimension.
+        for (m, k, n) in [(1, 1, 1), (9, 7, 33), (17, 515, 70), (37, 64, 32)] {
+            let a: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 13.0)
+                .collect();
+            let b: Vec<f32> = (0..k * n)
+                .map(|i| ((i * 53 % 89) as f32 - 44.0) / 7.0)
+                .collect();
+            for (ta, tb) in [(false, false), (true, false), (false, true)] {
+                let av = if ta {
+                    Mat::new(&a, k, m).t()
+                } else {
+                    Mat::new(&a, m, k)
+                };
+                let bv = if tb {
+                    Mat::new(&b, n, k).t()
+                } else {
+                    Mat::new(&b, k, n)
+                };
+                let want = reference(&av, &bv);
+                let tol = |w: f64| 1e-5 * (1.0 + w.abs()) * (k as f64).sqrt();
+                let mut got = vec![7f32; m * n];
+                assert!(matmul_bf16(MatMut::new(&mut got, m, n), av, bv, Into::Set));
+                for (g, w) in got.iter().zip(&want) {
+                    assert!(
+                        (*g as f64 - w).abs() <= tol(*w),
+                        "{m}x{k}x{n} {ta} {tb}: {g} vs {w}"
+                    );
+                }
+                // Added at half weight into a column block of a wider matrix.
+                let mut wide = vec![1f32; m * (n + 3)];
+                let dst = MatMut::rows(&mut wide[2..], m, n, n + 3);
+                assert!(matmul_bf16(dst, av, bv, Into::Add(0.5)));
+                for r in 0..m {
+                    for c in 0..n + 3 {
+                        let g = wide[r * (n + 3) + c] as f64;
+                        if (2..n + 2).contains(&c) {
+                            let w = 1.0 + 0.5 * want[r * n + c - 2];
+                            assert!((g - w).abs() <= tol(w), "added: {g} vs {w}");
+                        } else {
+                            assert_eq!(g, 1.0, "a column outside the view changed");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_vector_conversions_equal_the_scalar_one() {
+        // Ties, subnormals, zeros of both signs, infinities, NaNs, the
+        // largest floats, and a spread of ordinary values; 37 of them, so
+        // that both loops end in a partial run.
+        let mut vals: Vec<f32> = vec![
+            0.0,
+            -0.0,
+            1.0 + 1.0 / 256.0,
+            1.0 + 3.0 / 256.0,
+            f32::from_bits(1),
+            -f32::from_bits(0x007f_ffff),
+            f32::MIN_POSITIVE,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            f32::from_bits(0x7f80_0001),
+            f32::MAX,
+            -f32::MAX,
+        ];
+        vals.extend((0..24).map(|i| f32::from_bits(0x3f80_0000u32.wrapping_add(i * 0x0012_3457))));
+        let scalar = |v: f32| to_bf16(v);
+        let mut dst = vec![0u32; vals.len()];
+        let hi: Vec<f32> = vals.iter().rev().copied().collect();
+        pair_rows(&vals, Some(&hi), &mut dst);
+        for (c, d) in dst.iter().enumerate() {
+            assert_eq!(
+                *d & 0xffff,
+                scalar(vals[c]) as u32,
+                "low half of {c}: {:e}",
+                vals[c]
+            );
+            assert_eq!(
+                *d >> 16,
+                scalar(hi[c]) as u32,
+                "high half of {c}: {:e}",
+                hi[c]
+            );
+        }
+        let mut dst = vec![u32::MAX; vals.len().div_ceil(2) + 1];
+        convert_run(&vals, &mut dst);
+        for p in 0..vals.len().div_ceil(2) {
+            let hi = vals.get(2 * p + 1).copied().unwrap_or(0.0);
+            assert_eq!(dst[p], pair(vals[2 * p], hi), "pair {p}");
+        }
+        assert_eq!(*dst.last().unwrap(), u32::MAX, "written past the run");
+    }
+
+    #[test]
+    fn an_empty_inner_dimension_clears_or_keeps() {
+        if !available() {
+            eprintln!("skipped: this CPU has no AVX512-BF16");
+            return;
+        }
+        let (a, b) = (Vec::<f32>::new(), Vec::<f32>::new());
+        let mut out = vec![3f32; 6];
+        assert!(matmul_bf16(
+            MatMut::new(&mut out, 2, 3),
+            Mat::new(&a, 2, 0),
+            Mat::new(&b, 0, 3),
+            Into::Add(1.0)
+        ));
+        assert_eq!(out, vec![3.0; 6]);
+        assert!(matmul_bf16(
+            MatMut::new(&mut out, 2, 3),
+            Mat::new(&a, 2, 0),
+            Mat::new(&b, 0, 3),
+            Into::Set
+        ));
+        assert_eq!(out, vec![0.0; 6]);
+    }
+}
