@@ -45,16 +45,8 @@ fn gflops_of(
         .map(|i| ((i % 89) as f32 - 44.0) / 89.0)
         .collect();
     let mut c = vec![0f32; m * n];
-    let av = if ta {
-        Mat::new(&a, k, m).t()
-    } else {
-        Mat::new(&a, m, k)
-    };
-    let bv = if tb {
-        Mat::new(&b, n, k).t()
-    } else {
-        Mat::new(&b, k, n)
-    };
+    let av = Mat::stored(&a, m, k, ta);
+    let bv = Mat::stored(&b, k, n, tb);
     for _ in 0..3 {
         product(MatMut::new(&mut c, m, n), av, bv, Into::Set);
     }

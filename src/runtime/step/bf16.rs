@@ -406,16 +406,8 @@ mod tests {
                 .map(|i| ((i * 53 % 89) as f32 - 44.0) / 7.0)
                 .collect();
             for (ta, tb) in [(false, false), (true, false), (false, true)] {
-                let av = if ta {
-                    Mat::new(&a, k, m).t()
-                } else {
-                    Mat::new(&a, m, k)
-                };
-                let bv = if tb {
-                    Mat::new(&b, n, k).t()
-                } else {
-                    Mat::new(&b, k, n)
-                };
+                let av = Mat::stored(&a, m, k, ta);
+                let bv = Mat::stored(&b, k, n, tb);
                 let want = reference(&av, &bv);
                 let tol = |w: f64| 1e-5 * (1.0 + w.abs()) * (k as f64).sqrt();
                 let mut got = vec![7f32; m * n];

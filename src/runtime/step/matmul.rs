@@ -31,6 +31,16 @@ impl<'a> Mat<'a> {
         Self::rows(data, rows, cols, cols)
     }
 
+    /// A `rows x cols` view of `data`, stored row by row, or (`transposed`)
+    /// stored as its `cols x rows` transpose.
+    pub fn stored(data: &'a [f32], rows: usize, cols: usize, transposed: bool) -> Self {
+        if transposed {
+            Self::new(data, cols, rows).t()
+        } else {
+            Self::new(data, rows, cols)
+        }
+    }
+
     /// Its columns.
     pub fn cols(&self) -> usize {
         self.cols
@@ -237,16 +247,8 @@ mod tests {
             .collect();
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
             let want = naive(&a, ta, &b, tb, m, k, n);
-            let av = if ta {
-                Mat::new(&a, k, m).t()
-            } else {
-                Mat::new(&a, m, k)
-            };
-            let bv = if tb {
-                Mat::new(&b, n, k).t()
-            } else {
-                Mat::new(&b, k, n)
-            };
+            let av = Mat::stored(&a, m, k, ta);
+            let bv = Mat::stored(&b, k, n, tb);
             let mut got = vec![1f32; m * n];
             matmul(MatMut::new(&mut got, m, n), av, bv, Into::Set);
             for (g, w) in got.iter().zip(&want) {
