@@ -24,22 +24,31 @@ mod x86 {
     /// product of two pairs and their sums.
     pub const BF16_FLOPS: f64 = (ACC * 16 * 4) as f64;
 
+    /// `*acc = $step` on each of [`ACC`] accumulators `iters` times, then
+    /// the sum of every lane. A macro, not a function taking a closure, so
+    /// that the loop is compiled inside the caller's target features.
+    macro_rules! accumulate {
+        ($iters:expr, |$acc:ident| $step:expr) => {{
+            let mut accs = [_mm512_setzero_ps(); ACC];
+            for _ in 0..$iters {
+                for $acc in accs.iter_mut() {
+                    *$acc = $step;
+                }
+            }
+            let sum = accs
+                .iter()
+                .fold(_mm512_setzero_ps(), |s, x| _mm512_add_ps(s, *x));
+            _mm512_reduce_add_ps(sum)
+        }};
+    }
+
     /// # Safety
     /// The CPU must have AVX-512F.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn f32_fma(iters: usize, seed: f32) -> f32 {
         let a = _mm512_set1_ps(seed);
         let b = _mm512_set1_ps(1.0001);
-        let mut acc = [_mm512_setzero_ps(); ACC];
-        for _ in 0..iters {
-            for x in acc.iter_mut() {
-                *x = _mm512_fmadd_ps(a, b, *x);
-            }
-        }
-        let sum = acc
-            .iter()
-            .fold(_mm512_setzero_ps(), |s, x| _mm512_add_ps(s, *x));
-        _mm512_reduce_add_ps(sum)
+        accumulate!(iters, |acc| _mm512_fmadd_ps(a, b, *acc))
     }
 
     /// # Safety
@@ -48,16 +57,7 @@ mod x86 {
     pub unsafe fn bf16_dot(iters: usize, seed: f32) -> f32 {
         let a = _mm512_cvtne2ps_pbh(_mm512_set1_ps(seed), _mm512_set1_ps(seed * 0.5));
         let b = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1.0001), _mm512_set1_ps(0.9999));
-        let mut acc = [_mm512_setzero_ps(); ACC];
-        for _ in 0..iters {
-            for x in acc.iter_mut() {
-                *x = _mm512_dpbf16_ps(*x, a, b);
-            }
-        }
-        let sum = acc
-            .iter()
-            .fold(_mm512_setzero_ps(), |s, x| _mm512_add_ps(s, *x));
-        _mm512_reduce_add_ps(sum)
+        accumulate!(iters, |acc| _mm512_dpbf16_ps(*acc, a, b))
     }
 }
 
@@ -65,10 +65,16 @@ mod x86 {
 fn main() {
     use std::time::Instant;
 
-    let millions: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(50);
+    let millions: usize = match std::env::args().nth(1) {
+        None => 50,
+        Some(a) => match a.parse() {
+            Ok(n) => n,
+            Err(_) => {
+                eprintln!("dot_peak: `{a}` is not a count (millions of iterations)");
+                std::process::exit(2);
+            }
+        },
+    };
     let iters = millions * 1_000_000;
     if !std::arch::is_x86_feature_detected!("avx512f") {
         println!("this CPU has no AVX-512F: nothing to compare");

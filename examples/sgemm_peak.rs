@@ -14,30 +14,26 @@ use std::time::Instant;
 use stpipe::runtime::step::bf16::{available, matmul_bf16};
 use stpipe::runtime::step::matmul::{matmul, Into, Mat, MatMut};
 
-/// The product `gflops` times: f32 (the `gemm` crate) or bf16 operands.
+/// The product `gflops` times: `matmul` (f32, the `gemm` crate) or
+/// `bf16_product`.
 type Product = fn(MatMut, Mat, Mat, Into);
-
-fn f32_product(dst: MatMut, a: Mat, b: Mat, how: Into) {
-    matmul(dst, a, b, how)
-}
 
 fn bf16_product(dst: MatMut, a: Mat, b: Mat, how: Into) {
     assert!(matmul_bf16(dst, a, b, how), "no AVX512-BF16");
 }
 
-fn gflops(m: usize, n: usize, k: usize, ta: bool, tb: bool, reps: usize) -> f64 {
-    gflops_of(f32_product, m, n, k, ta, tb, reps)
+/// The `m x k @ k x n` shapes of a layer's forward products for `rows`
+/// tokens: attention output, intermediate, output, q/k/v stacked.
+fn layer_shapes(rows: usize) -> [(usize, usize, usize); 4] {
+    [
+        (rows, 384, 384),
+        (rows, 1536, 384),
+        (rows, 384, 1536),
+        (rows, 1152, 384),
+    ]
 }
 
-fn gflops_of(
-    product: Product,
-    m: usize,
-    n: usize,
-    k: usize,
-    ta: bool,
-    tb: bool,
-    reps: usize,
-) -> f64 {
+fn gflops(product: Product, m: usize, n: usize, k: usize, ta: bool, tb: bool, reps: usize) -> f64 {
     let a: Vec<f32> = (0..m * k)
         .map(|i| ((i % 97) as f32 - 48.0) / 97.0)
         .collect();
@@ -67,20 +63,15 @@ fn main() {
     let reps = args.get(1).copied().unwrap_or(50);
     println!("threads: {}", rayon::current_num_threads());
     let mut best = 0f64;
-    for (m, n, k) in [
-        (rows, 384, 384),
-        (rows, 1536, 384),
-        (rows, 384, 1536),
-        (rows, 1152, 384),
-    ] {
-        let nn = gflops(m, n, k, false, false, reps);
-        let nt = gflops(m, n, k, false, true, reps);
-        let tn = gflops(m, n, k, true, false, reps);
+    for (m, n, k) in layer_shapes(rows) {
+        let nn = gflops(matmul, m, n, k, false, false, reps);
+        let nt = gflops(matmul, m, n, k, false, true, reps);
+        let tn = gflops(matmul, m, n, k, true, false, reps);
         best = best.max(nn).max(nt).max(tn);
         println!("{m}x{k} @ {k}x{n}: NN {nn:.1}  NT {nt:.1}  TN {tn:.1} GFLOP/s");
     }
     for (m, n, k) in [(384, 384, rows), (1536, 384, rows), (384, 1536, rows)] {
-        let tn = gflops(m, n, k, true, false, reps);
+        let tn = gflops(matmul, m, n, k, true, false, reps);
         best = best.max(tn);
         println!("weight gradient {m}x{n} over {k} rows: TN {tn:.1} GFLOP/s");
     }
@@ -89,14 +80,9 @@ fn main() {
         println!("bf16: this CPU has no AVX512-BF16");
         return;
     }
-    for (m, n, k) in [
-        (rows, 384, 384),
-        (rows, 1536, 384),
-        (rows, 384, 1536),
-        (rows, 1152, 384),
-    ] {
-        let nn = gflops_of(bf16_product, m, n, k, false, false, reps);
-        let nt = gflops_of(bf16_product, m, n, k, false, true, reps);
+    for (m, n, k) in layer_shapes(rows) {
+        let nn = gflops(bf16_product, m, n, k, false, false, reps);
+        let nt = gflops(bf16_product, m, n, k, false, true, reps);
         println!("bf16 {m}x{k} @ {k}x{n}: NN {nn:.1}  NT {nt:.1} GFLOP/s");
     }
 }
