@@ -230,6 +230,8 @@ fn misc_fixture_is_valid() {
     let names: Vec<&str> = scored.columns.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["query", "answer", "score"]);
     assert_eq!(p.data_source("qa2").unwrap().limit, Some(1));
+    let precisions: Vec<&str> = p.stages().map(|s| s.precision.name()).collect();
+    assert_eq!(precisions, ["bf16", "fp32"]);
     Plan::build(&p).unwrap();
 }
 
@@ -275,6 +277,20 @@ fn fingerprints_follow_file_contents() {
     }
     assert_ne!(before[1].1, after[1].1, "load data a");
     assert_eq!(before[2].1, after[2].1, "load data b");
+    // Writing the default precision keeps the fingerprints (those of
+    // stages from before the setting existed); bf16 trains anew.
+    let src = std::fs::read_to_string(&file).unwrap();
+    let train = |p: &str| -> String {
+        let with = src.replace(
+            "objectives: [o] }",
+            &format!("objectives: [o], precision: {p} }}"),
+        );
+        std::fs::write(&file, with).unwrap();
+        fps().into_iter().find(|(t, _)| t == "train").unwrap().1
+    };
+    let plain = after.iter().find(|(t, _)| t == "train").unwrap().1.clone();
+    assert_eq!(train("fp32"), plain, "precision: fp32 is the default");
+    assert_ne!(train("bf16"), plain, "precision: bf16 is another training");
 }
 
 #[test]

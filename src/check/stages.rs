@@ -282,6 +282,9 @@ impl Checker<'_> {
             mixing: get("mixing")
                 .and_then(|v| v.0.as_str().and_then(Mixing::from_name))
                 .unwrap_or(Mixing::RoundRobin),
+            precision: get("precision")
+                .and_then(|v| v.0.as_str().and_then(Precision::from_name))
+                .unwrap_or(Precision::Fp32),
             evaluate,
             evaluate_every,
             evaluate_at_start: get("evaluate_at_start")

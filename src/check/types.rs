@@ -6,7 +6,9 @@ use serde::Serialize;
 
 pub use crate::data::Format;
 use crate::diag::Span;
-pub use crate::registry::choices::{Activation, Mixing, PoolingMode, Sampler, Similarity};
+pub use crate::registry::choices::{
+    Activation, Mixing, PoolingMode, Precision, Sampler, Similarity,
+};
 pub use crate::registry::{ArgValue, Args, CallValue, ColType, Warmup};
 pub use crate::syntax::ast::{ArithOp, CmpOp};
 
@@ -436,6 +438,12 @@ pub struct Stage {
     pub gradient_accumulation: usize,
     pub seed: u64,
     pub mixing: Mixing,
+    /// The number format of the training step's linear layers. Left out
+    /// of the serialized stage when f32, so that the fingerprints of
+    /// stages written before the setting existed stay what they were
+    /// (their plan caches and checkpoints still resume).
+    #[serde(skip_serializing_if = "Precision::is_fp32")]
+    pub precision: Precision,
     /// Evaluators run during training (at each epoch end, and every
     /// `evaluate_every` steps when set).
     pub evaluate: Vec<String>,

@@ -155,6 +155,31 @@ choice_enum! {
 }
 
 choice_enum! {
+    /// The number format of the training step's linear layers (the
+    /// counterpart of the Trainer's `bf16=True`). Weights, optimizer state,
+    /// layer norms, softmax, attention scores and losses stay f32 either
+    /// way, and so do evaluation and encoding.
+    pub enum Precision {
+        /// Every product in f32.
+        Fp32 = "fp32",
+        /// Every linear layer of the trained models (the Transformer's
+        /// projections, Dense modules, a decoder's) multiplies operands
+        /// rounded to bf16 (to nearest, ties to even), forward and
+        /// backward, the gradient operand included, and sums in f32. On
+        /// CPUs with AVX512-BF16 (`vdpbf16ps`) this is faster than f32;
+        /// elsewhere the same rounding runs over f32 products, slower.
+        Bf16 = "bf16",
+    }
+}
+
+impl Precision {
+    /// Whether this is the default, f32.
+    pub fn is_fp32(&self) -> bool {
+        *self == Precision::Fp32
+    }
+}
+
+choice_enum! {
     /// Quoting of delimited files.
     pub enum Quoting {
         /// Fields may be double-quoted, `""` escapes a quote.

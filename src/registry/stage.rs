@@ -1,6 +1,6 @@
 //! Settings of a train stage and options of an objective.
 
-use super::choices::{Mixing, Sampler};
+use super::choices::{Mixing, Precision, Sampler};
 use super::{maybe, opt, req, ArgType::*, Component, Family};
 
 pub const STAGE: Component = Component {
@@ -17,6 +17,7 @@ pub const STAGE: Component = Component {
         opt("gradient_accumulation", Count, "1", "batches accumulated per optimizer step").at_least(1.0),
         opt("seed", Int, "42", "random seed (shuffling, dropout, initialisation)"),
         opt("mixing", Choice(Mixing::NAMES), "round_robin", "how batches of several objectives interleave: one of each in turn, or in proportion to their sizes"),
+        opt("precision", Choice(Precision::NAMES), "fp32", "`bf16`: the training step's linear layers multiply operands rounded to bf16 (forward and backward) and sum in f32, like the Trainer's `bf16=True`; weights, optimizer, norms, softmax and losses stay f32, and evaluation runs in f32. Faster only on CPUs with AVX512-BF16 (the run header says which); elsewhere the same rounding over f32 products is slower than `fp32`"),
         opt("evaluate_at_start", Bool, "true", "run the stage's evaluators once before the first step (logged as step 0, the baseline the summary compares with; never a candidate for `best by`)"),
     ],
     ..Component::BASE
