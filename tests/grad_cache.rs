@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor};
+use stpipe::registry::choices::Precision;
 use stpipe::runtime::loss::{
     Cached, CachedMultipleNegativesRankingLoss, GISTEmbedLoss, Loss, LossInputs, MatryoshkaLoss,
     MegaBatchMarginLoss, MultipleNegativesRankingLoss,
@@ -120,6 +121,7 @@ fn cached(
         mini_batch,
         seed: 99,
         dropout,
+        precision: Precision::Fp32,
     };
     let mut acc = HashMap::new();
     let value = step

@@ -631,3 +631,49 @@ fn one_thread_and_several_train_the_same_bits() {
         );
     }
 }
+
+/// `precision: bf16` trains other weights than f32 (its products round
+/// their operands), says how it runs on this CPU, and is as deterministic
+/// as f32: one thread and two train the same bits.
+#[test]
+fn bf16_precision_trains_the_same_bits_on_any_thread_count() {
+    let ws = workspace();
+    let dir = ws.path();
+    let mut weights = Vec::new();
+    for (tag, precision, threads) in [("f32", "fp32", 2), ("b1", "bf16", 1), ("b2", "bf16", 2)] {
+        let src = pipeline_with(
+            &format!("out-{tag}"),
+            "data/pairs.tsv",
+            true,
+            1,
+            "",
+            &format!("precision: {precision}\n"),
+        );
+        let file = write_pipeline(dir, &format!("{tag}.stp"), &src);
+        let run_dir = dir.join(format!("run-{tag}"));
+        let o = run_cmd(&file, &run_dir)
+            .env("RAYON_NUM_THREADS", threads.to_string())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{tag}:\n{}", stderr(&o));
+        let said = stderr(&o).contains("bf16 linear layers (operands rounded to bf16, f32 sums)");
+        assert_eq!(
+            said,
+            precision == "bf16",
+            "{tag}: the note on bf16:\n{}",
+            stderr(&o)
+        );
+        let noted = log_lines(&run_dir).iter().any(|l| {
+            l["note"]
+                .as_str()
+                .is_some_and(|n| n.contains("bf16 linear layers"))
+        });
+        assert_eq!(noted, precision == "bf16", "{tag}: the metrics log's note");
+        weights.push(weight_bytes(&dir.join(format!("out-{tag}"))));
+    }
+    assert!(weights[1] != weights[0], "bf16 trained the f32 weights");
+    assert!(
+        weights[2] == weights[1],
+        "bf16: 2 threads train other weights than 1"
+    );
+}

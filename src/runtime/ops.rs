@@ -16,6 +16,7 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use super::error::Result;
 use super::kernels;
 use super::step::Tapes;
+use crate::registry::choices::Precision;
 
 /// How a forward pass runs.
 #[derive(Debug)]
@@ -34,6 +35,9 @@ pub struct Ctx {
     /// Weights in the layouts the fused inference kernels prefer, made once
     /// per context (`None`: made on every call, i.e. not at all).
     layouts: Option<Mutex<HashMap<(TensorId, WeightLayout), Tensor>>>,
+    /// The number format of the linear layers' products (a stage's
+    /// `precision`; f32 outside training).
+    precision: Precision,
 }
 
 /// A weight layout of the inference cache.
@@ -56,6 +60,7 @@ impl Ctx {
             tapes: None,
             order: 0,
             layouts: None,
+            precision: Precision::Fp32,
         }
     }
 
@@ -107,6 +112,7 @@ impl Ctx {
             tapes: None,
             order: 0,
             layouts: None,
+            precision: Precision::Fp32,
         }
     }
 
@@ -120,6 +126,17 @@ impl Ctx {
             tapes: crate::runtime::step::enabled().then(|| Arc::new(Tapes::default())),
             ..Ctx::train(seed)
         }
+    }
+
+    /// This context with the linear layers' products in `precision` (a
+    /// stage's setting; see [`Precision`]).
+    pub fn with_precision(self, precision: Precision) -> Self {
+        Ctx { precision, ..self }
+    }
+
+    /// The number format of the linear layers' products.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// The tapes of explicit steps, when this context records them.
@@ -146,6 +163,7 @@ impl Ctx {
                 tapes: self.tapes.clone(),
                 order,
                 layouts: None,
+                precision: self.precision,
             })
             .collect()
     }
@@ -180,6 +198,9 @@ fn fused_ok_grad(x: &Tensor) -> bool {
 
 /// `x @ w^T + b` over the last dimension, for `x` of any rank.
 pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, ctx: &Ctx) -> Result<Tensor> {
+    if ctx.precision == Precision::Bf16 {
+        return linear_bf16(x, w, b);
+    }
     if fused_ok(x, ctx) && w.dtype() == DType::F32 {
         if let Some(wt) = ctx.transposed(w)? {
             return kernels::linear_t(x, &wt, b, false);
@@ -191,6 +212,9 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, ctx: &Ctx) -> Result<T
 
 /// `gelu(x @ w^T + b)`, fused into one kernel in inference.
 pub fn linear_gelu(x: &Tensor, w: &Tensor, b: Option<&Tensor>, ctx: &Ctx) -> Result<Tensor> {
+    if ctx.precision == Precision::Bf16 {
+        return gelu(&linear_bf16(x, w, b)?, ctx);
+    }
     if fused_ok(x, ctx) && w.dtype() == DType::F32 {
         if let Some(wt) = ctx.transposed(w)? {
             return kernels::linear_t(x, &wt, b, true);
@@ -330,6 +354,24 @@ pub fn attention(
         .transpose(1, 2)?
         .contiguous()?
         .reshape((b, s, h))?)
+}
+
+/// [`linear`] with `x` and `w` rounded to bf16 and the output's gradient
+/// rounded in the backward (the meaning of `precision: bf16` on the
+/// autograd path; see [`kernels::round_bf16`]).
+fn linear_bf16(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+    use kernels::round_bf16::{grad_rounded, rounded};
+    if x.dtype() != DType::F32 || !x.device().is_cpu() {
+        return Err(
+            candle_core::Error::Msg("precision bf16 runs on f32 CPU tensors only".into()).into(),
+        );
+    }
+    let y = linear_composed(&rounded(x)?, &rounded(w)?, None)?;
+    let y = grad_rounded(&y)?;
+    match b {
+        Some(b) => Ok(y.broadcast_add(b)?),
+        None => Ok(y),
+    }
 }
 
 fn linear_composed(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
@@ -718,5 +760,95 @@ mod tests {
         for (x, y) in a.iter().zip(&b) {
             assert!((x - y).abs() < 1e-4, "{a:?} vs {b:?}");
         }
+    }
+
+    /// `precision: bf16` on the autograd path: the linear layer multiplies
+    /// its input and weight rounded to bf16, and its backward multiplies
+    /// the output's gradient rounded to bf16 (the bias gradient sums it
+    /// unrounded), the explicit step's meaning; inference contexts stay f32.
+    #[test]
+    fn bf16_linear_rounds_operands_and_the_output_gradient() {
+        use crate::runtime::step::bf16::round;
+        let (rows, i, o) = (2 * 7, 24, 16);
+        let x = random_var(&[2, 7, i], 3, 2.0);
+        let w = random_var(&[o, i], 4, 0.5);
+        let b = random_var(&[o], 5, 1.0);
+        let ctx = Ctx::train(1).with_precision(Precision::Bf16);
+        let (y, g) = value_and_grads(
+            |x| linear(x, w.as_tensor(), Some(b.as_tensor()), &ctx).unwrap(),
+            &x,
+            &[&w, &b],
+        );
+        // The output gradient value_and_grads uses, and the operands.
+        let dy: Vec<f32> = (0..rows * o)
+            .map(|k| ((k * 7919 % 97) as f32 / 48.5) - 1.0)
+            .collect();
+        let flat = |v: &candle_core::Var| {
+            v.as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+        };
+        let (xs, ws, bs) = (flat(&x), flat(&w), flat(&b));
+        let dot = |n: usize, f: &dyn Fn(usize) -> (f32, f32)| -> f32 {
+            (0..n)
+                .map(f)
+                .map(|(p, q)| round(p) as f64 * round(q) as f64)
+                .sum::<f64>() as f32
+        };
+        let mut want = (vec![], vec![], vec![], vec![]);
+        for r in 0..rows {
+            for c in 0..o {
+                want.0
+                    .push(dot(i, &|k| (xs[r * i + k], ws[c * i + k])) + bs[c]);
+            }
+            for c in 0..i {
+                want.1.push(dot(o, &|k| (dy[r * o + k], ws[k * i + c])));
+            }
+        }
+        for c in 0..o {
+            for k in 0..i {
+                want.2.push(dot(rows, &|r| (dy[r * o + c], xs[r * i + k])));
+            }
+            want.3.push((0..rows).map(|r| dy[r * o + c]).sum::<f32>());
+        }
+        let close = |got: &[f32], want: &[f32], what: &str| {
+            for (g, w) in got.iter().zip(want) {
+                assert!(
+                    (g - w).abs() <= 1e-5 * w.abs().max(1.0),
+                    "{what}: {g} vs {w}"
+                );
+            }
+        };
+        close(&y, &want.0, "y");
+        close(&g[0], &want.1, "dx");
+        close(&g[1], &want.2, "dw");
+        close(&g[2], &want.3, "db");
+        // Not the f32 layer; and linear_gelu is GELU of the bf16 layer.
+        let f32_y = linear(
+            x.as_tensor(),
+            w.as_tensor(),
+            Some(b.as_tensor()),
+            &Ctx::train(1),
+        )
+        .unwrap();
+        let f32_y = f32_y.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert!(f32_y.iter().zip(&y).any(|(a, b)| (a - b).abs() > 1e-3));
+        let yg = linear_gelu(x.as_tensor(), w.as_tensor(), Some(b.as_tensor()), &ctx).unwrap();
+        let yt = Tensor::from_vec(y.clone(), (2, 7, o), &candle_core::Device::Cpu).unwrap();
+        assert_close(
+            &yg.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            &yt.gelu_erf()
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap(),
+            1e-5,
+            "gelu",
+        );
+        // Inference ignores a training precision it was never given.
+        assert_eq!(Ctx::eval().precision(), Precision::Fp32);
     }
 }

@@ -54,14 +54,23 @@ fn keep_freed_memory() {
 fn keep_freed_memory() {}
 
 /// One line on the machine's compute for `stpipe run`'s header: which
-/// vectorised kernels run, the bf16 instructions the CPU has (stpipe
-/// trains in f32 on all of them), the thread count, whether subnormals are
-/// flushed on every compute thread, and which training step runs.
+/// vectorised kernels run, the bf16 instructions the CPU has (and which of
+/// them a stage's `precision: bf16` uses), the thread count, whether
+/// subnormals are flushed on every compute thread, and which training step
+/// runs.
 pub fn cpu_summary() -> String {
     let kernels = kernel_level();
     let bf16 = match bf16_features().as_slice() {
         [] => String::new(),
-        f => format!(" (the CPU has {}; stpipe computes in f32)", f.join(", ")),
+        f => format!(
+            " (the CPU has {}; f32 unless a stage sets `precision: bf16`{})",
+            f.join(", "),
+            if super::step::bf16::available() {
+                ", which runs on AVX512-BF16"
+            } else {
+                ""
+            }
+        ),
     };
     let threads = rayon::current_num_threads();
     let ftz = if super::fp_env::enabled_everywhere() {

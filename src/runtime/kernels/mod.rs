@@ -52,6 +52,7 @@ mod gelu;
 mod layer_norm;
 mod layer_norm_train;
 mod linear;
+pub(crate) mod round_bf16;
 pub(crate) mod small;
 mod softmax;
 mod train_ops;

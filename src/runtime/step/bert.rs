@@ -19,6 +19,7 @@ use super::layer::{self, LayerDrops, LayerTape, LayerVars, Ln};
 use super::layer_back::{self, VARS};
 use super::rows::{layer_norm, NormSaved};
 use super::{add_dense, read, Buf, GradSink, Tape};
+use crate::registry::choices::Precision;
 use crate::runtime::error::{Error, Result};
 use crate::runtime::kernels::DropMask;
 use crate::runtime::ops::{dropout_mask, Ctx};
@@ -64,6 +65,8 @@ pub(crate) struct BertTape {
     packed: Packed,
     embed: EmbedTape,
     layers: Vec<LayerTape>,
+    /// The linear layers' products' precision (the context's).
+    precision: Precision,
 }
 
 /// Row `r` of a `[rows, h]` table.
@@ -157,7 +160,7 @@ impl BertStep {
                 attn_out: dropout_mask(self.dropout.attn_out, ctx),
                 ffn: dropout_mask(self.dropout.ffn, ctx),
             };
-            let (y, tape) = layer::forward(l, x, &packed, drops, tapes)?;
+            let (y, tape) = layer::forward(l, x, &packed, drops, tapes, ctx.precision())?;
             x = y;
             layers.push(tape);
         }
@@ -183,6 +186,7 @@ impl BertStep {
                     drop,
                 },
                 layers,
+                precision: ctx.precision(),
             }),
         );
         Ok(t)
@@ -252,6 +256,7 @@ pub(crate) fn backward(group: Vec<(BertTape, Vec<f32>)>, sink: &mut dyn GradSink
         return Ok(());
     };
     let h = step.hidden;
+    let prec = group[0].0.precision;
     let mut grads: Vec<Vec<f32>> = group.iter().map(|(t, g)| t.packed_grad(g)).collect();
     let tapes: Vec<BertTape> = group.into_iter().map(|(t, _)| t).collect();
     let vars: Vec<Var> = step.layers.iter().flat_map(|l| l.vars()).collect();
@@ -273,9 +278,9 @@ pub(crate) fn backward(group: Vec<(BertTape, Vec<f32>)>, sink: &mut dyn GradSink
                 .par_iter_mut()
                 .zip(tapes_ref)
                 .zip(&cols)
-                .map(|((g, t), lt)| layer_back::inputs(l, lt, g, &t.packed))
+                .map(|((g, t), lt)| layer_back::inputs(l, lt, g, &t.packed, prec))
                 .collect::<Result<Vec<_>>>()?;
-            for job in layer_back::weight_jobs(cols, Arc::new(deltas), bufs, h) {
+            for job in layer_back::weight_jobs(cols, Arc::new(deltas), bufs, h, prec) {
                 s.spawn(move |_| job());
             }
         }

@@ -3,12 +3,11 @@
 //! pairs added to the accumulator, twice the FLOPs of an f32 FMA per
 //! instruction; `examples/dot_peak.rs`).
 //!
-//! The groundwork of a bf16 stage setting (issue 10: bf16 products with
-//! f32 master weights, the counterpart of the Trainer's `bf16=True`). It
-//! is **not used by any pipeline yet**: the setting may be offered only
-//! once a training step with these products is measured faster and its
-//! STS-test figure stands next to fp32's. `examples/sgemm_peak.rs` measures
-//! it against the f32 products on the step's shapes.
+//! The linear layers of the explicit step run on these products under a
+//! stage's `precision: bf16` (see [`super::matmul::matmul_in`], which
+//! rounds into f32 products instead where the CPU lacks the
+//! instructions). `examples/sgemm_peak.rs` measures them against the f32
+//! products on the step's shapes.
 //!
 //! Layout: both operands are rounded to bf16 (nearest, ties to even,
 //! subnormals to zero, as the instruction does) while
@@ -19,6 +18,7 @@
 //! instruction broadcasts from memory. An odd `k` is padded with a zero.
 
 use super::matmul::{Into, Mat, MatMut};
+use crate::registry::choices::Precision;
 
 /// Rows of a tile (one accumulator pair per row).
 pub const MR: usize = 8;
@@ -158,6 +158,16 @@ fn convert_run(src: &[f32], dst: &mut [u32]) {
 /// Panics when the shapes disagree or a view leaves its buffer (bugs of
 /// the caller, as for [`super::matmul::matmul`]).
 pub fn matmul_bf16(dst: MatMut, a: Mat, b: Mat, how: Into) -> bool {
+    product(dst, a, b, how, true)
+}
+
+/// [`matmul_bf16`] on the calling thread only (see
+/// [`super::matmul::matmul_here`]).
+pub fn matmul_bf16_here(dst: MatMut, a: Mat, b: Mat, how: Into) -> bool {
+    product(dst, a, b, how, false)
+}
+
+fn product(dst: MatMut, a: Mat, b: Mat, how: Into, par: bool) -> bool {
     use rayon::prelude::*;
     let (m, k, n) = (a.rows_count(), a.cols(), b.cols());
     assert!(
@@ -198,39 +208,78 @@ pub fn matmul_bf16(dst: MatMut, a: Mat, b: Mat, how: Into) -> bool {
     // against it (the packed B block stays in the first-level cache).
     let row_blocks = m.div_ceil(MR);
     let mut packed_a = vec![0u32; row_blocks * pairs * MR];
-    packed_a
-        .par_chunks_mut(pairs * MR)
-        .enumerate()
-        .for_each_init(Vec::new, |row, (i, out)| pack_a(&a, i * MR, out, row));
+    let pack = |row: &mut Vec<u32>, (i, out): (usize, &mut [u32])| pack_a(&a, i * MR, out, row);
+    if par {
+        packed_a
+            .par_chunks_mut(pairs * MR)
+            .enumerate()
+            .for_each_init(Vec::new, pack);
+    } else {
+        let mut row = Vec::new();
+        packed_a
+            .chunks_mut(pairs * MR)
+            .enumerate()
+            .for_each(|job| pack(&mut row, job));
+    }
     // The destination's column blocks go to different threads: each gets
     // the raw pointer and writes only its own columns.
     let base = SendPtr(out.as_mut_ptr());
-    (0..n.div_ceil(NB))
-        .into_par_iter()
-        .for_each_init(Vec::new, |pb, j| {
-            let c0 = j * NB;
-            let cols = NB.min(n - c0);
-            let mut p0 = 0;
-            while p0 < pairs {
-                let kp = KC_PAIRS.min(pairs - p0);
-                pack_b(&b, c0, p0, kp, pb);
-                for (i, pa) in packed_a.chunks(pairs * MR).enumerate() {
-                    let r0 = i * MR;
-                    let rows = MR.min(m - r0);
-                    // SAFETY: rows r0..r0+rows and columns c0..c0+cols lie
-                    // inside `dst` (`fits` checked above), and no other thread
-                    // writes these columns; the CPU has the features
-                    // (`available`).
-                    #[cfg(target_arch = "x86_64")]
-                    unsafe {
-                        let c = base.get().add(r0 * ld + c0);
-                        x86::tile(&pa[p0 * MR..], pb, kp, c, ld, rows, cols, scale);
-                    }
+    let column_block = |pb: &mut Vec<u32>, j: usize| {
+        let c0 = j * NB;
+        let cols = NB.min(n - c0);
+        let mut p0 = 0;
+        while p0 < pairs {
+            let kp = KC_PAIRS.min(pairs - p0);
+            pack_b(&b, c0, p0, kp, pb);
+            for (i, pa) in packed_a.chunks(pairs * MR).enumerate() {
+                let r0 = i * MR;
+                let rows = MR.min(m - r0);
+                // SAFETY: rows r0..r0+rows and columns c0..c0+cols lie
+                // inside `dst` (`fits` checked above), and no other thread
+                // writes these columns; the CPU has the features
+                // (`available`).
+                #[cfg(target_arch = "x86_64")]
+                unsafe {
+                    let c = base.get().add(r0 * ld + c0);
+                    x86::tile(&pa[p0 * MR..], pb, kp, c, ld, rows, cols, scale);
                 }
-                p0 += kp;
             }
-        });
+            p0 += kp;
+        }
+    };
+    if par {
+        (0..n.div_ceil(NB))
+            .into_par_iter()
+            .for_each_init(Vec::new, column_block);
+    } else {
+        let mut pb = Vec::new();
+        (0..n.div_ceil(NB)).for_each(|j| column_block(&mut pb, j));
+    }
     true
+}
+
+/// How a stage's `precision` runs on this CPU, for the run log (`None`
+/// for f32, which needs no word).
+pub fn describe(prec: Precision) -> Option<&'static str> {
+    match prec {
+        Precision::Fp32 => None,
+        Precision::Bf16 if available() => Some(
+            "bf16 linear layers (operands rounded to bf16, f32 sums) on AVX512-BF16",
+        ),
+        Precision::Bf16 => Some(
+            "bf16 linear layers (operands rounded to bf16, f32 sums); this CPU lacks AVX512-BF16, so the rounding runs over f32 products, slower than fp32",
+        ),
+    }
+}
+
+/// `x` rounded to bf16 and widened back to f32 (see [`to_bf16`]).
+pub fn round(x: f32) -> f32 {
+    from_bf16(to_bf16(x))
+}
+
+/// Every value of `v` rounded to bf16, kept as f32 ([`round`]).
+pub fn round_slice(v: &mut [f32]) {
+    v.iter_mut().for_each(|x| *x = round(*x));
 }
 
 /// A pointer that may cross threads (each thread writes disjoint columns).

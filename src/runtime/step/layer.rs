@@ -9,9 +9,10 @@ use std::sync::Arc;
 use candle_core::Var;
 
 use super::attention::{self, Packed};
-use super::matmul::{matmul, Into, Mat, MatMut};
+use super::matmul::{matmul_in, Into, Mat, MatMut};
 use super::rows::{add_assign, layer_norm, NormSaved};
 use super::{read, transpose, Layout, Tapes};
+use crate::registry::choices::Precision;
 use crate::runtime::error::Result;
 use crate::runtime::kernels::{gelu_slice_par, DropMask};
 
@@ -90,10 +91,11 @@ fn bias_rows(b: &[f32], n: usize) -> Vec<f32> {
 
 /// `out += x @ w` for `x` `[n, in]` and `w` an `[in, out]` view (a weight
 /// transposed once per context, or `[out, in]` read through its strides),
-/// `out`'s rows `ld` values apart.
-fn add_product(out: &mut [f32], ld: usize, x: &[f32], w: Mat, n: usize) {
+/// `out`'s rows `ld` values apart, in the stage's precision.
+fn add_product(prec: Precision, out: &mut [f32], ld: usize, x: &[f32], w: Mat, n: usize) {
     let (i, o) = (x.len() / n.max(1), w.cols());
-    matmul(
+    matmul_in(
+        prec,
         MatMut::rows(out, n, o, ld),
         Mat::new(x, n, i),
         w,
@@ -102,9 +104,9 @@ fn add_product(out: &mut [f32], ld: usize, x: &[f32], w: Mat, n: usize) {
 }
 
 /// `x @ w + b` as a new `[n, out]` buffer (see [`add_product`]).
-fn linear(x: &[f32], w: Mat, b: &[f32], n: usize) -> Vec<f32> {
+fn linear(prec: Precision, x: &[f32], w: Mat, b: &[f32], n: usize) -> Vec<f32> {
     let mut y = bias_rows(b, n);
-    add_product(&mut y, b.len(), x, w, n);
+    add_product(prec, &mut y, b.len(), x, w, n);
     y
 }
 
@@ -166,13 +168,14 @@ pub(crate) fn prepare(v: &LayerVars, tapes: &Tapes) -> Result<()> {
 
 /// `linear` of `l`, through `wt` (its weight transposed) when given, else
 /// through the weight's strides.
-fn apply(l: &Lin, wt: Option<&[f32]>, x: &[f32], n: usize) -> Result<Vec<f32>> {
+fn apply(prec: Precision, l: &Lin, wt: Option<&[f32]>, x: &[f32], n: usize) -> Result<Vec<f32>> {
     let b = read(l.b.as_tensor())?;
     Ok(match wt {
-        Some(wt) => linear(x, Mat::new(wt, x.len() / n.max(1), b.len()), &b, n),
+        Some(wt) => linear(prec, x, Mat::new(wt, x.len() / n.max(1), b.len()), &b, n),
         None => {
             let w = read(l.w.as_tensor())?;
             linear(
+                prec,
                 x,
                 Mat::new(&w, b.len(), w.len() / b.len().max(1)).t(),
                 &b,
@@ -191,13 +194,14 @@ pub(super) fn drop_rows(m: Option<DropMask>, x: &mut [f32], p: &Packed) {
 }
 
 /// The layer's output for `x` `[tokens, hidden]` (a packed batch), and
-/// its tape.
+/// its tape; the linear layers' products in `prec`.
 pub(crate) fn forward(
     v: &LayerVars,
     x: Vec<f32>,
     p: &Packed,
     drops: LayerDrops,
     tapes: &Tapes,
+    prec: Precision,
 ) -> Result<(Vec<f32>, LayerTape)> {
     let (n, h) = (p.rows(), p.hidden);
     let w = layouts(v, tapes)?;
@@ -206,14 +210,14 @@ pub(crate) fn forward(
         bqkv.extend_from_slice(&read(l.b.as_tensor())?);
     }
     let qkv = match &w.qkv_t {
-        Some(t) => linear(&x, Mat::new(t, h, 3 * h), &bqkv, n),
+        Some(t) => linear(prec, &x, Mat::new(t, h, 3 * h), &bqkv, n),
         None => {
             // q, k and v side by side in the rows, each through its weight's
             // strides.
             let mut y = bias_rows(&bqkv, n);
             for (j, l) in [&v.q, &v.k, &v.v].into_iter().enumerate() {
                 let wj = read(l.w.as_tensor())?;
-                add_product(&mut y[j * h..], 3 * h, &x, Mat::new(&wj, h, h).t(), n);
+                add_product(prec, &mut y[j * h..], 3 * h, &x, Mat::new(&wj, h, h).t(), n);
             }
             y
         }
@@ -222,7 +226,7 @@ pub(crate) fn forward(
     let mut ctx = vec![0f32; n * h];
     attention::forward(&qkv, p, drops.attn, &mut probs, &mut ctx);
 
-    let mut x1 = apply(&v.o, w.o_t.as_deref().map(|v| v.as_slice()), &ctx, n)?;
+    let mut x1 = apply(prec, &v.o, w.o_t.as_deref().map(|v| v.as_slice()), &ctx, n)?;
     drop_rows(drops.attn_out, &mut x1, p);
     add_assign(&mut x1, &x);
     let norm1 = layer_norm(
@@ -232,10 +236,16 @@ pub(crate) fn forward(
         v.norm1.eps,
     );
 
-    let u = apply(&v.inter, w.inter_t.as_deref().map(|v| v.as_slice()), &x1, n)?;
+    let u = apply(
+        prec,
+        &v.inter,
+        w.inter_t.as_deref().map(|v| v.as_slice()),
+        &x1,
+        n,
+    )?;
     let mut g = vec![0f32; u.len()];
     gelu_slice_par(&u, &mut g);
-    let mut out = apply(&v.out, Some(&w.out_t), &g, n)?;
+    let mut out = apply(prec, &v.out, Some(&w.out_t), &g, n)?;
     drop_rows(drops.ffn, &mut out, p);
     add_assign(&mut out, &x1);
     let norm2 = layer_norm(

@@ -22,9 +22,10 @@ use std::sync::Arc;
 
 use super::attention::{self, Packed};
 use super::layer::{drop_rows, LayerTape, LayerVars, Ln};
-use super::matmul::{matmul, matmul_here, Into, Mat, MatMut};
+use super::matmul::{matmul_here_in, matmul_in, Into, Mat, MatMut};
 use super::rows::{add_column_sums, layer_norm_back, NormSaved};
 use super::{add_into, read, Buf};
+use crate::registry::choices::Precision;
 use crate::runtime::error::Result;
 use crate::runtime::kernels::{gelu_grad_slice, par_blocks, BLOCK};
 
@@ -55,11 +56,12 @@ pub(crate) struct Deltas {
 }
 
 /// `dx (op) dy @ w` for `w` `[out, in]`: the input gradient of a linear
-/// layer.
-fn input_grad(dx: &mut [f32], dy: &[f32], w: &[f32], n: usize, how: Into) {
+/// layer, in the stage's precision.
+fn input_grad(prec: Precision, dx: &mut [f32], dy: &[f32], w: &[f32], n: usize, how: Into) {
     let o = dy.len() / n.max(1);
     let i = w.len() / o.max(1);
-    matmul(
+    matmul_in(
+        prec,
         MatMut::new(dx, n, i),
         Mat::new(dy, n, o),
         Mat::new(w, o, i),
@@ -78,8 +80,15 @@ pub(super) fn norm_back(l: &Ln, g: &mut [f32], saved: &NormSaved) -> Result<Vec<
 }
 
 /// One column's backward through the layer: `dy` holds the gradient of
-/// the layer's output and becomes that of its input.
-pub(crate) fn inputs(v: &LayerVars, t: &LayerTape, dy: &mut [f32], p: &Packed) -> Result<Deltas> {
+/// the layer's output and becomes that of its input (the products in
+/// `prec`).
+pub(crate) fn inputs(
+    v: &LayerVars,
+    t: &LayerTape,
+    dy: &mut [f32],
+    p: &Packed,
+    prec: Precision,
+) -> Result<Deltas> {
     let n = p.rows();
     let h = p.hidden;
     // out = norm2(x1 + drop(g Wout^T + bout)).
@@ -87,25 +96,47 @@ pub(crate) fn inputs(v: &LayerVars, t: &LayerTape, dy: &mut [f32], p: &Packed) -
     let mut d_out = dy.to_vec();
     drop_rows(t.drops.ffn, &mut d_out, p);
     let mut dg = vec![0f32; t.u.len()];
-    input_grad(&mut dg, &d_out, &read(v.out.w.as_tensor())?, n, Into::Set);
+    input_grad(
+        prec,
+        &mut dg,
+        &d_out,
+        &read(v.out.w.as_tensor())?,
+        n,
+        Into::Set,
+    );
     let mut du = vec![0f32; t.u.len()];
     par_blocks(&t.u, &dg, &mut du, BLOCK, gelu_grad_slice);
     drop(dg);
     // dy now holds d(x1): the residual's share plus the feed-forward's.
-    input_grad(dy, &du, &read(v.inter.w.as_tensor())?, n, Into::Add(1.0));
+    input_grad(
+        prec,
+        dy,
+        &du,
+        &read(v.inter.w.as_tensor())?,
+        n,
+        Into::Add(1.0),
+    );
 
     // x1 = norm1(x + drop(ctx Wo^T + bo)).
     let norm1 = norm_back(&v.norm1, dy, &t.norm1)?;
     let mut d_a = dy.to_vec();
     drop_rows(t.drops.attn_out, &mut d_a, p);
     let mut d_ctx = vec![0f32; n * h];
-    input_grad(&mut d_ctx, &d_a, &read(v.o.w.as_tensor())?, n, Into::Set);
+    input_grad(
+        prec,
+        &mut d_ctx,
+        &d_a,
+        &read(v.o.w.as_tensor())?,
+        n,
+        Into::Set,
+    );
     let mut dqkv = vec![0f32; n * 3 * h];
     attention::backward(&t.qkv, &t.probs, &d_ctx, p, t.drops.attn, &mut dqkv);
     drop(d_ctx);
     // d(x) = the residual's share plus the three projections'.
     for (j, l) in [&v.q, &v.k, &v.v].into_iter().enumerate() {
-        matmul(
+        matmul_in(
+            prec,
             MatMut::new(dy, n, h),
             Mat::rows(&dqkv[j * h..], n, h, 3 * h),
             Mat::new(&read(l.w.as_tensor())?, h, h),
@@ -133,13 +164,13 @@ pub(crate) type Job<'s> = Box<dyn FnOnce() + Send + 's>;
 
 /// `dw += scale * dy^T x` for each column's `(dy [n, out], x [n, in])`,
 /// column after column.
-fn add_weight_grad<'a>(dw: Buf, parts: impl Iterator<Item = (Mat<'a>, Mat<'a>)>) {
+fn add_weight_grad<'a>(prec: Precision, dw: Buf, parts: impl Iterator<Item = (Mat<'a>, Mat<'a>)>) {
     let Some((dw, scale)) = dw else {
         return;
     };
     for (dy, x) in parts {
         let (o, i) = (dy.cols(), x.cols());
-        matmul_here(MatMut::new(dw, o, i), dy.t(), x, Into::Add(scale));
+        matmul_here_in(prec, MatMut::new(dw, o, i), dy.t(), x, Into::Add(scale));
     }
 }
 
@@ -155,6 +186,7 @@ fn add_bias_grad<'a>(db: Buf, parts: impl Iterator<Item = &'a [f32]>) {
 /// The job of a linear layer's weight and bias gradients: `dy` picks a
 /// column's output gradient from its deltas, `x` its input from its tape.
 fn linear_job<'s>(
+    prec: Precision,
     w: Buf<'s>,
     b: Buf<'s>,
     cols: &[&'s LayerTape],
@@ -165,7 +197,11 @@ fn linear_job<'s>(
     let (cols, deltas) = (cols.to_vec(), Arc::clone(deltas));
     Box::new(move || {
         let parts = cols.iter().zip(deltas.iter());
-        add_weight_grad(w, parts.map(|(t, d)| (rows(dy(d), d.n), rows(x(t), d.n))));
+        add_weight_grad(
+            prec,
+            w,
+            parts.map(|(t, d)| (rows(dy(d), d.n), rows(x(t), d.n))),
+        );
         add_bias_grad(b, deltas.iter().map(|d| dy(d).as_slice()));
     })
 }
@@ -179,12 +215,22 @@ pub(crate) fn weight_jobs<'s>(
     deltas: Arc<Vec<Deltas>>,
     bufs: [Buf<'s>; VARS],
     hidden: usize,
+    prec: Precision,
 ) -> Vec<Job<'s>> {
     let h = hidden;
     let [qw, qb, kw, kb, vw, vb, ow, ob, iw, ib, outw, outb, n1w, n1b, n2w, n2b] = bufs;
     let mut jobs: Vec<Job<'s>> = Vec::with_capacity(7);
-    jobs.push(linear_job(iw, ib, &cols, &deltas, |d| &d.du, |t| &t.x1));
     jobs.push(linear_job(
+        prec,
+        iw,
+        ib,
+        &cols,
+        &deltas,
+        |d| &d.du,
+        |t| &t.x1,
+    ));
+    jobs.push(linear_job(
+        prec,
         outw,
         outb,
         &cols,
@@ -199,10 +245,18 @@ pub(crate) fn weight_jobs<'s>(
                 .iter()
                 .zip(deltas.iter())
                 .map(|(t, d)| (Mat::rows(&d.dqkv[j * h..], d.n, h, 3 * h), rows(&t.x, d.n)));
-            add_weight_grad(w, parts);
+            add_weight_grad(prec, w, parts);
         }));
     }
-    jobs.push(linear_job(ow, ob, &cols, &deltas, |d| &d.d_a, |t| &t.ctx));
+    jobs.push(linear_job(
+        prec,
+        ow,
+        ob,
+        &cols,
+        &deltas,
+        |d| &d.d_a,
+        |t| &t.ctx,
+    ));
     jobs.push(Box::new(move || {
         let mut qkv = [qb, kb, vb];
         let mut norms = [(n1w, n1b), (n2w, n2b)];

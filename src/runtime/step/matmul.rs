@@ -4,6 +4,9 @@
 //! existing buffer (a weight gradient accumulated in the optimizer's own
 //! buffer, a bias pre-filled in an output).
 
+use super::bf16;
+use crate::registry::choices::Precision;
+
 /// A read-only matrix view: element `(r, c)` is `data[r * rs + c * cs]`.
 #[derive(Clone, Copy)]
 pub struct Mat<'a> {
@@ -164,6 +167,84 @@ pub fn matmul_here(dst: MatMut, a: Mat, b: Mat, how: Into) {
     product(dst, a, b, how, gemm::Parallelism::None);
 }
 
+/// [`matmul`] in a stage's precision: with [`Precision::Bf16`] both
+/// operands are rounded to bf16 and the sums kept in f32, by
+/// [`bf16::matmul_bf16`] where the CPU has AVX512-BF16, else by
+/// [`emulated`] products (slower than plain f32).
+pub fn matmul_in(prec: Precision, dst: MatMut, a: Mat, b: Mat, how: Into) {
+    match prec {
+        Precision::Fp32 => matmul(dst, a, b, how),
+        Precision::Bf16 => {
+            if !bf16::available() {
+                emulated(dst, a, b, how, false);
+            } else {
+                bf16::matmul_bf16(dst, a, b, how);
+            }
+        }
+    }
+}
+
+/// [`matmul_in`] on the calling thread only (see [`matmul_here`]).
+pub fn matmul_here_in(prec: Precision, dst: MatMut, a: Mat, b: Mat, how: Into) {
+    match prec {
+        Precision::Fp32 => matmul_here(dst, a, b, how),
+        Precision::Bf16 => {
+            if !bf16::available() {
+                emulated(dst, a, b, how, true);
+            } else {
+                bf16::matmul_bf16_here(dst, a, b, how);
+            }
+        }
+    }
+}
+
+/// The bf16 products where the CPU lacks AVX512-BF16: the operands rounded
+/// into f32 copies, multiplied by [`matmul`] (or [`matmul_here`]). The
+/// products of rounded values are exact in f32, so this differs from
+/// `vdpbf16ps` only in the order of the f32 sums.
+fn emulated(dst: MatMut, a: Mat, b: Mat, how: Into, here: bool) {
+    let (ra, rb) = (Rounded::of(&a), Rounded::of(&b));
+    if here {
+        matmul_here(dst, ra.view(), rb.view(), how);
+    } else {
+        matmul(dst, ra.view(), rb.view(), how);
+    }
+}
+
+/// A view's values rounded to bf16 (as f32), stored as the view is: row by
+/// row, or, for a transposed view, as its transpose (so that the copy
+/// reads and writes runs of contiguous values either way).
+struct Rounded {
+    data: Vec<f32>,
+    rows: usize,
+    cols: usize,
+    transposed: bool,
+}
+
+impl Rounded {
+    fn of(m: &Mat) -> Self {
+        let transposed = m.cs != 1 && m.rs == 1;
+        let src = if transposed { m.t() } else { *m };
+        let mut data = Vec::with_capacity(src.rows * src.cols);
+        for r in 0..src.rows {
+            match src.contiguous_row(r) {
+                Some(row) => data.extend(row.iter().map(|&x| bf16::round(x))),
+                None => data.extend((0..src.cols).map(|c| bf16::round(src.at(r, c)))),
+            }
+        }
+        Rounded {
+            data,
+            rows: m.rows,
+            cols: m.cols,
+            transposed,
+        }
+    }
+
+    fn view(&self) -> Mat<'_> {
+        Mat::stored(&self.data, self.rows, self.cols, self.transposed)
+    }
+}
+
 fn product(dst: MatMut, a: Mat, b: Mat, how: Into, par: gemm::Parallelism) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert!(
@@ -281,5 +362,109 @@ mod tests {
                 assert_eq!(out[r * 2 * n + c], 0.0, "the other block is untouched");
             }
         }
+    }
+
+    /// `precision: bf16`'s products, by the instruction where the CPU has
+    /// it and by the emulation always: both are the sums over operands
+    /// rounded to bf16, for every transposition, a view with a leading
+    /// dimension, and `Add` into a column block; and they are not the f32
+    /// product (the operands here are not bf16 values).
+    #[test]
+    fn bf16_products_round_both_operands_with_or_without_the_instructions() {
+        let (m, k, n) = (19, 530, 41);
+        let a: Vec<f32> = (0..m * 2 * k)
+            .map(|i| 1.0 + ((i * 7919 % 1009) as f32) / 3001.0)
+            .collect();
+        let b: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 104_729 % 997) as f32 - 498.0) / 1013.0)
+            .collect();
+        let round = |v: &[f32]| v.iter().map(|&x| bf16::round(x)).collect::<Vec<_>>();
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            // `a` is the left half of an m x 2k buffer (or its transpose).
+            let av = if ta {
+                Mat::rows(&a, k, m, 2 * m).t()
+            } else {
+                Mat::rows(&a, m, k, 2 * k)
+            };
+            let dense_a: Vec<f32> = (0..m)
+                .flat_map(|r| (0..k).map(move |c| (r, c)))
+                .map(|(r, c)| av.at(r, c))
+                .collect();
+            let bv = Mat::stored(&b, k, n, tb);
+            let dense_b: Vec<f32> = (0..k)
+                .flat_map(|r| (0..n).map(move |c| (r, c)))
+                .map(|(r, c)| bv.at(r, c))
+                .collect();
+            let want = naive(&round(&dense_a), false, &round(&dense_b), false, m, k, n);
+            let exact = naive(&dense_a, false, &dense_b, false, m, k, n);
+            let run = |how: &dyn Fn(MatMut)| {
+                let mut wide = vec![1f32; m * (n + 3)];
+                how(MatMut::rows(&mut wide[2..], m, n, n + 3));
+                wide
+            };
+            let mut ways: Vec<(&str, Vec<f32>)> = vec![
+                (
+                    "emulated",
+                    run(&|d| emulated(d, av, bv, Into::Add(0.5), false)),
+                ),
+                (
+                    "emulated here",
+                    run(&|d| emulated(d, av, bv, Into::Add(0.5), true)),
+                ),
+                (
+                    "matmul_in",
+                    run(&|d| matmul_in(Precision::Bf16, d, av, bv, Into::Add(0.5))),
+                ),
+                (
+                    "matmul_here_in",
+                    run(&|d| matmul_here_in(Precision::Bf16, d, av, bv, Into::Add(0.5))),
+                ),
+            ];
+            if bf16::available() {
+                ways.push((
+                    "vdpbf16ps here",
+                    run(&|d| {
+                        bf16::matmul_bf16_here(d, av, bv, Into::Add(0.5));
+                    }),
+                ));
+            }
+            for (what, got) in ways {
+                let mut off_f32 = 0f32;
+                for r in 0..m {
+                    for c in 0..n + 3 {
+                        let g = got[r * (n + 3) + c];
+                        if !(2..n + 2).contains(&c) {
+                            assert_eq!(g, 1.0, "{what}: a column outside the view changed");
+                            continue;
+                        }
+                        let (w, e) = (
+                            1.0 + 0.5 * want[r * n + c - 2],
+                            1.0 + 0.5 * exact[r * n + c - 2],
+                        );
+                        assert!(
+                            (g - w).abs() <= 2e-4 * w.abs().max(1.0),
+                            "{what} {ta} {tb}: {g} vs {w}"
+                        );
+                        off_f32 = off_f32.max((g - e).abs() / e.abs().max(1.0));
+                    }
+                }
+                assert!(
+                    off_f32 > 1e-3,
+                    "{what} {ta} {tb}: the f32 product ({off_f32:e} away)"
+                );
+            }
+        }
+        // f32 is `matmul` itself, bit for bit.
+        let (av, bv) = (Mat::rows(&a, m, k, 2 * k), Mat::new(&b, k, n));
+        let (mut x, mut y) = (vec![0f32; m * n], vec![0f32; m * n]);
+        matmul_in(
+            Precision::Fp32,
+            MatMut::new(&mut x, m, n),
+            av,
+            bv,
+            Into::Set,
+        );
+        matmul(MatMut::new(&mut y, m, n), av, bv, Into::Set);
+        assert_eq!(x, y);
     }
 }

@@ -174,7 +174,7 @@ fn training(s: &mut String, c: &CardInput, objectives: &[&crate::check::types::O
         };
         let _ = writeln!(
             s,
-            "- `{}`: objectives {}; {length}; optimizer `{}`; scheduler `{}`; gradient clipping {}; gradient accumulation {}; seed {}; objectives mixed {}",
+            "- `{}`: objectives {}; {length}; optimizer `{}`; scheduler `{}`; gradient clipping {}; gradient accumulation {}; seed {}; objectives mixed {}; precision {}",
             st.name,
             st.objectives.join(", "),
             call_label(&st.optimizer.name, &st.optimizer.args),
@@ -183,6 +183,7 @@ fn training(s: &mut String, c: &CardInput, objectives: &[&crate::check::types::O
             st.gradient_accumulation,
             st.seed,
             word(&st.mixing),
+            word(&st.precision),
         );
     }
     if let Some(flags) = &c.smoke {

@@ -18,6 +18,7 @@
 use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 
+use crate::registry::choices::Precision;
 use crate::runtime::loss::{Loss, LossInputs};
 use crate::runtime::{Ctx, SentenceEncoder};
 
@@ -42,17 +43,22 @@ pub struct GradCache<'a> {
     pub seed: u64,
     /// Dropout on (training); off to compare with the uncached loss.
     pub dropout: bool,
+    /// The linear layers' precision (the stage's).
+    pub precision: Precision,
 }
 
 impl GradCache<'_> {
     fn ctx(&self, column: usize, chunk: usize, grad: bool) -> Ctx {
         let seed = Rng::derived(self.seed, &format!("gradcache.col{column}.mb{chunk}")).next_u64();
-        match (self.dropout, grad) {
+        let ctx = match (self.dropout, grad) {
             (true, true) => Ctx::train(seed),
             (true, false) => Ctx::train_forward(seed),
             (false, true) => Ctx::eval_with_grad(),
             (false, false) => Ctx::eval(),
-        }
+        };
+        // Both passes round alike, so the second recomputes the first's
+        // embeddings exactly.
+        ctx.with_precision(self.precision)
     }
 
     /// The embeddings of column `i`'s mini-batch `k`.

@@ -256,6 +256,9 @@ fn train(
     start: u64,
     log: &mut RunLog,
 ) -> Result<()> {
+    if let Some(how) = crate::runtime::step::bf16::describe(stage.precision) {
+        log.note(&format!("stage `{}`: {how}", stage.name));
+    }
     let bar = log.stage_bar(&stage.name, plan.total, start);
     let started = Instant::now();
     let mut examples_done = 0usize;
@@ -345,6 +348,7 @@ fn turn(
         mini_batch,
         seed: dropout_seed,
         dropout: true,
+        precision: stage.precision,
     });
     let (loss, grads) = match cached {
         // GradCache accumulates the gradients itself, mini-batch by mini-batch.
@@ -355,7 +359,7 @@ fn turn(
         None if feed.loss.wants_layers() => {
             // Every column's final and earlier layers' embeddings, in one
             // forward pass each (AdaptiveLayerLoss).
-            let ctx = Ctx::train(dropout_seed);
+            let ctx = Ctx::train(dropout_seed).with_precision(stage.precision);
             let mut layers: Vec<Vec<Tensor>> = Vec::new();
             for (i, c) in cols.iter().enumerate() {
                 let (last, earlier) = model.embed_layers(c, feed.prompt(i), &ctx)?;
@@ -373,7 +377,7 @@ fn turn(
         None => {
             // Encoders with an explicit step record it here; their
             // gradients are added below, after the loss's backward.
-            let ctx = Ctx::train_explicit(dropout_seed);
+            let ctx = Ctx::train_explicit(dropout_seed).with_precision(stage.precision);
             let prompts: Vec<Option<&str>> = (0..cols.len()).map(|i| feed.prompt(i)).collect();
             let loss = if feed.loss.runs_models() {
                 // The loss embeds (or decodes) the texts with its own
