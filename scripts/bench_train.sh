@@ -13,6 +13,9 @@
 #   validation triplets (anchor, entailment, contradiction), mean pooling,
 #   max_seq_length 128; Python: scripts/python_mnrl_train.py.
 #
+# PRECISION=bf16 trains both sides with bf16 products: the stages'
+# `precision: bf16` and the Trainer's `bf16=True` (default fp32).
+#
 # BUSY=1 keeps one core busy with another process for the whole run (a
 # shared CI runner or a laptop is never quiet).
 #
@@ -29,12 +32,31 @@ STEPS="${1:-40}"
 RUNS="${2:-3}"
 RECIPE="${3:-sts}"
 PYTHON="${PYTHON:-/work/pyref/bin/python}"
+PRECISION="${PRECISION:-fp32}"
 . scripts/common.sh
+PYFLAGS=()
+case "$PRECISION" in
+fp32) ;;
+bf16) PYFLAGS=(--bf16) ;;
+*)
+    echo "unknown PRECISION $PRECISION (fp32 or bf16)" >&2
+    exit 2
+    ;;
+esac
 
 case "$RECIPE" in
 sts)
     PIPELINE=pipelines/sts.stp
-    PYCMD=("$PYTHON" scripts/python_sts_train.py --shared "$SHARED" --limit $((STEPS * 16)))
+    if [ "$PRECISION" != fp32 ]; then
+        # A copy with the stage's precision, reading the shared data and
+        # saving into $TMP.
+        export STPIPE_DATA="$SHARED/data"
+        PIPELINE="$TMP/sts.stp"
+        sed -e "s|^  seed: 42\$|  seed: 42\n  precision: $PRECISION|" \
+            -e "s|^save sbert to \"[^\"]*\"|save sbert to \"$TMP/out\"|" pipelines/sts.stp >"$PIPELINE"
+        grep -q "precision: $PRECISION" "$PIPELINE"
+    fi
+    PYCMD=("$PYTHON" scripts/python_sts_train.py --shared "$SHARED" --limit $((STEPS * 16)) "${PYFLAGS[@]}")
     PYKEY=pairs_per_s
     ;;
 mnrl)
@@ -53,9 +75,10 @@ train sbert {
   optimizer: AdamW(lr: 2e-5)
   scheduler: WarmupLinear(warmup: 10%)
   seed: 42
+  precision: $PRECISION
 }
 STP
-    PYCMD=("$PYTHON" scripts/python_mnrl_train.py --shared "$SHARED" --limit $((STEPS * 64)))
+    PYCMD=("$PYTHON" scripts/python_mnrl_train.py --shared "$SHARED" --limit $((STEPS * 64)) "${PYFLAGS[@]}")
     PYKEY=triplets_per_s
     ;;
 *)
@@ -71,7 +94,7 @@ if [ "${BUSY:-0}" = 1 ]; then
     trap 'kill $BUSY_PID 2>/dev/null; rm -rf "$TMP"' EXIT
     echo "== one core kept busy by pid $BUSY_PID"
 fi
-echo "== recipe $RECIPE, $STEPS steps, $RUNS runs each"
+echo "== recipe $RECIPE, $STEPS steps, $RUNS runs each, precision $PRECISION"
 
 rust=()
 py=()

@@ -10,6 +10,7 @@ through SentenceTransformerTrainer. No evaluation: the figure is the throughput 
 
     /work/pyref/bin/python scripts/python_mnrl_train.py --limit 1920    # 30 steps of 64
 
+--bf16 sets the Trainer's bf16=True (the counterpart of a stage's `precision: bf16`).
 Prints one JSON line at the end (`triplets_per_s`).
 """
 from __future__ import annotations
@@ -43,6 +44,7 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=None, help="use only the first N triplets")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--bf16", action="store_true", help="the Trainer's bf16=True (torch autocast on the CPU)")
     args = ap.parse_args()
 
     from datasets import Dataset
@@ -77,6 +79,7 @@ def main() -> int:
             report_to="none",
             disable_tqdm=True,
             dataloader_drop_last=False,
+            bf16=args.bf16,
         )
         loss = losses.MultipleNegativesRankingLoss(model, scale=20.0)
         trainer = SentenceTransformerTrainer(model=model, args=targs, train_dataset=ds, loss=loss)
@@ -87,6 +90,7 @@ def main() -> int:
         json.dumps(
             {
                 "impl": "python-st-trainer-mnrl",
+                "bf16": args.bf16,
                 "torch": torch.__version__,
                 "torch_threads": torch.get_num_threads(),
                 "triplets": len(rows),

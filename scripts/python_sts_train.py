@@ -12,6 +12,8 @@ EmbeddingSimilarityEvaluator (spearman_cosine) on the 1,379 test pairs before an
 
 --api trainer (default) uses SentenceTransformerTrainer + SentenceTransformerTrainingArguments;
 --api old_fit uses SentenceTransformer.old_fit, the v2 `fit` loop kept verbatim in 6.x.
+--bf16 sets the Trainer's bf16=True (torch autocast to bf16 on the CPU; the counterpart of a
+stage's `precision: bf16`).
 Prints one JSON line at the end.
 """
 from __future__ import annotations
@@ -86,6 +88,7 @@ def train_with_trainer(model, s1, s2, labels, args, out_dir: str) -> float:
         logging_steps=50,
         disable_tqdm=True,
         use_cpu=True,
+        bf16=args.bf16,
     )
     trainer = SentenceTransformerTrainer(
         model=model, args=targs, train_dataset=ds, loss=CosineSimilarityLoss(model)
@@ -131,7 +134,10 @@ def main() -> int:
     ap.add_argument("--warmup-ratio", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--save", type=Path, default=None, help="save the trained model here")
+    ap.add_argument("--bf16", action="store_true", help="the Trainer's bf16=True (trainer api only)")
     args = ap.parse_args()
+    if args.bf16 and args.api != "trainer":
+        ap.error("--bf16 needs --api trainer")
 
     shared = args.shared.resolve()
     model_dir = (args.model or shared / "models" / "all-MiniLM-L6-v2").resolve()
@@ -169,6 +175,7 @@ def main() -> int:
         json.dumps(
             {
                 "impl": f"python-st-{args.api}",
+                "bf16": args.bf16,
                 "sentence_transformers": sentence_transformers.__version__,
                 "torch": torch.__version__,
                 "torch_threads": torch.get_num_threads(),
