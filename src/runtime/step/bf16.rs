@@ -24,6 +24,9 @@ use crate::registry::choices::Precision;
 pub const MR: usize = 8;
 /// Columns of a tile: two 16-lane accumulators per row.
 pub const NB: usize = 32;
+/// Row blocks of `A` packed by one task (so that a transposed `A` is
+/// converted in runs of `GROUP * MR` values).
+const GROUP: usize = 8;
 /// Pairs of the inner dimension per block: a packed `B` block of
 /// `KC_PAIRS * NB` pairs is 32 KiB, the size of a first-level cache.
 const KC_PAIRS: usize = 256;
@@ -61,43 +64,87 @@ pub fn from_bf16(h: u16) -> f32 {
     f32::from_bits((h as u32) << 16)
 }
 
-/// Rows `r0..r0 + MR` of `a`, every pair of columns, packed into `out`
-/// as `[pairs][MR]` 32-bit pairs (zeros past the matrix); `row` is scratch.
+/// The row blocks of `a` from row `r0` on that `out` holds (at most
+/// [`GROUP`]), every pair of columns, packed as `[block][pairs][MR]`
+/// 32-bit pairs (zeros past the matrix); `row` is scratch.
 fn pack_a(a: &Mat, r0: usize, out: &mut [u32], row: &mut Vec<u32>) {
     let (rows, k) = (a.rows_count(), a.cols());
     let pairs = k.div_ceil(2);
-    for i in 0..MR {
-        let r = r0 + i;
-        row.clear();
-        row.resize(pairs, 0);
-        if r < rows {
-            match a.contiguous_row(r) {
-                Some(src) => convert_run(src, row),
-                None => {
-                    for (p, slot) in row.iter_mut().enumerate() {
-                        let hi = if 2 * p + 1 < k {
-                            a.at(r, 2 * p + 1)
-                        } else {
-                            0.0
-                        };
-                        *slot = pair(a.at(r, 2 * p), hi);
+    let blocks = out.len() / (pairs * MR).max(1);
+    let here = (blocks * MR).min(rows.saturating_sub(r0));
+    let at = a.t();
+    if here > 0 && a.contiguous_row(r0).is_none() && at.contiguous_row(0).is_some() {
+        // Stored transposed (a weight gradient's `dy^T`): rows 2p and
+        // 2p + 1 of the transpose hold pair p of every row side by side,
+        // converted a run of the group's rows at a time and dealt out to
+        // the blocks, MR values each.
+        row.resize(blocks * MR, 0);
+        for p in 0..pairs {
+            let lo = &at.contiguous_row(2 * p).unwrap_or_default()[r0..r0 + here];
+            let hi = (2 * p + 1 < k)
+                .then(|| at.contiguous_row(2 * p + 1))
+                .flatten()
+                .map(|h| &h[r0..r0 + here]);
+            pair_rows(lo, hi, &mut row[..here]);
+            row[here..].fill(0);
+            for (b, vals) in row.chunks(MR).enumerate() {
+                let at = b * pairs * MR + p * MR;
+                out[at..at + MR].copy_from_slice(vals);
+            }
+        }
+        return;
+    }
+    for (b, out) in out.chunks_mut(pairs * MR).enumerate() {
+        for i in 0..MR {
+            let r = r0 + b * MR + i;
+            row.clear();
+            row.resize(pairs, 0);
+            if r < rows {
+                match a.contiguous_row(r) {
+                    Some(src) => convert_run(src, row),
+                    None => {
+                        for (p, slot) in row.iter_mut().enumerate() {
+                            let hi = if 2 * p + 1 < k {
+                                a.at(r, 2 * p + 1)
+                            } else {
+                                0.0
+                            };
+                            *slot = pair(a.at(r, 2 * p), hi);
+                        }
                     }
                 }
             }
-        }
-        for (p, v) in row.iter().enumerate() {
-            out[p * MR + i] = *v;
+            for (p, v) in row.iter().enumerate() {
+                out[p * MR + i] = *v;
+            }
         }
     }
 }
 
 /// Rows `2 * p0..2 * (p0 + pairs)` of `b`, columns `c0..c0 + NB`, packed
-/// as `[pairs][NB]` 32-bit pairs of rows (zeros past the matrix).
-fn pack_b(b: &Mat, c0: usize, p0: usize, pairs: usize, out: &mut Vec<u32>) {
+/// as `[pairs][NB]` 32-bit pairs of rows (zeros past the matrix); `run` is
+/// scratch.
+fn pack_b(b: &Mat, c0: usize, p0: usize, pairs: usize, out: &mut Vec<u32>, run: &mut Vec<u32>) {
     out.clear();
     out.resize(pairs * NB, 0);
     let (k, n) = (b.rows_count(), b.cols());
     let cols = NB.min(n - c0);
+    let bt = b.t();
+    if b.contiguous_row(2 * p0).is_none() && bt.contiguous_row(c0).is_some() {
+        // Stored transposed (a weight read through its strides): column c
+        // is a contiguous run whose consecutive pairs are its packed
+        // values, converted a run at a time and spread NB apart.
+        let (start, end) = (2 * p0, k.min(2 * (p0 + pairs)));
+        run.resize(pairs, 0);
+        for c in 0..cols {
+            let col = &bt.contiguous_row(c0 + c).unwrap_or_default()[start..end];
+            convert_run(col, run);
+            for (i, v) in run.iter().enumerate() {
+                out[i * NB + c] = *v;
+            }
+        }
+        return;
+    }
     for (i, dst) in out.chunks_mut(NB).enumerate() {
         let (r0, r1) = (2 * (p0 + i), 2 * (p0 + i) + 1);
         match b.contiguous_row(r0) {
@@ -208,29 +255,31 @@ fn product(dst: MatMut, a: Mat, b: Mat, how: Into, par: bool) -> bool {
     // against it (the packed B block stays in the first-level cache).
     let row_blocks = m.div_ceil(MR);
     let mut packed_a = vec![0u32; row_blocks * pairs * MR];
-    let pack = |row: &mut Vec<u32>, (i, out): (usize, &mut [u32])| pack_a(&a, i * MR, out, row);
+    let group = GROUP * pairs * MR;
+    let pack =
+        |row: &mut Vec<u32>, (g, out): (usize, &mut [u32])| pack_a(&a, g * GROUP * MR, out, row);
     if par {
         packed_a
-            .par_chunks_mut(pairs * MR)
+            .par_chunks_mut(group)
             .enumerate()
             .for_each_init(Vec::new, pack);
     } else {
         let mut row = Vec::new();
         packed_a
-            .chunks_mut(pairs * MR)
+            .chunks_mut(group)
             .enumerate()
             .for_each(|job| pack(&mut row, job));
     }
     // The destination's column blocks go to different threads: each gets
     // the raw pointer and writes only its own columns.
     let base = SendPtr(out.as_mut_ptr());
-    let column_block = |pb: &mut Vec<u32>, j: usize| {
+    let column_block = |(pb, run): &mut (Vec<u32>, Vec<u32>), j: usize| {
         let c0 = j * NB;
         let cols = NB.min(n - c0);
         let mut p0 = 0;
         while p0 < pairs {
             let kp = KC_PAIRS.min(pairs - p0);
-            pack_b(&b, c0, p0, kp, pb);
+            pack_b(&b, c0, p0, kp, pb, run);
             for (i, pa) in packed_a.chunks(pairs * MR).enumerate() {
                 let r0 = i * MR;
                 let rows = MR.min(m - r0);
@@ -250,10 +299,10 @@ fn product(dst: MatMut, a: Mat, b: Mat, how: Into, par: bool) -> bool {
     if par {
         (0..n.div_ceil(NB))
             .into_par_iter()
-            .for_each_init(Vec::new, column_block);
+            .for_each_init(Default::default, column_block);
     } else {
-        let mut pb = Vec::new();
-        (0..n.div_ceil(NB)).for_each(|j| column_block(&mut pb, j));
+        let mut scratch = Default::default();
+        (0..n.div_ceil(NB)).for_each(|j| column_block(&mut scratch, j));
     }
     true
 }
@@ -443,8 +492,15 @@ mod tests {
             return;
         }
         // Odd sizes: partial tiles in both directions, an odd inner
-        // dimension, and more than one block of the inner dimension.
-        for (m, k, n) in [(1, 1, 1), (9, 7, 33), (17, 515, 70), (37, 64, 32)] {
+        // dimension, more than one block of the inner dimension, and more
+        // than one group of row blocks.
+        for (m, k, n) in [
+            (1, 1, 1),
+            (9, 7, 33),
+            (17, 515, 70),
+            (37, 64, 32),
+            (131, 519, 45),
+        ] {
             let a: Vec<f32> = (0..m * k)
                 .map(|i| ((i * 37 % 101) as f32 - 50.0) / 13.0)
                 .collect();
