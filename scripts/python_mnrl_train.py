@@ -79,6 +79,7 @@ def main() -> int:
             report_to="none",
             disable_tqdm=True,
             dataloader_drop_last=False,
+            use_cpu=True,
             bf16=args.bf16,
         )
         loss = losses.MultipleNegativesRankingLoss(model, scale=20.0)
