@@ -6,10 +6,10 @@
 //! A linear layer `y = x W^T` there becomes
 //! `y = grad_rounded(rounded(x) @ rounded(W)^T)`:
 //!
-//! - [`Rounded`] rounds its input in the forward and passes the gradient
+//! - [`Round::Value`] rounds its input in the forward and passes the gradient
 //!   through unchanged (the operand is rounded, its gradient is not: the
 //!   gradient of `x` is an f32 sum, as the explicit step's is);
-//! - [`GradRounded`] passes its input through in the forward and rounds
+//! - [`Round::Gradient`] passes its input through in the forward and rounds
 //!   the gradient in the backward (the gradient is the other operand of
 //!   both backward products, `dy @ W` and `dy^T x`, which the explicit
 //!   step rounds too).
@@ -24,31 +24,32 @@ use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 use super::{f32_slice, par_blocks, BLOCK};
 use crate::runtime::step::bf16::round_slice;
 
-/// Forward: the input rounded to bf16 (as an f32 tensor). Backward: the
-/// gradient unchanged.
-pub(crate) struct Rounded;
-
-/// Forward: the input unchanged. Backward: the gradient rounded to bf16.
-pub(crate) struct GradRounded;
-
-/// `src` rounded into a new f32 storage, in blocks over the pool.
-fn rounded_storage(st: &CpuStorage, l: &Layout, what: &str) -> candle_core::Result<CpuStorage> {
-    let src = f32_slice(st, l, what)?;
-    let mut out = vec![0f32; src.len()];
-    par_blocks(src, src, &mut out, BLOCK, |s, _, o| {
-        o.copy_from_slice(s);
-        round_slice(o);
-    });
-    Ok(CpuStorage::F32(out))
+/// Which way a rounding op rounds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Round {
+    /// Forward: the input rounded to bf16 (as an f32 tensor). Backward:
+    /// the gradient unchanged.
+    Value,
+    /// Forward: the input unchanged. Backward: the gradient rounded to
+    /// bf16.
+    Gradient,
 }
 
-impl CustomOp1 for Rounded {
+impl CustomOp1 for Round {
     fn name(&self) -> &'static str {
-        "round-bf16"
+        match self {
+            Round::Value => "round-bf16",
+            Round::Gradient => "round-bf16-grad",
+        }
     }
 
     fn cpu_fwd(&self, st: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        Ok((rounded_storage(st, l, "round-bf16")?, l.shape().clone()))
+        let src = f32_slice(st, l, self.name())?;
+        let mut out = src.to_vec();
+        if let Round::Value = self {
+            par_blocks(src, src, &mut out, BLOCK, |_, _, o| round_slice(o));
+        }
+        Ok((CpuStorage::F32(out), l.shape().clone()))
     }
 
     fn bwd(
@@ -57,36 +58,19 @@ impl CustomOp1 for Rounded {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<Option<Tensor>> {
-        Ok(Some(grad.clone()))
-    }
-}
-
-impl CustomOp1 for GradRounded {
-    fn name(&self) -> &'static str {
-        "round-bf16-grad"
-    }
-
-    fn cpu_fwd(&self, st: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let src = f32_slice(st, l, "round-bf16-grad")?;
-        Ok((CpuStorage::F32(src.to_vec()), l.shape().clone()))
-    }
-
-    fn bwd(
-        &self,
-        _arg: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> candle_core::Result<Option<Tensor>> {
-        Ok(Some(grad.contiguous()?.apply_op1_no_bwd(&Rounded)?))
+        Ok(Some(match self {
+            Round::Value => grad.clone(),
+            Round::Gradient => grad.contiguous()?.apply_op1_no_bwd(&Round::Value)?,
+        }))
     }
 }
 
 /// `x` rounded to bf16 in the forward, its gradient passed through.
 pub(crate) fn rounded(x: &Tensor) -> candle_core::Result<Tensor> {
-    x.contiguous()?.apply_op1(Rounded)
+    x.contiguous()?.apply_op1(Round::Value)
 }
 
 /// `x` unchanged in the forward, its gradient rounded to bf16.
 pub(crate) fn grad_rounded(x: &Tensor) -> candle_core::Result<Tensor> {
-    x.contiguous()?.apply_op1(GradRounded)
+    x.contiguous()?.apply_op1(Round::Gradient)
 }

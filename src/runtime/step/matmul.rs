@@ -172,28 +172,24 @@ pub fn matmul_here(dst: MatMut, a: Mat, b: Mat, how: Into) {
 /// [`bf16::matmul_bf16`] where the CPU has AVX512-BF16, else by
 /// [`emulated`] products (slower than plain f32).
 pub fn matmul_in(prec: Precision, dst: MatMut, a: Mat, b: Mat, how: Into) {
-    match prec {
-        Precision::Fp32 => matmul(dst, a, b, how),
-        Precision::Bf16 => {
-            if !bf16::available() {
-                emulated(dst, a, b, how, false);
-            } else {
-                bf16::matmul_bf16(dst, a, b, how);
-            }
-        }
-    }
+    in_precision(prec, dst, a, b, how, false);
 }
 
 /// [`matmul_in`] on the calling thread only (see [`matmul_here`]).
 pub fn matmul_here_in(prec: Precision, dst: MatMut, a: Mat, b: Mat, how: Into) {
-    match prec {
-        Precision::Fp32 => matmul_here(dst, a, b, how),
-        Precision::Bf16 => {
-            if !bf16::available() {
-                emulated(dst, a, b, how, true);
-            } else {
-                bf16::matmul_bf16_here(dst, a, b, how);
-            }
+    in_precision(prec, dst, a, b, how, true);
+}
+
+fn in_precision(prec: Precision, dst: MatMut, a: Mat, b: Mat, how: Into, here: bool) {
+    match (prec, bf16::available(), here) {
+        (Precision::Fp32, _, false) => matmul(dst, a, b, how),
+        (Precision::Fp32, _, true) => matmul_here(dst, a, b, how),
+        (Precision::Bf16, false, _) => emulated(dst, a, b, how, here),
+        (Precision::Bf16, true, false) => {
+            bf16::matmul_bf16(dst, a, b, how);
+        }
+        (Precision::Bf16, true, true) => {
+            bf16::matmul_bf16_here(dst, a, b, how);
         }
     }
 }
