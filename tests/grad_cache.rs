@@ -114,6 +114,17 @@ fn cached(
     mini_batch: usize,
     dropout: bool,
 ) -> (f32, HashMap<String, Vec<f32>>) {
+    cached_in(model, loss, cols, mini_batch, dropout, Precision::Fp32)
+}
+
+fn cached_in(
+    model: &SentenceEncoder,
+    loss: &dyn Loss,
+    cols: &[Vec<&str>],
+    mini_batch: usize,
+    dropout: bool,
+    precision: Precision,
+) -> (f32, HashMap<String, Vec<f32>>) {
     let step = GradCache {
         model,
         loss,
@@ -121,7 +132,7 @@ fn cached(
         mini_batch,
         seed: 99,
         dropout,
-        precision: Precision::Fp32,
+        precision,
     };
     let mut acc = HashMap::new();
     let value = step
@@ -203,6 +214,30 @@ fn dropout_masks_are_replayed_between_the_passes() {
     // And dropout did act: eval-mode gradients differ.
     let (_, eval) = cached(&model, &loss, &cols, 4, false);
     assert!(worst_relative_error(&eval, &want).0 > 1e-3);
+}
+
+/// In bf16 both passes of GradCache round alike (the first pass's
+/// embeddings are what the second recomputes), so it still gives the
+/// gradients of the uncached loss in bf16, and they are not f32's.
+#[test]
+fn cached_mnrl_in_bf16_gives_the_gradients_of_mnrl_in_bf16() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tiny_model(tmp.path());
+    let owned = batch(9);
+    let cols = refs(&owned);
+    let loss = CachedMultipleNegativesRankingLoss::new(MultipleNegativesRankingLoss::default(), 4);
+    let ctx = |i: usize, k: usize| {
+        Ctx::train(Rng::derived(99, &format!("gradcache.col{i}.mb{k}")).next_u64())
+            .with_precision(Precision::Bf16)
+    };
+    let (want_loss, want) = reference(&model, &loss.inner, &cols, 4, ctx);
+    let (got_loss, got) = cached_in(&model, &loss, &cols, 4, true, Precision::Bf16);
+    assert!((got_loss - want_loss).abs() <= 1e-5 * want_loss.abs().max(1.0));
+    let (err, name) = worst_relative_error(&got, &want);
+    assert!(err < 1e-5, "{name} off by {err:e}");
+    let (_, f32_grads) = cached(&model, &loss, &cols, 4, true);
+    let (moved, _) = worst_relative_error(&f32_grads, &want);
+    assert!(moved > 1e-3, "bf16 moved the gradients by {moved:e} only");
 }
 
 #[test]
