@@ -199,7 +199,7 @@ fn fused_ok_grad(x: &Tensor) -> bool {
 /// `x @ w^T + b` over the last dimension, for `x` of any rank.
 pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, ctx: &Ctx) -> Result<Tensor> {
     if ctx.precision == Precision::Bf16 {
-        return linear_bf16(x, w, b);
+        return linear_composed(x, w, b, Precision::Bf16);
     }
     if fused_ok(x, ctx) && w.dtype() == DType::F32 {
         if let Some(wt) = ctx.transposed(w)? {
@@ -207,13 +207,13 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, ctx: &Ctx) -> Result<T
         }
         return kernels::linear(x, w, b, false);
     }
-    linear_composed(x, w, b)
+    linear_composed(x, w, b, Precision::Fp32)
 }
 
 /// `gelu(x @ w^T + b)`, fused into one kernel in inference.
 pub fn linear_gelu(x: &Tensor, w: &Tensor, b: Option<&Tensor>, ctx: &Ctx) -> Result<Tensor> {
     if ctx.precision == Precision::Bf16 {
-        return gelu(&linear_bf16(x, w, b)?, ctx);
+        return gelu(&linear_composed(x, w, b, Precision::Bf16)?, ctx);
     }
     if fused_ok(x, ctx) && w.dtype() == DType::F32 {
         if let Some(wt) = ctx.transposed(w)? {
@@ -221,7 +221,7 @@ pub fn linear_gelu(x: &Tensor, w: &Tensor, b: Option<&Tensor>, ctx: &Ctx) -> Res
         }
         return kernels::linear(x, w, b, true);
     }
-    gelu(&linear_composed(x, w, b)?, ctx)
+    gelu(&linear_composed(x, w, b, Precision::Fp32)?, ctx)
 }
 
 /// A linear projection's weight `[out, in]` and bias `[out]`.
@@ -356,25 +356,12 @@ pub fn attention(
         .reshape((b, s, h))?)
 }
 
-/// [`linear`] with `x` and `w` rounded to bf16 and the output's gradient
-/// rounded in the backward (the meaning of `precision: bf16` on the
-/// autograd path; see [`kernels::round_bf16`]).
-fn linear_bf16(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+/// `x @ w^T + b` as candle ops with a backward. In [`Precision::Bf16`]
+/// `x` and `w` are rounded to bf16 and the product's gradient is rounded
+/// in the backward (the meaning of `precision: bf16` on the autograd
+/// path; see [`kernels::round_bf16`]); the bias's gradient is not.
+fn linear_composed(x: &Tensor, w: &Tensor, b: Option<&Tensor>, prec: Precision) -> Result<Tensor> {
     use kernels::round_bf16::{grad_rounded, rounded};
-    if x.dtype() != DType::F32 || !x.device().is_cpu() {
-        return Err(
-            candle_core::Error::Msg("precision bf16 runs on f32 CPU tensors only".into()).into(),
-        );
-    }
-    let y = linear_composed(&rounded(x)?, &rounded(w)?, None)?;
-    let y = grad_rounded(&y)?;
-    match b {
-        Some(b) => Ok(y.broadcast_add(b)?),
-        None => Ok(y),
-    }
-}
-
-fn linear_composed(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     let dims = x.dims().to_vec();
     let (in_dim, rows) = match dims.split_last() {
         Some((last, rest)) => (*last, rest.iter().product::<usize>()),
@@ -382,7 +369,10 @@ fn linear_composed(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor>
     };
     let out_dim = w.dim(0)?;
     let x2 = x.reshape((rows, in_dim))?;
-    let mut y = x2.matmul(&w.t()?)?;
+    let mut y = match prec {
+        Precision::Fp32 => x2.matmul(&w.t()?)?,
+        Precision::Bf16 => grad_rounded(&rounded(&x2)?.matmul(&rounded(w)?.t()?)?)?,
+    };
     if let Some(b) = b {
         y = if fused_ok_grad(&y) && b.dtype() == DType::F32 {
             y.contiguous()?.apply_op2(b, kernels::AddBias)?

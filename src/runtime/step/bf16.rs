@@ -19,6 +19,7 @@
 
 use super::matmul::{Into, Mat, MatMut};
 use crate::registry::choices::Precision;
+pub use crate::runtime::kernels::round_bf16::{from_bf16, round, to_bf16};
 
 /// Rows of a tile (one accumulator pair per row).
 pub const MR: usize = 8;
@@ -44,26 +45,6 @@ pub fn available() -> bool {
     }
 }
 
-/// `x` rounded to bf16, to nearest with ties to even; NaN stays NaN and
-/// a subnormal becomes a zero of its sign, as `vcvtneps2bf16` does (the
-/// packing converts whole runs with it and single values with this).
-pub fn to_bf16(x: f32) -> u16 {
-    let bits = x.to_bits();
-    if x.is_nan() {
-        return ((bits >> 16) as u16) | 0x40;
-    }
-    if x.is_subnormal() {
-        return ((bits >> 16) & 0x8000) as u16;
-    }
-    let round = 0x7fff + ((bits >> 16) & 1);
-    (bits.wrapping_add(round) >> 16) as u16
-}
-
-/// The f32 value of a bf16.
-pub fn from_bf16(h: u16) -> f32 {
-    f32::from_bits((h as u32) << 16)
-}
-
 /// The row blocks of `a` from row `r0` on that `out` holds (at most
 /// [`GROUP`]), every pair of columns, packed as `[block][pairs][MR]`
 /// 32-bit pairs (zeros past the matrix); `row` is scratch.
@@ -72,20 +53,16 @@ fn pack_a(a: &Mat, r0: usize, out: &mut [u32], row: &mut Vec<u32>) {
     let pairs = k.div_ceil(2);
     let blocks = out.len() / (pairs * MR).max(1);
     let here = (blocks * MR).min(rows.saturating_sub(r0));
-    let at = a.t();
-    if here > 0 && a.contiguous_row(r0).is_none() && at.contiguous_row(0).is_some() {
+    if let (true, None, Some((t, ld))) = (here > 0, a.row_major(), a.t().row_major()) {
         // Stored transposed (a weight gradient's `dy^T`): rows 2p and
         // 2p + 1 of the transpose hold pair p of every row side by side,
         // converted a run of the group's rows at a time and dealt out to
         // the blocks, MR values each.
+        let run = |i: usize| &t[i * ld + r0..i * ld + r0 + here];
         row.resize(blocks * MR, 0);
         for p in 0..pairs {
-            let lo = &at.contiguous_row(2 * p).unwrap_or_default()[r0..r0 + here];
-            let hi = (2 * p + 1 < k)
-                .then(|| at.contiguous_row(2 * p + 1))
-                .flatten()
-                .map(|h| &h[r0..r0 + here]);
-            pair_rows(lo, hi, &mut row[..here]);
+            let hi = (2 * p + 1 < k).then(|| run(2 * p + 1));
+            pair_rows(run(2 * p), hi, &mut row[..here]);
             row[here..].fill(0);
             for (b, vals) in row.chunks(MR).enumerate() {
                 let at = b * pairs * MR + p * MR;
@@ -129,16 +106,15 @@ fn pack_b(b: &Mat, c0: usize, p0: usize, pairs: usize, out: &mut Vec<u32>, run: 
     out.resize(pairs * NB, 0);
     let (k, n) = (b.rows_count(), b.cols());
     let cols = NB.min(n - c0);
-    let bt = b.t();
-    if b.contiguous_row(2 * p0).is_none() && bt.contiguous_row(c0).is_some() {
+    if let (None, Some((t, ld))) = (b.row_major(), b.t().row_major()) {
         // Stored transposed (a weight read through its strides): column c
         // is a contiguous run whose consecutive pairs are its packed
         // values, converted a run at a time and spread NB apart.
         let (start, end) = (2 * p0, k.min(2 * (p0 + pairs)));
         run.resize(pairs, 0);
         for c in 0..cols {
-            let col = &bt.contiguous_row(c0 + c).unwrap_or_default()[start..end];
-            convert_run(col, run);
+            let col = (c0 + c) * ld;
+            convert_run(&t[col + start..col + end], run);
             for (i, v) in run.iter().enumerate() {
                 out[i * NB + c] = *v;
             }
@@ -249,27 +225,10 @@ fn product(dst: MatMut, a: Mat, b: Mat, how: Into, par: bool) -> bool {
     if pairs == 0 {
         return true;
     }
-    // A is packed once, every row block in full depth (`[row block][pairs]
-    // [MR]`), and shared; each thread then packs a column block of B per
-    // block of the inner dimension and runs the tiles of every row block
-    // against it (the packed B block stays in the first-level cache).
-    let row_blocks = m.div_ceil(MR);
-    let mut packed_a = vec![0u32; row_blocks * pairs * MR];
-    let group = GROUP * pairs * MR;
-    let pack =
-        |row: &mut Vec<u32>, (g, out): (usize, &mut [u32])| pack_a(&a, g * GROUP * MR, out, row);
-    if par {
-        packed_a
-            .par_chunks_mut(group)
-            .enumerate()
-            .for_each_init(Vec::new, pack);
-    } else {
-        let mut row = Vec::new();
-        packed_a
-            .chunks_mut(group)
-            .enumerate()
-            .for_each(|job| pack(&mut row, job));
-    }
+    // A is packed once and shared; each thread then packs a column block
+    // of B per block of the inner dimension and runs the tiles of every row
+    // block against it (the packed B block stays in the first-level cache).
+    let packed_a = pack_a_all(&a, par);
     // The destination's column blocks go to different threads: each gets
     // the raw pointer and writes only its own columns.
     let base = SendPtr(out.as_mut_ptr());
@@ -307,6 +266,30 @@ fn product(dst: MatMut, a: Mat, b: Mat, how: Into, par: bool) -> bool {
     true
 }
 
+/// All of `a`, every row block in full depth (`[row block][pairs][MR]`),
+/// in groups of [`GROUP`] row blocks, over rayon's pool when `par`.
+fn pack_a_all(a: &Mat, par: bool) -> Vec<u32> {
+    use rayon::prelude::*;
+    let pairs = a.cols().div_ceil(2);
+    let mut packed = vec![0u32; a.rows_count().div_ceil(MR) * pairs * MR];
+    let group = GROUP * pairs * MR;
+    let pack =
+        |row: &mut Vec<u32>, (g, out): (usize, &mut [u32])| pack_a(a, g * GROUP * MR, out, row);
+    if par {
+        packed
+            .par_chunks_mut(group)
+            .enumerate()
+            .for_each_init(Vec::new, pack);
+    } else {
+        let mut row = Vec::new();
+        packed
+            .chunks_mut(group)
+            .enumerate()
+            .for_each(|job| pack(&mut row, job));
+    }
+    packed
+}
+
 /// How a stage's `precision` runs on this CPU, for the run log (`None`
 /// for f32, which needs no word).
 pub fn describe(prec: Precision) -> Option<&'static str> {
@@ -319,16 +302,6 @@ pub fn describe(prec: Precision) -> Option<&'static str> {
             "bf16 linear layers (operands rounded to bf16, f32 sums); this CPU lacks AVX512-BF16, so the rounding runs over f32 products, slower than fp32",
         ),
     }
-}
-
-/// `x` rounded to bf16 and widened back to f32 (see [`to_bf16`]).
-pub fn round(x: f32) -> f32 {
-    from_bf16(to_bf16(x))
-}
-
-/// Every value of `v` rounded to bf16, kept as f32 ([`round`]).
-pub fn round_slice(v: &mut [f32]) {
-    v.iter_mut().for_each(|x| *x = round(*x));
 }
 
 /// A pointer that may cross threads (each thread writes disjoint columns).
@@ -467,22 +440,6 @@ mod tests {
             }
         }
         out
-    }
-
-    #[test]
-    fn rounding_is_to_nearest_even() {
-        assert_eq!(to_bf16(1.0), 0x3f80);
-        // 1 + 2^-8 lies halfway between 1 and 1 + 2^-7: ties to the even 1.
-        assert_eq!(to_bf16(1.0 + 1.0 / 256.0), 0x3f80);
-        // Just above halfway rounds up.
-        assert_eq!(to_bf16(1.0 + 1.0 / 256.0 + 1.0 / 65536.0), 0x3f81);
-        // 1 + 3 * 2^-8 is halfway between 1 + 2^-7 (odd) and 1 + 2^-6: up.
-        assert_eq!(to_bf16(1.0 + 3.0 / 256.0), 0x3f82);
-        assert_eq!(to_bf16(-2.5), 0xc020);
-        assert!(from_bf16(to_bf16(f32::NAN)).is_nan());
-        assert_eq!(from_bf16(to_bf16(f32::INFINITY)), f32::INFINITY);
-        // The largest finite floats round up to infinity, as in torch.
-        assert_eq!(from_bf16(to_bf16(f32::MAX)), f32::INFINITY);
     }
 
     #[test]

@@ -73,8 +73,15 @@ impl<'a> Mat<'a> {
     /// Row `r` as a slice, where the view's columns are contiguous (`None`
     /// for a transposed view).
     pub(crate) fn contiguous_row(&self, r: usize) -> Option<&'a [f32]> {
-        let start = r * self.rs;
-        (self.cs == 1 || self.cols <= 1).then(|| &self.data[start..start + self.cols])
+        let (data, ld) = self.row_major()?;
+        Some(&data[r * ld..r * ld + self.cols])
+    }
+
+    /// The buffer and the distance between rows, where the view's columns
+    /// are contiguous (row `r` is `data[r * ld..r * ld + cols]`); `None` for
+    /// a transposed view.
+    pub(crate) fn row_major(&self) -> Option<(&'a [f32], usize)> {
+        (self.cs == 1 || self.cols <= 1).then_some((self.data, self.rs))
     }
 
     /// The views index inside their buffers (checked once per product, so
