@@ -95,11 +95,7 @@ fn worst_error(
         let b = gb
             .get(&id)
             .unwrap_or_else(|| panic!("explicit: no gradient for {}", nv.name));
-        let (mut diff, mut norm) = (0f64, 0f64);
-        for (x, y) in a.iter().zip(b) {
-            diff += ((x - y) as f64).powi(2);
-            norm += (*x as f64).powi(2);
-        }
+        let (diff, norm) = squares(a, b);
         let zero_in_theory = nv.name.contains("key.bias");
         let rel = if zero_in_theory {
             diff.sqrt() / total
@@ -244,17 +240,20 @@ fn autograd_only_architectures_train_in_bf16() {
     }
 }
 
+/// `(sum (a - b)^2, sum a^2)`.
+fn squares(a: &[f32], b: &[f32]) -> (f64, f64) {
+    a.iter().zip(b).fold((0.0, 0.0), |(d, n), (x, y)| {
+        (d + ((x - y) as f64).powi(2), n + (*x as f64).powi(2))
+    })
+}
+
 /// The relative distance of all gradients `gb` from `ga` (one L2 norm over
 /// every parameter).
 fn distance(ga: &HashMap<TensorId, Vec<f32>>, gb: &HashMap<TensorId, Vec<f32>>) -> f64 {
-    let (mut diff, mut norm) = (0f64, 0f64);
-    for (id, a) in ga {
-        let b = &gb[id];
-        for (x, y) in a.iter().zip(b) {
-            diff += ((x - y) as f64).powi(2);
-            norm += (*x as f64).powi(2);
-        }
-    }
+    let (diff, norm) = ga
+        .iter()
+        .map(|(id, a)| squares(a, &gb[id]))
+        .fold((0.0, 0.0), |(d, n), (x, y)| (d + x, n + y));
     (diff / norm).sqrt()
 }
 

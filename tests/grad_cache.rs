@@ -194,24 +194,37 @@ fn cached_mnrl_gives_the_gradients_of_mnrl_for_any_mini_batch() {
     }
 }
 
+/// CachedMNRL over 9 pairs in mini-batches of 4 with dropout, in
+/// `precision`, against the uncached loss over embeddings made with the
+/// masks GradCache draws for each (column, mini-batch): both gradients,
+/// after checking they agree (loss and every parameter within 1e-5).
+fn replayed(
+    model: &SentenceEncoder,
+    cols: &[Vec<&str>],
+    precision: Precision,
+) -> HashMap<String, Vec<f32>> {
+    let loss = CachedMultipleNegativesRankingLoss::new(MultipleNegativesRankingLoss::default(), 4);
+    let ctx = |i: usize, k: usize| {
+        Ctx::train(Rng::derived(99, &format!("gradcache.col{i}.mb{k}")).next_u64())
+            .with_precision(precision)
+    };
+    let (want_loss, want) = reference(model, &loss.inner, cols, 4, ctx);
+    let (got_loss, got) = cached_in(model, &loss, cols, 4, true, precision);
+    assert!((got_loss - want_loss).abs() <= 1e-5 * want_loss.abs().max(1.0));
+    let (err, name) = worst_relative_error(&got, &want);
+    assert!(err < 1e-5, "{precision}: {name} off by {err:e}");
+    want
+}
+
 #[test]
 fn dropout_masks_are_replayed_between_the_passes() {
     let tmp = tempfile::tempdir().unwrap();
     let model = tiny_model(tmp.path());
     let owned = batch(9);
     let cols = refs(&owned);
-    let loss = CachedMultipleNegativesRankingLoss::new(MultipleNegativesRankingLoss::default(), 4);
-    // The uncached loss over embeddings made with the masks GradCache
-    // draws for each (column, mini-batch).
-    let ctx = |i: usize, k: usize| {
-        Ctx::train(Rng::derived(99, &format!("gradcache.col{i}.mb{k}")).next_u64())
-    };
-    let (want_loss, want) = reference(&model, &loss.inner, &cols, 4, ctx);
-    let (got_loss, got) = cached(&model, &loss, &cols, 4, true);
-    assert!((got_loss - want_loss).abs() <= 1e-5 * want_loss.abs().max(1.0));
-    let (err, name) = worst_relative_error(&got, &want);
-    assert!(err < 1e-5, "{name} off by {err:e}");
+    let want = replayed(&model, &cols, Precision::Fp32);
     // And dropout did act: eval-mode gradients differ.
+    let loss = CachedMultipleNegativesRankingLoss::new(MultipleNegativesRankingLoss::default(), 4);
     let (_, eval) = cached(&model, &loss, &cols, 4, false);
     assert!(worst_relative_error(&eval, &want).0 > 1e-3);
 }
@@ -225,18 +238,9 @@ fn cached_mnrl_in_bf16_gives_the_gradients_of_mnrl_in_bf16() {
     let model = tiny_model(tmp.path());
     let owned = batch(9);
     let cols = refs(&owned);
-    let loss = CachedMultipleNegativesRankingLoss::new(MultipleNegativesRankingLoss::default(), 4);
-    let ctx = |i: usize, k: usize| {
-        Ctx::train(Rng::derived(99, &format!("gradcache.col{i}.mb{k}")).next_u64())
-            .with_precision(Precision::Bf16)
-    };
-    let (want_loss, want) = reference(&model, &loss.inner, &cols, 4, ctx);
-    let (got_loss, got) = cached_in(&model, &loss, &cols, 4, true, Precision::Bf16);
-    assert!((got_loss - want_loss).abs() <= 1e-5 * want_loss.abs().max(1.0));
-    let (err, name) = worst_relative_error(&got, &want);
-    assert!(err < 1e-5, "{name} off by {err:e}");
-    let (_, f32_grads) = cached(&model, &loss, &cols, 4, true);
-    let (moved, _) = worst_relative_error(&f32_grads, &want);
+    let bf16 = replayed(&model, &cols, Precision::Bf16);
+    let f32_grads = replayed(&model, &cols, Precision::Fp32);
+    let (moved, _) = worst_relative_error(&f32_grads, &bf16);
     assert!(moved > 1e-3, "bf16 moved the gradients by {moved:e} only");
 }
 
