@@ -18,7 +18,7 @@ use super::attention::Packed;
 use super::layer::{self, LayerDrops, LayerTape, LayerVars, Ln};
 use super::layer_back::{self, VARS};
 use super::rows::{layer_norm, NormSaved};
-use super::{add_dense, read, Buf, GradSink, Tape};
+use super::{add_dense, read, Buf, GradSink, Tape, Tapes};
 use crate::registry::choices::Precision;
 use crate::runtime::error::{Error, Result};
 use crate::runtime::kernels::DropMask;
@@ -200,7 +200,7 @@ impl BertStep {
         if let Some(tapes) = ctx.tapes() {
             tapes.set_side_by_side();
             for l in &self.layers {
-                layer::prepare(l, tapes)?;
+                layer::prepare(l, tapes, ctx.precision())?;
             }
         }
         Ok(())
@@ -249,8 +249,13 @@ impl BertTape {
 /// ([`layer_back::weight_jobs`]) that run while the columns go on down.
 /// Every gradient is added column after column, in column order, by the
 /// same products on any thread, so the result does not depend on the
-/// thread count.
-pub(crate) fn backward(group: Vec<(BertTape, Vec<f32>)>, sink: &mut dyn GradSink) -> Result<()> {
+/// thread count. `layouts` (the forwards' context) keeps the weights
+/// packed for bf16 products, once for every column.
+pub(crate) fn backward(
+    group: Vec<(BertTape, Vec<f32>)>,
+    sink: &mut dyn GradSink,
+    layouts: &Tapes,
+) -> Result<()> {
     use rayon::prelude::*;
     let Some(step) = group.first().map(|(t, _)| Arc::clone(&t.step)) else {
         return Ok(());
@@ -274,11 +279,14 @@ pub(crate) fn backward(group: Vec<(BertTape, Vec<f32>)>, sink: &mut dyn GradSink
         let layers = step.layers.iter().zip(per_layer).enumerate().rev();
         for (i, (l, bufs)) in layers {
             let cols: Vec<&LayerTape> = tapes_ref.iter().map(|t| &t.layers[i]).collect();
+            let packed = layer_back::packed_weights(l, layouts, prec)?;
             let deltas = grads_ref
                 .par_iter_mut()
                 .zip(tapes_ref)
                 .zip(&cols)
-                .map(|((g, t), lt)| layer_back::inputs(l, lt, g, &t.packed, prec))
+                .map(|((g, t), lt)| {
+                    layer_back::inputs(l, lt, g, &t.packed, (prec, packed.as_ref()))
+                })
                 .collect::<Result<Vec<_>>>()?;
             for job in layer_back::weight_jobs(cols, Arc::new(deltas), bufs, h, prec) {
                 s.spawn(move |_| job());

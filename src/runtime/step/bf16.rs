@@ -99,11 +99,11 @@ fn pack_a(a: &Mat, r0: usize, out: &mut [u32], row: &mut Vec<u32>) {
 }
 
 /// Rows `2 * p0..2 * (p0 + pairs)` of `b`, columns `c0..c0 + NB`, packed
-/// as `[pairs][NB]` 32-bit pairs of rows (zeros past the matrix); `run` is
-/// scratch.
-fn pack_b(b: &Mat, c0: usize, p0: usize, pairs: usize, out: &mut Vec<u32>, run: &mut Vec<u32>) {
-    out.clear();
-    out.resize(pairs * NB, 0);
+/// into the first `pairs * NB` values of `out` as `[pairs][NB]` 32-bit
+/// pairs of rows (zeros past the matrix); `run` is scratch.
+fn pack_b(b: &Mat, c0: usize, p0: usize, pairs: usize, out: &mut [u32], run: &mut Vec<u32>) {
+    let out = &mut out[..pairs * NB];
+    out.fill(0);
     let (k, n) = (b.rows_count(), b.cols());
     let cols = NB.min(n - c0);
     if let (None, Some((t, ld))) = (b.row_major(), b.t().row_major()) {
@@ -181,27 +181,117 @@ fn convert_run(src: &[f32], dst: &mut [u32]) {
 /// Panics when the shapes disagree or a view leaves its buffer (bugs of
 /// the caller, as for [`super::matmul::matmul`]).
 pub fn matmul_bf16(dst: MatMut, a: Mat, b: Mat, how: Into) -> bool {
-    product(dst, a, b, how, true)
+    product(dst, a, Right::View(b), how, true)
 }
 
 /// [`matmul_bf16`] on the calling thread only (see
 /// [`super::matmul::matmul_here`]).
 pub fn matmul_bf16_here(dst: MatMut, a: Mat, b: Mat, how: Into) -> bool {
-    product(dst, a, b, how, false)
+    product(dst, a, Right::View(b), how, false)
 }
 
-fn product(dst: MatMut, a: Mat, b: Mat, how: Into, par: bool) -> bool {
+/// [`matmul_bf16`] (or, unless `par`, [`matmul_bf16_here`]) with a right
+/// operand packed beforehand: the same products, the same bits.
+pub fn matmul_bf16_packed(dst: MatMut, a: Mat, b: &PackedB, how: Into, par: bool) -> bool {
+    product(dst, a, Right::Packed(b), how, par)
+}
+
+/// A right operand `k x n` packed once for several products: a weight,
+/// which stays the same through a training step while the columns of a
+/// batch multiply by it, forward and backward (each product would
+/// otherwise convert it again: in a bf16 step, most of the packing).
+/// Column block `j` holds `[pairs][NB]` pairs, as [`pack_b`] makes them
+/// per block of the inner dimension, so a product reads exactly what it
+/// would have packed itself.
+pub struct PackedB {
+    data: Vec<u32>,
+    k: usize,
+    n: usize,
+}
+
+impl PackedB {
+    /// `b` packed (column blocks over rayon's pool); `None` where the CPU
+    /// lacks AVX512-BF16.
+    pub fn new(b: Mat) -> Option<Self> {
+        use rayon::prelude::*;
+        if !available() {
+            return None;
+        }
+        assert!(b.fits(), "PackedB: the view leaves its buffer");
+        let (k, n) = (b.rows_count(), b.cols());
+        let block = k.div_ceil(2) * NB;
+        let mut data = vec![0u32; n.div_ceil(NB) * block];
+        if block > 0 {
+            data.par_chunks_mut(block)
+                .enumerate()
+                .for_each_init(Vec::new, |run, (j, out)| {
+                    pack_b(&b, j * NB, 0, k.div_ceil(2), out, run)
+                });
+        }
+        Some(PackedB { data, k, n })
+    }
+
+    /// Rows and columns of the operand.
+    pub fn dims(&self) -> (usize, usize) {
+        (self.k, self.n)
+    }
+}
+
+/// The right operand of [`product`].
+#[derive(Clone, Copy)]
+enum Right<'a> {
+    /// Packed by each thread, a block at a time.
+    View(Mat<'a>),
+    Packed(&'a PackedB),
+}
+
+impl Right<'_> {
+    fn dims(&self) -> (usize, usize) {
+        match self {
+            Right::View(b) => (b.rows_count(), b.cols()),
+            Right::Packed(b) => b.dims(),
+        }
+    }
+
+    /// Pairs `p0..p0 + kp` of column block `j` (of `pairs` in all), packed
+    /// into `scratch` unless packed already.
+    fn block<'s>(
+        &'s self,
+        j: usize,
+        (p0, kp, pairs): (usize, usize, usize),
+        scratch: &'s mut (Vec<u32>, Vec<u32>),
+    ) -> &'s [u32] {
+        match self {
+            Right::View(b) => {
+                let (pb, run) = scratch;
+                pb.resize(KC_PAIRS * NB, 0);
+                pack_b(b, j * NB, p0, kp, pb, run);
+                &pb[..kp * NB]
+            }
+            Right::Packed(b) => {
+                let at = (j * pairs + p0) * NB;
+                &b.data[at..at + kp * NB]
+            }
+        }
+    }
+}
+
+fn product(dst: MatMut, a: Mat, b: Right, how: Into, par: bool) -> bool {
     use rayon::prelude::*;
-    let (m, k, n) = (a.rows_count(), a.cols(), b.cols());
+    let (m, k) = (a.rows_count(), a.cols());
+    let (bk, n) = b.dims();
     assert!(
-        b.rows_count() == k && dst.rows_count() == m && dst.cols() == n,
-        "matmul_bf16: {m}x{k} @ {}x{n} into {}x{}",
-        b.rows_count(),
+        bk == k && dst.rows_count() == m && dst.cols() == n,
+        "matmul_bf16: {m}x{k} @ {bk}x{n} into {}x{}",
         dst.rows_count(),
         dst.cols()
     );
+    let b_fits = match b {
+        Right::View(b) => b.fits(),
+        Right::Packed(_) => true,
+    };
     assert!(
-        a.fits() && b.fits() && dst.fits(),
+        a.fits() && b_fits && dst.fits(),
         "matmul_bf16: a view leaves its buffer"
     );
     if !available() {
@@ -225,20 +315,21 @@ fn product(dst: MatMut, a: Mat, b: Mat, how: Into, par: bool) -> bool {
     if pairs == 0 {
         return true;
     }
-    // A is packed once and shared; each thread then packs a column block
-    // of B per block of the inner dimension and runs the tiles of every row
-    // block against it (the packed B block stays in the first-level cache).
+    // A is packed once and shared; each thread then takes a column block
+    // of B per block of the inner dimension (packing it unless packed
+    // already) and runs the tiles of every row block against it (the
+    // block stays in the first-level cache).
     let packed_a = pack_a_all(&a, par);
     // The destination's column blocks go to different threads: each gets
     // the raw pointer and writes only its own columns.
     let base = SendPtr(out.as_mut_ptr());
-    let column_block = |(pb, run): &mut (Vec<u32>, Vec<u32>), j: usize| {
+    let column_block = |scratch: &mut (Vec<u32>, Vec<u32>), j: usize| {
         let c0 = j * NB;
         let cols = NB.min(n - c0);
         let mut p0 = 0;
         while p0 < pairs {
             let kp = KC_PAIRS.min(pairs - p0);
-            pack_b(&b, c0, p0, kp, pb, run);
+            let pb = b.block(j, (p0, kp, pairs), scratch);
             for (i, pa) in packed_a.chunks(pairs * MR).enumerate() {
                 let r0 = i * MR;
                 let rows = MR.min(m - r0);
@@ -422,153 +513,5 @@ mod x86 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// `a @ b` in f64 over the bf16-rounded operands.
-    fn reference(a: &Mat, b: &Mat) -> Vec<f64> {
-        let (m, k, n) = (a.rows_count(), a.cols(), b.cols());
-        let mut out = vec![0f64; m * n];
-        for i in 0..m {
-            for j in 0..n {
-                out[i * n + j] = (0..k)
-                    .map(|l| {
-                        from_bf16(to_bf16(a.at(i, l))) as f64
-                            * from_bf16(to_bf16(b.at(l, j))) as f64
-                    })
-                    .sum();
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn products_equal_the_sum_over_rounded_operands() {
-        if !available() {
-            eprintln!("skipped: this CPU has no AVX512-BF16");
-            return;
-        }
-        // Odd sizes: partial tiles in both directions, an odd inner
-        // dimension, more than one block of the inner dimension, and more
-        // than one group of row blocks.
-        for (m, k, n) in [
-            (1, 1, 1),
-            (9, 7, 33),
-            (17, 515, 70),
-            (37, 64, 32),
-            (131, 519, 45),
-        ] {
-            let a: Vec<f32> = (0..m * k)
-                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 13.0)
-                .collect();
-            let b: Vec<f32> = (0..k * n)
-                .map(|i| ((i * 53 % 89) as f32 - 44.0) / 7.0)
-                .collect();
-            for (ta, tb) in [(false, false), (true, false), (false, true)] {
-                let av = Mat::stored(&a, m, k, ta);
-                let bv = Mat::stored(&b, k, n, tb);
-                let want = reference(&av, &bv);
-                let tol = |w: f64| 1e-5 * (1.0 + w.abs()) * (k as f64).sqrt();
-                let mut got = vec![7f32; m * n];
-                assert!(matmul_bf16(MatMut::new(&mut got, m, n), av, bv, Into::Set));
-                for (g, w) in got.iter().zip(&want) {
-                    assert!(
-                        (*g as f64 - w).abs() <= tol(*w),
-                        "{m}x{k}x{n} {ta} {tb}: {g} vs {w}"
-                    );
-                }
-                // Added at half weight into a column block of a wider matrix.
-                let mut wide = vec![1f32; m * (n + 3)];
-                let dst = MatMut::rows(&mut wide[2..], m, n, n + 3);
-                assert!(matmul_bf16(dst, av, bv, Into::Add(0.5)));
-                for r in 0..m {
-                    for c in 0..n + 3 {
-                        let g = wide[r * (n + 3) + c] as f64;
-                        if (2..n + 2).contains(&c) {
-                            let w = 1.0 + 0.5 * want[r * n + c - 2];
-                            assert!((g - w).abs() <= tol(w), "added: {g} vs {w}");
-                        } else {
-                            assert_eq!(g, 1.0, "a column outside the view changed");
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn the_vector_conversions_equal_the_scalar_one() {
-        if !available() {
-            eprintln!("skipped: this CPU has no AVX512-BF16 (no vector conversion to compare)");
-            return;
-        }
-        // Ties, subnormals, zeros of both signs, infinities, NaNs, the
-        // largest floats, and a spread of ordinary values; 37 of them, so
-        // that both loops end in a partial run.
-        let mut vals: Vec<f32> = vec![
-            0.0,
-            -0.0,
-            1.0 + 1.0 / 256.0,
-            1.0 + 3.0 / 256.0,
-            f32::from_bits(1),
-            -f32::from_bits(0x007f_ffff),
-            f32::MIN_POSITIVE,
-            f32::INFINITY,
-            f32::NEG_INFINITY,
-            f32::NAN,
-            f32::from_bits(0x7f80_0001),
-            f32::MAX,
-            -f32::MAX,
-        ];
-        vals.extend((0..24).map(|i| f32::from_bits(0x3f80_0000u32.wrapping_add(i * 0x0012_3457))));
-        let scalar = |v: f32| to_bf16(v);
-        let mut dst = vec![0u32; vals.len()];
-        let hi: Vec<f32> = vals.iter().rev().copied().collect();
-        pair_rows(&vals, Some(&hi), &mut dst);
-        for (c, d) in dst.iter().enumerate() {
-            assert_eq!(
-                *d & 0xffff,
-                scalar(vals[c]) as u32,
-                "low half of {c}: {:e}",
-                vals[c]
-            );
-            assert_eq!(
-                *d >> 16,
-                scalar(hi[c]) as u32,
-                "high half of {c}: {:e}",
-                hi[c]
-            );
-        }
-        let mut dst = vec![u32::MAX; vals.len().div_ceil(2) + 1];
-        convert_run(&vals, &mut dst);
-        for p in 0..vals.len().div_ceil(2) {
-            let hi = vals.get(2 * p + 1).copied().unwrap_or(0.0);
-            assert_eq!(dst[p], pair(vals[2 * p], hi), "pair {p}");
-        }
-        assert_eq!(*dst.last().unwrap(), u32::MAX, "written past the run");
-    }
-
-    #[test]
-    fn an_empty_inner_dimension_clears_or_keeps() {
-        if !available() {
-            eprintln!("skipped: this CPU has no AVX512-BF16");
-            return;
-        }
-        let (a, b) = (Vec::<f32>::new(), Vec::<f32>::new());
-        let mut out = vec![3f32; 6];
-        assert!(matmul_bf16(
-            MatMut::new(&mut out, 2, 3),
-            Mat::new(&a, 2, 0),
-            Mat::new(&b, 0, 3),
-            Into::Add(1.0)
-        ));
-        assert_eq!(out, vec![3.0; 6]);
-        assert!(matmul_bf16(
-            MatMut::new(&mut out, 2, 3),
-            Mat::new(&a, 2, 0),
-            Mat::new(&b, 0, 3),
-            Into::Set
-        ));
-        assert_eq!(out, vec![0.0; 6]);
-    }
-}
+#[path = "bf16_tests.rs"]
+mod tests;

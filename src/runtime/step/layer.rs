@@ -9,11 +9,12 @@ use std::sync::Arc;
 use candle_core::Var;
 
 use super::attention::{self, Packed};
+use super::bf16::{self, matmul_bf16_packed, PackedB};
 use super::matmul::{matmul_in, Into, Mat, MatMut};
 use super::rows::{add_assign, layer_norm, NormSaved};
 use super::{read, transpose, Layout, Tapes};
 use crate::registry::choices::Precision;
-use crate::runtime::error::Result;
+use crate::runtime::error::{Error, Result};
 use crate::runtime::kernels::{gelu_slice_par, DropMask};
 
 /// A linear layer's weight `[out, in]` and bias `[out]`.
@@ -103,19 +104,38 @@ fn add_product(prec: Precision, out: &mut [f32], ld: usize, x: &[f32], w: Mat, n
     );
 }
 
-/// `x @ w + b` as a new `[n, out]` buffer (see [`add_product`]).
-fn linear(prec: Precision, x: &[f32], w: Mat, b: &[f32], n: usize) -> Vec<f32> {
-    let mut y = bias_rows(b, n);
-    add_product(prec, &mut y, b.len(), x, w, n);
-    y
-}
-
 /// `l`'s weight transposed, made once per context.
 fn transposed(tapes: &Tapes, l: &Lin) -> Result<Arc<Vec<f32>>> {
     tapes.layout(&l.w, Layout::Transposed, || {
         let (o, i) = l.w.as_tensor().dims2()?;
         Ok(transpose(&read(l.w.as_tensor())?, o, i))
     })
+}
+
+/// `l`'s weight as the bf16 right operand of `x @ w^T`, packed once per
+/// context; `None` where the CPU lacks AVX512-BF16.
+fn packed_forward(tapes: &Tapes, l: &Lin) -> Result<Option<Arc<PackedB>>> {
+    if !bf16::available() {
+        return Ok(None);
+    }
+    tapes
+        .layout(&l.w, Layout::Bf16Forward, || {
+            let (o, i) = l.w.as_tensor().dims2()?;
+            let w = read(l.w.as_tensor())?;
+            PackedB::new(Mat::new(&w, o, i).t())
+                .ok_or_else(|| Error::Msg("explicit step: no bf16 products on this CPU".into()))
+        })
+        .map(Some)
+}
+
+/// How the forward reads a linear layer's weight `[out, in]`.
+enum Weight {
+    /// Through its strides.
+    Strided,
+    /// A transposed copy `[in, out]`.
+    Transposed(Arc<Vec<f32>>),
+    /// Packed for the bf16 products.
+    Packed(Arc<PackedB>),
 }
 
 /// The layer's weights as its forward reads them. One product split over
@@ -125,23 +145,36 @@ fn transposed(tapes: &Tapes, l: &Lin) -> Result<Arc<Vec<f32>>> {
 /// side (`Tapes::side_by_side`), each product runs on one core, where the
 /// strided read is within ~6% of the copy: only the feed-forward output's
 /// weight (1536 inputs, ~30% slower read through strides) is transposed,
-/// which saves moving most of the weights each step.
+/// which saves moving most of the weights each step. The bf16 products
+/// read every weight packed once per context instead.
 struct Layouts {
-    /// q, k, v stacked and transposed, `[hidden, 3 * hidden]`.
+    /// q, k, v stacked and transposed, `[hidden, 3 * hidden]` (one
+    /// product instead of three).
     qkv_t: Option<Arc<Vec<f32>>>,
-    o_t: Option<Arc<Vec<f32>>>,
-    inter_t: Option<Arc<Vec<f32>>>,
-    out_t: Arc<Vec<f32>>,
+    /// q, k, v, o, inter and out, in that order.
+    each: [Weight; 6],
 }
 
-fn layouts(v: &LayerVars, tapes: &Tapes) -> Result<Layouts> {
-    let out_t = transposed(tapes, &v.out)?;
-    if tapes.side_by_side() {
+fn layouts(v: &LayerVars, tapes: &Tapes, prec: Precision) -> Result<Layouts> {
+    let lins = [&v.q, &v.k, &v.v, &v.o, &v.inter, &v.out];
+    if prec == Precision::Bf16 && bf16::available() {
+        let mut each = Vec::with_capacity(lins.len());
+        for l in lins {
+            each.push(packed_forward(tapes, l)?.map_or(Weight::Strided, Weight::Packed));
+        }
         return Ok(Layouts {
             qkv_t: None,
-            o_t: None,
-            inter_t: None,
-            out_t,
+            each: each
+                .try_into()
+                .map_err(|_| Error::Msg("six weights".into()))?,
+        });
+    }
+    let out_t = Weight::Transposed(transposed(tapes, &v.out)?);
+    if tapes.side_by_side() {
+        use Weight::Strided as S;
+        return Ok(Layouts {
+            qkv_t: None,
+            each: [S, S, S, S, S, out_t],
         });
     }
     let h = v.q.w.as_tensor().dims2()?.1;
@@ -154,35 +187,58 @@ fn layouts(v: &LayerVars, tapes: &Tapes) -> Result<Layouts> {
     })?;
     Ok(Layouts {
         qkv_t: Some(qkv_t),
-        o_t: Some(transposed(tapes, &v.o)?),
-        inter_t: Some(transposed(tapes, &v.inter)?),
-        out_t,
+        each: [
+            Weight::Strided,
+            Weight::Strided,
+            Weight::Strided,
+            Weight::Transposed(transposed(tapes, &v.o)?),
+            Weight::Transposed(transposed(tapes, &v.inter)?),
+            out_t,
+        ],
     })
 }
 
 /// Make the layer's weight layouts in `tapes` now, before forwards that
 /// run at the same time would each make them.
-pub(crate) fn prepare(v: &LayerVars, tapes: &Tapes) -> Result<()> {
-    layouts(v, tapes).map(drop)
+pub(crate) fn prepare(v: &LayerVars, tapes: &Tapes, prec: Precision) -> Result<()> {
+    layouts(v, tapes, prec).map(drop)
 }
 
-/// `linear` of `l`, through `wt` (its weight transposed) when given, else
-/// through the weight's strides.
-fn apply(prec: Precision, l: &Lin, wt: Option<&[f32]>, x: &[f32], n: usize) -> Result<Vec<f32>> {
-    let b = read(l.b.as_tensor())?;
-    Ok(match wt {
-        Some(wt) => linear(prec, x, Mat::new(wt, x.len() / n.max(1), b.len()), &b, n),
-        None => {
+/// `out += x @ w^T` for `l`'s weight `w`, read as `how` says (`out`'s
+/// rows `ld` apart).
+fn add_linear(
+    prec: Precision,
+    out: &mut [f32],
+    ld: usize,
+    x: &[f32],
+    (l, how): (&Lin, &Weight),
+    n: usize,
+) -> Result<()> {
+    let (o, i) = l.w.as_tensor().dims2()?;
+    match how {
+        Weight::Strided => {
             let w = read(l.w.as_tensor())?;
-            linear(
-                prec,
-                x,
-                Mat::new(&w, b.len(), w.len() / b.len().max(1)).t(),
-                &b,
-                n,
-            )
+            add_product(prec, out, ld, x, Mat::new(&w, o, i).t(), n);
         }
-    })
+        Weight::Transposed(t) => add_product(prec, out, ld, x, Mat::new(t, i, o), n),
+        Weight::Packed(p) => {
+            let dst = MatMut::rows(out, n, o, ld);
+            if !matmul_bf16_packed(dst, Mat::new(x, n, i), p, Into::Add(1.0), true) {
+                return Err(Error::Msg(
+                    "explicit step: no bf16 products on this CPU".into(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `x @ w^T + b` for `l` as a new `[n, out]` buffer (see [`add_linear`]).
+fn apply(prec: Precision, l: &Lin, how: &Weight, x: &[f32], n: usize) -> Result<Vec<f32>> {
+    let b = read(l.b.as_tensor())?;
+    let mut y = bias_rows(&b, n);
+    add_linear(prec, &mut y, b.len(), x, (l, how), n)?;
+    Ok(y)
 }
 
 /// Dropout over the packed rows of an activation `[tokens, width]`, with
@@ -204,29 +260,26 @@ pub(crate) fn forward(
     prec: Precision,
 ) -> Result<(Vec<f32>, LayerTape)> {
     let (n, h) = (p.rows(), p.hidden);
-    let w = layouts(v, tapes)?;
+    let w = layouts(v, tapes, prec)?;
     let mut bqkv = Vec::with_capacity(3 * h);
     for l in [&v.q, &v.k, &v.v] {
         bqkv.extend_from_slice(&read(l.b.as_tensor())?);
     }
-    let qkv = match &w.qkv_t {
-        Some(t) => linear(prec, &x, Mat::new(t, h, 3 * h), &bqkv, n),
+    let mut qkv = bias_rows(&bqkv, n);
+    match &w.qkv_t {
+        Some(t) => add_product(prec, &mut qkv, 3 * h, &x, Mat::new(t, h, 3 * h), n),
         None => {
-            // q, k and v side by side in the rows, each through its weight's
-            // strides.
-            let mut y = bias_rows(&bqkv, n);
+            // q, k and v side by side in the rows, one product each.
             for (j, l) in [&v.q, &v.k, &v.v].into_iter().enumerate() {
-                let wj = read(l.w.as_tensor())?;
-                add_product(prec, &mut y[j * h..], 3 * h, &x, Mat::new(&wj, h, h).t(), n);
+                add_linear(prec, &mut qkv[j * h..], 3 * h, &x, (l, &w.each[j]), n)?;
             }
-            y
         }
-    };
+    }
     let mut probs = vec![0f32; p.prob_len()];
     let mut ctx = vec![0f32; n * h];
     attention::forward(&qkv, p, drops.attn, &mut probs, &mut ctx);
 
-    let mut x1 = apply(prec, &v.o, w.o_t.as_deref().map(|v| v.as_slice()), &ctx, n)?;
+    let mut x1 = apply(prec, &v.o, &w.each[3], &ctx, n)?;
     drop_rows(drops.attn_out, &mut x1, p);
     add_assign(&mut x1, &x);
     let norm1 = layer_norm(
@@ -236,16 +289,10 @@ pub(crate) fn forward(
         v.norm1.eps,
     );
 
-    let u = apply(
-        prec,
-        &v.inter,
-        w.inter_t.as_deref().map(|v| v.as_slice()),
-        &x1,
-        n,
-    )?;
+    let u = apply(prec, &v.inter, &w.each[4], &x1, n)?;
     let mut g = vec![0f32; u.len()];
     gelu_slice_par(&u, &mut g);
-    let mut out = apply(prec, &v.out, Some(&w.out_t), &g, n)?;
+    let mut out = apply(prec, &v.out, &w.each[5], &g, n)?;
     drop_rows(drops.ffn, &mut out, p);
     add_assign(&mut out, &x1);
     let norm2 = layer_norm(

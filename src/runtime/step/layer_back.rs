@@ -21,12 +21,13 @@
 use std::sync::Arc;
 
 use super::attention::{self, Packed};
-use super::layer::{drop_rows, LayerTape, LayerVars, Ln};
+use super::bf16::{self, matmul_bf16_packed, PackedB};
+use super::layer::{drop_rows, LayerTape, LayerVars, Lin, Ln};
 use super::matmul::{matmul_here_in, matmul_in, Into, Mat, MatMut};
 use super::rows::{add_column_sums, layer_norm_back, NormSaved};
-use super::{add_into, read, Buf};
+use super::{add_into, read, Buf, Layout, Tapes};
 use crate::registry::choices::Precision;
-use crate::runtime::error::Result;
+use crate::runtime::error::{Error, Result};
 use crate::runtime::kernels::{gelu_grad_slice, par_blocks, BLOCK};
 
 /// Variables of a layer, in the order of [`LayerVars::vars`] (and of the
@@ -55,18 +56,55 @@ pub(crate) struct Deltas {
     norm2: Vec<f32>,
 }
 
-/// `dx (op) dy @ w` for `w` `[out, in]`: the input gradient of a linear
-/// layer, in the stage's precision.
-fn input_grad(prec: Precision, dx: &mut [f32], dy: &[f32], w: &[f32], n: usize, how: Into) {
-    let o = dy.len() / n.max(1);
-    let i = w.len() / o.max(1);
-    matmul_in(
-        prec,
-        MatMut::new(dx, n, i),
-        Mat::new(dy, n, o),
-        Mat::new(w, o, i),
-        how,
-    );
+/// `dx (op) dy @ w` for `l`'s weight `w` `[out, in]`: the input gradient
+/// of a linear layer, in the stage's precision (through `packed`, the
+/// weight packed for the bf16 products, when given).
+fn input_grad(
+    prec: Precision,
+    dx: MatMut,
+    dy: Mat,
+    (l, packed): (&Lin, Option<&Arc<PackedB>>),
+    how: Into,
+) -> Result<()> {
+    match packed {
+        Some(p) => {
+            if !matmul_bf16_packed(dx, dy, p, how, true) {
+                return Err(Error::Msg(
+                    "explicit step: no bf16 products on this CPU".into(),
+                ));
+            }
+        }
+        None => {
+            let (o, i) = l.w.as_tensor().dims2()?;
+            matmul_in(prec, dx, dy, Mat::new(&read(l.w.as_tensor())?, o, i), how);
+        }
+    }
+    Ok(())
+}
+
+/// The layer's weights (q, k, v, o, inter, out) packed as the bf16 right
+/// operands of the backward's `dy @ w`, once per context for every column;
+/// `None` in f32 or where the CPU lacks AVX512-BF16.
+pub(crate) fn packed_weights(
+    v: &LayerVars,
+    tapes: &Tapes,
+    prec: Precision,
+) -> Result<Option<[Arc<PackedB>; 6]>> {
+    if prec != Precision::Bf16 || !bf16::available() {
+        return Ok(None);
+    }
+    let mut packed = Vec::with_capacity(6);
+    for l in [&v.q, &v.k, &v.v, &v.o, &v.inter, &v.out] {
+        packed.push(tapes.layout(&l.w, Layout::Bf16Backward, || {
+            let (o, i) = l.w.as_tensor().dims2()?;
+            PackedB::new(Mat::new(&read(l.w.as_tensor())?, o, i))
+                .ok_or_else(|| Error::Msg("explicit step: no bf16 products on this CPU".into()))
+        })?);
+    }
+    let packed: [Arc<PackedB>; 6] = packed
+        .try_into()
+        .map_err(|_| Error::Msg("explicit step: six weights".into()))?;
+    Ok(Some(packed))
 }
 
 /// A layer norm's backward: `g` becomes its input's gradient; returns
@@ -81,41 +119,41 @@ pub(super) fn norm_back(l: &Ln, g: &mut [f32], saved: &NormSaved) -> Result<Vec<
 
 /// One column's backward through the layer: `dy` holds the gradient of
 /// the layer's output and becomes that of its input (the products in
-/// `prec`).
+/// `prec`, through the weights of [`packed_weights`] when given).
 pub(crate) fn inputs(
     v: &LayerVars,
     t: &LayerTape,
     dy: &mut [f32],
     p: &Packed,
-    prec: Precision,
+    (prec, packed): (Precision, Option<&[Arc<PackedB>; 6]>),
 ) -> Result<Deltas> {
     let n = p.rows();
     let h = p.hidden;
+    let w = |j: usize, l| (l, packed.map(|w| &w[j]));
     // out = norm2(x1 + drop(g Wout^T + bout)).
     let norm2 = norm_back(&v.norm2, dy, &t.norm2)?;
     let mut d_out = dy.to_vec();
     drop_rows(t.drops.ffn, &mut d_out, p);
     let mut dg = vec![0f32; t.u.len()];
+    let inter = t.u.len() / n.max(1);
     input_grad(
         prec,
-        &mut dg,
-        &d_out,
-        &read(v.out.w.as_tensor())?,
-        n,
+        MatMut::new(&mut dg, n, inter),
+        Mat::new(&d_out, n, h),
+        w(5, &v.out),
         Into::Set,
-    );
+    )?;
     let mut du = vec![0f32; t.u.len()];
     par_blocks(&t.u, &dg, &mut du, BLOCK, gelu_grad_slice);
     drop(dg);
     // dy now holds d(x1): the residual's share plus the feed-forward's.
     input_grad(
         prec,
-        dy,
-        &du,
-        &read(v.inter.w.as_tensor())?,
-        n,
+        MatMut::new(dy, n, h),
+        Mat::new(&du, n, inter),
+        w(4, &v.inter),
         Into::Add(1.0),
-    );
+    )?;
 
     // x1 = norm1(x + drop(ctx Wo^T + bo)).
     let norm1 = norm_back(&v.norm1, dy, &t.norm1)?;
@@ -124,24 +162,23 @@ pub(crate) fn inputs(
     let mut d_ctx = vec![0f32; n * h];
     input_grad(
         prec,
-        &mut d_ctx,
-        &d_a,
-        &read(v.o.w.as_tensor())?,
-        n,
+        MatMut::new(&mut d_ctx, n, h),
+        Mat::new(&d_a, n, h),
+        w(3, &v.o),
         Into::Set,
-    );
+    )?;
     let mut dqkv = vec![0f32; n * 3 * h];
     attention::backward(&t.qkv, &t.probs, &d_ctx, p, t.drops.attn, &mut dqkv);
     drop(d_ctx);
     // d(x) = the residual's share plus the three projections'.
     for (j, l) in [&v.q, &v.k, &v.v].into_iter().enumerate() {
-        matmul_in(
+        input_grad(
             prec,
             MatMut::new(dy, n, h),
             Mat::rows(&dqkv[j * h..], n, h, 3 * h),
-            Mat::new(&read(l.w.as_tensor())?, h, h),
+            w(j, l),
             Into::Add(1.0),
-        );
+        )?;
     }
     Ok(Deltas {
         n,

@@ -113,8 +113,8 @@ pub struct Tapes {
     side_by_side: std::sync::atomic::AtomicBool,
 }
 
-/// Derived weight layouts by weight and kind.
-type LayoutCache = HashMap<(TensorId, Layout), Arc<Vec<f32>>>;
+/// Derived weight layouts by weight and kind (each kind of one type).
+type LayoutCache = HashMap<(TensorId, Layout), Arc<dyn std::any::Any + Send + Sync>>;
 
 /// A derived layout of a weight, cached per context.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -124,6 +124,11 @@ pub(crate) enum Layout {
     /// q, k and v weights one above the other, `[3 * hidden, hidden]`,
     /// transposed: `[hidden, 3 * hidden]` (keyed by the query weight).
     PackedQkvTransposed,
+    /// `[out, in]` as the bf16 right operand `[in, out]` of the forward's
+    /// `x @ w^T` ([`bf16::PackedB`]).
+    Bf16Forward,
+    /// `[out, in]` as the bf16 right operand of the backward's `dy @ w`.
+    Bf16Backward,
 }
 
 impl std::fmt::Debug for Tapes {
@@ -169,18 +174,26 @@ impl Tapes {
     /// Forwards that run at the same time make the layouts first, see
     /// [`crate::runtime::encoder::SentenceEncoder::prepare_step`]; should
     /// two make the same one, both are equal and the first is kept.)
-    pub(crate) fn layout(
+    pub(crate) fn layout<T: std::any::Any + Send + Sync>(
         &self,
         key: &Var,
         layout: Layout,
-        make: impl FnOnce() -> Result<Vec<f32>>,
-    ) -> Result<Arc<Vec<f32>>> {
+        make: impl FnOnce() -> Result<T>,
+    ) -> Result<Arc<T>> {
         let k = (key.as_tensor().id(), layout);
-        if let Some(v) = lock(&self.layouts).get(&k) {
-            return Ok(Arc::clone(v));
-        }
-        let v = Arc::new(make()?);
-        Ok(Arc::clone(lock(&self.layouts).entry(k).or_insert(v)))
+        let found = lock(&self.layouts).get(&k).map(Arc::clone);
+        let v = match found {
+            Some(v) => v,
+            None => {
+                let v: Arc<dyn std::any::Any + Send + Sync> = Arc::new(make()?);
+                Arc::clone(lock(&self.layouts).entry(k).or_insert(v))
+            }
+        };
+        v.downcast::<T>().map_err(|_| {
+            Error::Msg(format!(
+                "explicit step: the {layout:?} layout was made as another type"
+            ))
+        })
     }
 
     /// Run every recorded backward with the output gradients of `grads`;
@@ -207,7 +220,7 @@ impl Tapes {
             }
         }
         for group in groups {
-            bert::backward(group, sink)?;
+            bert::backward(group, sink, self)?;
         }
         Ok(())
     }
@@ -313,11 +326,34 @@ pub(crate) fn read(t: &Tensor) -> Result<F32Ref<'_>> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn a_layout_is_made_once_and_read_back_as_its_own_type_only() {
+        let tapes = Tapes::default();
+        let w = Var::zeros((2, 2), candle_core::DType::F32, &candle_core::Device::Cpu).unwrap();
+        let made = tapes
+            .layout(&w, Layout::Transposed, || Ok(vec![1f32, 2.0]))
+            .unwrap();
+        let again = tapes
+            .layout(&w, Layout::Transposed, || -> Result<Vec<f32>> {
+                panic!("made a second time")
+            })
+            .unwrap();
+        assert!(Arc::ptr_eq(&made, &again));
+        // Another kind of the same weight is its own entry.
+        let other = tapes.layout(&w, Layout::Bf16Forward, || Ok(7u8)).unwrap();
+        assert_eq!(*other, 7);
+        // Asked for as another type: an error, not a panic.
+        let wrong = tapes.layout(&w, Layout::Transposed, || Ok(0u8));
+        assert!(matches!(wrong, Err(Error::Msg(m)) if m.contains("another type")));
+    }
+
     #[test]
     fn transpose_of_uneven_shapes() {
         for (r, c) in [(1, 1), (3, 50), (37, 16), (64, 33)] {
             let w: Vec<f32> = (0..r * c).map(|i| i as f32).collect();
-            let t = super::transpose(&w, r, c);
+            let t = transpose(&w, r, c);
             for i in 0..r {
                 for j in 0..c {
                     assert_eq!(t[j * r + i], w[i * c + j]);
