@@ -47,11 +47,17 @@ pub(crate) struct LayerVars {
 }
 
 impl LayerVars {
+    /// The linear layers: q, k, v, the attention output, the intermediate
+    /// and the output projections.
+    pub(crate) fn linears(&self) -> [&Lin; 6] {
+        [&self.q, &self.k, &self.v, &self.o, &self.inter, &self.out]
+    }
+
     /// Every variable of the layer.
     pub(crate) fn vars(&self) -> Vec<Var> {
-        let lins = [&self.q, &self.k, &self.v, &self.o, &self.inter, &self.out];
         let norms = [&self.norm1, &self.norm2];
-        lins.iter()
+        self.linears()
+            .iter()
             .flat_map(|l| [l.w.clone(), l.b.clone()])
             .chain(norms.iter().flat_map(|n| [n.w.clone(), n.b.clone()]))
             .collect()
@@ -112,20 +118,23 @@ fn transposed(tapes: &Tapes, l: &Lin) -> Result<Arc<Vec<f32>>> {
     })
 }
 
-/// `l`'s weight as the bf16 right operand of `x @ w^T`, packed once per
-/// context; `None` where the CPU lacks AVX512-BF16.
-fn packed_forward(tapes: &Tapes, l: &Lin) -> Result<Option<Arc<PackedB>>> {
-    if !bf16::available() {
-        return Ok(None);
-    }
-    tapes
-        .layout(&l.w, Layout::Bf16Forward, || {
-            let (o, i) = l.w.as_tensor().dims2()?;
-            let w = read(l.w.as_tensor())?;
-            PackedB::new(Mat::new(&w, o, i).t())
-                .ok_or_else(|| Error::Msg("explicit step: no bf16 products on this CPU".into()))
-        })
-        .map(Some)
+/// `l`'s weight packed for the bf16 products, once per context: as the
+/// right operand `[in, out]` of the forward's `x @ w^T`
+/// ([`Layout::Bf16Forward`]) or `[out, in]` of the backward's `dy @ w`
+/// ([`Layout::Bf16Backward`]).
+pub(super) fn packed_weight(tapes: &Tapes, l: &Lin, layout: Layout) -> Result<Arc<PackedB>> {
+    tapes.layout(&l.w, layout, || {
+        let (o, i) = l.w.as_tensor().dims2()?;
+        let w = read(l.w.as_tensor())?;
+        let w = Mat::new(&w, o, i);
+        let b = if layout == Layout::Bf16Backward {
+            w
+        } else {
+            w.t()
+        };
+        PackedB::new(b)
+            .ok_or_else(|| Error::Msg("explicit step: no bf16 products on this CPU".into()))
+    })
 }
 
 /// How the forward reads a linear layer's weight `[out, in]`.
@@ -156,17 +165,12 @@ struct Layouts {
 }
 
 fn layouts(v: &LayerVars, tapes: &Tapes, prec: Precision) -> Result<Layouts> {
-    let lins = [&v.q, &v.k, &v.v, &v.o, &v.inter, &v.out];
     if prec == Precision::Bf16 && bf16::available() {
-        let mut each = Vec::with_capacity(lins.len());
-        for l in lins {
-            each.push(packed_forward(tapes, l)?.map_or(Weight::Strided, Weight::Packed));
-        }
+        let p = |l| packed_weight(tapes, l, Layout::Bf16Forward).map(Weight::Packed);
+        let [q, k, vv, o, inter, out] = v.linears();
         return Ok(Layouts {
             qkv_t: None,
-            each: each
-                .try_into()
-                .map_err(|_| Error::Msg("six weights".into()))?,
+            each: [p(q)?, p(k)?, p(vv)?, p(o)?, p(inter)?, p(out)?],
         });
     }
     let out_t = Weight::Transposed(transposed(tapes, &v.out)?);

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use super::attention::{self, Packed};
 use super::bf16::{self, matmul_bf16_packed, PackedB};
-use super::layer::{drop_rows, LayerTape, LayerVars, Lin, Ln};
+use super::layer::{drop_rows, packed_weight, LayerTape, LayerVars, Lin, Ln};
 use super::matmul::{matmul_here_in, matmul_in, Into, Mat, MatMut};
 use super::rows::{add_column_sums, layer_norm_back, NormSaved};
 use super::{add_into, read, Buf, Layout, Tapes};
@@ -93,18 +93,9 @@ pub(crate) fn packed_weights(
     if prec != Precision::Bf16 || !bf16::available() {
         return Ok(None);
     }
-    let mut packed = Vec::with_capacity(6);
-    for l in [&v.q, &v.k, &v.v, &v.o, &v.inter, &v.out] {
-        packed.push(tapes.layout(&l.w, Layout::Bf16Backward, || {
-            let (o, i) = l.w.as_tensor().dims2()?;
-            PackedB::new(Mat::new(&read(l.w.as_tensor())?, o, i))
-                .ok_or_else(|| Error::Msg("explicit step: no bf16 products on this CPU".into()))
-        })?);
-    }
-    let packed: [Arc<PackedB>; 6] = packed
-        .try_into()
-        .map_err(|_| Error::Msg("explicit step: six weights".into()))?;
-    Ok(Some(packed))
+    let p = |l| packed_weight(tapes, l, Layout::Bf16Backward);
+    let [q, k, vv, o, inter, out] = v.linears();
+    Ok(Some([p(q)?, p(k)?, p(vv)?, p(o)?, p(inter)?, p(out)?]))
 }
 
 /// A layer norm's backward: `g` becomes its input's gradient; returns
