@@ -170,6 +170,22 @@ fn worst_relative_error(
     worst
 }
 
+/// The cached loss and gradients `got` equal the uncached `want`: the
+/// loss and every parameter within 1e-5 (relative); `what` names the case.
+fn assert_same_step(
+    what: &str,
+    (got_loss, got): (f32, &HashMap<String, Vec<f32>>),
+    (want_loss, want): (f32, &HashMap<String, Vec<f32>>),
+) {
+    assert!(
+        (got_loss - want_loss).abs() <= 1e-5 * want_loss.abs().max(1.0),
+        "{what}: loss {got_loss} vs {want_loss}"
+    );
+    let (err, name) = worst_relative_error(got, want);
+    eprintln!("{what}: worst relative error {err:.1e} ({name})");
+    assert!(err < 1e-5, "{what}: {name} off by {err:e}");
+}
+
 #[test]
 fn cached_mnrl_gives_the_gradients_of_mnrl_for_any_mini_batch() {
     let tmp = tempfile::tempdir().unwrap();
@@ -184,13 +200,11 @@ fn cached_mnrl_gives_the_gradients_of_mnrl_for_any_mini_batch() {
     for mini_batch in [1, 4, 5, 13, 64] {
         let loss = CachedMultipleNegativesRankingLoss::new(mnrl.clone(), mini_batch);
         let (got_loss, got) = cached(&model, &loss, &cols, mini_batch, false);
-        assert!(
-            (got_loss - want_loss).abs() <= 1e-5 * want_loss.abs().max(1.0),
-            "mini-batch {mini_batch}: loss {got_loss} vs {want_loss}"
+        assert_same_step(
+            &format!("mini-batch {mini_batch}"),
+            (got_loss, &got),
+            (want_loss, &want),
         );
-        let (err, name) = worst_relative_error(&got, &want);
-        eprintln!("mini-batch {mini_batch}: worst relative error {err:.1e} ({name})");
-        assert!(err < 1e-5, "mini-batch {mini_batch}: {name} off by {err:e}");
     }
 }
 
@@ -210,9 +224,7 @@ fn replayed(
     };
     let (want_loss, want) = reference(model, &loss.inner, cols, 4, ctx);
     let (got_loss, got) = cached_in(model, &loss, cols, 4, true, precision);
-    assert!((got_loss - want_loss).abs() <= 1e-5 * want_loss.abs().max(1.0));
-    let (err, name) = worst_relative_error(&got, &want);
-    assert!(err < 1e-5, "{precision}: {name} off by {err:e}");
+    assert_same_step(&precision.to_string(), (got_loss, &got), (want_loss, &want));
     want
 }
 
@@ -274,9 +286,7 @@ fn matryoshka_over_a_cached_loss_stays_cached_and_exact() {
         Ctx::eval_with_grad()
     });
     let (got_loss, got) = cached(&model, &wrapped, &cols, 3, false);
-    assert!((got_loss - want_loss).abs() <= 1e-5 * want_loss.abs().max(1.0));
-    let (err, name) = worst_relative_error(&got, &want);
-    assert!(err < 1e-5, "{name} off by {err:e}");
+    assert_same_step("matryoshka", (got_loss, &got), (want_loss, &want));
 }
 
 #[test]
@@ -317,12 +327,11 @@ fn cached_gist_gives_the_gradients_of_gist() {
     for mini_batch in [1, 4, 11] {
         let loss = Cached::with_name("CachedGISTEmbedLoss", gist.clone(), mini_batch);
         let (got_loss, got) = cached(&model, &loss, &cols, mini_batch, false);
-        assert!(
-            (got_loss - want_loss).abs() <= 1e-5 * want_loss.abs().max(1.0),
-            "mini-batch {mini_batch}: loss {got_loss} vs {want_loss}"
+        assert_same_step(
+            &format!("mini-batch {mini_batch}"),
+            (got_loss, &got),
+            (want_loss, &want),
         );
-        let (err, name) = worst_relative_error(&got, &want);
-        assert!(err < 1e-5, "mini-batch {mini_batch}: {name} off by {err:e}");
     }
 }
 
@@ -341,7 +350,5 @@ fn mini_batched_mega_batch_margin_gives_the_full_batch_gradients() {
     });
     let loss = Cached::with_name("MegaBatchMarginLoss", mega, 5);
     let (got_loss, got) = cached(&model, &loss, &cols, 5, false);
-    assert!((got_loss - want_loss).abs() <= 1e-5 * want_loss.abs().max(1.0));
-    let (err, name) = worst_relative_error(&got, &want);
-    assert!(err < 1e-5, "{name} off by {err:e}");
+    assert_same_step("mega-batch margin", (got_loss, &got), (want_loss, &want));
 }

@@ -191,9 +191,11 @@ pub fn matmul_bf16_here(dst: MatMut, a: Mat, b: Mat, how: Into) -> bool {
 }
 
 /// [`matmul_bf16`] (or, unless `par`, [`matmul_bf16_here`]) with a right
-/// operand packed beforehand: the same products, the same bits.
-pub fn matmul_bf16_packed(dst: MatMut, a: Mat, b: &PackedB, how: Into, par: bool) -> bool {
-    product(dst, a, Right::Packed(b), how, par)
+/// operand packed beforehand: the same products, the same bits. It cannot
+/// decline: a [`PackedB`] exists only where the CPU has the instructions.
+pub fn matmul_bf16_packed(dst: MatMut, a: Mat, b: &PackedB, how: Into, par: bool) {
+    let done = product(dst, a, Right::Packed(b), how, par);
+    debug_assert!(done, "a PackedB exists only where AVX512-BF16 runs");
 }
 
 /// A right operand `k x n` packed once for several products: a weight,

@@ -27,7 +27,7 @@ use super::matmul::{matmul_here_in, matmul_in, Into, Mat, MatMut};
 use super::rows::{add_column_sums, layer_norm_back, NormSaved};
 use super::{add_into, read, Buf, Layout, Tapes};
 use crate::registry::choices::Precision;
-use crate::runtime::error::{Error, Result};
+use crate::runtime::error::Result;
 use crate::runtime::kernels::{gelu_grad_slice, par_blocks, BLOCK};
 
 /// Variables of a layer, in the order of [`LayerVars::vars`] (and of the
@@ -67,13 +67,7 @@ fn input_grad(
     how: Into,
 ) -> Result<()> {
     match packed {
-        Some(p) => {
-            if !matmul_bf16_packed(dx, dy, p, how, true) {
-                return Err(Error::Msg(
-                    "explicit step: no bf16 products on this CPU".into(),
-                ));
-            }
-        }
+        Some(p) => matmul_bf16_packed(dx, dy, p, how, true),
         None => {
             let (o, i) = l.w.as_tensor().dims2()?;
             matmul_in(prec, dx, dy, Mat::new(&read(l.w.as_tensor())?, o, i), how);
