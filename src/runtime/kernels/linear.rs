@@ -5,16 +5,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use super::f32_slice;
 use super::gelu::gelu_in_place_par;
 use crate::runtime::error::Result;
-
-/// Number of threads for gemm.
-fn parallelism() -> gemm::Parallelism {
-    let n = rayon::current_num_threads();
-    if n > 1 {
-        gemm::Parallelism::Rayon(n)
-    } else {
-        gemm::Parallelism::None
-    }
-}
+use crate::runtime::step::matmul::{matmul, Into, Mat, MatMut};
 
 /// `x [rows, in] @ w[out, in]^T + b`, optionally followed by GELU, in one
 /// pass over the output (inference only: no backward).
@@ -48,12 +39,6 @@ impl CustomOp3 for LinearOp {
             (i, o) if self.transposed => (o, i),
             d => d,
         };
-        // Element (k, j) of the right operand `w^T`.
-        let (w_cs, w_rs) = if self.transposed {
-            (1, out as isize)
-        } else {
-            (inp as isize, 1)
-        };
         if inp != inp2 || b.len() != out {
             candle_core::bail!(
                 "fused-linear: shapes {:?} {:?} {:?}",
@@ -66,31 +51,18 @@ impl CustomOp3 for LinearOp {
         for _ in 0..rows {
             dst.extend_from_slice(b);
         }
-        // SAFETY: the pointers cover rows*inp, out*inp and rows*out elements,
-        // laid out with the strides given.
-        unsafe {
-            gemm::gemm(
-                rows,
-                out,
-                inp,
-                dst.as_mut_ptr(),
-                1,
-                out as isize,
-                true,
-                x.as_ptr(),
-                1,
-                inp as isize,
-                w.as_ptr(),
-                w_cs,
-                w_rs,
-                1.0f32,
-                1.0f32,
-                false,
-                false,
-                false,
-                parallelism(),
-            );
+        if x.len() != rows * inp || w.len() != out * inp {
+            candle_core::bail!("fused-linear: operands shorter than their shapes");
         }
+        // The right operand `w^T` `[in, out]`: the weight as given
+        // transposed, or `[out, in]` read through its strides.
+        let wt = Mat::stored(w, inp, out, !self.transposed);
+        matmul(
+            MatMut::new(&mut dst, rows, out),
+            Mat::new(x, rows, inp),
+            wt,
+            Into::Add(1.0),
+        );
         if self.gelu {
             gelu_in_place_par(&mut dst);
         }

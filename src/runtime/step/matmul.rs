@@ -147,31 +147,32 @@ pub enum Into {
     Add(f32),
 }
 
-/// The thread count gemm splits a product over: rayon's pool.
-fn parallelism(flops: usize) -> gemm::Parallelism {
+/// The threads a product of `flops` is split over: rayon's pool, or one
+/// for a small product (which costs more to split than to run).
+fn threads(flops: usize) -> usize {
     let n = rayon::current_num_threads();
-    // Small products cost more to split than to run.
     if n > 1 && flops > 1 << 17 {
-        gemm::Parallelism::Rayon(n)
+        n
     } else {
-        gemm::Parallelism::None
+        1
     }
 }
 
-/// `dst (op) a @ b` for `a` `m x k`, `b` `k x n`, `dst` `m x n`.
+/// `dst (op) a @ b` for `a` `m x k`, `b` `k x n`, `dst` `m x n`, split
+/// over rayon's pool (see [`product`]).
 ///
 /// Panics when the shapes disagree or a view leaves its buffer: both are
 /// bugs of the caller, never a property of user input.
 pub fn matmul(dst: MatMut, a: Mat, b: Mat, how: Into) {
     let flops = 2 * a.rows * a.cols * b.cols;
-    product(dst, a, b, how, parallelism(flops));
+    product(dst, a, b, how, threads(flops));
 }
 
 /// [`matmul`] on the calling thread only: for a product that is one of
 /// several jobs running at the same time, where splitting it would only
 /// hand its pieces to cores that have work of their own.
 pub fn matmul_here(dst: MatMut, a: Mat, b: Mat, how: Into) {
-    product(dst, a, b, how, gemm::Parallelism::None);
+    product(dst, a, b, how, 1);
 }
 
 /// [`matmul`] in a stage's precision: with [`Precision::Bf16`] both
@@ -248,7 +249,27 @@ impl Rounded {
     }
 }
 
-fn product(dst: MatMut, a: Mat, b: Mat, how: Into, par: gemm::Parallelism) {
+/// Columns of `dst` per job when a product is split: a multiple of the
+/// rows of `gemm`'s f32 microkernels (64 with AVX-512, 16 with AVX2/FMA).
+const COLUMNS: usize = 64;
+
+/// The fewest rows of a product split by columns: `gemm` sums products of
+/// at most 256 values in another order (its small kernels), which a run
+/// of [`COLUMNS`] columns must never fall into.
+const ROWS: usize = 16;
+
+/// `dst (op) a @ b` over `threads` threads.
+///
+/// Split by `gemm` itself, a product's jobs take runs of `a`'s rows (the
+/// tokens), and each packs all of `b` (the weight) for itself: each
+/// weight was packed twice per product and column of a batch. Split here
+/// by runs of `dst`'s columns instead, each job packs only its part of
+/// `b`. Each value of `dst` is still summed by the same microkernel over
+/// the same blocks of `k`, so the split never changes the bits. Products
+/// too narrow to split this way (fewer than two runs of [`COLUMNS`]) are
+/// split by `gemm`, and so are products of fewer than [`ROWS`] rows.
+fn product(dst: MatMut, a: Mat, b: Mat, how: Into, threads: usize) {
+    use rayon::prelude::*;
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert!(
         b.rows == k && dst.rows == m && dst.cols == n,
@@ -272,35 +293,69 @@ fn product(dst: MatMut, a: Mat, b: Mat, how: Into, par: gemm::Parallelism) {
         }
         return;
     }
-    let (read_dst, beta) = match how {
-        Into::Set => (false, 1.0),
-        Into::Add(s) => (true, s),
+    let ld = dst.ld;
+    let out = SendPtr(dst.data.as_mut_ptr());
+    // Columns c0..c1 of the product.
+    let columns = |(c0, c1): (usize, usize), par: gemm::Parallelism| {
+        let (read_dst, beta) = match how {
+            Into::Set => (false, 1.0),
+            Into::Add(s) => (true, s),
+        };
+        // SAFETY: `fits` checked that every element the strides address
+        // lies inside its slice, so do the columns c0..c1 of each; `dst`
+        // is borrowed mutably, so it aliases neither operand, and the
+        // calls that run at the same time write disjoint columns.
+        unsafe {
+            gemm::gemm(
+                m,
+                c1 - c0,
+                k,
+                out.get().add(c0),
+                1,
+                ld as isize,
+                read_dst,
+                a.data.as_ptr(),
+                a.cs as isize,
+                a.rs as isize,
+                b.data.as_ptr().add(c0 * b.cs),
+                b.cs as isize,
+                b.rs as isize,
+                1.0f32,
+                beta,
+                false,
+                false,
+                false,
+                par,
+            );
+        }
     };
-    // SAFETY: `fits` checked that every element the strides address lies
-    // inside its slice; `dst` is borrowed mutably, so it aliases neither
-    // operand.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.data.as_mut_ptr(),
-            1,
-            dst.ld as isize,
-            read_dst,
-            a.data.as_ptr(),
-            a.cs as isize,
-            a.rs as isize,
-            b.data.as_ptr(),
-            b.cs as isize,
-            b.rs as isize,
-            1.0f32,
-            beta,
-            false,
-            false,
-            false,
-            par,
-        );
+    let run = n.div_ceil(threads.max(1)).next_multiple_of(COLUMNS);
+    let runs = n / run;
+    if threads <= 1 {
+        columns((0, n), gemm::Parallelism::None);
+    } else if runs >= 2 && m >= ROWS {
+        // The last run takes the rest: no run is narrower than COLUMNS.
+        (0..runs).into_par_iter().for_each(|j| {
+            let end = if j + 1 == runs { n } else { (j + 1) * run };
+            columns((j * run, end), gemm::Parallelism::None)
+        });
+    } else {
+        columns((0, n), gemm::Parallelism::Rayon(threads));
+    }
+}
+
+/// The destination's pointer, shared by the jobs of a split product
+/// (each writes its own columns).
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: see `product`: the jobs write disjoint elements.
+unsafe impl Send for SendPtr {}
+// SAFETY: as above.
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    fn get(self) -> *mut f32 {
+        self.0
     }
 }
 
@@ -363,6 +418,47 @@ mod tests {
             for c in 0..n {
                 assert!((out[r * 2 * n + n + c] - want[r * n + c]).abs() < 1e-3);
                 assert_eq!(out[r * 2 * n + c], 0.0, "the other block is untouched");
+            }
+        }
+    }
+
+    /// A product split over threads by runs of the destination's columns
+    /// gives the bits of the same product on one thread, for every
+    /// transposition, ragged last runs, a destination wider than the
+    /// product, and `Add`.
+    #[test]
+    fn the_column_split_keeps_the_bits() {
+        let values = |n: usize, seed: usize| -> Vec<f32> {
+            (0..n)
+                .map(|i| (((i * 2654435761 + seed) >> 7) % 1000) as f32 / 500.0 - 1.0)
+                .collect()
+        };
+        for (m, k, n) in [
+            (230, 384, 1152),
+            (61, 1536, 384),
+            (5, 70, 200),
+            (16, 70, 200),
+            (300, 33, 129),
+            (40, 9, 1000),
+        ] {
+            let (a, b) = (values(m * k, 1), values(k * n, 2));
+            for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+                let av = Mat::stored(&a, m, k, ta);
+                let bv = Mat::stored(&b, k, n, tb);
+                for how in [Into::Set, Into::Add(0.5)] {
+                    let ld = n + 3;
+                    let start = values(m * ld, 3);
+                    let mut one = start.clone();
+                    product(MatMut::rows(&mut one, m, n, ld), av, bv, how, 1);
+                    for threads in [2, 3, 8] {
+                        let mut split = start.clone();
+                        product(MatMut::rows(&mut split, m, n, ld), av, bv, how, threads);
+                        assert!(
+                            split == one,
+                            "{m}x{k}x{n} ta {ta} tb {tb} {how:?} threads {threads}"
+                        );
+                    }
+                }
             }
         }
     }
