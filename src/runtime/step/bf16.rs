@@ -17,7 +17,7 @@
 //! of [`MR`] rows as one 32-bit pair per row and pair of columns, which the
 //! instruction broadcasts from memory. An odd `k` is padded with a zero.
 
-use super::matmul::{Into, Mat, MatMut};
+use super::matmul::{Into, Mat, MatMut, SendPtr};
 use crate::registry::choices::Precision;
 pub use crate::runtime::kernels::round_bf16::{from_bf16, round, to_bf16};
 
@@ -394,20 +394,6 @@ pub fn describe(prec: Precision) -> Option<&'static str> {
         Precision::Bf16 => Some(
             "bf16 linear layers (operands rounded to bf16, f32 sums); this CPU lacks AVX512-BF16, so the rounding runs over f32 products, slower than fp32",
         ),
-    }
-}
-
-/// A pointer that may cross threads (each thread writes disjoint columns).
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: see `matmul_bf16`: the threads write disjoint elements.
-unsafe impl Send for SendPtr {}
-// SAFETY: as above.
-unsafe impl Sync for SendPtr {}
-
-impl SendPtr {
-    fn get(self) -> *mut f32 {
-        self.0
     }
 }
 

@@ -344,17 +344,18 @@ fn product(dst: MatMut, a: Mat, b: Mat, how: Into, threads: usize) {
     }
 }
 
-/// The destination's pointer, shared by the jobs of a split product
-/// (each writes its own columns).
+/// A destination's pointer, shared by the jobs of a split product (here
+/// and in [`super::bf16`]), each of which writes only its own columns.
 #[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: see `product`: the jobs write disjoint elements.
+pub(crate) struct SendPtr(pub(crate) *mut f32);
+// SAFETY: the jobs that share it write disjoint elements (see `product`
+// and `bf16::product`).
 unsafe impl Send for SendPtr {}
 // SAFETY: as above.
 unsafe impl Sync for SendPtr {}
 
 impl SendPtr {
-    fn get(self) -> *mut f32 {
+    pub(crate) fn get(self) -> *mut f32 {
         self.0
     }
 }
