@@ -47,12 +47,12 @@ impl CustomOp3 for LinearOp {
                 bl.shape()
             );
         }
+        if x.len() != rows * inp || w.len() != out * inp {
+            candle_core::bail!("fused-linear: operands shorter than their shapes");
+        }
         let mut dst = Vec::with_capacity(rows * out);
         for _ in 0..rows {
             dst.extend_from_slice(b);
-        }
-        if x.len() != rows * inp || w.len() != out * inp {
-            candle_core::bail!("fused-linear: operands shorter than their shapes");
         }
         // The right operand `w^T` `[in, out]`: the weight as given
         // transposed, or `[out, in]` read through its strides.

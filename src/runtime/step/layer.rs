@@ -151,8 +151,9 @@ enum Weight {
 /// the cores reads `w` `[out, in]` through its strides at about half the
 /// speed of a row-major `[in, out]` copy (384 outputs), so the weights are
 /// transposed once per context. Where the columns of a batch run side by
-/// side (`Tapes::side_by_side`), each product runs on one core, where the
-/// strided read is within ~6% of the copy: only the feed-forward output's
+/// side (`Tapes::side_by_side`), each column keeps one core busy (the
+/// other takes over a run of a product's columns only when it is idle),
+/// where the strided read is within ~6% of the copy: only the feed-forward output's
 /// weight (1536 inputs, ~30% slower read through strides) is transposed,
 /// which saves moving most of the weights each step. The bf16 products
 /// read every weight packed once per context instead.

@@ -431,7 +431,10 @@ mod tests {
     fn the_column_split_keeps_the_bits() {
         let values = |n: usize, seed: usize| -> Vec<f32> {
             (0..n)
-                .map(|i| (((i * 2654435761 + seed) >> 7) % 1000) as f32 / 500.0 - 1.0)
+                .map(|i| {
+                    ((i.wrapping_mul(2654435761).wrapping_add(seed) >> 7) % 1000) as f32 / 500.0
+                        - 1.0
+                })
                 .collect()
         };
         for (m, k, n) in [
