@@ -288,7 +288,12 @@ pub(crate) fn backward(
                     layer_back::inputs(l, lt, g, &t.packed, (prec, packed.as_ref()))
                 })
                 .collect::<Result<Vec<_>>>()?;
-            for job in layer_back::weight_jobs(cols, Arc::new(deltas), bufs, h, prec) {
+            let inter = l.inter.w.as_tensor().dim(0)?;
+            // The lowest layer's jobs are the last to run: cut into jobs
+            // the size of a hidden x hidden weight, they end together.
+            let split = i == 0;
+            let deltas = Arc::new(deltas);
+            for job in layer_back::weight_jobs(cols, deltas, bufs, (h, inter), prec, split) {
                 s.spawn(move |_| job());
             }
         }

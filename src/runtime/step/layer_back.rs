@@ -185,13 +185,22 @@ fn rows(v: &[f32], n: usize) -> Mat<'_> {
 pub(crate) type Job<'s> = Box<dyn FnOnce() + Send + 's>;
 
 /// `dw += scale * dy^T x` for each column's `(dy [n, out], x [n, in])`,
-/// column after column.
-fn add_weight_grad<'a>(prec: Precision, dw: Buf, parts: impl Iterator<Item = (Mat<'a>, Mat<'a>)>) {
+/// column after column, over rows `r0..` of `dw` (and columns `r0..` of
+/// each `dy`) only: `dw` holds as many of the weight's rows as it has
+/// room for.
+fn add_weight_grad<'a>(
+    prec: Precision,
+    dw: Buf,
+    r0: usize,
+    parts: impl Iterator<Item = (Mat<'a>, Mat<'a>)>,
+) {
     let Some((dw, scale)) = dw else {
         return;
     };
     for (dy, x) in parts {
-        let (o, i) = (dy.cols(), x.cols());
+        let i = x.cols();
+        let o = dw.len() / i.max(1);
+        let dy = dy.columns(r0, o);
         matmul_here_in(prec, MatMut::new(dw, o, i), dy.t(), x, Into::Add(scale));
     }
 }
@@ -205,27 +214,50 @@ fn add_bias_grad<'a>(db: Buf, parts: impl Iterator<Item = &'a [f32]>) {
     }
 }
 
-/// The job of a linear layer's weight and bias gradients: `dy` picks a
+/// `w` cut into `pieces` runs of whole rows of `width` values (fewer
+/// where it has fewer rows), each with the index of its first row.
+fn row_pieces(w: Buf<'_>, width: usize, pieces: usize) -> Vec<(usize, Buf<'_>)> {
+    let Some((w, scale)) = w else {
+        return vec![(0, None)];
+    };
+    let rows = w.len() / width.max(1);
+    let per = rows.div_ceil(pieces.max(1)).max(1);
+    w.chunks_mut(per * width.max(1))
+        .enumerate()
+        .map(|(j, c)| (j * per, Some((c, scale))))
+        .collect()
+}
+
+/// The jobs of a linear layer's weight and bias gradients: `dy` picks a
 /// column's output gradient from its deltas, `x` its input from its tape.
-fn linear_job<'s>(
+/// The weight's rows are cut into `pieces` jobs of their own.
+#[allow(clippy::too_many_arguments)]
+fn linear_jobs<'s>(
     prec: Precision,
-    w: Buf<'s>,
-    b: Buf<'s>,
+    (w, b): (Buf<'s>, Buf<'s>),
     cols: &[&'s LayerTape],
     deltas: &Arc<Vec<Deltas>>,
-    dy: fn(&Deltas) -> &Vec<f32>,
-    x: fn(&LayerTape) -> &Vec<f32>,
-) -> Job<'s> {
-    let (cols, deltas) = (cols.to_vec(), Arc::clone(deltas));
-    Box::new(move || {
-        let parts = cols.iter().zip(deltas.iter());
-        add_weight_grad(
-            prec,
-            w,
-            parts.map(|(t, d)| (rows(dy(d), d.n), rows(x(t), d.n))),
-        );
-        add_bias_grad(b, deltas.iter().map(|d| dy(d).as_slice()));
-    })
+    dy: fn(&Deltas) -> &[f32],
+    x: fn(&LayerTape) -> &[f32],
+    width: usize,
+    pieces: usize,
+) -> Vec<Job<'s>> {
+    let mut b = Some(b);
+    let mut jobs: Vec<Job<'s>> = Vec::with_capacity(pieces);
+    for (r0, w) in row_pieces(w, width, pieces) {
+        let (cols, deltas, b) = (cols.to_vec(), Arc::clone(deltas), b.take().flatten());
+        jobs.push(Box::new(move || {
+            let parts = cols.iter().zip(deltas.iter());
+            add_weight_grad(
+                prec,
+                w,
+                r0,
+                parts.map(|(t, d)| (rows(dy(d), d.n), rows(x(t), d.n))),
+            );
+            add_bias_grad(b, deltas.iter().map(dy));
+        }));
+    }
+    jobs
 }
 
 /// The layer's weight gradients from every column's tape and deltas (in
@@ -236,29 +268,34 @@ pub(crate) fn weight_jobs<'s>(
     cols: Vec<&'s LayerTape>,
     deltas: Arc<Vec<Deltas>>,
     bufs: [Buf<'s>; VARS],
-    hidden: usize,
+    (hidden, inter): (usize, usize),
     prec: Precision,
+    split: bool,
 ) -> Vec<Job<'s>> {
     let h = hidden;
     let [qw, qb, kw, kb, vw, vb, ow, ob, iw, ib, outw, outb, n1w, n1b, n2w, n2b] = bufs;
-    let mut jobs: Vec<Job<'s>> = Vec::with_capacity(7);
-    jobs.push(linear_job(
+    let pieces = if split { inter.div_ceil(h.max(1)) } else { 1 };
+    let mut jobs: Vec<Job<'s>> = Vec::with_capacity(2 * pieces + 5);
+    let d = &deltas;
+    jobs.extend(linear_jobs(
         prec,
-        iw,
-        ib,
+        (iw, ib),
         &cols,
-        &deltas,
+        d,
         |d| &d.du,
         |t| &t.x1,
+        h,
+        pieces,
     ));
-    jobs.push(linear_job(
+    jobs.extend(linear_jobs(
         prec,
-        outw,
-        outb,
+        (outw, outb),
         &cols,
-        &deltas,
+        d,
         |d| &d.d_out,
         |t| &t.g,
+        inter,
+        pieces,
     ));
     for (j, w) in [qw, kw, vw].into_iter().enumerate() {
         let (cols, deltas) = (cols.clone(), Arc::clone(&deltas));
@@ -267,17 +304,18 @@ pub(crate) fn weight_jobs<'s>(
                 .iter()
                 .zip(deltas.iter())
                 .map(|(t, d)| (Mat::rows(&d.dqkv[j * h..], d.n, h, 3 * h), rows(&t.x, d.n)));
-            add_weight_grad(prec, w, parts);
+            add_weight_grad(prec, w, 0, parts);
         }));
     }
-    jobs.push(linear_job(
+    jobs.extend(linear_jobs(
         prec,
-        ow,
-        ob,
+        (ow, ob),
         &cols,
-        &deltas,
+        d,
         |d| &d.d_a,
         |t| &t.ctx,
+        h,
+        1,
     ));
     jobs.push(Box::new(move || {
         let mut qkv = [qb, kb, vb];
@@ -295,4 +333,43 @@ pub(crate) fn weight_jobs<'s>(
         }
     }));
     jobs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n as u32)
+            .map(|i| ((i.wrapping_mul(2_654_435_761) ^ seed) % 2001) as f32 / 1000.0 - 1.0)
+            .collect()
+    }
+
+    /// A weight gradient cut into runs of rows gives the bits of the
+    /// whole, in either precision: each value is summed by the same
+    /// products over the same tokens.
+    #[test]
+    fn weight_gradient_pieces_keep_the_bits() {
+        for prec in [Precision::Fp32, Precision::Bf16] {
+            for (n, o, i, pieces) in [(37, 1536, 384, 4), (600, 384, 1536, 4), (29, 100, 70, 3)] {
+                let cols: Vec<(Vec<f32>, Vec<f32>)> = (0..2)
+                    .map(|c| (values(n * o, c), values(n * i, c + 7)))
+                    .collect();
+                let parts = || {
+                    cols.iter()
+                        .map(|(dy, x)| (Mat::new(dy, n, o), Mat::new(x, n, i)))
+                };
+                let mut whole = values(o * i, 99);
+                let mut cut = whole.clone();
+                add_weight_grad(prec, Some((&mut whole, 0.5)), 0, parts());
+                let runs = row_pieces(Some((&mut cut, 0.5)), i, pieces);
+                assert_eq!(runs.len(), pieces);
+                for (r0, w) in runs {
+                    add_weight_grad(prec, w, r0, parts());
+                }
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&whole), bits(&cut), "{prec:?} {n}x{o}x{i}");
+            }
+        }
+    }
 }

@@ -60,6 +60,21 @@ impl<'a> Mat<'a> {
         }
     }
 
+    /// Columns `c0..c0 + n` of the view.
+    pub fn columns(self, c0: usize, n: usize) -> Self {
+        assert!(
+            c0 + n <= self.cols,
+            "matmul: columns {c0}..{} of {}",
+            c0 + n,
+            self.cols
+        );
+        Mat {
+            data: &self.data[(c0 * self.cs).min(self.data.len())..],
+            cols: n,
+            ..self
+        }
+    }
+
     /// Its rows.
     pub fn rows_count(&self) -> usize {
         self.rows
