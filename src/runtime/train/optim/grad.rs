@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use candle_core::Var;
 
-use super::{sum_of_squares, Moments, MomentsMut, Optimizer, Param, StepAt, UpdateRule};
+use super::{MomentsMut, Optimizer, Param, StepAt, UpdateRule};
 
 /// The gradient accumulated for a parameter over a step's micro-batches.
 #[derive(Debug)]
@@ -94,119 +94,133 @@ impl RowGrad {
 /// Values per parallel task of an update.
 const UPDATE_BLOCK: usize = 1 << 15;
 
-impl Grad {
-    pub(super) fn sum_of_squares(&self) -> f64 {
-        match self {
-            Grad::Dense(g) => sum_of_squares(g),
-            Grad::Rows(r) => sum_of_squares(&r.values),
-        }
-    }
+/// A run of whole rows of one parameter's values with their gradient and
+/// state: one task of an optimizer step ([`super::update`]). Every rule is
+/// elementwise, so the result does not depend on how a step is cut.
+pub(super) struct Block<'a> {
+    param: &'a mut [f32],
+    state: MomentsMut<'a>,
+    grad: BlockGrad<'a>,
+    at: StepAt,
+}
 
-    /// `rule`'s update of `param` with this gradient, which is then
-    /// cleared: in blocks of whole rows, in parallel (each value's update
-    /// is independent of the others', so the result does not depend on the
-    /// split). Untouched rows of a row gradient are updated with a zero
-    /// gradient: their moments decay and weight decay applies, as with
-    /// torch's dense one. A dense block is zeroed right after its update,
-    /// while it is still in the cache (a separate pass would read all of
-    /// it from memory again).
-    fn update_and_clear(
-        &mut self,
-        rule: &dyn UpdateRule,
-        param: &mut [f32],
-        state: MomentsMut,
-        at: &StepAt,
-    ) {
-        use rayon::prelude::*;
-        let width = match self {
-            Grad::Dense(_) => 1,
-            Grad::Rows(r) => r.width.max(1),
-        };
-        let block = (UPDATE_BLOCK / width).max(1) * width;
-        let mut parts = Vec::with_capacity(param.len() / block + 1);
-        let (mut rest_p, mut rest_s, mut start) = (param, state, 0usize);
-        while !rest_p.is_empty() {
-            let n = block.min(rest_p.len());
-            let (p, tail_p) = rest_p.split_at_mut(n);
-            let (st, tail_s) = rest_s.split_at(n);
-            parts.push((start, p, st));
-            rest_p = tail_p;
-            rest_s = tail_s;
-            start += n;
-        }
-        let zeros = vec![0f32; width];
-        match self {
-            Grad::Dense(g) => {
-                parts
-                    .into_par_iter()
-                    .zip(g.par_chunks_mut(block))
-                    .for_each(|((_, p, st), g)| {
-                        rule.update(p, g, st, at);
-                        g.fill(0.0);
-                    })
+enum BlockGrad<'a> {
+    /// The block's run of a dense gradient, zeroed once used (while it is
+    /// still in the cache: a separate pass would read it all again).
+    Dense(&'a mut [f32]),
+    /// A row gradient, and the first row of the block.
+    Rows { rows: &'a RowGrad, first: u32 },
+}
+
+/// Where the blocks of [`Grad::blocks`] take their gradient from.
+enum Source<'a> {
+    Dense(std::slice::ChunksMut<'a, f32>),
+    Rows(&'a RowGrad),
+}
+
+impl Block<'_> {
+    /// `rule`'s update of the block. Untouched rows of a row gradient are
+    /// updated with a zero gradient: their moments decay and weight decay
+    /// applies, as with torch's dense one.
+    pub(super) fn run(self, rule: &dyn UpdateRule) {
+        let Block {
+            param,
+            state,
+            grad,
+            at,
+        } = self;
+        match grad {
+            BlockGrad::Dense(g) => {
+                rule.update(param, g, state, &at);
+                g.fill(0.0);
             }
-            Grad::Rows(r) => {
-                parts.into_par_iter().for_each(|(start, p, st)| {
-                    let mut st = st;
-                    let mut p = p;
-                    let mut row = (start / width) as u32;
-                    while !p.is_empty() {
-                        let (pr, tp) = p.split_at_mut(width.min(p.len()));
-                        let (sr, ts) = st.split_at(pr.len());
-                        match r.slot.get(&row) {
-                            Some(&off) => rule.update(pr, &r.values[off..off + pr.len()], sr, at),
-                            None if !r.live(row) && rule.zero_state_update(pr, at) => {}
-                            None => rule.update(pr, &zeros[..pr.len()], sr, at),
-                        }
-                        p = tp;
-                        st = ts;
-                        row += 1;
+            BlockGrad::Rows { rows: r, first } => {
+                let width = r.width.max(1);
+                let zeros = vec![0f32; width];
+                let (mut p, mut st, mut row) = (param, state, first);
+                while !p.is_empty() {
+                    let (pr, tp) = p.split_at_mut(width.min(p.len()));
+                    let (sr, ts) = st.split_at(pr.len());
+                    match r.slot.get(&row) {
+                        Some(&off) => rule.update(pr, &r.values[off..off + pr.len()], sr, &at),
+                        None if !r.live(row) && rule.zero_state_update(pr, &at) => {}
+                        None => rule.update(pr, &zeros[..pr.len()], sr, &at),
                     }
-                });
-                r.clear();
+                    p = tp;
+                    st = ts;
+                    row += 1;
+                }
             }
         }
     }
 }
 
-/// One parameter's update, run on its storage in place (no copy out and
-/// back); its gradient is cleared.
-pub(super) struct InPlace<'a> {
-    pub(super) rule: &'a dyn UpdateRule,
-    pub(super) grad: std::cell::RefCell<&'a mut Grad>,
-    pub(super) moments: std::cell::RefCell<&'a mut Moments>,
-    pub(super) at: StepAt,
-}
-
-impl candle_core::InplaceOp1 for InPlace<'_> {
-    fn name(&self) -> &'static str {
-        "optimizer-update"
+impl Grad {
+    /// The values the gradient holds: all of a dense one, the touched rows
+    /// of a row gradient.
+    pub(super) fn values(&self) -> &[f32] {
+        match self {
+            Grad::Dense(g) => g,
+            Grad::Rows(r) => &r.values,
+        }
     }
 
-    fn cpu_fwd(
-        &self,
-        s: &mut candle_core::CpuStorage,
-        l: &candle_core::Layout,
-    ) -> candle_core::Result<()> {
-        let candle_core::CpuStorage::F32(v) = s else {
-            candle_core::bail!("optimizer: parameters must be f32");
-        };
-        let Some((a, b)) = l.contiguous_offsets() else {
-            candle_core::bail!("optimizer: a parameter is not contiguous");
-        };
-        let mut moments = self.moments.borrow_mut();
-        let n = b - a;
-        let mut grad = self.grad.borrow_mut();
-        let len_ok = match &**grad {
-            Grad::Dense(g) => g.len() == n,
-            Grad::Rows(r) => r.width > 0 && n.is_multiple_of(r.width),
+    /// The tasks of the update of `param` (with state `state`) by this
+    /// gradient, in blocks of whole rows, added to `out`; an error where
+    /// the gradient or the state does not fit the parameter.
+    pub(super) fn blocks<'a>(
+        &'a mut self,
+        param: &'a mut [f32],
+        state: MomentsMut<'a>,
+        at: StepAt,
+        out: &mut Vec<Block<'a>>,
+    ) -> Result<(), String> {
+        let n = param.len();
+        let (len_ok, width) = match &*self {
+            Grad::Dense(g) => (g.len() == n, 1),
+            Grad::Rows(r) => (r.width > 0 && n.is_multiple_of(r.width), r.width.max(1)),
         };
         let state_ok = |b: &[f32]| b.is_empty() || b.len() == n;
-        if !len_ok || !state_ok(&moments.m) || !state_ok(&moments.v) {
-            candle_core::bail!("optimizer: gradient or state of the wrong size");
+        if !len_ok || !state_ok(state.m) || !state_ok(state.v) {
+            return Err("gradient or state of the wrong size".into());
         }
-        grad.update_and_clear(self.rule, &mut v[a..b], moments.as_mut(), &self.at);
+        let block = (UPDATE_BLOCK / width).max(1) * width;
+        let mut src = match self {
+            Grad::Dense(g) => Source::Dense(g.chunks_mut(block)),
+            Grad::Rows(r) => Source::Rows(r),
+        };
+        let (mut rest_p, mut rest_s, mut start) = (param, state, 0usize);
+        while !rest_p.is_empty() {
+            let len = block.min(rest_p.len());
+            let (p, tail_p) = rest_p.split_at_mut(len);
+            let (st, tail_s) = rest_s.split_at(len);
+            let grad = match &mut src {
+                // As long as the parameter (checked above): a chunk each.
+                Source::Dense(d) => BlockGrad::Dense(d.next().unwrap_or_default()),
+                Source::Rows(r) => BlockGrad::Rows {
+                    rows: r,
+                    first: (start / width) as u32,
+                },
+            };
+            out.push(Block {
+                param: p,
+                state: st,
+                grad,
+                at,
+            });
+            rest_p = tail_p;
+            rest_s = tail_s;
+            start += len;
+        }
         Ok(())
+    }
+
+    /// After a step: a row gradient forgets its rows (a dense one was
+    /// zeroed block by block).
+    pub(super) fn clear(&mut self) {
+        if let Grad::Rows(r) = self {
+            r.clear();
+        }
     }
 }
 

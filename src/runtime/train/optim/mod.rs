@@ -9,6 +9,7 @@ pub mod adam;
 pub mod adamw;
 mod grad;
 pub mod sgd;
+mod update;
 
 use std::collections::HashMap;
 
@@ -16,7 +17,7 @@ use candle_core::{backprop::GradStore, Tensor, Var};
 
 use super::error::{Result, RunError};
 use crate::registry::{ArgError, Args, Component};
-use grad::{Grad, InPlace, RowGrad, Sink};
+use grad::{Grad, RowGrad, Sink};
 
 /// The optimizer state of one parameter: up to two buffers as long as the
 /// parameter (Adam's first and second moments, SGD's momentum); a buffer
@@ -152,16 +153,19 @@ pub fn decays(param_name: &str) -> bool {
 /// order: the result depends only on the values, never on the threads.
 pub fn sum_of_squares(grad: &[f32]) -> f64 {
     use rayon::prelude::*;
-    const BLOCK: usize = 1 << 16;
-    let partials: Vec<f64> = grad
-        .par_chunks(BLOCK)
-        .map(|g| {
-            let mut acc = [0f64; 8];
-            squares_into(g, &mut acc);
-            acc.iter().sum::<f64>()
-        })
-        .collect();
+    let partials: Vec<f64> = grad.par_chunks(SQUARES_BLOCK).map(block_squares).collect();
     partials.iter().sum()
+}
+
+/// The values of a block of [`sum_of_squares`].
+const SQUARES_BLOCK: usize = 1 << 16;
+
+/// One block's sum of squares, in eight running sums (one vector
+/// register) added at the end.
+fn block_squares(g: &[f32]) -> f64 {
+    let mut acc = [0f64; 8];
+    squares_into(g, &mut acc);
+    acc.iter().sum::<f64>()
 }
 
 simd_dispatch!(fn squares_into(g: &[f32], acc: &mut [f64; 8]) => squares_into_generic);
@@ -304,39 +308,28 @@ impl Optimizer {
 
     /// The global L2 norm of the accumulated gradients.
     pub fn grad_norm(&self) -> f64 {
-        self.params
-            .iter()
-            .map(|p| p.grad.sum_of_squares())
-            .sum::<f64>()
-            .sqrt()
+        update::grad_norm(&self.params)
     }
 
     /// Clip (when `max_grad_norm > 0`), take one step at learning rate
     /// `lr`, and clear the accumulated gradients. Returns the gradient norm
-    /// before clipping. Parameters are updated in place in their storage.
+    /// before clipping. Parameters are updated in place in their storage,
+    /// all of them in one parallel pass ([`update`]).
     pub fn step(&mut self, lr: f64, max_grad_norm: f64) -> Result<f64> {
         let norm = self.grad_norm();
-        let scale = if max_grad_norm > 0.0 {
+        let grad_scale = if max_grad_norm > 0.0 {
             clip_factor(norm, max_grad_norm)
         } else {
             1.0
         };
         self.steps += 1;
-        for p in &mut self.params {
-            let at = StepAt {
-                lr,
-                decay: p.decay,
-                grad_scale: scale,
-                step: self.steps,
-            };
-            let op = InPlace {
-                rule: self.rule.as_ref(),
-                grad: std::cell::RefCell::new(&mut p.grad),
-                moments: std::cell::RefCell::new(&mut p.moments),
-                at,
-            };
-            p.var.as_tensor().inplace_op1(&op)?;
-        }
+        let step = self.steps;
+        update::update_all(&mut self.params, self.rule.as_ref(), |p| StepAt {
+            lr,
+            decay: p.decay,
+            grad_scale,
+            step,
+        })?;
         Ok(norm)
     }
 
