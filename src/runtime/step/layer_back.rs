@@ -264,6 +264,11 @@ fn linear_jobs<'s>(
 /// column order), as jobs that may run in any order and on any thread:
 /// each writes only its own buffers, `bufs` in the order of [`VARS`]. The
 /// largest come first, so that the last to start are the short ones.
+/// With `split` (the last layer of a backward, whose jobs end it), the
+/// intermediate and output weights (`inter x hidden`) are cut into jobs
+/// of `hidden x hidden` each, so that no core is left waiting on one large
+/// job. Splitting packs each piece's input again, which the layers above
+/// need not pay: their jobs overlap with the columns' input gradients.
 pub(crate) fn weight_jobs<'s>(
     cols: Vec<&'s LayerTape>,
     deltas: Arc<Vec<Deltas>>,

@@ -40,6 +40,10 @@ pub(super) fn grad_norm(params: &[Param]) -> f64 {
         .sqrt()
 }
 
+/// The most parameters one pass of [`update_all`] holds at once (MiniLM
+/// has 101, BERT-large 391).
+const GROUP: usize = 512;
+
 /// `rule`'s update of every parameter with its accumulated gradient (then
 /// cleared), `at` giving each parameter's [`StepAt`].
 pub(super) fn update_all(
@@ -50,10 +54,11 @@ pub(super) fn update_all(
     use rayon::prelude::*;
     let vars: Vec<Var> = params.iter().map(|p| p.var.clone()).collect();
     // Each storage can be held once: a tensor listed twice is updated
-    // on its own.
+    // on its own. Each storage held is a frame of the lending recursion:
+    // groups of at most GROUP keep its depth bounded for any model.
     let mut ids = std::collections::HashSet::new();
     let per_group = if vars.iter().all(|v| ids.insert(v.id())) {
-        vars.len().max(1)
+        vars.len().clamp(1, GROUP)
     } else {
         1
     };
@@ -211,6 +216,33 @@ mod tests {
             assert_eq!(opt.params[i].moments, m, "state of parameter {i}");
             assert!(opt.params[i].grad.values().iter().all(|&x| x == 0.0));
         }
+    }
+
+    /// A model of many tensors is updated in groups: the lending stays
+    /// within a thread's default stack (2 MiB).
+    #[test]
+    fn many_parameters_fit_a_small_stack() {
+        let run = || {
+            let vars: Vec<Var> = (0..1100).map(|i| var(2, i as f32)).collect();
+            let named = vars
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (format!("p{i}.weight"), v.clone()))
+                .collect();
+            let mut opt = Optimizer::new(named, Box::new(AdamWConfig::default())).unwrap();
+            for p in opt.params.iter_mut() {
+                p.grad = Grad::Dense(vec![0.25, -0.5]);
+            }
+            let before = vars[1099].as_tensor().to_vec1::<f32>().unwrap();
+            opt.step(1e-2, 1.0).unwrap();
+            assert_ne!(vars[1099].as_tensor().to_vec1::<f32>().unwrap(), before);
+        };
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(run)
+            .unwrap()
+            .join()
+            .unwrap();
     }
 
     /// A tensor trained under two names (a tied weight) cannot have its
