@@ -23,7 +23,7 @@ use std::sync::Arc;
 use super::attention::{self, Packed};
 use super::bf16::{self, matmul_bf16_packed, PackedB};
 use super::layer::{drop_rows, packed_weight, LayerTape, LayerVars, Lin, Ln};
-use super::matmul::{matmul_here_in, matmul_in, Into, Mat, MatMut};
+use super::matmul::{matmul_here_in, matmul_in, Into, Mat, MatMut, ROWS};
 use super::rows::{add_column_sums, layer_norm_back, NormSaved};
 use super::{add_into, read, Buf, Layout, Tapes};
 use crate::registry::choices::Precision;
@@ -214,18 +214,33 @@ fn add_bias_grad<'a>(db: Buf, parts: impl Iterator<Item = &'a [f32]>) {
     }
 }
 
-/// `w` cut into `pieces` runs of whole rows of `width` values (fewer
-/// where it has fewer rows), each with the index of its first row.
+/// `w` cut into `pieces` runs of whole rows of `width` values, each with
+/// the index of its first row. Runs differ by one row at most, and none
+/// has fewer than [`ROWS`] rows (fewer pieces where `w` has fewer rows):
+/// `gemm` blocks smaller products otherwise, and a piece would not give
+/// the bits of the whole.
 fn row_pieces(w: Buf<'_>, width: usize, pieces: usize) -> Vec<(usize, Buf<'_>)> {
-    let Some((w, scale)) = w else {
+    let Some((mut rest, scale)) = w else {
         return vec![(0, None)];
     };
-    let rows = w.len() / width.max(1);
-    let per = rows.div_ceil(pieces.max(1)).max(1);
-    w.chunks_mut(per * width.max(1))
-        .enumerate()
-        .map(|(j, c)| (j * per, Some((c, scale))))
-        .collect()
+    let width = width.max(1);
+    let rows = rest.len() / width;
+    let pieces = pieces.min(rows / ROWS).max(1);
+    let mut out = Vec::with_capacity(pieces);
+    let mut r0 = 0;
+    for j in 0..pieces {
+        let n = rows / pieces + usize::from(j < rows % pieces);
+        let take = if j + 1 == pieces {
+            rest.len()
+        } else {
+            n * width
+        };
+        let (piece, tail) = std::mem::take(&mut rest).split_at_mut(take);
+        out.push((r0, Some((piece, scale))));
+        rest = tail;
+        r0 += n;
+    }
+    out
 }
 
 /// The jobs of a linear layer's weight and bias gradients: `dy` picks a
@@ -342,21 +357,24 @@ pub(crate) fn weight_jobs<'s>(
 
 #[cfg(test)]
 mod tests {
+    use super::super::matmul::test_values as values;
     use super::*;
-
-    fn values(n: usize, seed: u32) -> Vec<f32> {
-        (0..n as u32)
-            .map(|i| ((i.wrapping_mul(2_654_435_761) ^ seed) % 2001) as f32 / 1000.0 - 1.0)
-            .collect()
-    }
 
     /// A weight gradient cut into runs of rows gives the bits of the
     /// whole, in either precision: each value is summed by the same
-    /// products over the same tokens.
+    /// products over the same tokens (also for narrow weights and more
+    /// tokens than `gemm`'s 512-deep blocks, where too small a piece would
+    /// be blocked otherwise: such weights get fewer pieces).
     #[test]
     fn weight_gradient_pieces_keep_the_bits() {
         for prec in [Precision::Fp32, Precision::Bf16] {
-            for (n, o, i, pieces) in [(37, 1536, 384, 4), (600, 384, 1536, 4), (29, 100, 70, 3)] {
+            for (n, o, i, pieces, made) in [
+                (37, 1536, 384, 4, 4),
+                (600, 384, 1536, 4, 4),
+                (29, 100, 70, 3, 1),
+                (600, 261, 64, 4, 4),
+                (700, 128, 64, 2, 1),
+            ] {
                 let cols: Vec<(Vec<f32>, Vec<f32>)> = (0..2)
                     .map(|c| (values(n * o, c), values(n * i, c + 7)))
                     .collect();
@@ -368,7 +386,7 @@ mod tests {
                 let mut cut = whole.clone();
                 add_weight_grad(prec, Some((&mut whole, 0.5)), 0, parts());
                 let runs = row_pieces(Some((&mut cut, 0.5)), i, pieces);
-                assert_eq!(runs.len(), pieces);
+                assert_eq!(runs.len(), made);
                 for (r0, w) in runs {
                     add_weight_grad(prec, w, r0, parts());
                 }

@@ -268,10 +268,13 @@ impl Rounded {
 /// rows of `gemm`'s f32 microkernels (64 with AVX-512, 16 with AVX2/FMA).
 const COLUMNS: usize = 64;
 
-/// The fewest rows of a product split by columns: `gemm` sums products of
-/// at most 256 values in another order (its small kernels), which a run
-/// of [`COLUMNS`] columns must never fall into.
-const ROWS: usize = 16;
+/// The fewest rows of a product split by columns. Where both sides of a
+/// product are at most 64, `gemm` cuts the inner dimension into other
+/// blocks (`k.min(512)`, not its cache-sized blocks) and, under 256
+/// values, sums in another order (its small kernels): a run of
+/// [`COLUMNS`] columns with as few rows would not give the whole
+/// product's bits (`the_column_split_keeps_the_bits`: 40 rows, 700 deep).
+pub(crate) const ROWS: usize = 65;
 
 /// `dst (op) a @ b` over `threads` threads.
 ///
@@ -359,6 +362,15 @@ fn product(dst: MatMut, a: Mat, b: Mat, how: Into, threads: usize) {
     }
 }
 
+/// `n` values in [-1, 1) that look random and depend on `seed`: operands
+/// for the products' tests.
+#[cfg(test)]
+pub(crate) fn test_values(n: usize, seed: usize) -> Vec<f32> {
+    (0..n)
+        .map(|i| ((i.wrapping_mul(2654435761).wrapping_add(seed) >> 7) % 1000) as f32 / 500.0 - 1.0)
+        .collect()
+}
+
 /// A destination's pointer, shared by the jobs of a split product (here
 /// and in [`super::bf16`]), each of which writes only its own columns.
 #[derive(Clone, Copy)]
@@ -444,14 +456,6 @@ mod tests {
     /// product, and `Add`.
     #[test]
     fn the_column_split_keeps_the_bits() {
-        let values = |n: usize, seed: usize| -> Vec<f32> {
-            (0..n)
-                .map(|i| {
-                    ((i.wrapping_mul(2654435761).wrapping_add(seed) >> 7) % 1000) as f32 / 500.0
-                        - 1.0
-                })
-                .collect()
-        };
         for (m, k, n) in [
             (230, 384, 1152),
             (61, 1536, 384),
@@ -459,14 +463,16 @@ mod tests {
             (16, 70, 200),
             (300, 33, 129),
             (40, 9, 1000),
+            (40, 700, 128),
+            (64, 1100, 190),
         ] {
-            let (a, b) = (values(m * k, 1), values(k * n, 2));
+            let (a, b) = (test_values(m * k, 1), test_values(k * n, 2));
             for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
                 let av = Mat::stored(&a, m, k, ta);
                 let bv = Mat::stored(&b, k, n, tb);
                 for how in [Into::Set, Into::Add(0.5)] {
                     let ld = n + 3;
-                    let start = values(m * ld, 3);
+                    let start = test_values(m * ld, 3);
                     let mut one = start.clone();
                     product(MatMut::rows(&mut one, m, n, ld), av, bv, how, 1);
                     for threads in [2, 3, 8] {
