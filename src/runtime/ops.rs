@@ -14,7 +14,7 @@ use candle_core::{DType, Tensor, TensorId, D};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use super::error::Result;
-use super::kernels;
+use super::kernels::{self, WeightForm};
 use super::step::Tapes;
 use crate::registry::choices::Precision;
 
@@ -43,9 +43,12 @@ pub struct Ctx {
 /// A weight layout of the inference cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum WeightLayout {
-    Transposed,
-    /// q, k and v weights stacked and transposed, `[hidden, 3 * hidden]`.
-    QkvTransposed,
+    /// For the product: packed for `gemm` ([`kernels::Panels`]) where
+    /// its AVX-512 kernels run, else transposed (`[in, out]`).
+    Product,
+    /// q, k and v weights stacked (`[3 * hidden, hidden]`), in the
+    /// product's layout.
+    QkvProduct,
     /// Their biases side by side.
     QkvBias,
 }
@@ -98,9 +101,10 @@ impl Ctx {
         Ok(Some(t))
     }
 
-    /// `w` `[out, in]` as a contiguous `[in, out]`, when cached.
-    fn transposed(&self, w: &Tensor) -> Result<Option<Tensor>> {
-        self.layout(w, WeightLayout::Transposed, || Ok(w.t()?.contiguous()?))
+    /// `w` `[out, in]` in the product's layout ([`product_form`]), when
+    /// cached.
+    fn product_layout(&self, w: &Tensor) -> Result<Option<Tensor>> {
+        self.layout(w, WeightLayout::Product, || in_product_form(w))
     }
 
     /// Training: dropout active (its masks drawn from `seed`), gradients on.
@@ -187,6 +191,28 @@ impl Ctx {
     }
 }
 
+/// The form the inference cache keeps a linear layer's weight in: packed
+/// once for `gemm` where its AVX-512 kernels run (`kernels/panels.rs`
+/// says why not elsewhere), else transposed.
+fn product_form() -> WeightForm {
+    if kernels::panels_available() {
+        WeightForm::Panels
+    } else {
+        WeightForm::Transposed
+    }
+}
+
+/// `w` `[out, in]` (f32) in [`product_form`].
+fn in_product_form(w: &Tensor) -> Result<Tensor> {
+    if product_form() == WeightForm::Transposed {
+        return Ok(w.t()?.contiguous()?);
+    }
+    let (out, inp) = w.dims2()?;
+    let values = w.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+    let data = kernels::Panels::pack(&values, out, inp);
+    Ok(Tensor::from_vec(data, (out, inp), w.device())?)
+}
+
 fn fused_ok(x: &Tensor, ctx: &Ctx) -> bool {
     !ctx.grad && x.dtype() == DType::F32 && x.device().is_cpu()
 }
@@ -202,8 +228,8 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, ctx: &Ctx) -> Result<T
         return linear_composed(x, w, b, Precision::Bf16);
     }
     if fused_ok(x, ctx) && w.dtype() == DType::F32 {
-        if let Some(wt) = ctx.transposed(w)? {
-            return kernels::linear_t(x, &wt, b, false);
+        if let Some(p) = ctx.product_layout(w)? {
+            return kernels::linear_in(x, &p, b, false, product_form());
         }
         return kernels::linear(x, w, b, false);
     }
@@ -216,8 +242,8 @@ pub fn linear_gelu(x: &Tensor, w: &Tensor, b: Option<&Tensor>, ctx: &Ctx) -> Res
         return gelu(&linear_composed(x, w, b, Precision::Bf16)?, ctx);
     }
     if fused_ok(x, ctx) && w.dtype() == DType::F32 {
-        if let Some(wt) = ctx.transposed(w)? {
-            return kernels::linear_t(x, &wt, b, true);
+        if let Some(p) = ctx.product_layout(w)? {
+            return kernels::linear_in(x, &p, b, true, product_form());
         }
         return kernels::linear(x, w, b, true);
     }
@@ -258,12 +284,10 @@ pub fn self_attention(
     if fused_ok(x, ctx) && !ctx.train {
         let cat_w = || -> Result<Tensor> { Ok(Tensor::cat(&[q.0, k.0, v.0], 0)?) };
         let cat_b = || -> Result<Tensor> { Ok(Tensor::cat(&[q.1, k.1, v.1], 0)?) };
-        let qkv = match ctx.layout(q.0, WeightLayout::QkvTransposed, || {
-            Ok(cat_w()?.t()?.contiguous()?)
-        })? {
-            Some(wt) => {
+        let qkv = match ctx.layout(q.0, WeightLayout::QkvProduct, || in_product_form(&cat_w()?))? {
+            Some(p) => {
                 let b = ctx.layout(q.1, WeightLayout::QkvBias, cat_b)?;
-                kernels::linear_t(x, &wt, b.as_ref(), false)?
+                kernels::linear_in(x, &p, b.as_ref(), false, product_form())?
             }
             None => kernels::linear(x, &cat_w()?, Some(&cat_b()?), false)?,
         };

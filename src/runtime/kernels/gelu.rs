@@ -92,7 +92,7 @@ pub(crate) fn gelu_in_place_par(x: &mut [f32]) {
     x.par_chunks_mut(BLOCK).for_each(gelu_in_place);
 }
 
-simd_dispatch!(fn gelu_in_place(x: &mut [f32]) => gelu_in_place_generic);
+simd_dispatch!(pub(crate) fn gelu_in_place(x: &mut [f32]) => gelu_in_place_generic);
 
 #[inline(always)]
 fn gelu_in_place_generic(x: &mut [f32]) {

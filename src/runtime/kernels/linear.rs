@@ -3,7 +3,8 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 
 use super::f32_slice;
-use super::gelu::gelu_in_place_par;
+use super::gelu::{gelu_in_place, gelu_in_place_par};
+use super::panels::{Panels, Then};
 use crate::runtime::error::Result;
 use crate::runtime::step::matmul::{matmul, Into, Mat, MatMut};
 
@@ -11,10 +12,21 @@ use crate::runtime::step::matmul::{matmul, Into, Mat, MatMut};
 /// pass over the output (inference only: no backward).
 pub(crate) struct LinearOp {
     pub gelu: bool,
-    /// The weight is given transposed, `[in, out]`: both operands are then
-    /// row-major, gemm's fastest layout (up to twice `x @ w^T` read through
-    /// strides, for 384 outputs).
-    pub transposed: bool,
+    pub form: WeightForm,
+}
+
+/// How a linear layer's weight is given to [`LinearOp`].
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub(crate) enum WeightForm {
+    /// As stored, `[out, in]` (read through its strides).
+    Rows,
+    /// Transposed, `[in, out]`: both operands are then row-major, the
+    /// layout `gemm`'s AVX2 kernels run fastest on.
+    Transposed,
+    /// Packed once by [`Panels::pack`] (the same `out * in` values; the
+    /// tensor keeps the shape `[out, in]`): no packing per call, for
+    /// `gemm`'s AVX-512 kernels.
+    Panels,
 }
 
 impl CustomOp3 for LinearOp {
@@ -36,7 +48,7 @@ impl CustomOp3 for LinearOp {
         let b = f32_slice(bs, bl, "fused-linear b")?;
         let (rows, inp) = xl.shape().dims2()?;
         let (out, inp2) = match wl.shape().dims2()? {
-            (i, o) if self.transposed => (o, i),
+            (i, o) if self.form == WeightForm::Transposed => (o, i),
             d => d,
         };
         if inp != inp2 || b.len() != out {
@@ -54,15 +66,24 @@ impl CustomOp3 for LinearOp {
         for _ in 0..rows {
             dst.extend_from_slice(b);
         }
-        // The right operand `w^T` `[in, out]`: the weight as given
-        // transposed, or `[out, in]` read through its strides.
-        let wt = Mat::stored(w, inp, out, !self.transposed);
-        matmul(
-            MatMut::new(&mut dst, rows, out),
-            Mat::new(x, rows, inp),
-            wt,
-            Into::Add(1.0),
-        );
+        match self.form {
+            WeightForm::Rows | WeightForm::Transposed => matmul(
+                MatMut::new(&mut dst, rows, out),
+                Mat::new(x, rows, inp),
+                // The right operand `w^T` `[in, out]`, stored as such or
+                // read through the strides of `[out, in]`.
+                Mat::stored(w, inp, out, self.form == WeightForm::Rows),
+                Into::Add(1.0),
+            ),
+            WeightForm::Panels => match Panels::view(w, out, inp) {
+                Some(panels) => {
+                    let gelu: &Then = &gelu_in_place;
+                    panels.product(&mut dst, x, rows, self.gelu.then_some(gelu));
+                    return Ok((CpuStorage::F32(dst), Shape::from((rows, out))));
+                }
+                None => candle_core::bail!("fused-linear: packed weight of the wrong size"),
+            },
+        }
         if self.gelu {
             gelu_in_place_par(&mut dst);
         }
@@ -70,27 +91,25 @@ impl CustomOp3 for LinearOp {
     }
 }
 
-/// The fused linear: `x` of any rank, `[.., in]` -> `[.., out]`.
+/// The fused linear: `x` of any rank, `[.., in]` -> `[.., out]`, with `w`
+/// `[out, in]` as stored.
 pub(crate) fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, gelu: bool) -> Result<Tensor> {
-    linear_with(x, w, b, gelu, false)
+    linear_in(x, w, b, gelu, WeightForm::Rows)
 }
 
-/// [`linear`] with the weight given transposed, `wt` `[in, out]`.
-pub(crate) fn linear_t(x: &Tensor, wt: &Tensor, b: Option<&Tensor>, gelu: bool) -> Result<Tensor> {
-    linear_with(x, wt, b, gelu, true)
-}
-
-fn linear_with(
+/// [`linear`] with the weight in the given form (its shape `[in, out]`
+/// when transposed, else `[out, in]`).
+pub(crate) fn linear_in(
     x: &Tensor,
     w: &Tensor,
     b: Option<&Tensor>,
     gelu: bool,
-    transposed: bool,
+    form: WeightForm,
 ) -> Result<Tensor> {
     let dims = x.dims().to_vec();
     let inp = *dims.last().unwrap_or(&0);
     let rows = x.elem_count() / inp.max(1);
-    let out = w.dim(if transposed { 1 } else { 0 })?;
+    let out = w.dim(usize::from(form == WeightForm::Transposed))?;
     let zeros;
     let b = match b {
         Some(b) => b,
@@ -100,11 +119,7 @@ fn linear_with(
         }
     };
     let x2 = x.reshape((rows, inp))?.contiguous()?;
-    let y = x2.apply_op3_no_bwd(
-        &w.contiguous()?,
-        &b.contiguous()?,
-        &LinearOp { gelu, transposed },
-    )?;
+    let y = x2.apply_op3_no_bwd(&w.contiguous()?, &b.contiguous()?, &LinearOp { gelu, form })?;
     let mut out_dims = dims;
     if let Some(l) = out_dims.last_mut() {
         *l = out;
