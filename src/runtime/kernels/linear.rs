@@ -67,25 +67,27 @@ impl CustomOp3 for LinearOp {
             dst.extend_from_slice(b);
         }
         match self.form {
-            WeightForm::Rows | WeightForm::Transposed => matmul(
-                MatMut::new(&mut dst, rows, out),
-                Mat::new(x, rows, inp),
-                // The right operand `w^T` `[in, out]`, stored as such or
-                // read through the strides of `[out, in]`.
-                Mat::stored(w, inp, out, self.form == WeightForm::Rows),
-                Into::Add(1.0),
-            ),
-            WeightForm::Panels => match Panels::view(w, out, inp) {
-                Some(panels) => {
-                    let gelu: &Then = &gelu_in_place;
-                    panels.product(&mut dst, x, rows, self.gelu.then_some(gelu));
-                    return Ok((CpuStorage::F32(dst), Shape::from((rows, out))));
+            WeightForm::Rows | WeightForm::Transposed => {
+                matmul(
+                    MatMut::new(&mut dst, rows, out),
+                    Mat::new(x, rows, inp),
+                    // The right operand `w^T` `[in, out]`, stored as such
+                    // or read through the strides of `[out, in]`.
+                    Mat::stored(w, inp, out, self.form == WeightForm::Rows),
+                    Into::Add(1.0),
+                );
+                if self.gelu {
+                    gelu_in_place_par(&mut dst);
                 }
-                None => candle_core::bail!("fused-linear: packed weight of the wrong size"),
-            },
-        }
-        if self.gelu {
-            gelu_in_place_par(&mut dst);
+            }
+            WeightForm::Panels => {
+                let Some(panels) = Panels::view(w, out, inp) else {
+                    candle_core::bail!("fused-linear: packed weight of the wrong size");
+                };
+                // GELU on each finished run of outputs, while in cache.
+                let gelu: &Then = &gelu_in_place;
+                panels.product(&mut dst, x, rows, self.gelu.then_some(gelu));
+            }
         }
         Ok((CpuStorage::F32(dst), Shape::from((rows, out))))
     }

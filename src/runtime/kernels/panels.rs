@@ -164,6 +164,13 @@ mod tests {
     // The panels run on any CPU (only their speed depends on the kernel
     // `gemm` picks), so these tests need no AVX-512.
 
+    /// An input `[rows, inp]` and a weight `[out, inp]` packed, from `seed`.
+    fn operands(rows: usize, inp: usize, out: usize, seed: usize) -> (Vec<f32>, Vec<f32>) {
+        let x = test_values(rows * inp, seed);
+        let w = test_values(out * inp, seed + 1);
+        (x, Panels::pack(&w, out, inp))
+    }
+
     #[test]
     fn panels_give_the_product() {
         let shapes = [
@@ -200,9 +207,7 @@ mod tests {
     #[test]
     fn threads_do_not_change_the_bits() {
         let (rows, inp, out) = (203, 1536, 392);
-        let x = test_values(rows * inp, 4);
-        let w = test_values(out * inp, 5);
-        let packed = Panels::pack(&w, out, inp);
+        let (x, packed) = operands(rows, inp, out, 4);
         let panels = Panels::view(&packed, out, inp).expect("sizes");
         let run = |threads: usize| {
             let pool = rayon::ThreadPoolBuilder::new()
@@ -221,9 +226,7 @@ mod tests {
     #[test]
     fn then_runs_once_on_every_value() {
         let (rows, inp, out) = (101, 48, 200);
-        let x = test_values(rows * inp, 6);
-        let w = test_values(out * inp, 7);
-        let packed = Panels::pack(&w, out, inp);
+        let (x, packed) = operands(rows, inp, out, 6);
         let panels = Panels::view(&packed, out, inp).expect("sizes");
         let mut want = vec![0f32; rows * out];
         panels.product(&mut want, &x, rows, None);
