@@ -585,6 +585,57 @@ mod tests {
         .unwrap()
     }
 
+    /// The encoding context's weight layouts (panels with AVX-512, else
+    /// transposed; made on first use, then reused) give the results of
+    /// the weights as stored, for the linear layers (with and without
+    /// GELU) and the stacked q/k/v projections.
+    #[test]
+    fn cached_weight_layouts_give_the_stored_weights_results() {
+        let (inp, out, heads) = (72, 136, 4);
+        let x = random_var(&[3, 7, inp], 11, 1.0);
+        let w = random_var(&[out, inp], 12, 0.3);
+        let b = random_var(&[out], 13, 0.5);
+        let p = |s| random_var(&[inp, inp], s, 0.3);
+        let (q, k, v) = (p(14), p(15), p(16));
+        let qb = random_var(&[inp], 17, 0.1);
+        // The last two tokens of each text are padding.
+        let keep: Vec<f32> = (0..21).map(|i| f32::from(i % 7 < 5)).collect();
+        let mask = Tensor::from_vec(keep, (3, 7), &candle_core::Device::Cpu).unwrap();
+        let flat = |t: Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let (plain, cached) = (Ctx::eval(), Ctx::eval_cached());
+        let x = x.as_tensor();
+        let (w, b) = (w.as_tensor(), b.as_tensor());
+        let qb = qb.as_tensor();
+        let attend = |ctx: &Ctx| {
+            let (q, k, v) = (
+                (q.as_tensor(), qb),
+                (k.as_tensor(), qb),
+                (v.as_tensor(), qb),
+            );
+            let shape = AttnShape::default();
+            self_attention(x, q, k, v, &mask, heads, 0.0, shape, ctx).unwrap()
+        };
+        for round in 0..2 {
+            let pairs = [
+                (
+                    linear(x, w, Some(b), &plain),
+                    linear(x, w, Some(b), &cached),
+                    "linear",
+                ),
+                (
+                    linear_gelu(x, w, Some(b), &plain),
+                    linear_gelu(x, w, Some(b), &cached),
+                    "linear_gelu",
+                ),
+                (Ok(attend(&plain)), Ok(attend(&cached)), "attention"),
+            ];
+            for (want, got, what) in pairs {
+                let (want, got) = (flat(want.unwrap()), flat(got.unwrap()));
+                assert_close(&got, &want, 1e-5, &format!("{what}, round {round}"));
+            }
+        }
+    }
+
     #[test]
     fn fused_layer_norm_matches_the_composed_one_with_gradients() {
         let x = random_var(&[3, 5, 48], 1, 3.0);
