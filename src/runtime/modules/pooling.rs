@@ -339,38 +339,48 @@ mod tests {
     /// summed over the tokens, and the same gradient.
     #[test]
     fn masked_sum_is_the_elementwise_one() {
-        let (b, s, h) = (3, 7, 40);
-        let vals: Vec<f32> = (0..b * s * h)
-            .map(|i| (i as f32 * 0.731).sin() * 3.0)
-            .collect();
-        let te =
-            Var::from_tensor(&Tensor::from_vec(vals, (b, s, h), &Device::Cpu).unwrap()).unwrap();
-        let w: Vec<f32> = (0..b * s)
-            .map(|i| [1.0, 1.0, 0.0, 1.0, 0.0][i % 5])
-            .collect();
-        let w = Tensor::from_vec(w, (b, s, 1), &Device::Cpu).unwrap();
-        let up = Tensor::from_vec(
-            (0..b * h).map(|i| i as f32 - 50.0).collect::<Vec<f32>>(),
-            (b, h),
-            &Device::Cpu,
-        )
-        .unwrap();
-        let by_product = masked_sum(te.as_tensor(), &w).unwrap();
-        let by_sum = te.as_tensor().broadcast_mul(&w).unwrap().sum(1).unwrap();
-        let bits = |t: &Tensor| {
-            t.flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap()
-                .iter()
-                .map(|x| x.to_bits())
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(bits(&by_product), bits(&by_sum));
-        let grad = |out: &Tensor| {
-            let g = (out * &up).unwrap().sum_all().unwrap().backward().unwrap();
-            g.get(te.as_tensor()).unwrap().clone()
-        };
-        assert_eq!(bits(&grad(&by_product)), bits(&grad(&by_sum)));
+        for (b, s, h) in [
+            (3usize, 7usize, 40usize),
+            (2, 128, 384),
+            (2, 300, 384),
+            (1, 1030, 96),
+        ] {
+            let vals: Vec<f32> = (0..b * s * h)
+                .map(|i| (i as f32 * 0.731).sin() * 3.0)
+                .collect();
+            let te = Var::from_tensor(&Tensor::from_vec(vals, (b, s, h), &Device::Cpu).unwrap())
+                .unwrap();
+            let w: Vec<f32> = (0..b * s)
+                .map(|i| [1.0, 1.0, 0.0, 1.0, 0.0][i % 5])
+                .collect();
+            let w = Tensor::from_vec(w, (b, s, 1), &Device::Cpu).unwrap();
+            let up = Tensor::from_vec(
+                (0..b * h).map(|i| i as f32 - 50.0).collect::<Vec<f32>>(),
+                (b, h),
+                &Device::Cpu,
+            )
+            .unwrap();
+            let by_product = masked_sum(te.as_tensor(), &w).unwrap();
+            let by_sum = te.as_tensor().broadcast_mul(&w).unwrap().sum(1).unwrap();
+            let bits = |t: &Tensor| {
+                t.flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.to_bits())
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(bits(&by_product), bits(&by_sum), "{b}x{s}x{h}");
+            let grad = |out: &Tensor| {
+                let g = (out * &up).unwrap().sum_all().unwrap().backward().unwrap();
+                g.get(te.as_tensor()).unwrap().clone()
+            };
+            assert_eq!(
+                bits(&grad(&by_product)),
+                bits(&grad(&by_sum)),
+                "{b}x{s}x{h}"
+            );
+        }
     }
 }
