@@ -63,6 +63,33 @@ fn minilm_matches_sentence_transformers() {
     );
 }
 
+/// A text's embedding does not depend on its batch-mates, to the bit:
+/// whatever the batch size, and so whatever the token count of a batch
+/// (the products cut tokens into runs, and a lone token at the end of one
+/// once summed in another order).
+#[test]
+fn minilm_bits_do_not_depend_on_the_batch_size() {
+    let Some(model) = common::minilm_dir() else {
+        return;
+    };
+    let enc = SentenceEncoder::load(&model).unwrap();
+    let s = sentences();
+    let encode = |batch_size: usize| {
+        let opts = EncodeOptions {
+            batch_size,
+            ..Default::default()
+        };
+        enc.encode(&s, &opts).unwrap().to_vec2::<f32>().unwrap()
+    };
+    let default = encode(EncodeOptions::default().batch_size);
+    for batch_size in [1, 7, 49] {
+        assert!(
+            encode(batch_size) == default,
+            "batch size {batch_size} changed an embedding's bits"
+        );
+    }
+}
+
 #[test]
 fn cls_max_mean_dense_normalize_matches_sentence_transformers() {
     let Some(model) = common::minilm_dir() else {

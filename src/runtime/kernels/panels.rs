@@ -82,7 +82,9 @@ impl<'a> Panels<'a> {
     /// the result does not depend on the number of threads. `gemm` reads
     /// a panel unpacked only while a call spans at most its packing
     /// threshold of microkernel columns (8 x 6 tokens by default), so
-    /// the tokens are cut into runs of that many.
+    /// the tokens are cut into runs of that many ([`token_runs`]). From two
+    /// tokens on, the result has the bits of one `gemm` call over the
+    /// whole product.
     ///
     /// `then`, when given, runs on each finished run of a row's values (a
     /// panel's outputs for one token) while they are still in the cache:
@@ -104,8 +106,7 @@ impl<'a> Panels<'a> {
             let c0 = p * WIDTH;
             let width = WIDTH.min(out - c0);
             let lhs = self.data[c0 * inp..(c0 + width) * inp].as_ptr();
-            for t0 in (0..rows).step_by(tokens) {
-                let n = tokens.min(rows - t0);
+            for (t0, n) in token_runs(rows, tokens) {
                 // SAFETY: the panel holds `width x inp` values read with
                 // row stride 1 and column stride `width`; tokens t0..t0+n
                 // of `x` hold `n x inp` values (column stride `inp`); the
@@ -154,6 +155,28 @@ impl<'a> Panels<'a> {
             (0..panels).for_each(panel);
         }
     }
+}
+
+/// Runs `(first, count)` of at most `tokens` of `rows` tokens, none of a
+/// single token where `rows > 1`: `gemm` multiplies one column as a
+/// matrix-vector product, which sums in another order than its
+/// microkernel, so a lone last token would not get the bits of the same
+/// product made in one call (`the_bits_of_one_product`).
+fn token_runs(rows: usize, tokens: usize) -> impl Iterator<Item = (usize, usize)> {
+    let tokens = tokens.max(2);
+    let mut t0 = 0;
+    std::iter::from_fn(move || {
+        if t0 >= rows {
+            return None;
+        }
+        let mut n = tokens.min(rows - t0);
+        if rows - t0 - n == 1 {
+            n -= 1;
+        }
+        let run = (t0, n);
+        t0 += n;
+        Some(run)
+    })
 }
 
 #[cfg(test)]
@@ -241,5 +264,44 @@ mod tests {
     fn a_view_of_the_wrong_size_is_refused() {
         assert!(Panels::view(&[0.0; 11], 3, 4).is_none());
         assert!(Panels::view(&[0.0; 12], 3, 4).is_some());
+    }
+
+    /// From two tokens on, the panels give the bits of the same product
+    /// made by one `gemm` call on the weight as stored (the training step's
+    /// and the inference path's products before the panels), for every
+    /// count of tokens around the runs' ends: no run is a single token.
+    #[test]
+    fn the_bits_of_one_product() {
+        use crate::runtime::step::matmul::{matmul, Into, Mat, MatMut};
+        for (inp, out) in [(384, 384), (1536, 384), (384, 200), (100, 130)] {
+            for rows in (2..=100).chain([143, 144, 145, 146]) {
+                let x = test_values(rows * inp, 1);
+                let w = test_values(out * inp, 2);
+                let bias = test_values(out, 3);
+                let packed = Panels::pack(&w, out, inp);
+                let panels = Panels::view(&packed, out, inp).expect("sizes");
+                let mut got: Vec<f32> = (0..rows).flat_map(|_| bias.iter().copied()).collect();
+                let mut want = got.clone();
+                panels.product(&mut got, &x, rows, None);
+                let (x, w) = (Mat::new(&x, rows, inp), Mat::new(&w, out, inp).t());
+                matmul(MatMut::new(&mut want, rows, out), x, w, Into::Add(1.0));
+                assert!(got == want, "{rows} tokens, {inp} -> {out}");
+            }
+        }
+    }
+
+    #[test]
+    fn token_runs_cover_every_token_once() {
+        for rows in 0..200 {
+            let runs: Vec<_> = token_runs(rows, 48).collect();
+            let mut next = 0;
+            for &(t0, n) in &runs {
+                assert_eq!(t0, next);
+                assert!((1..=48).contains(&n));
+                assert!(n > 1 || rows == 1, "{rows}: a lone token");
+                next += n;
+            }
+            assert_eq!(next, rows);
+        }
     }
 }
