@@ -138,6 +138,20 @@ impl Ctx {
         Ctx { precision, ..self }
     }
 
+    /// This context with the explicit step's forwards reading the linear
+    /// weights from `panels`, which the optimizer writes as it updates them
+    /// ([`WeightPanels`](crate::runtime::step::WeightPanels)); `None`, or a
+    /// context that records no tapes, leaves it as it is.
+    pub fn with_weight_panels(
+        self,
+        panels: Option<Arc<crate::runtime::step::WeightPanels>>,
+    ) -> Self {
+        if let (Some(t), Some(p)) = (&self.tapes, panels) {
+            t.set_weight_panels(p);
+        }
+        self
+    }
+
     /// The number format of the linear layers' products.
     pub fn precision(&self) -> Precision {
         self.precision

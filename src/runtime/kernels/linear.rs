@@ -86,7 +86,7 @@ impl CustomOp3 for LinearOp {
                 };
                 // GELU on each finished run of outputs, while in cache.
                 let gelu: &Then = &gelu_in_place;
-                panels.product(&mut dst, x, rows, self.gelu.then_some(gelu));
+                panels.product(&mut dst, out, x, rows, self.gelu.then_some(gelu));
             }
         }
         Ok((CpuStorage::F32(dst), Shape::from((rows, out))))

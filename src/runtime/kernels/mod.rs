@@ -65,7 +65,7 @@ pub(crate) use gelu::{exp_f32, gelu_grad_slice, gelu_slice_par, FastGelu};
 pub(crate) use layer_norm::add_layer_norm;
 pub(crate) use layer_norm_train::{moments, LayerNorm};
 pub(crate) use linear::{linear, linear_in, WeightForm};
-pub(crate) use panels::{available as panels_available, Panels};
+pub(crate) use panels::{available as panels_available, write_rows as write_panel_rows, Panels};
 pub(crate) use softmax::Softmax;
 pub(crate) use train_ops::{AddBias, DropMask, Dropout};
 

@@ -56,16 +56,8 @@ impl<'a> Panels<'a> {
     /// `w` `[out, in]` (row-major) in the panel layout, as values for
     /// [`Panels::view`].
     pub(crate) fn pack(w: &[f32], out: usize, inp: usize) -> Vec<f32> {
-        let mut data = Vec::with_capacity(out * inp);
-        for c0 in (0..out).step_by(WIDTH) {
-            let rows = &w[c0 * inp..(c0 + WIDTH).min(out) * inp];
-            let n = rows.len() / inp.max(1);
-            // A panel is the transpose of its rows of `w` (the rows' cache
-            // lines stay in L1 while `k` moves along them).
-            for k in 0..inp {
-                data.extend((0..n).map(|j| rows[j * inp + k]));
-            }
-        }
+        let mut data = vec![0f32; out * inp];
+        write_rows(&mut data, 0, w, 0, out, inp);
         data
     }
 
@@ -75,7 +67,9 @@ impl<'a> Panels<'a> {
         (data.len() == out * inp).then_some(Panels { data, out, inp })
     }
 
-    /// `dst [rows, out] += x [rows, in] @ w^T` (row-major, contiguous).
+    /// `dst [rows, out] += x [rows, in] @ w^T`, row-major, `dst`'s rows
+    /// `ld` values apart (`ld >= out`; the columns between are untouched),
+    /// `x` contiguous.
     ///
     /// Each panel is one `gemm` call per run of tokens, as rayon jobs: a
     /// value of `dst` is always summed by one call of the same shape, so
@@ -90,11 +84,18 @@ impl<'a> Panels<'a> {
     /// panel's outputs for one token) while they are still in the cache:
     /// GELU after the intermediate layer's product, instead of a pass of
     /// its own over the whole output.
-    pub(crate) fn product(&self, dst: &mut [f32], x: &[f32], rows: usize, then: Option<&Then>) {
+    pub(crate) fn product(
+        &self,
+        dst: &mut [f32],
+        ld: usize,
+        x: &[f32],
+        rows: usize,
+        then: Option<&Then>,
+    ) {
         let (out, inp) = (self.out, self.inp);
         assert!(
-            dst.len() == rows * out && x.len() == rows * inp,
-            "panels: {rows}x{inp} @ {inp}x{out} into {} values",
+            ld >= out && (rows == 0 || dst.len() >= (rows - 1) * ld + out) && x.len() == rows * inp,
+            "panels: {rows}x{inp} @ {inp}x{out} into {} values, rows {ld} apart",
             dst.len()
         );
         if rows == 0 || out == 0 {
@@ -111,15 +112,15 @@ impl<'a> Panels<'a> {
                 // row stride 1 and column stride `width`; tokens t0..t0+n
                 // of `x` hold `n x inp` values (column stride `inp`); the
                 // block of `dst` (rows t0.., columns c0..c0+width, column
-                // stride `out`) lies inside it (asserted above). Jobs
+                // stride `ld`) lies inside it (asserted above). Jobs
                 // write disjoint blocks, and `dst` is borrowed mutably.
                 unsafe {
                     gemm::gemm(
                         width,
                         n,
                         inp,
-                        dst_ptr.get().add(t0 * out + c0),
-                        out as isize,
+                        dst_ptr.get().add(t0 * ld + c0),
+                        ld as isize,
                         1,
                         true,
                         lhs,
@@ -141,7 +142,7 @@ impl<'a> Panels<'a> {
                         // SAFETY: this job's block of `dst` (see above),
                         // one token's run, which no other job touches.
                         let run = unsafe {
-                            std::slice::from_raw_parts_mut(dst_ptr.get().add(t * out + c0), width)
+                            std::slice::from_raw_parts_mut(dst_ptr.get().add(t * ld + c0), width)
                         };
                         then(run);
                     }
@@ -153,6 +154,171 @@ impl<'a> Panels<'a> {
             (0..panels).into_par_iter().for_each(panel);
         } else {
             (0..panels).for_each(panel);
+        }
+    }
+}
+
+/// Rows `first..first + n` of a weight `[out, in]` (`rows`: their `n * inp`
+/// values) written into their places in `dst`, the panels of the weight
+/// from row `dst_first` on (a multiple of 64, at most `first`): what
+/// [`Panels::pack`] would put there. The optimizer writes a weight's
+/// panels this way, a run of rows at a time, right after updating them
+/// (`train::optim`).
+///
+/// Panics when the rows fall outside the weight or `dst` (a caller's bug).
+pub(crate) fn write_rows(
+    dst: &mut [f32],
+    dst_first: usize,
+    rows: &[f32],
+    first: usize,
+    out: usize,
+    inp: usize,
+) {
+    if inp == 0 {
+        return;
+    }
+    let n = rows.len() / inp;
+    assert!(
+        dst_first.is_multiple_of(WIDTH) && dst_first <= first && first + n <= out,
+        "panels: rows {first}..{} of {out} into panels from row {dst_first}",
+        first + n
+    );
+    let mut r = first;
+    while r < first + n {
+        let p0 = r / WIDTH * WIDTH;
+        let width = WIDTH.min(out - p0);
+        let end = (p0 + width).min(first + n);
+        let panel = &mut dst[(p0 - dst_first) * inp..(p0 - dst_first + width) * inp];
+        let src = &rows[(r - first) * inp..(end - first) * inp];
+        transpose_into(panel, width, r - p0, src, inp);
+        r = end;
+    }
+}
+
+/// `src` (rows of `inp` values) into columns `j0..` of `panel` (`[inp]
+/// [width]`), through 16 x 16 tiles: every read and every write is a run
+/// of up to 16 contiguous values. Whole tiles are turned in registers
+/// where the CPU has AVX-512 (the optimizer writes every weight's panels
+/// each step this way: the scalar tiles took 2% of an sts step).
+fn transpose_into(panel: &mut [f32], width: usize, j0: usize, src: &[f32], inp: usize) {
+    const T: usize = 16;
+    let n = src.len() / inp;
+    #[cfg(target_arch = "x86_64")]
+    let whole = std::arch::is_x86_feature_detected!("avx512f");
+    // Runs of 16 that start on a cache line are written past the caches
+    // (the panels are read by the next step, long after): no line is
+    // fetched only to be overwritten.
+    #[cfg(target_arch = "x86_64")]
+    let lines = width.is_multiple_of(T) && (panel.as_ptr() as usize).is_multiple_of(64);
+    let mut tile = [[0f32; T]; T];
+    for jt in (0..n).step_by(T) {
+        let h = T.min(n - jt);
+        for it in (0..inp).step_by(T) {
+            let w = T.min(inp - it);
+            let (from, to) = ((jt * inp) + it, it * width + j0 + jt);
+            #[cfg(target_arch = "x86_64")]
+            if whole && h == T && w == T {
+                // SAFETY: AVX-512F was detected; rows jt..jt+16 and inputs
+                // it..it+16 lie inside `src` (16 rows of `inp >= it + 16`
+                // values from `from`), and the 16 runs of 16 values from
+                // `to`, `width` apart, inside the panel (`j0 + jt + 16 <=
+                // width`, `it + 16 <= inp`); both are checked again.
+                unsafe {
+                    let stream = lines && to.is_multiple_of(T);
+                    x86::tile16(&src[from..], inp, &mut panel[to..], width, stream)
+                };
+                continue;
+            }
+            for (jj, t) in tile.iter_mut().enumerate().take(h) {
+                let at = from + jj * inp;
+                t[..w].copy_from_slice(&src[at..at + w]);
+            }
+            for ii in 0..w {
+                let at = to + ii * width;
+                for (d, t) in panel[at..at + h].iter_mut().zip(&tile) {
+                    *d = t[ii];
+                }
+            }
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    if whole && lines {
+        // SAFETY: AVX-512F implies SSE. The streamed stores are ordered
+        // before whatever this thread does next (the join that hands the
+        // panels to the forwards).
+        unsafe { std::arch::x86_64::_mm_sfence() };
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// The 16 x 16 block of `src` (rows `ld` apart) transposed into `dst`
+    /// (rows `dst_ld` apart): 16 loads, four rounds of shuffles, 16 stores,
+    /// non-temporal where `stream` (every row of `dst` on a cache line of
+    /// its own; the caller fences).
+    ///
+    /// # Safety
+    /// AVX-512F; with `stream`, `dst` and `dst_ld * 4` bytes 64-aligned.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn tile16(
+        src: &[f32],
+        ld: usize,
+        dst: &mut [f32],
+        dst_ld: usize,
+        stream: bool,
+    ) {
+        assert!(src.len() >= 15 * ld + 16 && dst.len() >= 15 * dst_ld + 16);
+        let mut r = [_mm512_setzero_ps(); 16];
+        for (i, r) in r.iter_mut().enumerate() {
+            *r = _mm512_loadu_ps(src.as_ptr().add(i * ld));
+        }
+        // Pairs of rows interleaved by 32 bits: in each 128-bit lane `L`,
+        // t[2i] holds columns 4L, 4L+1 and t[2i+1] columns 4L+2, 4L+3 of
+        // rows 2i and 2i+1.
+        let mut t = [_mm512_setzero_ps(); 16];
+        for i in 0..8 {
+            t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+            t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+        }
+        // Then by 64 bits: u[4g + m] holds, in lane `L`, column 4L + m of
+        // rows 4g..4g+4.
+        let mut u = [_mm512_setzero_ps(); 16];
+        let (lo, hi) = (
+            |a: __m512, b: __m512| {
+                _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)))
+            },
+            |a: __m512, b: __m512| {
+                _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)))
+            },
+        );
+        for g in 0..4 {
+            let b = 4 * g;
+            u[b] = lo(t[b], t[b + 2]);
+            u[b + 1] = hi(t[b], t[b + 2]);
+            u[b + 2] = lo(t[b + 1], t[b + 3]);
+            u[b + 3] = hi(t[b + 1], t[b + 3]);
+        }
+        // Then the lanes: column 4L + m is lane L of u[m], u[4 + m],
+        // u[8 + m] and u[12 + m].
+        let out = dst.as_mut_ptr();
+        let store = |at: usize, v: __m512| {
+            if stream {
+                _mm512_stream_ps(out.add(at), v)
+            } else {
+                _mm512_storeu_ps(out.add(at), v)
+            }
+        };
+        for m in 0..4 {
+            let v = _mm512_shuffle_f32x4::<0x88>(u[m], u[4 + m]);
+            let w = _mm512_shuffle_f32x4::<0xDD>(u[m], u[4 + m]);
+            let v2 = _mm512_shuffle_f32x4::<0x88>(u[8 + m], u[12 + m]);
+            let w2 = _mm512_shuffle_f32x4::<0xDD>(u[8 + m], u[12 + m]);
+            store(m * dst_ld, _mm512_shuffle_f32x4::<0x88>(v, v2));
+            store((4 + m) * dst_ld, _mm512_shuffle_f32x4::<0x88>(w, w2));
+            store((8 + m) * dst_ld, _mm512_shuffle_f32x4::<0xDD>(v, v2));
+            store((12 + m) * dst_ld, _mm512_shuffle_f32x4::<0xDD>(w, w2));
         }
     }
 }
@@ -210,7 +376,7 @@ mod tests {
             let packed = Panels::pack(&w, out, inp);
             let panels = Panels::view(&packed, out, inp).expect("sizes");
             let mut got: Vec<f32> = (0..rows).flat_map(|_| bias.iter().copied()).collect();
-            panels.product(&mut got, &x, rows, None);
+            panels.product(&mut got, out, &x, rows, None);
             for r in 0..rows {
                 for c in 0..out {
                     let want: f64 = bias[c] as f64
@@ -238,7 +404,7 @@ mod tests {
                 .build()
                 .expect("pool");
             let mut dst = vec![0f32; rows * out];
-            pool.install(|| panels.product(&mut dst, &x, rows, None));
+            pool.install(|| panels.product(&mut dst, out, &x, rows, None));
             dst
         };
         let one = run(1);
@@ -252,11 +418,11 @@ mod tests {
         let (x, packed) = operands(rows, inp, out, 6);
         let panels = Panels::view(&packed, out, inp).expect("sizes");
         let mut want = vec![0f32; rows * out];
-        panels.product(&mut want, &x, rows, None);
+        panels.product(&mut want, out, &x, rows, None);
         want.iter_mut().for_each(|v| *v = 2.0 * *v + 1.0);
         let then = |run: &mut [f32]| run.iter_mut().for_each(|v| *v = 2.0 * *v + 1.0);
         let mut got = vec![0f32; rows * out];
-        panels.product(&mut got, &x, rows, Some(&then));
+        panels.product(&mut got, out, &x, rows, Some(&then));
         assert_eq!(got, want);
     }
 
@@ -282,7 +448,7 @@ mod tests {
                 let panels = Panels::view(&packed, out, inp).expect("sizes");
                 let mut got: Vec<f32> = (0..rows).flat_map(|_| bias.iter().copied()).collect();
                 let mut want = got.clone();
-                panels.product(&mut got, &x, rows, None);
+                panels.product(&mut got, out, &x, rows, None);
                 let (x, w) = (Mat::new(&x, rows, inp), Mat::new(&w, out, inp).t());
                 matmul(MatMut::new(&mut want, rows, out), x, w, Into::Add(1.0));
                 assert!(got == want, "{rows} tokens, {inp} -> {out}");
@@ -302,6 +468,82 @@ mod tests {
                 next += n;
             }
             assert_eq!(next, rows);
+        }
+    }
+
+    /// The layout, by its definition: output `o`, input `i` of panel `p =
+    /// o / 64` (of width `w`) at `64 p * inp + i * w + o % 64`.
+    fn by_definition(w: &[f32], out: usize, inp: usize) -> Vec<f32> {
+        let mut data = vec![f32::NAN; out * inp];
+        for o in 0..out {
+            let p0 = o / 64 * 64;
+            let width = 64.min(out - p0);
+            for i in 0..inp {
+                data[p0 * inp + i * width + (o - p0)] = w[o * inp + i];
+            }
+        }
+        data
+    }
+
+    #[test]
+    fn pack_is_the_layout() {
+        for (out, inp) in [(1, 1), (3, 5), (64, 17), (130, 33), (200, 16), (384, 40)] {
+            let w = test_values(out * inp, 9);
+            assert_eq!(
+                Panels::pack(&w, out, inp),
+                by_definition(&w, out, inp),
+                "{out}x{inp}"
+            );
+        }
+    }
+
+    /// Written a run of rows at a time into the panels of groups of 64
+    /// rows (as the optimizer does), the panels are those packed whole,
+    /// however the runs fall.
+    #[test]
+    fn rows_written_in_runs_are_the_packed_panels() {
+        for (out, inp, group, run) in [
+            (200, 33, 128, 16),
+            (200, 33, 64, 7),
+            (130, 384, 64, 16),
+            (384, 1536, 64, 16),
+            (40, 9, 64, 40),
+            (100, 5, 192, 100),
+        ] {
+            let w = test_values(out * inp, 11);
+            let want = Panels::pack(&w, out, inp);
+            let mut got = vec![f32::NAN; out * inp];
+            for (g, chunk) in got.chunks_mut(group * inp).enumerate() {
+                let g0 = g * group;
+                let g1 = (g0 + group).min(out);
+                for r in (g0..g1).step_by(run) {
+                    let r1 = (r + run).min(g1);
+                    write_rows(chunk, g0, &w[r * inp..r1 * inp], r, out, inp);
+                }
+            }
+            assert!(got == want, "{out}x{inp}, groups of {group}, runs of {run}");
+        }
+    }
+
+    /// Into rows `ld` values apart: the product's columns, and nothing
+    /// between.
+    #[test]
+    fn a_leading_dimension_leaves_the_other_columns() {
+        let (rows, inp, out, ld) = (70, 48, 130, 400);
+        let (x, packed) = operands(rows, inp, out, 12);
+        let panels = Panels::view(&packed, out, inp).expect("sizes");
+        let mut dense = vec![0f32; rows * out];
+        panels.product(&mut dense, out, &x, rows, None);
+        let mut wide = vec![7f32; rows * ld];
+        panels.product(&mut wide[100..], ld, &x, rows, None);
+        for r in 0..rows {
+            for c in 0..ld {
+                let got = wide[r * ld + c];
+                match c.checked_sub(100).filter(|&c| c < out) {
+                    Some(c) => assert_eq!(got, 7.0 + dense[r * out + c], "({r}, {c})"),
+                    None => assert_eq!(got, 7.0, "({r}, {c}) outside the product"),
+                }
+            }
         }
     }
 }

@@ -12,7 +12,7 @@ use super::attention::{self, Packed};
 use super::bf16::{self, matmul_bf16_packed, PackedB};
 use super::matmul::{matmul_in, Into, Mat, MatMut};
 use super::rows::{add_assign, layer_norm, NormSaved};
-use super::{read, transpose, Layout, Tapes};
+use super::{read, transpose, weight_panels, Layout, Tapes};
 use crate::registry::choices::Precision;
 use crate::runtime::error::{Error, Result};
 use crate::runtime::kernels::{gelu_slice_par, DropMask};
@@ -145,6 +145,9 @@ enum Weight {
     Transposed(Arc<Vec<f32>>),
     /// Packed for the bf16 products.
     Packed(Arc<PackedB>),
+    /// In the f32 microkernel's panels, written by the optimizer
+    /// ([`super::weight_panels`]).
+    Panels(Arc<weight_panels::PanelBuf>),
 }
 
 /// The layer's weights as its forward reads them. One product split over
@@ -156,7 +159,10 @@ enum Weight {
 /// where the strided read is within ~6% of the copy: only the feed-forward output's
 /// weight (1536 inputs, ~30% slower read through strides) is transposed,
 /// which saves moving most of the weights each step. The bf16 products
-/// read every weight packed once per context instead.
+/// read every weight packed once per context instead. Once the optimizer
+/// has written the f32 panels of every linear weight of the layer
+/// ([`super::weight_panels`]), the forward reads those: nothing is packed
+/// or transposed in the step at all.
 struct Layouts {
     /// q, k, v stacked and transposed, `[hidden, 3 * hidden]` (one
     /// product instead of three).
@@ -165,7 +171,24 @@ struct Layouts {
     each: [Weight; 6],
 }
 
+/// Every linear weight of the layer in the optimizer's panels, where it
+/// has written them all (f32 products; asking for them where it has not).
+fn panels(v: &LayerVars, tapes: &Tapes, prec: Precision) -> Result<Option<[Weight; 6]>> {
+    let Some(store) = tapes.weight_panels().filter(|_| prec == Precision::Fp32) else {
+        return Ok(None);
+    };
+    let mut found = Vec::with_capacity(6);
+    for l in v.linears() {
+        found.push(store.get(&l.w)?);
+    }
+    let all: Option<Vec<Weight>> = found.into_iter().map(|p| p.map(Weight::Panels)).collect();
+    Ok(all.and_then(|w| w.try_into().ok()))
+}
+
 fn layouts(v: &LayerVars, tapes: &Tapes, prec: Precision) -> Result<Layouts> {
+    if let Some(each) = panels(v, tapes, prec)? {
+        return Ok(Layouts { qkv_t: None, each });
+    }
     if prec == Precision::Bf16 && bf16::available() {
         let p = |l| packed_weight(tapes, l, Layout::Bf16Forward).map(Weight::Packed);
         let [q, k, vv, o, inter, out] = v.linears();
@@ -230,6 +253,7 @@ fn add_linear(
             let dst = MatMut::rows(out, n, o, ld);
             matmul_bf16_packed(dst, Mat::new(x, n, i), p, Into::Add(1.0), true);
         }
+        Weight::Panels(p) => weight_panels::view(p, &l.w)?.product(out, ld, x, n, None),
     }
     Ok(())
 }

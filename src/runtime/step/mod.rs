@@ -33,6 +33,9 @@ pub(crate) mod layer;
 pub(crate) mod layer_back;
 pub mod matmul;
 pub(crate) mod rows;
+pub mod weight_panels;
+
+pub use weight_panels::WeightPanels;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -111,6 +114,8 @@ pub struct Tapes {
     /// Whether the forwards of this context run side by side, one per
     /// thread (set by the encoder's `prepare_explicit`).
     side_by_side: std::sync::atomic::AtomicBool,
+    /// The panels the optimizer writes, where the trainer hands them over.
+    panels: std::sync::OnceLock<Arc<WeightPanels>>,
 }
 
 /// Derived weight layouts by weight and kind (each kind of one type).
@@ -150,6 +155,18 @@ impl Tapes {
     pub(crate) fn set_side_by_side(&self) {
         self.side_by_side
             .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Read the linear weights from `panels` (the optimizer's) where they
+    /// are there.
+    pub(crate) fn set_weight_panels(&self, panels: Arc<WeightPanels>) {
+        // Set once, when the context is made.
+        let _ = self.panels.set(panels);
+    }
+
+    /// The optimizer's weight panels, when handed over.
+    pub(crate) fn weight_panels(&self) -> Option<&WeightPanels> {
+        self.panels.get().map(Arc::as_ref)
     }
 
     pub(crate) fn side_by_side(&self) -> bool {

@@ -377,7 +377,9 @@ fn turn(
         None => {
             // Encoders with an explicit step record it here; their
             // gradients are added below, after the loss's backward.
-            let ctx = Ctx::train_explicit(dropout_seed).with_precision(stage.precision);
+            let ctx = Ctx::train_explicit(dropout_seed)
+                .with_precision(stage.precision)
+                .with_weight_panels(opt.weight_panels());
             let prompts: Vec<Option<&str>> = (0..cols.len()).map(|i| feed.prompt(i)).collect();
             let loss = if feed.loss.runs_models() {
                 // The loss embeds (or decodes) the texts with its own

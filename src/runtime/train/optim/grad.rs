@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use candle_core::Var;
 
 use super::{MomentsMut, Optimizer, Param, StepAt, UpdateRule};
+use crate::runtime::kernels::write_panel_rows as write_rows;
 
 /// The gradient accumulated for a parameter over a step's micro-batches.
 #[derive(Debug)]
@@ -102,6 +103,28 @@ pub(super) struct Block<'a> {
     state: MomentsMut<'a>,
     grad: BlockGrad<'a>,
     at: StepAt,
+    /// Where the block's rows go in the weight's panels, if asked for.
+    panels: Option<PanelRows<'a>>,
+}
+
+/// The panels of a weight `[out, inp]` from row `first` on (a multiple of
+/// 64), as many rows as a block holds.
+pub(super) struct PanelRows<'a> {
+    data: &'a mut [f32],
+    first: usize,
+    out: usize,
+    inp: usize,
+}
+
+/// Rows updated and then written into the panels at a time: 16 rows of
+/// the weight are 16 values of each run of 64 in the panels, a cache line.
+const PANEL_ROWS: usize = 16;
+
+/// The rows of the panels' blocks: groups of 64 (a panel each), so that
+/// each block writes a contiguous run of the panels, together about
+/// [`UPDATE_BLOCK`] values.
+fn panel_block_rows(inp: usize) -> usize {
+    64 * (UPDATE_BLOCK / (64 * inp.max(1))).max(1)
 }
 
 enum BlockGrad<'a> {
@@ -128,13 +151,31 @@ impl Block<'_> {
             state,
             grad,
             at,
+            panels,
         } = self;
-        match grad {
-            BlockGrad::Dense(g) => {
+        match (grad, panels) {
+            (BlockGrad::Dense(g), None) => {
                 rule.update(param, g, state, &at);
                 g.fill(0.0);
             }
-            BlockGrad::Rows { rows: r, first } => {
+            (BlockGrad::Dense(g), Some(pr)) => {
+                // A few rows at a time, each written into the panels while
+                // it is still in the cache.
+                let run = PANEL_ROWS * pr.inp.max(1);
+                let (mut p, mut st, mut g, mut row) = (param, state, g, pr.first);
+                while !p.is_empty() {
+                    let len = run.min(p.len());
+                    let (rows, tp) = p.split_at_mut(len);
+                    let (sr, ts) = st.split_at(len);
+                    let (gr, tg) = g.split_at_mut(len.min(g.len()));
+                    rule.update(rows, gr, sr, &at);
+                    gr.fill(0.0);
+                    write_rows(pr.data, pr.first, rows, row, pr.out, pr.inp);
+                    row += len / pr.inp.max(1);
+                    (p, st, g) = (tp, ts, tg);
+                }
+            }
+            (BlockGrad::Rows { rows: r, first }, _) => {
                 let width = r.width.max(1);
                 let zeros = vec![0f32; width];
                 let (mut p, mut st, mut row) = (param, state, first);
@@ -168,11 +209,16 @@ impl Grad {
     /// The tasks of the update of `param` (with state `state`) by this
     /// gradient, in blocks of whole rows, added to `out`; an error where
     /// the gradient or the state does not fit the parameter.
+    ///
+    /// `panels` (a weight's panels, its `[out, inp]`; only with a dense
+    /// gradient) get the rows of each block after its update: the blocks
+    /// are then groups of 64 rows.
     pub(super) fn blocks<'a>(
         &'a mut self,
         param: &'a mut [f32],
         state: MomentsMut<'a>,
         at: StepAt,
+        panels: Option<(&'a mut [f32], usize, usize)>,
         out: &mut Vec<Block<'a>>,
     ) -> Result<(), String> {
         let n = param.len();
@@ -184,7 +230,22 @@ impl Grad {
         if !len_ok || !state_ok(state.m) || !state_ok(state.v) {
             return Err("gradient or state of the wrong size".into());
         }
-        let block = (UPDATE_BLOCK / width).max(1) * width;
+        let panels = match panels {
+            // An empty weight has no panels to write.
+            Some(_) if n == 0 => None,
+            Some((data, o, i))
+                if data.len() == n && o * i == n && matches!(self, Grad::Dense(_)) =>
+            {
+                Some((data, o, i))
+            }
+            Some(_) => return Err("weight panels that do not fit the parameter".into()),
+            None => None,
+        };
+        let block = match &panels {
+            Some((_, _, inp)) => panel_block_rows(*inp) * *inp,
+            None => (UPDATE_BLOCK / width).max(1) * width,
+        };
+        let mut panel_chunks = panels.map(|(d, o, i)| (d.chunks_mut(block), o, i));
         let mut src = match self {
             Grad::Dense(g) => Source::Dense(g.chunks_mut(block)),
             Grad::Rows(r) => Source::Rows(r),
@@ -202,11 +263,20 @@ impl Grad {
                     first: (start / width) as u32,
                 },
             };
+            let panels = panel_chunks.as_mut().and_then(|(chunks, o, i)| {
+                Some(PanelRows {
+                    data: chunks.next()?,
+                    first: start / *i,
+                    out: *o,
+                    inp: *i,
+                })
+            });
             out.push(Block {
                 param: p,
                 state: st,
                 grad,
                 at,
+                panels,
             });
             rest_p = tail_p;
             rest_s = tail_s;

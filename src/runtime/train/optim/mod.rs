@@ -12,11 +12,13 @@ pub mod sgd;
 mod update;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use candle_core::{backprop::GradStore, Tensor, Var};
 
 use super::error::{Result, RunError};
 use crate::registry::{ArgError, Args, Component};
+use crate::runtime::step::WeightPanels;
 use grad::{Grad, RowGrad, Sink};
 
 /// The optimizer state of one parameter: up to two buffers as long as the
@@ -219,6 +221,9 @@ pub struct Optimizer {
     rule: Box<dyn UpdateRule>,
     /// Optimizer steps taken.
     pub steps: u64,
+    /// The panels of the weights the explicit step's forward reads, written
+    /// by each update (where `gemm` runs its AVX-512 kernels).
+    panels: Option<Arc<WeightPanels>>,
 }
 
 impl Optimizer {
@@ -247,6 +252,7 @@ impl Optimizer {
             by_var,
             rule,
             steps: 0,
+            panels: WeightPanels::new(),
         })
     }
 
@@ -306,6 +312,12 @@ impl Optimizer {
         Ok(())
     }
 
+    /// The store of weight panels this optimizer writes, for the training
+    /// contexts' forwards ([`Ctx::with_weight_panels`](crate::runtime::ops::Ctx::with_weight_panels)).
+    pub fn weight_panels(&self) -> Option<Arc<WeightPanels>> {
+        self.panels.clone()
+    }
+
     /// The global L2 norm of the accumulated gradients.
     pub fn grad_norm(&self) -> f64 {
         update::grad_norm(&self.params)
@@ -324,12 +336,18 @@ impl Optimizer {
         };
         self.steps += 1;
         let step = self.steps;
-        update::update_all(&mut self.params, self.rule.as_ref(), |p| StepAt {
+        let at = |p: &Param| StepAt {
             lr,
             decay: p.decay,
             grad_scale,
             step,
-        })?;
+        };
+        update::update_all(
+            &mut self.params,
+            self.rule.as_ref(),
+            at,
+            self.panels.as_deref(),
+        )?;
         Ok(norm)
     }
 
@@ -357,6 +375,10 @@ impl Optimizer {
         moments: &HashMap<String, Moments>,
         steps: u64,
     ) -> Result<()> {
+        // The weights change here, not in an update.
+        if let Some(store) = &self.panels {
+            store.forget();
+        }
         for p in &mut self.params {
             let w = weights.get(&p.name).ok_or_else(|| {
                 RunError::Invalid(format!("the checkpoint has no tensor `{}`", p.name))

@@ -13,8 +13,9 @@ use std::cell::RefCell;
 
 use candle_core::{CpuStorage, InplaceOp1, Layout, Var};
 
-use super::grad::Block;
+use super::grad::{Block, Grad};
 use super::{block_squares, Param, StepAt, UpdateRule, SQUARES_BLOCK};
+use crate::runtime::step::weight_panels::{Taken, WeightPanels};
 use crate::runtime::train::error::{Result, RunError};
 
 /// The global L2 norm of the parameters' gradients: each gradient's sum of
@@ -45,11 +46,13 @@ pub(super) fn grad_norm(params: &[Param]) -> f64 {
 const GROUP: usize = 512;
 
 /// `rule`'s update of every parameter with its accumulated gradient (then
-/// cleared), `at` giving each parameter's [`StepAt`].
+/// cleared), `at` giving each parameter's [`StepAt`]; the weights whose
+/// panels a forward asked for in `panels` get them written anew.
 pub(super) fn update_all(
     params: &mut [Param],
     rule: &dyn UpdateRule,
     at: impl Fn(&Param) -> StepAt,
+    panels: Option<&WeightPanels>,
 ) -> Result<()> {
     use rayon::prelude::*;
     let vars: Vec<Var> = params.iter().map(|p| p.var.clone()).collect();
@@ -67,9 +70,18 @@ pub(super) fn update_all(
         .map(|i| i..(i + per_group).min(vars.len()));
     for range in groups {
         let params = &mut params[range.clone()];
+        // Panels are written only beside a dense gradient (every linear
+        // weight's); the others stay invalid.
+        let mut taken: Vec<Option<Taken>> = params
+            .iter()
+            .map(|p| {
+                let store = panels.filter(|_| matches!(p.grad, Grad::Dense(_)))?;
+                store.take(p.var.as_tensor().id())
+            })
+            .collect();
         with_values(&vars[range], &mut |values| {
             let mut blocks: Vec<Block> = Vec::new();
-            for (p, v) in params.iter_mut().zip(values) {
+            for ((p, v), t) in params.iter_mut().zip(values).zip(taken.iter_mut()) {
                 let at = at(p);
                 let Param {
                     name,
@@ -77,13 +89,17 @@ pub(super) fn update_all(
                     moments,
                     ..
                 } = p;
-                grad.blocks(v, moments.as_mut(), at, &mut blocks)
+                let panels = t.as_mut().map(|t| (t.data.as_mut_slice(), t.out, t.inp));
+                grad.blocks(v, moments.as_mut(), at, panels, &mut blocks)
                     .map_err(|e| RunError::Invalid(format!("optimizer: `{name}`: {e}")))?;
             }
             blocks.into_par_iter().for_each(|b| b.run(rule));
             params.iter_mut().for_each(|p| p.grad.clear());
             Ok(())
         })?;
+        if let Some(store) = panels {
+            taken.into_iter().flatten().for_each(|t| store.put(t));
+        }
     }
     Ok(())
 }
@@ -265,5 +281,96 @@ mod tests {
         opt.step(1e-2, 0.0).unwrap();
         let after = v.as_tensor().to_vec1::<f32>().unwrap();
         assert!(after.iter().zip(&before).all(|(a, b)| a < b));
+    }
+
+    /// Weights whose panels were asked for get them written by the update,
+    /// for their new values, and the update itself keeps its bits: shapes
+    /// of one block of 64 rows, of many, of rows longer than a block, and
+    /// ragged (a last panel narrower than 64 outputs, a run of rows shorter
+    /// than 16). A weight whose panels nobody asked for gets none.
+    #[test]
+    fn panels_asked_for_are_written_for_the_new_values() {
+        use crate::runtime::kernels::Panels;
+        use crate::runtime::step::WeightPanels;
+        use std::sync::Arc;
+        let shapes = [
+            (64usize, 48usize),
+            (1536, 384),
+            (384, 1536),
+            (130, 33),
+            (7, 5),
+        ];
+        let make = || -> Vec<Var> {
+            shapes
+                .iter()
+                .enumerate()
+                .map(|(i, &(o, n))| {
+                    let v: Vec<f32> = (0..o * n)
+                        .map(|k| (k as f32 * 0.013 + i as f32).sin())
+                        .collect();
+                    Var::from_tensor(&Tensor::from_vec(v, (o, n), &Device::Cpu).unwrap()).unwrap()
+                })
+                .collect()
+        };
+        let run = |vars: &[Var], store: Option<Arc<WeightPanels>>| {
+            let named = vars
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (format!("l{i}.weight"), v.clone()))
+                .collect();
+            let mut opt = Optimizer::new(named, Box::new(AdamWConfig::default())).unwrap();
+            opt.panels = store;
+            for step in 0..2 {
+                for (p, v) in opt.params.iter_mut().zip(vars) {
+                    let g = (0..v.elem_count())
+                        .map(|k| ((k * 7 + step) % 13) as f32 * 1e-2 - 0.06)
+                        .collect();
+                    p.grad = Grad::Dense(g);
+                }
+                opt.step(1e-2, 0.0).unwrap();
+            }
+        };
+        let plain = make();
+        run(&plain, None);
+        let with = make();
+        let store = Arc::new(WeightPanels::default());
+        // Panels asked for all but the last weight.
+        for v in &with[..shapes.len() - 1] {
+            assert!(store.get(v).unwrap().is_none(), "nothing written yet");
+        }
+        run(&with, Some(Arc::clone(&store)));
+        for (i, (a, b)) in plain.iter().zip(&with).enumerate() {
+            let (a, b) = (a.as_tensor(), b.as_tensor());
+            let values = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            assert_eq!(
+                a.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                values,
+                "weight {i}"
+            );
+        }
+        assert_eq!(store.written(), shapes.len() - 1);
+        for (i, v) in with.iter().enumerate() {
+            let got = store.get(v).unwrap();
+            if i + 1 == shapes.len() {
+                assert!(got.is_none(), "panels nobody asked for");
+                continue;
+            }
+            let (o, n) = shapes[i];
+            let values = v
+                .as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            let got = got.expect("written");
+            assert!(
+                got.as_slice() == Panels::pack(&values, o, n),
+                "weight {i}: {o}x{n}"
+            );
+        }
+        // A restored checkpoint sets the weights from elsewhere: every
+        // panel is forgotten.
+        store.forget();
+        assert_eq!(store.written(), 0);
     }
 }
