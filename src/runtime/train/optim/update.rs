@@ -70,13 +70,13 @@ pub(super) fn update_all(
         .map(|i| i..(i + per_group).min(vars.len()));
     for range in groups {
         let params = &mut params[range.clone()];
-        // Panels are written only beside a dense gradient (every linear
-        // weight's); the others stay invalid.
+        // Every weight's panels are invalid from here; they are written
+        // again only beside a dense gradient (every linear weight's).
         let mut taken: Vec<Option<Taken>> = params
             .iter()
             .map(|p| {
-                let store = panels.filter(|_| matches!(p.grad, Grad::Dense(_)))?;
-                store.take(p.var.as_tensor().id())
+                let t = panels?.take(p.var.as_tensor().id())?;
+                matches!(p.grad, Grad::Dense(_)).then_some(t)
             })
             .collect();
         with_values(&vars[range], &mut |values| {
@@ -371,6 +371,23 @@ mod tests {
         // A restored checkpoint sets the weights from elsewhere: every
         // panel is forgotten.
         store.forget();
+        assert_eq!(store.written(), 0);
+
+        // A table kept as touched rows gets no panels written, and loses
+        // any it had: its update changes it all the same.
+        let table = make().swap_remove(0);
+        let named = vec![("table.weight".to_string(), table.clone())];
+        let mut opt = Optimizer::new(named, Box::new(AdamWConfig::default())).unwrap();
+        opt.panels = Some(Arc::clone(&store));
+        opt.keep_rows(&table);
+        assert!(store.get(&table).unwrap().is_none());
+        let taken = store.take(table.as_tensor().id()).expect("asked for");
+        store.put(taken);
+        assert_eq!(store.written(), 1, "as if written before");
+        if let Grad::Rows(r) = &mut opt.params[0].grad {
+            r.add(3, &[0.5; 48], 1.0);
+        }
+        opt.step(1e-2, 0.0).unwrap();
         assert_eq!(store.written(), 0);
     }
 }
