@@ -25,6 +25,7 @@ shift 3
 SHARED="$(cd "${STPIPE_SHARED:-../shared}" && pwd)"
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
+. scripts/recipes.sh
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $(cut -d' ' -f1-3 /proc/loadavg)"
 
 case "$RECIPE" in
@@ -35,22 +36,7 @@ sts)
     ;;
 mnrl)
     PIPELINE="$TMP/mnrl.stp"
-    cat >"$PIPELINE" <<STP
-model sbert = Transformer("sentence-transformers/all-MiniLM-L6-v2", max_seq_length: 128)
-            -> Pooling(mean)
-data nli_pairs = tsv("$SHARED/data/snli/validation.tsv", header: true)
-                 { premise: col("premise"), hypothesis: col("hypothesis"), label: col("label") }
-data nli_triplets = triplets(nli_pairs, by: premise, positive: 0, negative: 2)
-objective mnrl = MultipleNegativesRankingLoss(sbert, scale: 20.0, similarity: cosine)
-                 on nli_triplets (batch_size: 64, sampler: no_duplicates)
-train sbert {
-  objectives: [mnrl]
-  epochs: 1
-  optimizer: AdamW(lr: 2e-5)
-  scheduler: WarmupLinear(warmup: 10%)
-  seed: 42
-}
-STP
+    mnrl_pipeline "$PIPELINE" "$SHARED" fp32
     ;;
 *)
     echo "unknown recipe $RECIPE (sts or mnrl)" >&2

@@ -34,6 +34,7 @@ RECIPE="${3:-sts}"
 PYTHON="${PYTHON:-/work/pyref/bin/python}"
 PRECISION="${PRECISION:-fp32}"
 . scripts/common.sh
+. scripts/recipes.sh
 PYFLAGS=()
 case "$PRECISION" in
 fp32) ;;
@@ -61,23 +62,7 @@ sts)
     ;;
 mnrl)
     PIPELINE="$TMP/mnrl.stp"
-    cat >"$PIPELINE" <<STP
-model sbert = Transformer("sentence-transformers/all-MiniLM-L6-v2", max_seq_length: 128)
-            -> Pooling(mean)
-data nli_pairs = tsv("$SHARED/data/snli/validation.tsv", header: true)
-                 { premise: col("premise"), hypothesis: col("hypothesis"), label: col("label") }
-data nli_triplets = triplets(nli_pairs, by: premise, positive: 0, negative: 2)
-objective mnrl = MultipleNegativesRankingLoss(sbert, scale: 20.0, similarity: cosine)
-                 on nli_triplets (batch_size: 64, sampler: no_duplicates)
-train sbert {
-  objectives: [mnrl]
-  epochs: 1
-  optimizer: AdamW(lr: 2e-5)
-  scheduler: WarmupLinear(warmup: 10%)
-  seed: 42
-  precision: $PRECISION
-}
-STP
+    mnrl_pipeline "$PIPELINE" "$SHARED" "$PRECISION"
     PYCMD=("$PYTHON" scripts/python_mnrl_train.py --shared "$SHARED" --limit $((STEPS * 64)) "${PYFLAGS[@]}")
     PYKEY=triplets_per_s
     ;;

@@ -360,6 +360,26 @@ mod tests {
         (x, Panels::pack(&w, out, inp))
     }
 
+    /// An input `[rows, inp]`, a weight `[out, inp]` and a bias, from fixed
+    /// seeds, and the panels' product added onto the bias's rows.
+    struct Biased {
+        x: Vec<f32>,
+        w: Vec<f32>,
+        bias: Vec<f32>,
+        got: Vec<f32>,
+    }
+
+    fn biased(rows: usize, inp: usize, out: usize) -> Biased {
+        let x = test_values(rows * inp, 1);
+        let w = test_values(out * inp, 2);
+        let bias = test_values(out, 3);
+        let packed = Panels::pack(&w, out, inp);
+        let panels = Panels::view(&packed, out, inp).expect("sizes");
+        let mut got: Vec<f32> = (0..rows).flat_map(|_| bias.iter().copied()).collect();
+        panels.product(&mut got, out, &x, rows, None);
+        Biased { x, w, bias, got }
+    }
+
     #[test]
     fn panels_give_the_product() {
         let shapes = [
@@ -370,13 +390,7 @@ mod tests {
             (130, 384, 1152),
         ];
         for (rows, inp, out) in shapes {
-            let x = test_values(rows * inp, 1);
-            let w = test_values(out * inp, 2);
-            let bias = test_values(out, 3);
-            let packed = Panels::pack(&w, out, inp);
-            let panels = Panels::view(&packed, out, inp).expect("sizes");
-            let mut got: Vec<f32> = (0..rows).flat_map(|_| bias.iter().copied()).collect();
-            panels.product(&mut got, out, &x, rows, None);
+            let Biased { x, w, bias, got } = biased(rows, inp, out);
             for r in 0..rows {
                 for c in 0..out {
                     let want: f64 = bias[c] as f64
@@ -441,14 +455,8 @@ mod tests {
         use crate::runtime::step::matmul::{matmul, Into, Mat, MatMut};
         for (inp, out) in [(384, 384), (1536, 384), (384, 200), (100, 130)] {
             for rows in (2..=100).chain([143, 144, 145, 146]) {
-                let x = test_values(rows * inp, 1);
-                let w = test_values(out * inp, 2);
-                let bias = test_values(out, 3);
-                let packed = Panels::pack(&w, out, inp);
-                let panels = Panels::view(&packed, out, inp).expect("sizes");
-                let mut got: Vec<f32> = (0..rows).flat_map(|_| bias.iter().copied()).collect();
-                let mut want = got.clone();
-                panels.product(&mut got, out, &x, rows, None);
+                let Biased { x, w, bias, got } = biased(rows, inp, out);
+                let mut want: Vec<f32> = (0..rows).flat_map(|_| bias.iter().copied()).collect();
                 let (x, w) = (Mat::new(&x, rows, inp), Mat::new(&w, out, inp).t());
                 matmul(MatMut::new(&mut want, rows, out), x, w, Into::Add(1.0));
                 assert!(got == want, "{rows} tokens, {inp} -> {out}");
