@@ -1,5 +1,7 @@
-//! Weights packed once into the layout `gemm`'s f32 microkernels read
-//! (inference).
+//! Weights packed once into the layout `gemm`'s f32 microkernels read:
+//! once per `encode` call in inference, and by the optimizer as it updates
+//! them for the explicit training step's forward
+//! ([`crate::runtime::step::weight_panels`], [`write_rows`]).
 //!
 //! A product `x @ w^T` handed to `gemm` makes it copy ("pack") the weight
 //! into runs of a microkernel's rows, on every call: the weight is the
