@@ -13,6 +13,7 @@ use candle_core::{Device, Tensor, TensorId, Var};
 use stpipe::registry::choices::Precision;
 use stpipe::runtime::loss::{CosineSimilarityLoss, Loss, LossInputs};
 use stpipe::runtime::modules::{Module, Pooling, PoolingMode, Transformer};
+use stpipe::runtime::step::WeightPanels;
 use stpipe::runtime::train::optim::{adamw::AdamWConfig, Optimizer};
 use stpipe::runtime::{Ctx, SentenceEncoder};
 
@@ -350,13 +351,11 @@ fn optimizer_written_panels_train_the_same_bits() {
             dir.display()
         );
         assert_eq!(plain.1, 0);
-        match Optimizer::new(Vec::new(), Box::new(AdamWConfig::default()))
-            .unwrap()
-            .weight_panels()
-        {
+        if WeightPanels::new().is_some() {
             // Six linear weights a layer.
-            Some(_) => assert!(written >= 6, "{}: {written} panels written", dir.display()),
-            None => println!("the weight panels serve only gemm's AVX-512 kernels: not run here"),
+            assert!(written >= 6, "{}: {written} panels written", dir.display());
+        } else {
+            println!("the weight panels serve only gemm's AVX-512 kernels: not run here");
         }
     }
 }

@@ -33,7 +33,7 @@ pub(crate) mod layer;
 pub(crate) mod layer_back;
 pub mod matmul;
 pub(crate) mod rows;
-pub mod weight_panels;
+pub(crate) mod weight_panels;
 
 pub use weight_panels::WeightPanels;
 

@@ -89,8 +89,8 @@ pub(crate) struct Taken {
 }
 
 impl WeightPanels {
-    /// A store, where the panels serve (`gemm`'s AVX-512 kernels, see
-    /// [`crate::runtime::kernels::panels_available`]); `None` elsewhere.
+    /// A store, where the panels serve (where `gemm` runs its AVX-512
+    /// kernels); `None` elsewhere.
     pub fn new() -> Option<Arc<Self>> {
         panels_available().then(|| Arc::new(WeightPanels::default()))
     }
