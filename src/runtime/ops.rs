@@ -206,8 +206,8 @@ impl Ctx {
 }
 
 /// The form the inference cache keeps a linear layer's weight in: packed
-/// once for `gemm` where its AVX-512 kernels run (`kernels/panels.rs`
-/// says why not elsewhere), else transposed.
+/// once into panels where a panel kernel serves (AVX-512 or AVX2 with
+/// FMA: `kernels/panels.rs`), else transposed.
 fn product_form() -> WeightForm {
     if kernels::panels_available() {
         WeightForm::Panels
@@ -426,8 +426,13 @@ fn linear_composed(x: &Tensor, w: &Tensor, b: Option<&Tensor>, prec: Precision) 
 }
 
 /// Layer normalisation over the last dimension.
+///
+/// Candle's kernel serves inference only: a training pass without
+/// gradients (GradCache's first) takes the training kernel, so that it
+/// gives the bits its second pass recomputes (a bf16 stage would round
+/// the two apart otherwise).
 pub fn layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64, ctx: &Ctx) -> Result<Tensor> {
-    if !ctx.grad && x.dtype() == DType::F32 {
+    if !ctx.grad && !ctx.train && x.dtype() == DType::F32 {
         let x = x.contiguous()?;
         return Ok(candle_nn::ops::layer_norm(&x, w, b, eps as f32)?);
     }
@@ -448,7 +453,8 @@ fn layer_norm_composed(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Result<T
     Ok(xn.broadcast_mul(w)?.broadcast_add(b)?)
 }
 
-/// `layer_norm(x + residual)`, fused into one pass in inference.
+/// `layer_norm(x + residual)`, fused into one pass in inference (not in a
+/// training pass without gradients: see [`layer_norm`]).
 pub fn add_layer_norm(
     x: &Tensor,
     residual: &Tensor,
@@ -457,20 +463,29 @@ pub fn add_layer_norm(
     eps: f64,
     ctx: &Ctx,
 ) -> Result<Tensor> {
-    if fused_ok(x, ctx) && residual.dtype() == DType::F32 {
+    if fused_ok(x, ctx) && !ctx.train && residual.dtype() == DType::F32 {
         return kernels::add_layer_norm(x, residual, w, b, eps);
     }
     layer_norm(&(x + residual)?, w, b, eps, ctx)
 }
 
 /// Softmax over the last dimension.
+///
+/// With gradients or without, f32 on the CPU takes the same kernel: the
+/// first pass of GradCache (no gradients) must give the bits its second
+/// pass recomputes, or a bf16 stage rounds the two apart.
 pub fn softmax(x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+    if fused_ok_grad(x) {
+        let x = x.contiguous()?;
+        return Ok(if ctx.grad {
+            x.apply_op1(kernels::Softmax)?
+        } else {
+            x.apply_op1_no_bwd(&kernels::Softmax)?
+        });
+    }
     if !ctx.grad {
         let x = x.contiguous()?;
         return Ok(candle_nn::ops::softmax_last_dim(&x)?);
-    }
-    if fused_ok_grad(x) {
-        return Ok(x.contiguous()?.apply_op1(kernels::Softmax)?);
     }
     Ok(candle_nn::ops::softmax(x, D::Minus1)?)
 }
