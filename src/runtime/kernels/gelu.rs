@@ -140,15 +140,17 @@ pub(crate) fn exp_f32(x_in: f32) -> f32 {
     }
 }
 
-/// Branch-free erf (Abramowitz & Stegun 7.1.26 refined to |error| < 1.5e-7).
+/// Branch-free erf (Abramowitz & Stegun 7.1.26 refined to |error| < 1.5e-7),
+/// with fused multiply-adds as [`exp_f32`].
 #[inline(always)]
 pub(crate) fn erf_f32(x: f32) -> f32 {
     let a = x.abs();
-    let t = 1.0 / (1.0 + 0.327_591_1 * a);
-    let poly = t
-        * (0.254_829_6
-            + t * (-0.284_496_74 + t * (1.421_413_7 + t * (-1.453_152_1 + t * 1.061_405_4))));
-    let y = 1.0 - poly * exp_f32(-a * a);
+    let t = 1.0 / 0.327_591_1f32.mul_add(a, 1.0);
+    let poly = t.mul_add(1.061_405_4, -1.453_152_1);
+    let poly = t.mul_add(poly, 1.421_413_7);
+    let poly = t.mul_add(poly, -0.284_496_74);
+    let poly = t.mul_add(poly, 0.254_829_6);
+    let y = (-(t * poly)).mul_add(exp_f32(-a * a), 1.0);
     y.copysign(x)
 }
 
