@@ -52,6 +52,7 @@ mod gelu;
 mod layer_norm;
 mod layer_norm_train;
 mod linear;
+mod panel_fma;
 mod panels;
 pub(crate) mod round_bf16;
 pub(crate) mod small;
@@ -65,7 +66,10 @@ pub(crate) use gelu::{exp_f32, gelu_grad_slice, gelu_slice_par, FastGelu};
 pub(crate) use layer_norm::add_layer_norm;
 pub(crate) use layer_norm_train::{moments, LayerNorm};
 pub(crate) use linear::{linear, linear_in, WeightForm};
-pub(crate) use panels::{available as panels_available, write_rows as write_panel_rows, Panels};
+pub(crate) use panels::{
+    available as panels_available, trained_available as trained_panels_available,
+    write_rows as write_panel_rows, Panels,
+};
 pub(crate) use softmax::Softmax;
 pub(crate) use train_ops::{AddBias, DropMask, Dropout};
 

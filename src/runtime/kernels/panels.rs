@@ -1,42 +1,71 @@
-//! Weights packed once into the layout `gemm`'s f32 microkernels read:
-//! once per `encode` call in inference, and by the optimizer as it updates
-//! them for the explicit training step's forward
+//! Weights packed once into the layout a microkernel reads: once per
+//! `encode` call in inference, and by the optimizer as it updates them for
+//! the explicit training step's forward
 //! ([`crate::runtime::step::weight_panels`], [`write_rows`]).
 //!
 //! A product `x @ w^T` handed to `gemm` makes it copy ("pack") the weight
 //! into runs of a microkernel's rows, on every call: the weight is the
-//! side whose rows the microkernel spans (64 outputs with AVX-512, 16 with
-//! AVX2). In inference the weights do not change for a whole `encode`
-//! call, so [`Panels::pack`] does that copy once: panels of as many
-//! outputs as the AVX-512 microkernel's rows, each stored input by input
-//! (`[in][64]`), which is the packed layout itself.
-//! [`Panels::product`] then hands `gemm` one panel at a time, with strides
-//! that tell it the panel needs no packing.
+//! side whose rows the microkernel spans. In inference the weights do not
+//! change for a whole `encode` call, so [`Panels::pack`] does that copy
+//! once: panels of as many outputs as the microkernel's rows, each stored
+//! input by input (`[in][width]`), which is the packed layout itself.
+//! [`Panels::product`] then multiplies one panel at a time, by the
+//! [`Kernel`] of this CPU.
 
 use rayon::prelude::*;
 
+use super::panel_fma;
 use crate::runtime::step::matmul::SendPtr;
 
-/// Outputs per panel: the rows of `gemm`'s AVX-512 f32 microkernel, so
-/// that a panel is read as one contiguous run.
-const WIDTH: usize = 64;
+/// What multiplies the panels, and so their width.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Kernel {
+    /// `gemm`'s f32 microkernel, handed one panel of 64 outputs at a time
+    /// with strides that tell it the panel needs no packing: where `gemm`
+    /// runs its AVX-512 kernels (64 rows). Runs on any CPU (slowly
+    /// elsewhere: `gemm` then packs what it is handed).
+    Gemm,
+    /// [`panel_fma`], panels of 16 outputs: where the CPU has AVX2 and
+    /// FMA but not AVX-512.
+    Fma,
+}
 
-/// Whether `gemm` runs its AVX-512 f32 kernels here, the only ones the
-/// panels are for. With AVX2/FMA (16-row kernels) `gemm`'s own packing
-/// measured faster: on a Zen 4 with `gemm` built without AVX-512,
-/// `examples/bench_encode` at batch 32 ran 2.5-5% slower on 16- or
-/// 64-wide panels than on `gemm` packing per call (paired medians 0.973
-/// and 0.949 over 8-10 rounds), whereas with AVX-512 the panels ran 2.3%
-/// faster (18 rounds).
+impl Kernel {
+    /// The kernel for this CPU, if the panels serve here: with AVX-512,
+    /// `gemm`'s; with AVX2 and FMA, ours; else none (the products go to
+    /// `gemm` whole, which packs what it needs).
+    pub(crate) fn here() -> Option<Kernel> {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return Some(Kernel::Gemm);
+        }
+        panel_fma::available().then_some(Kernel::Fma)
+    }
+
+    /// Outputs per panel.
+    pub(crate) fn width(self) -> usize {
+        match self {
+            Kernel::Gemm => 64,
+            Kernel::Fma => panel_fma::WIDTH,
+        }
+    }
+}
+
+/// Whether the panels serve inference here ([`Kernel::here`]).
 pub(crate) fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    Kernel::here().is_some()
+}
+
+/// Whether the training step's forward reads panels the optimizer writes:
+/// only with `gemm`'s AVX-512 kernels (the layout [`write_rows`] writes
+/// with whole 16 x 16 tiles in registers).
+pub(crate) fn trained_available() -> bool {
+    Kernel::here() == Some(Kernel::Gemm)
+}
+
+/// The layout of this CPU's kernel (`gemm`'s where none serves).
+fn here_or_gemm() -> Kernel {
+    Kernel::here().unwrap_or(Kernel::Gemm)
 }
 
 /// Columns of `gemm`'s f32 microkernels (AVX-512 and AVX2 alike).
@@ -45,45 +74,77 @@ const NR: usize = 6;
 /// What [`Panels::product`] runs on each finished run of outputs.
 pub(crate) type Then = dyn Fn(&mut [f32]) + Sync;
 
-/// A weight `w` `[out, in]` packed into panels of 64 outputs (the last
-/// one narrower when `out` is not a multiple): panel `p` holds outputs
-/// `64 p..` as `[in][64]`, panels one after the other.
+/// Outputs per job of [`Panels::product`] (one panel of `gemm`'s, four of
+/// [`panel_fma`]'s), and so per run that `then` is handed.
+const GROUP: usize = 64;
+
+/// A weight `w` `[out, in]` packed into panels of the kernel's width `W`
+/// (the last one narrower when `out` is not a multiple): panel `p` holds
+/// outputs `W p..` as `[in][W]`, panels one after the other.
 pub(crate) struct Panels<'a> {
     data: &'a [f32],
     out: usize,
     inp: usize,
+    kernel: Kernel,
 }
 
 impl<'a> Panels<'a> {
-    /// `w` `[out, in]` (row-major) in the panel layout, as values for
-    /// [`Panels::view`].
+    /// `w` `[out, in]` (row-major) in the layout of this CPU's kernel, as
+    /// values for [`Panels::view`].
     pub(crate) fn pack(w: &[f32], out: usize, inp: usize) -> Vec<f32> {
+        Self::pack_for(here_or_gemm(), w, out, inp)
+    }
+
+    /// [`Panels::pack`] for `kernel`.
+    pub(crate) fn pack_for(kernel: Kernel, w: &[f32], out: usize, inp: usize) -> Vec<f32> {
         let mut data = vec![0f32; out * inp];
-        write_rows(&mut data, 0, w, 0, out, inp);
+        write_rows_for(kernel, &mut data, 0, w, 0, out, inp);
         data
     }
 
-    /// A packed weight of `out` outputs and `inp` inputs; `None` when
-    /// `data` does not hold exactly `out * inp` values.
+    /// A weight of `out` outputs and `inp` inputs packed by
+    /// [`Panels::pack`]; `None` when `data` does not hold exactly
+    /// `out * inp` values.
     pub(crate) fn view(data: &'a [f32], out: usize, inp: usize) -> Option<Self> {
-        (data.len() == out * inp).then_some(Panels { data, out, inp })
+        Self::view_for(here_or_gemm(), data, out, inp)
+    }
+
+    /// [`Panels::view`] of values packed by [`Panels::pack_for`] `kernel`.
+    /// `None` also where `kernel` cannot run here.
+    pub(crate) fn view_for(
+        kernel: Kernel,
+        data: &'a [f32],
+        out: usize,
+        inp: usize,
+    ) -> Option<Self> {
+        let runs = kernel == Kernel::Gemm || panel_fma::available();
+        (runs && data.len() == out * inp).then_some(Panels {
+            data,
+            out,
+            inp,
+            kernel,
+        })
     }
 
     /// `dst [rows, out] += x [rows, in] @ w^T`, row-major, `dst`'s rows
     /// `ld` values apart (`ld >= out`; the columns between are untouched),
     /// `x` contiguous.
     ///
-    /// Each panel is one `gemm` call per run of tokens, as rayon jobs: a
-    /// value of `dst` is always summed by one call of the same shape, so
-    /// the result does not depend on the number of threads. `gemm` reads
-    /// a panel unpacked only while a call spans at most its packing
-    /// threshold of microkernel columns (8 x 6 tokens by default), so
-    /// the tokens are cut into runs of that many ([`token_runs`]). From two
-    /// tokens on, the result has the bits of one `gemm` call over the
-    /// whole product.
+    /// Runs of 64 outputs are rayon jobs, each taking the tokens a run at a
+    /// time ([`token_runs`]) through each of its panels. A value of `dst`
+    /// is always summed by one call of the same shape, so the result does
+    /// not depend on the number of threads:
+    /// - [`Kernel::Gemm`]: one `gemm` call per panel and run of tokens.
+    ///   `gemm` reads a panel unpacked only while a call spans at most its
+    ///   packing threshold of microkernel columns (8 x 6 tokens by
+    ///   default), so the runs are that long. From two tokens on, the
+    ///   result has the bits of one `gemm` call over the whole product.
+    /// - [`Kernel::Fma`]: [`panel_fma::product`], whose values are one
+    ///   chain of fused multiply-adds each, from `dst`'s value, in the
+    ///   order of the inputs.
     ///
     /// `then`, when given, runs on each finished run of a row's values (a
-    /// panel's outputs for one token) while they are still in the cache:
+    /// job's outputs for one token) while they are still in the cache:
     /// GELU after the intermediate layer's product, instead of a pass of
     /// its own over the whole output.
     pub(crate) fn product(
@@ -105,57 +166,92 @@ impl<'a> Panels<'a> {
         }
         let tokens = gemm::get_lhs_packing_threshold_single_thread().max(1) * NR;
         let dst_ptr = SendPtr(dst.as_mut_ptr());
-        let panel = |p: usize| {
-            let c0 = p * WIDTH;
-            let width = WIDTH.min(out - c0);
-            let lhs = self.data[c0 * inp..(c0 + width) * inp].as_ptr();
+        let width = self.kernel.width();
+        let job = |g: usize| {
+            let g0 = g * GROUP;
+            let g1 = (g0 + GROUP).min(out);
             for (t0, n) in token_runs(rows, tokens) {
-                // SAFETY: the panel holds `width x inp` values read with
-                // row stride 1 and column stride `width`; tokens t0..t0+n
-                // of `x` hold `n x inp` values (column stride `inp`); the
-                // block of `dst` (rows t0.., columns c0..c0+width, column
-                // stride `ld`) lies inside it (asserted above). Jobs
-                // write disjoint blocks, and `dst` is borrowed mutably.
-                unsafe {
-                    gemm::gemm(
-                        width,
-                        n,
-                        inp,
-                        dst_ptr.get().add(t0 * ld + c0),
-                        ld as isize,
-                        1,
-                        true,
-                        lhs,
-                        width as isize,
-                        1,
-                        x.as_ptr().add(t0 * inp),
-                        inp as isize,
-                        1,
-                        1.0f32,
-                        1.0f32,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
-                    );
+                for c0 in (g0..g1).step_by(width) {
+                    let w = width.min(out - c0);
+                    let panel = &self.data[c0 * inp..(c0 + w) * inp];
+                    // SAFETY: the block of `dst` (rows t0..t0+n, columns
+                    // c0..c0+w, rows `ld` apart) lies inside it (asserted
+                    // above); jobs write disjoint blocks, and `dst` is
+                    // borrowed mutably.
+                    unsafe {
+                        self.panel_product(
+                            panel,
+                            w,
+                            &x[t0 * inp..],
+                            n,
+                            dst_ptr.get().add(t0 * ld + c0),
+                            ld,
+                        )
+                    };
                 }
                 if let Some(then) = then {
                     for t in t0..t0 + n {
                         // SAFETY: this job's block of `dst` (see above),
                         // one token's run, which no other job touches.
                         let run = unsafe {
-                            std::slice::from_raw_parts_mut(dst_ptr.get().add(t * ld + c0), width)
+                            std::slice::from_raw_parts_mut(dst_ptr.get().add(t * ld + g0), g1 - g0)
                         };
                         then(run);
                     }
                 }
             }
         };
-        let panels = out.div_ceil(WIDTH);
+        let jobs = out.div_ceil(GROUP);
         if rayon::current_num_threads() > 1 && 2 * rows * inp * out > 1 << 17 {
-            (0..panels).into_par_iter().for_each(panel);
+            (0..jobs).into_par_iter().for_each(job);
         } else {
-            (0..panels).for_each(panel);
+            (0..jobs).for_each(job);
+        }
+    }
+
+    /// `dst[t][0..w] += x[t] @ panel` for `n` tokens, by this kernel.
+    ///
+    /// # Safety
+    /// `dst` points at `n` rows of at least `w` values, `ld` apart, that
+    /// nothing else touches meanwhile; the kernel runs here (checked by
+    /// [`Panels::view_for`]).
+    unsafe fn panel_product(
+        &self,
+        panel: &[f32],
+        w: usize,
+        x: &[f32],
+        n: usize,
+        dst: *mut f32,
+        ld: usize,
+    ) {
+        let inp = self.inp;
+        assert!(panel.len() == w * inp && x.len() >= n * inp);
+        match self.kernel {
+            // The panel is `w x inp` values read with row stride 1 and
+            // column stride `w`; the tokens `n x inp` (column stride
+            // `inp`); `dst` column stride `ld`.
+            Kernel::Gemm => gemm::gemm(
+                w,
+                n,
+                inp,
+                dst,
+                ld as isize,
+                1,
+                true,
+                panel.as_ptr(),
+                w as isize,
+                1,
+                x.as_ptr(),
+                inp as isize,
+                1,
+                1.0f32,
+                1.0f32,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            ),
+            Kernel::Fma => panel_fma::product(panel, w, x, inp, n, dst, ld),
         }
     }
 }
@@ -176,23 +272,37 @@ pub(crate) fn write_rows(
     out: usize,
     inp: usize,
 ) {
+    write_rows_for(here_or_gemm(), dst, dst_first, rows, first, out, inp)
+}
+
+/// [`write_rows`] in the layout of `kernel`.
+fn write_rows_for(
+    kernel: Kernel,
+    dst: &mut [f32],
+    dst_first: usize,
+    rows: &[f32],
+    first: usize,
+    out: usize,
+    inp: usize,
+) {
     if inp == 0 {
         return;
     }
     let n = rows.len() / inp;
+    let width = kernel.width();
     assert!(
-        dst_first.is_multiple_of(WIDTH) && dst_first <= first && first + n <= out,
+        dst_first.is_multiple_of(GROUP) && dst_first <= first && first + n <= out,
         "panels: rows {first}..{} of {out} into panels from row {dst_first}",
         first + n
     );
     let mut r = first;
     while r < first + n {
-        let p0 = r / WIDTH * WIDTH;
-        let width = WIDTH.min(out - p0);
-        let end = (p0 + width).min(first + n);
-        let panel = &mut dst[(p0 - dst_first) * inp..(p0 - dst_first + width) * inp];
+        let p0 = r / width * width;
+        let w = width.min(out - p0);
+        let end = (p0 + w).min(first + n);
+        let panel = &mut dst[(p0 - dst_first) * inp..(p0 - dst_first + w) * inp];
         let src = &rows[(r - first) * inp..(end - first) * inp];
-        transpose_into(panel, width, r - p0, src, inp);
+        transpose_into(panel, w, r - p0, src, inp);
         r = end;
     }
 }

@@ -1,17 +1,35 @@
 //! Tests of [`super`]: the panels' layout, their products against one
-//! `gemm` call and an f64 reference, and the rows the optimizer writes.
+//! `gemm` call, a chain of fused multiply-adds and an f64 reference, and
+//! the rows the optimizer writes.
 
 use super::*;
 use crate::runtime::step::matmul::test_values;
 
-// The panels run on any CPU (only their speed depends on the kernel
-// `gemm` picks), so these tests need no AVX-512.
+/// The kernels that can run here: `gemm`'s on any CPU (only its speed
+/// depends on the kernel `gemm` picks), ours where the CPU has AVX2 and
+/// FMA. Every test runs on each.
+fn kernels() -> Vec<Kernel> {
+    let mut k = vec![Kernel::Gemm];
+    if panel_fma::available() {
+        k.push(Kernel::Fma);
+    } else {
+        eprintln!("no AVX2/FMA here: the panel kernel of our own is not tested");
+    }
+    k
+}
 
-/// An input `[rows, inp]` and a weight `[out, inp]` packed, from `seed`.
-fn operands(rows: usize, inp: usize, out: usize, seed: usize) -> (Vec<f32>, Vec<f32>) {
+/// An input `[rows, inp]` and a weight `[out, inp]` packed for `kernel`,
+/// from `seed`.
+fn operands(
+    kernel: Kernel,
+    rows: usize,
+    inp: usize,
+    out: usize,
+    seed: usize,
+) -> (Vec<f32>, Vec<f32>) {
     let x = test_values(rows * inp, seed);
     let w = test_values(out * inp, seed + 1);
-    (x, Panels::pack(&w, out, inp))
+    (x, Panels::pack_for(kernel, &w, out, inp))
 }
 
 /// An input `[rows, inp]`, a weight `[out, inp]` and a bias, from fixed
@@ -23,12 +41,12 @@ struct Biased {
     got: Vec<f32>,
 }
 
-fn biased(rows: usize, inp: usize, out: usize) -> Biased {
+fn biased(kernel: Kernel, rows: usize, inp: usize, out: usize) -> Biased {
     let x = test_values(rows * inp, 1);
     let w = test_values(out * inp, 2);
     let bias = test_values(out, 3);
-    let packed = Panels::pack(&w, out, inp);
-    let panels = Panels::view(&packed, out, inp).expect("sizes");
+    let packed = Panels::pack_for(kernel, &w, out, inp);
+    let panels = Panels::view_for(kernel, &packed, out, inp).expect("sizes");
     let mut got: Vec<f32> = (0..rows).flat_map(|_| bias.iter().copied()).collect();
     panels.product(&mut got, out, &x, rows, None);
     Biased { x, w, bias, got }
@@ -43,8 +61,11 @@ fn panels_give_the_product() {
         (97, 600, 200),
         (130, 384, 1152),
     ];
-    for (rows, inp, out) in shapes {
-        let Biased { x, w, bias, got } = biased(rows, inp, out);
+    for ((rows, inp, out), kernel) in shapes
+        .into_iter()
+        .flat_map(|s| kernels().into_iter().map(move |k| (s, k)))
+    {
+        let Biased { x, w, bias, got } = biased(kernel, rows, inp, out);
         for r in 0..rows {
             for c in 0..out {
                 let want: f64 = bias[c] as f64
@@ -54,7 +75,7 @@ fn panels_give_the_product() {
                 let g = got[r * out + c] as f64;
                 assert!(
                     (g - want).abs() <= 1e-4 * (1.0 + want.abs()),
-                    "{rows}x{inp}x{out} at ({r}, {c}): {g} against {want}"
+                    "{kernel:?} {rows}x{inp}x{out} at ({r}, {c}): {g} against {want}"
                 );
             }
         }
@@ -63,9 +84,15 @@ fn panels_give_the_product() {
 
 #[test]
 fn threads_do_not_change_the_bits() {
+    for kernel in kernels() {
+        threads_do_not_change_the_bits_of(kernel);
+    }
+}
+
+fn threads_do_not_change_the_bits_of(kernel: Kernel) {
     let (rows, inp, out) = (203, 1536, 392);
-    let (x, packed) = operands(rows, inp, out, 4);
-    let panels = Panels::view(&packed, out, inp).expect("sizes");
+    let (x, packed) = operands(kernel, rows, inp, out, 4);
+    let panels = Panels::view_for(kernel, &packed, out, inp).expect("sizes");
     let run = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -82,9 +109,15 @@ fn threads_do_not_change_the_bits() {
 
 #[test]
 fn then_runs_once_on_every_value() {
+    for kernel in kernels() {
+        then_runs_once_on_every_value_of(kernel);
+    }
+}
+
+fn then_runs_once_on_every_value_of(kernel: Kernel) {
     let (rows, inp, out) = (101, 48, 200);
-    let (x, packed) = operands(rows, inp, out, 6);
-    let panels = Panels::view(&packed, out, inp).expect("sizes");
+    let (x, packed) = operands(kernel, rows, inp, out, 6);
+    let panels = Panels::view_for(kernel, &packed, out, inp).expect("sizes");
     let mut want = vec![0f32; rows * out];
     panels.product(&mut want, out, &x, rows, None);
     want.iter_mut().for_each(|v| *v = 2.0 * *v + 1.0);
@@ -100,20 +133,49 @@ fn a_view_of_the_wrong_size_is_refused() {
     assert!(Panels::view(&[0.0; 12], 3, 4).is_some());
 }
 
-/// From two tokens on, the panels give the bits of the same product
+/// From two tokens on, `gemm`'s panels give the bits of the same product
 /// made by one `gemm` call on the weight as stored (the training step's
-/// and the inference path's products before the panels), for every
-/// count of tokens around the runs' ends: no run is a single token.
+/// products, and inference's before the panels), for every count of
+/// tokens around the runs' ends: no run is a single token.
 #[test]
 fn the_bits_of_one_product() {
     use crate::runtime::step::matmul::{matmul, Into, Mat, MatMut};
     for (inp, out) in [(384, 384), (1536, 384), (384, 200), (100, 130)] {
         for rows in (2..=100).chain([143, 144, 145, 146]) {
-            let Biased { x, w, bias, got } = biased(rows, inp, out);
+            let Biased { x, w, bias, got } = biased(Kernel::Gemm, rows, inp, out);
             let mut want: Vec<f32> = (0..rows).flat_map(|_| bias.iter().copied()).collect();
             let (x, w) = (Mat::new(&x, rows, inp), Mat::new(&w, out, inp).t());
             matmul(MatMut::new(&mut want, rows, out), x, w, Into::Add(1.0));
             assert!(got == want, "{rows} tokens, {inp} -> {out}");
+        }
+    }
+}
+
+/// Our kernel's values are each one chain of fused multiply-adds from the
+/// bias, in the order of the inputs: the same bits as the scalar chain,
+/// for every count of tokens (whole groups of 6 and the rest), narrow
+/// last panels, and so whatever the batch around a token.
+#[test]
+fn the_fma_kernel_sums_in_the_order_of_the_inputs() {
+    if !panel_fma::available() {
+        eprintln!("skipped: no AVX2/FMA here");
+        return;
+    }
+    for (inp, out) in [(384, 384), (1536, 48), (33, 130), (7, 5), (1, 17)] {
+        for rows in (1..=20).chain([47, 48, 49, 101]) {
+            let Biased { x, w, bias, got } = biased(Kernel::Fma, rows, inp, out);
+            for r in 0..rows {
+                for c in 0..out {
+                    let want = (0..inp).fold(bias[c], |acc, k| {
+                        x[r * inp + k].mul_add(w[c * inp + k], acc)
+                    });
+                    assert_eq!(
+                        got[r * out + c].to_bits(),
+                        want.to_bits(),
+                        "{rows} tokens, {inp} -> {out}, at ({r}, {c})"
+                    );
+                }
+            }
         }
     }
 }
@@ -133,13 +195,13 @@ fn token_runs_cover_every_token_once() {
     }
 }
 
-/// The layout, by its definition: output `o`, input `i` of panel `p =
-/// o / 64` (of width `w`) at `64 p * inp + i * w + o % 64`.
-fn by_definition(w: &[f32], out: usize, inp: usize) -> Vec<f32> {
+/// The layout of panels `W` wide, by its definition: output `o`, input
+/// `i` of panel `p = o / W` (of width `w`) at `W p * inp + i * w + o % W`.
+fn by_definition(big: usize, w: &[f32], out: usize, inp: usize) -> Vec<f32> {
     let mut data = vec![f32::NAN; out * inp];
     for o in 0..out {
-        let p0 = o / 64 * 64;
-        let width = 64.min(out - p0);
+        let p0 = o / big * big;
+        let width = big.min(out - p0);
         for i in 0..inp {
             data[p0 * inp + i * width + (o - p0)] = w[o * inp + i];
         }
@@ -151,11 +213,13 @@ fn by_definition(w: &[f32], out: usize, inp: usize) -> Vec<f32> {
 fn pack_is_the_layout() {
     for (out, inp) in [(1, 1), (3, 5), (64, 17), (130, 33), (200, 16), (384, 40)] {
         let w = test_values(out * inp, 9);
-        assert_eq!(
-            Panels::pack(&w, out, inp),
-            by_definition(&w, out, inp),
-            "{out}x{inp}"
-        );
+        for kernel in kernels() {
+            assert_eq!(
+                Panels::pack_for(kernel, &w, out, inp),
+                by_definition(kernel.width(), &w, out, inp),
+                "{kernel:?} {out}x{inp}"
+            );
+        }
     }
 }
 
@@ -173,17 +237,22 @@ fn rows_written_in_runs_are_the_packed_panels() {
         (100, 5, 192, 100),
     ] {
         let w = test_values(out * inp, 11);
-        let want = Panels::pack(&w, out, inp);
-        let mut got = vec![f32::NAN; out * inp];
-        for (g, chunk) in got.chunks_mut(group * inp).enumerate() {
-            let g0 = g * group;
-            let g1 = (g0 + group).min(out);
-            for r in (g0..g1).step_by(run) {
-                let r1 = (r + run).min(g1);
-                write_rows(chunk, g0, &w[r * inp..r1 * inp], r, out, inp);
+        for kernel in kernels() {
+            let want = Panels::pack_for(kernel, &w, out, inp);
+            let mut got = vec![f32::NAN; out * inp];
+            for (g, chunk) in got.chunks_mut(group * inp).enumerate() {
+                let g0 = g * group;
+                let g1 = (g0 + group).min(out);
+                for r in (g0..g1).step_by(run) {
+                    let r1 = (r + run).min(g1);
+                    write_rows_for(kernel, chunk, g0, &w[r * inp..r1 * inp], r, out, inp);
+                }
             }
+            assert!(
+                got == want,
+                "{kernel:?} {out}x{inp}, groups of {group}, runs of {run}"
+            );
         }
-        assert!(got == want, "{out}x{inp}, groups of {group}, runs of {run}");
     }
 }
 
@@ -191,10 +260,16 @@ fn rows_written_in_runs_are_the_packed_panels() {
 /// between.
 #[test]
 fn a_leading_dimension_leaves_the_other_columns() {
+    for kernel in kernels() {
+        a_leading_dimension_leaves_the_other_columns_of(kernel);
+    }
+}
+
+fn a_leading_dimension_leaves_the_other_columns_of(kernel: Kernel) {
     let (rows, inp, out, ld) = (70, 48, 130, 400);
-    let (x, packed) = operands(rows, inp, out, 12);
-    let panels = Panels::view(&packed, out, inp).expect("sizes");
-    let mut dense = vec![0f32; rows * out];
+    let (x, packed) = operands(kernel, rows, inp, out, 12);
+    let panels = Panels::view_for(kernel, &packed, out, inp).expect("sizes");
+    let mut dense = vec![7f32; rows * out];
     panels.product(&mut dense, out, &x, rows, None);
     let mut wide = vec![7f32; rows * ld];
     panels.product(&mut wide[100..], ld, &x, rows, None);
@@ -202,7 +277,7 @@ fn a_leading_dimension_leaves_the_other_columns() {
         for c in 0..ld {
             let got = wide[r * ld + c];
             match c.checked_sub(100).filter(|&c| c < out) {
-                Some(c) => assert_eq!(got, 7.0 + dense[r * out + c], "({r}, {c})"),
+                Some(c) => assert_eq!(got, dense[r * out + c], "{kernel:?} ({r}, {c})"),
                 None => assert_eq!(got, 7.0, "({r}, {c}) outside the product"),
             }
         }

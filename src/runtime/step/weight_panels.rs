@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::{TensorId, Var};
 
 use crate::runtime::error::Result;
-use crate::runtime::kernels::{panels_available, Panels};
+use crate::runtime::kernels::{trained_panels_available, Panels};
 
 /// One weight's entry.
 struct Entry {
@@ -92,7 +92,7 @@ impl WeightPanels {
     /// A store, where the panels serve (where `gemm` runs its AVX-512
     /// kernels); `None` elsewhere.
     pub fn new() -> Option<Arc<Self>> {
-        panels_available().then(|| Arc::new(WeightPanels::default()))
+        trained_panels_available().then(|| Arc::new(WeightPanels::default()))
     }
 
     fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<TensorId, Entry>> {
