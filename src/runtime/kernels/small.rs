@@ -7,9 +7,7 @@
 //! with AVX2's fewer registers, when the block has two runs) by up to two
 //! runs of [`LANES`] columns stay in registers for the whole
 //! inner dimension: each step broadcasts one value of `a` per row and
-//! multiplies it into a run of `b`'s row, with fused multiply-adds
-//! (`mul_add`: Rust never contracts `acc + x * y` into one; separate
-//! products and sums took twice the instructions). The caller compiles this into
+//! multiplies it into a run of `b`'s row. The caller compiles this into
 //! its own AVX-512 / AVX2 variant (`simd_dispatch!`): everything here is
 //! `#[inline(always)]`.
 
@@ -134,7 +132,7 @@ fn block<const R: usize, const V: usize>(i0: usize, cols: Cols, a: View, b: &[f3
                 let x = a.at(i0 + r, p);
                 for (v, acc) in acc.iter_mut().enumerate() {
                     for l in 0..LANES {
-                        acc[l] = x.mul_add(run[v * LANES + l], acc[l]);
+                        acc[l] += x * run[v * LANES + l];
                     }
                 }
             }
@@ -150,7 +148,7 @@ fn block<const R: usize, const V: usize>(i0: usize, cols: Cols, a: View, b: &[f3
                 let x = a.at(i0 + r, p);
                 for (acc, run) in acc.iter_mut().zip(&run) {
                     for l in 0..LANES {
-                        acc[l] = x.mul_add(run[l], acc[l]);
+                        acc[l] += x * run[l];
                     }
                 }
             }
