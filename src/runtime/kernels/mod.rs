@@ -68,7 +68,7 @@ pub(crate) use layer_norm_train::{moments, LayerNorm};
 pub(crate) use linear::{linear, linear_in, WeightForm};
 pub(crate) use panels::{
     available as panels_available, trained_available as trained_panels_available,
-    write_rows as write_panel_rows, Panels,
+    write_rows as write_panel_rows, Kernel as PanelKernel, Panels,
 };
 pub(crate) use softmax::Softmax;
 pub(crate) use train_ops::{AddBias, DropMask, Dropout};

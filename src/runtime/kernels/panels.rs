@@ -42,6 +42,12 @@ impl Kernel {
         panel_fma::available().then_some(Kernel::Fma)
     }
 
+    /// The layout of panels packed here: this CPU's kernel's, `gemm`'s
+    /// where none serves.
+    pub(crate) fn layout() -> Kernel {
+        Kernel::here().unwrap_or(Kernel::Gemm)
+    }
+
     /// Outputs per panel.
     pub(crate) fn width(self) -> usize {
         match self {
@@ -61,11 +67,6 @@ pub(crate) fn available() -> bool {
 /// with whole 16 x 16 tiles in registers).
 pub(crate) fn trained_available() -> bool {
     Kernel::here() == Some(Kernel::Gemm)
-}
-
-/// The layout of this CPU's kernel (`gemm`'s where none serves).
-fn here_or_gemm() -> Kernel {
-    Kernel::here().unwrap_or(Kernel::Gemm)
 }
 
 /// Columns of `gemm`'s f32 microkernels (AVX-512 and AVX2 alike).
@@ -92,13 +93,13 @@ impl<'a> Panels<'a> {
     /// `w` `[out, in]` (row-major) in the layout of this CPU's kernel, as
     /// values for [`Panels::view`].
     pub(crate) fn pack(w: &[f32], out: usize, inp: usize) -> Vec<f32> {
-        Self::pack_for(here_or_gemm(), w, out, inp)
+        Self::pack_for(Kernel::layout(), w, out, inp)
     }
 
     /// [`Panels::pack`] for `kernel`.
     pub(crate) fn pack_for(kernel: Kernel, w: &[f32], out: usize, inp: usize) -> Vec<f32> {
         let mut data = vec![0f32; out * inp];
-        write_rows_for(kernel, &mut data, 0, w, 0, out, inp);
+        write_rows(kernel, &mut data, 0, w, 0, out, inp);
         data
     }
 
@@ -106,7 +107,7 @@ impl<'a> Panels<'a> {
     /// [`Panels::pack`]; `None` when `data` does not hold exactly
     /// `out * inp` values.
     pub(crate) fn view(data: &'a [f32], out: usize, inp: usize) -> Option<Self> {
-        Self::view_for(here_or_gemm(), data, out, inp)
+        Self::view_for(Kernel::layout(), data, out, inp)
     }
 
     /// [`Panels::view`] of values packed by [`Panels::pack_for`] `kernel`.
@@ -257,26 +258,14 @@ impl<'a> Panels<'a> {
 }
 
 /// Rows `first..first + n` of a weight `[out, in]` (`rows`: their `n * inp`
-/// values) written into their places in `dst`, the panels of the weight
-/// from row `dst_first` on (a multiple of 64, at most `first`): what
-/// [`Panels::pack`] would put there. The optimizer writes a weight's
-/// panels this way, a run of rows at a time, right after updating them
-/// (`train::optim`).
+/// values) written into their places in `dst`, the panels (for `kernel`)
+/// of the weight from row `dst_first` on (a multiple of 64, at most
+/// `first`): what [`Panels::pack_for`] would put there. The optimizer
+/// writes a weight's panels this way, a run of rows at a time, right
+/// after updating them (`train::optim`), in [`Kernel::layout`].
 ///
 /// Panics when the rows fall outside the weight or `dst` (a caller's bug).
 pub(crate) fn write_rows(
-    dst: &mut [f32],
-    dst_first: usize,
-    rows: &[f32],
-    first: usize,
-    out: usize,
-    inp: usize,
-) {
-    write_rows_for(here_or_gemm(), dst, dst_first, rows, first, out, inp)
-}
-
-/// [`write_rows`] in the layout of `kernel`.
-fn write_rows_for(
     kernel: Kernel,
     dst: &mut [f32],
     dst_first: usize,

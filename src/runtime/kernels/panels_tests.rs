@@ -20,16 +20,31 @@ fn kernels() -> Vec<Kernel> {
 
 /// An input `[rows, inp]` and a weight `[out, inp]` packed for `kernel`,
 /// from `seed`.
-fn operands(
+struct Operands {
     kernel: Kernel,
-    rows: usize,
-    inp: usize,
+    x: Vec<f32>,
+    packed: Vec<f32>,
     out: usize,
-    seed: usize,
-) -> (Vec<f32>, Vec<f32>) {
+    inp: usize,
+}
+
+fn operands(kernel: Kernel, rows: usize, inp: usize, out: usize, seed: usize) -> Operands {
     let x = test_values(rows * inp, seed);
     let w = test_values(out * inp, seed + 1);
-    (x, Panels::pack_for(kernel, &w, out, inp))
+    let packed = Panels::pack_for(kernel, &w, out, inp);
+    Operands {
+        kernel,
+        x,
+        packed,
+        out,
+        inp,
+    }
+}
+
+impl Operands {
+    fn panels(&self) -> Panels<'_> {
+        Panels::view_for(self.kernel, &self.packed, self.out, self.inp).expect("sizes")
+    }
 }
 
 /// An input `[rows, inp]`, a weight `[out, inp]` and a bias, from fixed
@@ -85,46 +100,38 @@ fn panels_give_the_product() {
 #[test]
 fn threads_do_not_change_the_bits() {
     for kernel in kernels() {
-        threads_do_not_change_the_bits_of(kernel);
+        let (rows, inp, out) = (203, 1536, 392);
+        let ops = operands(kernel, rows, inp, out, 4);
+        let (x, panels) = (&ops.x, ops.panels());
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("pool");
+            let mut dst = vec![0f32; rows * out];
+            pool.install(|| panels.product(&mut dst, out, x, rows, None));
+            dst
+        };
+        let one = run(1);
+        assert_eq!(one, run(2));
+        assert_eq!(one, run(3));
     }
-}
-
-fn threads_do_not_change_the_bits_of(kernel: Kernel) {
-    let (rows, inp, out) = (203, 1536, 392);
-    let (x, packed) = operands(kernel, rows, inp, out, 4);
-    let panels = Panels::view_for(kernel, &packed, out, inp).expect("sizes");
-    let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .expect("pool");
-        let mut dst = vec![0f32; rows * out];
-        pool.install(|| panels.product(&mut dst, out, &x, rows, None));
-        dst
-    };
-    let one = run(1);
-    assert_eq!(one, run(2));
-    assert_eq!(one, run(3));
 }
 
 #[test]
 fn then_runs_once_on_every_value() {
     for kernel in kernels() {
-        then_runs_once_on_every_value_of(kernel);
+        let (rows, inp, out) = (101, 48, 200);
+        let ops = operands(kernel, rows, inp, out, 6);
+        let (x, panels) = (&ops.x, ops.panels());
+        let mut want = vec![0f32; rows * out];
+        panels.product(&mut want, out, x, rows, None);
+        want.iter_mut().for_each(|v| *v = 2.0 * *v + 1.0);
+        let then = |run: &mut [f32]| run.iter_mut().for_each(|v| *v = 2.0 * *v + 1.0);
+        let mut got = vec![0f32; rows * out];
+        panels.product(&mut got, out, x, rows, Some(&then));
+        assert_eq!(got, want);
     }
-}
-
-fn then_runs_once_on_every_value_of(kernel: Kernel) {
-    let (rows, inp, out) = (101, 48, 200);
-    let (x, packed) = operands(kernel, rows, inp, out, 6);
-    let panels = Panels::view_for(kernel, &packed, out, inp).expect("sizes");
-    let mut want = vec![0f32; rows * out];
-    panels.product(&mut want, out, &x, rows, None);
-    want.iter_mut().for_each(|v| *v = 2.0 * *v + 1.0);
-    let then = |run: &mut [f32]| run.iter_mut().for_each(|v| *v = 2.0 * *v + 1.0);
-    let mut got = vec![0f32; rows * out];
-    panels.product(&mut got, out, &x, rows, Some(&then));
-    assert_eq!(got, want);
 }
 
 #[test]
@@ -245,7 +252,7 @@ fn rows_written_in_runs_are_the_packed_panels() {
                 let g1 = (g0 + group).min(out);
                 for r in (g0..g1).step_by(run) {
                     let r1 = (r + run).min(g1);
-                    write_rows_for(kernel, chunk, g0, &w[r * inp..r1 * inp], r, out, inp);
+                    write_rows(kernel, chunk, g0, &w[r * inp..r1 * inp], r, out, inp);
                 }
             }
             assert!(
@@ -261,24 +268,20 @@ fn rows_written_in_runs_are_the_packed_panels() {
 #[test]
 fn a_leading_dimension_leaves_the_other_columns() {
     for kernel in kernels() {
-        a_leading_dimension_leaves_the_other_columns_of(kernel);
-    }
-}
-
-fn a_leading_dimension_leaves_the_other_columns_of(kernel: Kernel) {
-    let (rows, inp, out, ld) = (70, 48, 130, 400);
-    let (x, packed) = operands(kernel, rows, inp, out, 12);
-    let panels = Panels::view_for(kernel, &packed, out, inp).expect("sizes");
-    let mut dense = vec![7f32; rows * out];
-    panels.product(&mut dense, out, &x, rows, None);
-    let mut wide = vec![7f32; rows * ld];
-    panels.product(&mut wide[100..], ld, &x, rows, None);
-    for r in 0..rows {
-        for c in 0..ld {
-            let got = wide[r * ld + c];
-            match c.checked_sub(100).filter(|&c| c < out) {
-                Some(c) => assert_eq!(got, dense[r * out + c], "{kernel:?} ({r}, {c})"),
-                None => assert_eq!(got, 7.0, "({r}, {c}) outside the product"),
+        let (rows, inp, out, ld) = (70, 48, 130, 400);
+        let ops = operands(kernel, rows, inp, out, 12);
+        let (x, panels) = (&ops.x, ops.panels());
+        let mut dense = vec![7f32; rows * out];
+        panels.product(&mut dense, out, x, rows, None);
+        let mut wide = vec![7f32; rows * ld];
+        panels.product(&mut wide[100..], ld, x, rows, None);
+        for r in 0..rows {
+            for c in 0..ld {
+                let got = wide[r * ld + c];
+                match c.checked_sub(100).filter(|&c| c < out) {
+                    Some(c) => assert_eq!(got, dense[r * out + c], "{kernel:?} ({r}, {c})"),
+                    None => assert_eq!(got, 7.0, "({r}, {c}) outside the product"),
+                }
             }
         }
     }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use candle_core::Var;
 
 use super::{MomentsMut, Optimizer, Param, StepAt, UpdateRule};
-use crate::runtime::kernels::write_panel_rows as write_rows;
+use crate::runtime::kernels::{write_panel_rows as write_rows, PanelKernel};
 
 /// The gradient accumulated for a parameter over a step's micro-batches.
 #[derive(Debug)]
@@ -170,7 +170,15 @@ impl Block<'_> {
                     let (gr, tg) = g.split_at_mut(len.min(g.len()));
                     rule.update(rows, gr, sr, &at);
                     gr.fill(0.0);
-                    write_rows(pr.data, pr.first, rows, row, pr.out, pr.inp);
+                    write_rows(
+                        PanelKernel::layout(),
+                        pr.data,
+                        pr.first,
+                        rows,
+                        row,
+                        pr.out,
+                        pr.inp,
+                    );
                     row += len / pr.inp.max(1);
                     (p, st, g) = (tp, ts, tg);
                 }
