@@ -82,16 +82,40 @@ mod tests {
     #[test]
     fn fast_erf_and_exp_are_accurate() {
         let mut worst_erf = 0f64;
+        let mut worst_erf_rel = 0f64;
         let mut worst_exp = 0f64;
         for i in -4000..4000 {
             let x = i as f32 / 500.0;
-            let e = (erf_f32(x) as f64 - libm_erf(x as f64)).abs();
+            let want = libm_erf(x as f64);
+            let e = (erf_f32(x) as f64 - want).abs();
             worst_erf = worst_erf.max(e);
+            if x != 0.0 && x.abs() < 1.0 {
+                worst_erf_rel = worst_erf_rel.max(e / want.abs());
+            }
             let ex = ((exp_f32(x) as f64 - (x as f64).exp()) / (x as f64).exp()).abs();
             worst_exp = worst_exp.max(ex);
         }
-        assert!(worst_erf < 1e-6, "erf error {worst_erf}");
+        // scripts/fit_erf.py measures 3.1e-7 and 3.6e-7 on a finer grid.
+        assert!(worst_erf < 4e-7, "erf error {worst_erf}");
+        assert!(worst_erf_rel < 5e-7, "erf relative error {worst_erf_rel}");
         assert!(worst_exp < 5e-7, "exp error {worst_exp}");
+    }
+
+    /// erf's edges: odd, exactly 0 at 0 and +-1 from where the fit ends
+    /// (and at the infinities), NaN for NaN.
+    #[test]
+    fn fast_erf_edges() {
+        assert_eq!(erf_f32(0.0), 0.0);
+        for x in [4.0f32, 4.5, 10.0, 1e30, f32::INFINITY] {
+            assert_eq!(erf_f32(x), 1.0, "erf({x})");
+            assert_eq!(erf_f32(-x), -1.0, "erf(-{x})");
+        }
+        for i in 1..2000 {
+            let x = i as f32 / 400.0;
+            assert_eq!(erf_f32(-x), -erf_f32(x), "odd at {x}");
+            assert!(erf_f32(x) <= 1.0);
+        }
+        assert!(erf_f32(f32::NAN).is_nan());
     }
 
     fn libm_erf(x: f64) -> f64 {
