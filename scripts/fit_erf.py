@@ -27,18 +27,22 @@ def fit(dp, dq):
     f = np.array([erf(v) for v in x])
     t = x * x
     g = f / x
+    # P's constant is erf'(0) = 2 / sqrt(pi), exactly (the kernel writes
+    # it as FRAC_2_SQRT_PI); the rest solves
+    # sum p_i t^i - g sum q_j t^j = g - p_0 (i, j >= 1).
+    p0 = 2.0 / np.sqrt(np.pi)
     w = np.ones_like(x)
     for _ in range(60):
         a = np.hstack(
             [
-                np.vander(t, dp + 1, increasing=True),
+                np.vander(t, dp + 1, increasing=True)[:, 1:],
                 -g[:, None] * np.vander(t, dq + 1, increasing=True)[:, 1:],
             ]
         )
         weight = w * x  # the error of x P / Q, not of P / Q
-        coef, *_ = np.linalg.lstsq(a * weight[:, None], g * weight, rcond=None)
-        p = coef[: dp + 1]
-        q = np.concatenate([[1.0], coef[dp + 1 :]])
+        coef, *_ = np.linalg.lstsq(a * weight[:, None], (g - p0) * weight, rcond=None)
+        p = np.concatenate([[p0], coef[:dp]])
+        q = np.concatenate([[1.0], coef[dp:]])
         err = x * np.polyval(p[::-1], t) / np.polyval(q[::-1], t) - f
         w = w * (np.abs(err) / np.abs(err).max() + 1e-3) ** 0.5
         w /= w.mean()
