@@ -319,7 +319,13 @@ impl ModernBert {
             bias: None,
             window: l.local.then_some(r.local_attention / 2),
         };
-        let attn = ops::attention(&q, &k, &v, mask, heads, r.attention_dropout, shape, ctx)?;
+        let a = ops::Attn {
+            mask,
+            heads,
+            dropout_p: r.attention_dropout,
+            shape,
+        };
+        let attn = ops::attention(&q, &k, &v, a, ctx)?;
         let attn = ops::dropout(&l.wo.forward(&attn, ctx)?, r.attention_dropout, ctx)?;
         let x = (x + attn)?;
         let gates = l.wi.forward(&l.mlp_norm.forward(&x, ctx)?, ctx)?;

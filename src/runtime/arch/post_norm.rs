@@ -203,17 +203,14 @@ impl Layer {
         shape: AttnShape,
         ctx: &Ctx,
     ) -> Result<Tensor> {
-        let attn = ops::self_attention(
-            x,
-            self.q.proj()?,
-            self.k.proj()?,
-            self.v.proj()?,
+        let a = ops::Attn {
             mask,
-            s.heads,
-            s.attn_dropout,
+            heads: s.heads,
+            dropout_p: s.attn_dropout,
             shape,
-            ctx,
-        )?;
+        };
+        let (q, k, v) = (self.q.proj()?, self.k.proj()?, self.v.proj()?);
+        let attn = ops::self_attention(x, q, k, v, a, ctx)?;
         let attn = ops::dropout(&self.attn_out.forward(&attn, ctx)?, s.attn_out_dropout, ctx)?;
         self.attn_norm.add_forward(&attn, x, ctx)
     }

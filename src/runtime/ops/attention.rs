@@ -4,7 +4,6 @@
 use candle_core::{DType, Tensor};
 
 use super::activations::{dropout, softmax};
-
 use super::linear::{in_product_form, linear, product_form};
 use super::{fused_ok, Ctx, WeightLayout};
 use crate::runtime::error::Result;
@@ -24,23 +23,23 @@ pub struct AttnShape<'a> {
     pub window: Option<usize>,
 }
 
+/// What attention reads besides the queries, keys and values: the key
+/// mask `[batch, seq]` (1 token, 0 padding), the number of heads, the
+/// dropout of the attention probabilities (training mode only) and the
+/// scores' [`AttnShape`].
+#[derive(Debug, Clone, Copy)]
+pub struct Attn<'a> {
+    pub mask: &'a Tensor,
+    pub heads: usize,
+    pub dropout_p: f64,
+    pub shape: AttnShape<'a>,
+}
+
 /// Multi-head self-attention of `x` `[batch, seq, hidden]` with query, key
-/// and value projections, key mask `[batch, seq]` (1 token, 0 padding);
-/// returns `[batch, seq, hidden]` before the output projection. Attention
+/// and value projections; returns `[batch, seq, hidden]` before the output projection. Attention
 /// dropout applies in training mode. In inference the three projections
 /// run as one matmul and the attention as one fused kernel.
-#[allow(clippy::too_many_arguments)]
-pub fn self_attention(
-    x: &Tensor,
-    q: Proj,
-    k: Proj,
-    v: Proj,
-    mask: &Tensor,
-    heads: usize,
-    dropout_p: f64,
-    shape: AttnShape,
-    ctx: &Ctx,
-) -> Result<Tensor> {
+pub fn self_attention(x: &Tensor, q: Proj, k: Proj, v: Proj, a: Attn, ctx: &Ctx) -> Result<Tensor> {
     if fused_ok(x, ctx) && !ctx.train {
         let cat_w = || -> Result<Tensor> { Ok(Tensor::cat(&[q.0, k.0, v.0], 0)?) };
         let cat_b = || -> Result<Tensor> { Ok(Tensor::cat(&[q.1, k.1, v.1], 0)?) };
@@ -51,55 +50,36 @@ pub fn self_attention(
             }
             None => kernels::linear(x, &cat_w()?, Some(&cat_b()?), false)?,
         };
-        return attention_packed(&qkv, mask, heads, dropout_p, shape, ctx);
+        return attention_packed(&qkv, a, ctx);
     }
     let q = linear(x, q.0, Some(q.1), ctx)?;
     let k = linear(x, k.0, Some(k.1), ctx)?;
     let v = linear(x, v.0, Some(v.1), ctx)?;
-    attention(&q, &k, &v, mask, heads, dropout_p, shape, ctx)
+    attention(&q, &k, &v, a, ctx)
 }
 
 /// Attention over packed projections `qkv` `[batch, seq, 3 * hidden]`
 /// (q, k, v side by side): one fused kernel in inference.
-pub fn attention_packed(
-    qkv: &Tensor,
-    mask: &Tensor,
-    heads: usize,
-    dropout_p: f64,
-    shape: AttnShape,
-    ctx: &Ctx,
-) -> Result<Tensor> {
+pub fn attention_packed(qkv: &Tensor, a: Attn, ctx: &Ctx) -> Result<Tensor> {
     if fused_ok(qkv, ctx) && !ctx.train {
-        return kernels::attention_packed(qkv, mask, heads, shape.bias, shape.window);
+        let (bias, window) = (a.shape.bias, a.shape.window);
+        return kernels::attention_packed(qkv, a.mask, a.heads, bias, window);
     }
     let h = qkv.dim(2)? / 3;
     let part = |i: usize| qkv.narrow(2, i * h, h);
-    attention(
-        &part(0)?,
-        &part(1)?,
-        &part(2)?,
-        mask,
-        heads,
-        dropout_p,
-        shape,
-        ctx,
-    )
+    attention(&part(0)?, &part(1)?, &part(2)?, a, ctx)
 }
 
 /// Attention of projected `q`, `k`, `v` `[batch, seq, hidden]`: the fused
 /// kernel in inference, else candle ops with a backward (the training
 /// path, and the reference the fused kernel is tested against).
-#[allow(clippy::too_many_arguments)]
-pub fn attention(
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-    mask: &Tensor,
-    heads: usize,
-    dropout_p: f64,
-    shape: AttnShape,
-    ctx: &Ctx,
-) -> Result<Tensor> {
+pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, a: Attn, ctx: &Ctx) -> Result<Tensor> {
+    let Attn {
+        mask,
+        heads,
+        dropout_p,
+        shape,
+    } = a;
     if fused_ok(q, ctx) && !ctx.train {
         let qkv = Tensor::cat(&[q, k, v], 2)?;
         return kernels::attention_packed(&qkv, mask, heads, shape.bias, shape.window);
@@ -163,7 +143,13 @@ mod tests {
             for (bias, window) in [(None, None), (Some(&bias), None), (Some(&bias), Some(4))] {
                 let shape = AttnShape { bias, window };
                 let run = |ctx: &Ctx| {
-                    attention(&q, &k, &v, &mask_t, heads, 0.0, shape, ctx)
+                    let a = Attn {
+                        mask: &mask_t,
+                        heads,
+                        dropout_p: 0.0,
+                        shape,
+                    };
+                    attention(&q, &k, &v, a, ctx)
                         .unwrap()
                         .flatten_all()
                         .unwrap()

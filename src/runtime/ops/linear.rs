@@ -94,7 +94,7 @@ fn linear_composed(x: &Tensor, w: &Tensor, b: Option<&Tensor>, prec: Precision) 
 mod tests {
     use super::*;
     use crate::runtime::ops::test_util::*;
-    use crate::runtime::ops::{self_attention, AttnShape};
+    use crate::runtime::ops::{self_attention, Attn, AttnShape};
 
     /// The encoding context's weight layouts (panels with AVX-512, else
     /// transposed; made on first use, then reused) give the results of
@@ -123,8 +123,13 @@ mod tests {
                 (k.as_tensor(), qb),
                 (v.as_tensor(), qb),
             );
-            let shape = AttnShape::default();
-            self_attention(x, q, k, v, &mask, heads, 0.0, shape, ctx).unwrap()
+            let a = Attn {
+                mask: &mask,
+                heads,
+                dropout_p: 0.0,
+                shape: AttnShape::default(),
+            };
+            self_attention(x, q, k, v, a, ctx).unwrap()
         };
         for round in 0..2 {
             let pairs = [

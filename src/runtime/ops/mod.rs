@@ -31,7 +31,7 @@ mod test_util;
 
 pub(crate) use activations::dropout_mask;
 pub use activations::{dropout, gelu, softmax};
-pub use attention::{attention, attention_packed, self_attention, AttnShape, Proj};
+pub use attention::{attention, attention_packed, self_attention, Attn, AttnShape, Proj};
 use linear::in_product_form;
 pub use linear::{linear, linear_gelu};
 pub use norm::{add_layer_norm, layer_norm};
