@@ -8,6 +8,8 @@
 
 mod args;
 mod columns;
+mod convert;
+mod rules;
 pub use columns::COLUMN_FUNCTIONS;
 mod data;
 mod lets;
