@@ -19,14 +19,14 @@ use crate::runtime::SentenceEncoder;
 use super::build::{build_loss, build_model};
 use super::cache::{self, Action};
 use super::error::{Result, RunError};
-use super::evaluate::{evaluate, EvalContext};
 use super::log::RunLog;
 pub use super::outcome::{ExpectOutcome, RunSummary, StepOutcome, StepStatus};
-use super::stage::{restore_finished, run_stage, Metric, StageEnv, StageOutcome};
-use super::stage_eval::best_weights;
+use super::stage::{run_stage, Metric, StageEnv, StageOutcome};
 
 mod loading;
 mod lock;
+mod outputs;
+mod reuse;
 use lock::{clean_run_dir, RunDirLock};
 
 /// How to run.
@@ -50,16 +50,6 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
 /// Write a file atomically (temporary file, then rename).
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     crate::fsio::write_atomic(path, bytes).map_err(io_err(path))
-}
-
-fn compare(value: f64, op: &str, threshold: f64) -> bool {
-    match op {
-        ">=" => value >= threshold,
-        "<=" => value <= threshold,
-        ">" => value > threshold,
-        "<" => value < threshold,
-        _ => false,
-    }
 }
 
 /// Run a checked pipeline: the summary of what it did, and the error that
@@ -122,10 +112,8 @@ fn run_into(
         metrics: HashMap::new(),
         summary: std::mem::take(summary),
     };
-    let order = plan.execution_order();
     let mut failure = None;
-    for n in &order {
-        let n = *n;
+    for n in plan.execution_order() {
         let step = &plan.graph[n];
         let mut outcome = StepOutcome {
             label: p.redact(&step.label),
@@ -135,35 +123,9 @@ fn run_into(
             detail: None,
             error: None,
         };
+        // After a failure, the steps left are listed as not run.
         if failure.is_none() {
-            let t0 = std::time::Instant::now();
-            let r = if crate::runtime::signals::requested() {
-                Err(RunError::Interrupted {
-                    at: None,
-                    resume: "run the same command to continue: finished steps are reused".into(),
-                })
-            } else {
-                match actions[n.index()] {
-                    Action::Skip => {
-                        ex.report_skipped(n, &mut log);
-                        Ok(StepStatus::Reused)
-                    }
-                    Action::Restore => ex.restore(n, &mut log),
-                    Action::Execute => ex.execute(n, &mut log).map(|()| StepStatus::Executed),
-                }
-            };
-            outcome.seconds = t0.elapsed().as_secs_f64();
-            match r {
-                Ok(status) => {
-                    outcome.status = status;
-                    outcome.detail = ex.detail(n, &log).map(|d| p.redact(&d));
-                }
-                Err(e) => {
-                    outcome.status = StepStatus::Failed;
-                    outcome.error = Some(p.redact(&e.to_string()));
-                    failure = Some(e);
-                }
-            }
+            failure = ex.step(n, actions[n.index()], &mut log, &mut outcome).err();
         }
         ex.summary.steps.push(outcome);
     }
@@ -271,6 +233,46 @@ impl Executor<'_> {
         }
     }
 
+    /// Step `n` as `action` says, timed, into `outcome`; the error that
+    /// stops the run, if any.
+    fn step(
+        &mut self,
+        n: NodeIndex,
+        action: Action,
+        log: &mut RunLog,
+        outcome: &mut StepOutcome,
+    ) -> Result<()> {
+        let t0 = std::time::Instant::now();
+        let r = if crate::runtime::signals::requested() {
+            Err(RunError::Interrupted {
+                at: None,
+                resume: "run the same command to continue: finished steps are reused".into(),
+            })
+        } else {
+            match action {
+                Action::Skip => {
+                    self.report_skipped(n, log);
+                    Ok(StepStatus::Reused)
+                }
+                Action::Restore => self.restore(n, log),
+                Action::Execute => self.execute(n, log).map(|()| StepStatus::Executed),
+            }
+        };
+        outcome.seconds = t0.elapsed().as_secs_f64();
+        match r {
+            Ok(status) => {
+                outcome.status = status;
+                outcome.detail = self.detail(n, log).map(|d| self.p.redact(&d));
+                Ok(())
+            }
+            Err(e) => {
+                outcome.status = StepStatus::Failed;
+                outcome.error = Some(self.p.redact(&e.to_string()));
+                Err(e)
+            }
+        }
+    }
+
     fn execute(&mut self, n: NodeIndex, log: &mut RunLog) -> Result<()> {
         match self.plan.graph[n].kind.clone() {
             StepKind::LoadModel { model } => {
@@ -309,109 +311,15 @@ impl Executor<'_> {
                 self.record_stage(&outcome);
             }
             StepKind::Evaluate { evaluator, .. } => self.evaluate(n, &evaluator, log)?,
-            StepKind::Save { model, path, best } => {
-                if best {
-                    self.apply_best(n, &model, log)?;
-                }
-                let marker = serde_json::json!({
-                    "fingerprint": self.fingerprint(n),
-                    "pipeline": self.p.file.display().to_string(),
-                    "model": model,
-                });
-                let bytes = serde_json::to_vec_pretty(&marker)
-                    .map_err(|e| RunError::Invalid(e.to_string()))?;
-                let card = self.card(&model, &path, log)?;
-                let path = PathBuf::from(path);
-                self.model(&model)?.save_with(
-                    &path,
-                    &[
-                        (cache::MODEL_MARKER, bytes),
-                        ("README.md", card.into_bytes()),
-                    ],
-                )?;
-                log.note(&format!("saved `{model}` to {}", path.display()));
-                self.summary.saved.push(path);
-            }
+            StepKind::Save { model, path, best } => self.save(n, &model, &path, best, log)?,
             StepKind::Expect {
                 evaluator,
                 metric,
                 op,
-                value: threshold,
-            } => {
-                let source = self
-                    .plan
-                    .inputs(n)
-                    .into_iter()
-                    .find(|i| matches!(self.plan.graph[*i].kind, StepKind::Evaluate { .. }));
-                let m = source.and_then(|i| self.metrics.get(&i)).ok_or_else(|| {
-                    RunError::Invalid(format!("evaluator `{evaluator}` was not evaluated"))
-                })?;
-                let value = m.get(&metric).ok_or_else(|| {
-                    RunError::Invalid(format!(
-                        "evaluator `{evaluator}` produced no metric `{metric}`"
-                    ))
-                })?;
-                self.summary.expectations.push(ExpectOutcome {
-                    passed: compare(value, &op, threshold),
-                    evaluator,
-                    metric,
-                    op,
-                    threshold,
-                    value,
-                });
-            }
+                value,
+            } => self.expect(n, evaluator, metric, op, value)?,
         }
         Ok(())
-    }
-
-    /// Set up a reusable step's recorded result for a step that needs it.
-    fn restore(&mut self, n: NodeIndex, log: &mut RunLog) -> Result<StepStatus> {
-        let label = self.plan.graph[n].label.clone();
-        match self.plan.graph[n].kind.clone() {
-            StepKind::Train { stage, .. } => {
-                let stage = self.stage(&stage)?.clone();
-                self.ensure_losses(stage.objectives.iter().map(String::as_str))?;
-                let outcome = restore_finished(&stage, &self.env(&stage, n))?.ok_or_else(|| {
-                    RunError::Invalid(format!(
-                        "stage `{}`: its finished checkpoint disappeared",
-                        stage.name
-                    ))
-                })?;
-                log.note(&format!(
-                    "{label}: unchanged, reused (its final weights restored)"
-                ));
-                self.record_stage(&outcome);
-            }
-            StepKind::Evaluate { evaluator, .. } => {
-                let path = cache::evaluation_file(self.opts, &self.plan.graph[n].fingerprint);
-                let bytes = std::fs::read(&path).map_err(io_err(&path))?;
-                let v: serde_json::Value = serde_json::from_slice(&bytes)
-                    .map_err(|e| RunError::Invalid(format!("{}: {e}", path.display())))?;
-                let m = metrics_from_json(&v);
-                if let Some(x) = m.primary_value() {
-                    self.summary.set_final(&evaluator, &m.primary, x);
-                }
-                self.metrics.insert(n, m);
-            }
-            StepKind::Save {
-                model, best: true, ..
-            } => self.apply_best(n, &model, log)?,
-            StepKind::LoadData { data, .. } => {
-                let Some(ds) = self.recorded_data(&data) else {
-                    // The record went away since the plan was made.
-                    return self.execute(n, log).map(|()| StepStatus::Executed);
-                };
-                log.note(&format!(
-                    "data `{data}`: unchanged, {} rows reused from {}",
-                    ds.len(),
-                    data::record::rows_path(&self.opts.run_dir, &data).display()
-                ));
-                self.datasets.insert(data, ds);
-            }
-            _ => return self.execute(n, log).map(|()| StepStatus::Executed),
-        }
-        self.summary.reused.push(label);
-        Ok(StepStatus::Reused)
     }
 
     /// A line on what step `n` produced, for the run's reports.
@@ -449,33 +357,6 @@ impl Executor<'_> {
         }
     }
 
-    /// A step neither executed nor restored: reusable, and not needed. Its
-    /// figures still go into the summary.
-    fn report_skipped(&mut self, n: NodeIndex, log: &mut RunLog) {
-        let step = &self.plan.graph[n];
-        if let StepKind::Train { stage, .. } = &step.kind {
-            let dir = cache::stage_dir(self.opts, stage);
-            if let Some(p) = super::stage::finished(&dir, &self.fingerprint(n)) {
-                self.record_stage(&StageOutcome {
-                    best: p.best,
-                    baseline: p.baseline,
-                    last: p.last,
-                });
-            }
-        }
-        if let StepKind::Save { path, .. } = &step.kind {
-            // What a crash left next to a complete save.
-            let _ = crate::runtime::st_format::save::clean_leftovers_of(Path::new(path));
-        }
-        if matches!(
-            step.kind,
-            StepKind::Train { .. } | StepKind::Evaluate { .. } | StepKind::Save { .. }
-        ) {
-            log.note(&format!("{}: unchanged, reused", step.label));
-            self.summary.reused.push(step.label.clone());
-        }
-    }
-
     fn record_stage(&mut self, outcome: &StageOutcome) {
         // The first stage's figure is the untrained model's; a later
         // stage's baseline is the model after the stages before it.
@@ -502,98 +383,6 @@ impl Executor<'_> {
             self.summary.set_final(evaluator, metric, *value);
         }
     }
-
-    fn evaluate(&mut self, n: NodeIndex, evaluator: &str, log: &mut RunLog) -> Result<()> {
-        let ev = self
-            .p
-            .evaluator(evaluator)
-            .ok_or_else(|| RunError::Invalid(format!("no evaluator `{evaluator}`")))?
-            .clone();
-        // A classifier it reads (LabelAccuracy) may belong to an objective
-        // no stage trained.
-        self.ensure_losses(ev.args.values().get("objective").and_then(|v| v.as_str()))?;
-        let cx = EvalContext {
-            models: &self.models,
-            datasets: &self.datasets,
-            losses: &self.losses,
-        };
-        let m = evaluate(&ev, &cx)?;
-        log.final_eval(&ev.name, &m)?;
-        let path = cache::evaluation_file(self.opts, &self.plan.graph[n].fingerprint);
-        if let Some(dir) = path.parent() {
-            crate::fsio::create_dir_all(dir).map_err(io_err(dir))?;
-        }
-        let doc = serde_json::json!({
-            "fingerprint": self.fingerprint(n),
-            "evaluator": ev.name,
-            "primary": m.primary,
-            "metrics": m.entries.iter().map(|(k, v)| serde_json::json!([k, v])).collect::<Vec<_>>(),
-        });
-        let bytes =
-            serde_json::to_vec_pretty(&doc).map_err(|e| RunError::Invalid(e.to_string()))?;
-        write_atomic(&path, &bytes)?;
-        if let Some(x) = m.primary_value() {
-            self.summary.set_final(&ev.name, &m.primary, x);
-        }
-        self.metrics.insert(n, m);
-        Ok(())
-    }
-
-    /// `save ... best by`: set the best weights of the model's last stage
-    /// on the model (they stay its state from here on).
-    fn apply_best(&mut self, n: NodeIndex, model: &str, log: &mut RunLog) -> Result<()> {
-        let StepKind::Save { path, .. } = &self.plan.graph[n].kind else {
-            return Ok(());
-        };
-        let best = self.p.steps.iter().find_map(|s| match s {
-            crate::check::types::Step::Save(sv)
-                if sv.model == model && sv.path.display().to_string() == *path =>
-            {
-                sv.best_by.clone()
-            }
-            _ => None,
-        });
-        let Some(b) = best else {
-            return Ok(());
-        };
-        let Some(stage) = self.last_stage(n) else {
-            log.note(&format!(
-                "save `{model}`: no stage trained it; saving its weights as they are"
-            ));
-            return Ok(());
-        };
-        let dir = cache::stage_dir(self.opts, &stage);
-        match best_weights(&dir, &b.evaluator, &b.metric)? {
-            Some(w) => {
-                for v in self.model(model)?.named_vars() {
-                    if let Some(t) = w.get(&format!("{}.{}", v.module, v.name)) {
-                        v.var.set(t)?;
-                    }
-                }
-                log.note(&format!(
-                    "save `{model}`: using the weights with the best {}.{}",
-                    b.evaluator, b.metric
-                ));
-            }
-            None => log.note(&format!(
-                "save `{model}`: {}.{} was never evaluated; saving the last weights",
-                b.evaluator, b.metric
-            )),
-        }
-        Ok(())
-    }
-
-    /// The stage whose weights a step's model state comes from.
-    fn last_stage(&self, n: NodeIndex) -> Option<String> {
-        let mut cur = self.plan.state_input(n)?;
-        loop {
-            match &self.plan.graph[cur].kind {
-                StepKind::Train { stage, .. } => return Some(stage.clone()),
-                StepKind::LoadModel { .. } => return None,
-                _ => cur = self.plan.state_input(cur)?,
-            }
-        }
-    }
 }
 
 /// `--max-steps N --limit N` of a smoke run, as typed.
@@ -606,26 +395,4 @@ fn smoke_flags(opts: &RunOptions) -> Option<String> {
         f.push(format!("--limit {n}"));
     }
     (!f.is_empty()).then(|| f.join(" "))
-}
-
-/// Metrics as recorded by [`Executor::evaluate`].
-fn metrics_from_json(v: &serde_json::Value) -> EvalMetrics {
-    let entries = v["metrics"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|e| {
-                    // An undefined figure (NaN) is recorded as null.
-                    Some((
-                        e[0].as_str()?.to_string(),
-                        e[1].as_f64().unwrap_or(f64::NAN),
-                    ))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    EvalMetrics {
-        entries,
-        primary: v["primary"].as_str().unwrap_or_default().to_string(),
-    }
 }
