@@ -12,6 +12,7 @@ mod convert;
 mod rules;
 pub use columns::COLUMN_FUNCTIONS;
 mod data;
+mod data_needs;
 mod lets;
 mod lists;
 mod memory;
