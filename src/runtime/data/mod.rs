@@ -10,6 +10,7 @@
 mod expr;
 mod load;
 pub mod mine;
+mod read;
 pub mod record;
 pub mod relevant_pairs;
 pub mod split;
