@@ -13,6 +13,7 @@ mod rules;
 pub use columns::COLUMN_FUNCTIONS;
 mod data;
 mod data_needs;
+mod file_source;
 mod lets;
 mod lists;
 mod memory;
@@ -28,6 +29,7 @@ mod stages;
 mod transforms;
 pub mod types;
 mod wrappers;
+mod zip_triplets;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -298,13 +300,14 @@ impl<'a> Checker<'a> {
                     limit,
                 } => {
                     if self.is_first_def(name) {
-                        if let Some(d) = self.check_data(
+                        let stmt = data::DataStmt {
                             name,
                             source,
-                            columns.as_deref(),
-                            *columns_span,
-                            limit.as_ref(),
-                        ) {
+                            columns: columns.as_deref(),
+                            columns_span: *columns_span,
+                            limit: limit.as_ref(),
+                        };
+                        if let Some(d) = self.check_data(&stmt) {
                             self.out.data.push(d);
                         }
                         self.mark_ready(name);
