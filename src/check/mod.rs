@@ -23,6 +23,7 @@ mod objectives;
 pub mod overrides;
 mod own_models;
 mod peek;
+mod save_expect;
 mod saves;
 mod sequence;
 mod stages;
