@@ -102,7 +102,21 @@ impl Checker<'_> {
         let Some(available) = available_bytes() else {
             return;
         };
-        // Every model's weights, trained or not (an encoder, a teacher).
+        let too_big = self.check_model_weights(available);
+        let stages: Vec<Stage> = self.out.stages().cloned().collect();
+        for st in stages {
+            let Some(model) = self.out.model(&st.model).cloned() else {
+                continue;
+            };
+            if !too_big.contains(&model.name) {
+                self.check_stage_memory(&st, &model, available);
+            }
+        }
+    }
+
+    /// Every model's weights, trained or not (an encoder, a teacher),
+    /// against the memory available; the models too big.
+    fn check_model_weights(&mut self, available: u64) -> Vec<String> {
         let models = self.out.models.clone();
         let mut too_big = Vec::new();
         for m in &models {
@@ -124,110 +138,109 @@ impl Checker<'_> {
                 );
             }
         }
-        let stages: Vec<Stage> = self.out.stages().cloned().collect();
-        for st in stages {
-            let Some(model) = self.out.model(&st.model).cloned() else {
-                continue;
-            };
-            if too_big.contains(&model.name) {
-                continue;
-            }
-            let (params, info) = shape(&model);
-            // Weights, gradients, two optimizer moments: f32 each; twice
-            // for a loss that trains a copy of the model; one more gradient
-            // per column that runs backward beside the first.
-            let copies = st
-                .objectives
-                .iter()
-                .filter_map(|o| self.out.objective(o))
-                .any(|o| {
-                    crate::registry::lookup(crate::registry::Family::Loss, &o.loss).is_some_and(
-                        |c| {
-                            c.rules
-                                .iter()
-                                .any(|r| matches!(r, crate::registry::Rule::CopiesModel))
-                        },
-                    )
-                });
-            // With the explicit step (the BERT family on the CPU), the
-            // columns of a batch run backward side by side, each after the
-            // first into a gradient buffer of its own.
-            let explicit = model
-                .model_type
-                .as_deref()
-                .is_some_and(|t| crate::runtime::arch::EXPLICIT_STEP_TYPES.contains(&t));
-            let side_grads = if explicit {
-                st.objectives
-                    .iter()
-                    .filter_map(|o| self.out.objective(o))
-                    .filter(|o| cached_rows(o).is_none())
-                    .filter_map(|o| self.out.data_source(&o.data))
-                    .map(|d| d.text_columns().len().saturating_sub(1) as u64)
-                    .max()
-                    .unwrap_or(0)
-            } else {
-                0
-            };
-            let state = params
-                .saturating_mul(if copies { 32 } else { 16 })
-                .saturating_add(params.saturating_mul(4).saturating_mul(side_grads));
-            let frozen: u64 = st
-                .teachers
-                .iter()
-                .filter_map(|t| self.out.model(t))
-                .map(|t| shape(t).0.saturating_mul(4))
-                .sum();
-            let mut activations = 0u64;
-            if let Some(i) = &info {
-                let seq = model.modules[0]
-                    .args
-                    .values()
-                    .get("max_seq_length")
-                    .and_then(|v| v.as_i64())
-                    .map_or(i.max_seq_length, |n| n as usize) as u64;
-                for o in st.objectives.iter().filter_map(|o| self.out.objective(o)) {
-                    let texts = self
-                        .out
-                        .data_source(&o.data)
-                        .map_or(2, |d| d.text_columns().len().max(1))
-                        as u64;
-                    // A cached (GradCache) loss embeds `mini_batch_size`
-                    // texts at a time; the others the whole batch at once.
-                    let rows = match cached_rows(o) {
-                        Some(m) => m.min(o.batch_size as u64),
-                        None => (o.batch_size as u64).saturating_mul(texts),
-                    };
-                    // Per token and layer, kept for the backward: about 16
-                    // hidden-wide tensors (projections, attention output,
-                    // FFN, norms, dropout masks) and 3 attention maps.
-                    let per_token = 16 * i.hidden_size as u64 + 3 * i.num_heads as u64 * seq;
-                    let a = rows
-                        .saturating_mul(seq)
-                        .saturating_mul(i.num_layers as u64)
-                        .saturating_mul(per_token)
-                        .saturating_mul(4);
-                    activations = activations.max(a);
-                }
-            }
-            let need = state.saturating_add(frozen).saturating_add(activations);
-            if need > available {
-                self.err(
-                    Diag::error(
-                        "out-of-memory",
-                        st.span,
-                        format!(
-                            "training `{}` needs about {:.1} GiB ({:.1} GiB of weights, gradients and optimizer state, {:.1} GiB of activations, {:.1} GiB of frozen models); this machine has {:.1} GiB available",
-                            st.model,
-                            need as f64 / GIB,
-                            state as f64 / GIB,
-                            activations as f64 / GIB,
-                            frozen as f64 / GIB,
-                            available as f64 / GIB
-                        ),
-                    )
-                    .help("lower batch_size or max_seq_length, narrow a Dense layer, or use a smaller model; for in-batch negatives, CachedMultipleNegativesRankingLoss keeps the batch and bounds memory by its mini_batch_size"),
-                );
-            }
+        too_big
+    }
+
+    /// A stage's training state, frozen models and activations against
+    /// the memory available.
+    fn check_stage_memory(&mut self, st: &Stage, model: &Model, available: u64) {
+        let (params, info) = shape(model);
+        let state = self.state_bytes(st, model, params);
+        let frozen: u64 = st
+            .teachers
+            .iter()
+            .filter_map(|t| self.out.model(t))
+            .map(|t| shape(t).0.saturating_mul(4))
+            .sum();
+        let activations = info.map_or(0, |i| self.activation_bytes(st, model, &i));
+        let need = state.saturating_add(frozen).saturating_add(activations);
+        if need <= available {
+            return;
         }
+        self.err(
+            Diag::error(
+                "out-of-memory",
+                st.span,
+                format!(
+                    "training `{}` needs about {:.1} GiB ({:.1} GiB of weights, gradients and optimizer state, {:.1} GiB of activations, {:.1} GiB of frozen models); this machine has {:.1} GiB available",
+                    st.model,
+                    need as f64 / GIB,
+                    state as f64 / GIB,
+                    activations as f64 / GIB,
+                    frozen as f64 / GIB,
+                    available as f64 / GIB
+                ),
+            )
+            .help("lower batch_size or max_seq_length, narrow a Dense layer, or use a smaller model; for in-batch negatives, CachedMultipleNegativesRankingLoss keeps the batch and bounds memory by its mini_batch_size"),
+        );
+    }
+
+    /// Weights, gradients, two optimizer moments: f32 each; twice for a
+    /// loss that trains a copy of the model; one more gradient per column
+    /// that runs backward beside the first.
+    fn state_bytes(&self, st: &Stage, model: &Model, params: u64) -> u64 {
+        let objectives = || st.objectives.iter().filter_map(|o| self.out.objective(o));
+        let copies = objectives().any(|o| {
+            crate::registry::lookup(crate::registry::Family::Loss, &o.loss).is_some_and(|c| {
+                c.rules
+                    .iter()
+                    .any(|r| matches!(r, crate::registry::Rule::CopiesModel))
+            })
+        });
+        // With the explicit step (the BERT family on the CPU), the columns
+        // of a batch run backward side by side, each after the first into
+        // a gradient buffer of its own.
+        let explicit = model
+            .model_type
+            .as_deref()
+            .is_some_and(|t| crate::runtime::arch::EXPLICIT_STEP_TYPES.contains(&t));
+        let side_grads = if explicit {
+            objectives()
+                .filter(|o| cached_rows(o).is_none())
+                .filter_map(|o| self.out.data_source(&o.data))
+                .map(|d| d.text_columns().len().saturating_sub(1) as u64)
+                .max()
+                .unwrap_or(0)
+        } else {
+            0
+        };
+        params
+            .saturating_mul(if copies { 32 } else { 16 })
+            .saturating_add(params.saturating_mul(4).saturating_mul(side_grads))
+    }
+
+    /// The activations the largest batch of the stage's objectives keeps
+    /// for the backward.
+    fn activation_bytes(&self, st: &Stage, model: &Model, i: &TransformerInfo) -> u64 {
+        let seq = model.modules[0]
+            .args
+            .values()
+            .get("max_seq_length")
+            .and_then(|v| v.as_i64())
+            .map_or(i.max_seq_length, |n| n as usize) as u64;
+        let mut activations = 0u64;
+        for o in st.objectives.iter().filter_map(|o| self.out.objective(o)) {
+            let texts = self
+                .out
+                .data_source(&o.data)
+                .map_or(2, |d| d.text_columns().len().max(1)) as u64;
+            // A cached (GradCache) loss embeds `mini_batch_size` texts at a
+            // time; the others the whole batch at once.
+            let rows = match cached_rows(o) {
+                Some(m) => m.min(o.batch_size as u64),
+                None => (o.batch_size as u64).saturating_mul(texts),
+            };
+            // Per token and layer, kept for the backward: about 16
+            // hidden-wide tensors (projections, attention output, FFN,
+            // norms, dropout masks) and 3 attention maps.
+            let per_token = 16 * i.hidden_size as u64 + 3 * i.num_heads as u64 * seq;
+            let a = rows
+                .saturating_mul(seq)
+                .saturating_mul(i.num_layers as u64)
+                .saturating_mul(per_token)
+                .saturating_mul(4);
+            activations = activations.max(a);
+        }
+        activations
     }
 }
