@@ -7,10 +7,10 @@ use crate::diag::{Diag, Span};
 use crate::registry;
 use crate::syntax::ast::{self, ColExprKind, ValueKind};
 
-/// What the column expressions of a file source can see.
 /// The functions of column expressions.
 pub const COLUMN_FUNCTIONS: &[&str] = &["col", "map", "normalize", "item", "take"];
 
+/// What the column expressions of a file source can see.
 pub(crate) struct FileCtx<'p> {
     pub written: String,
     pub peek: Option<&'p Peek>,
@@ -92,81 +92,7 @@ impl Checker<'_> {
                 }
                 Some((ColumnExpr::Const { value: *n }, Some(ColType::Float), None))
             }
-            ColExprKind::Binary { op, lhs, rhs } => {
-                let l = self.col_expr(ctx, lhs);
-                let r = self.col_expr(ctx, rhs);
-                let (l, r) = (l?, r?);
-                let mut ok = true;
-                for (side, x) in [(lhs, &l), (rhs, &r)] {
-                    if matches!(x.0, ColumnExpr::Take { .. }) {
-                        self.err(
-                            Diag::error("list-arithmetic", side.span, "arithmetic on a list").help(
-                                "compute with single values: item(col(...), INDEX) is one element",
-                            ),
-                        );
-                        ok = false;
-                    } else if x.1 == Some(ColType::Text) {
-                        let eg =
-                            x.2.as_ref()
-                                .and_then(|v| v.first().cloned())
-                                .unwrap_or_default();
-                        self.err(
-                            Diag::error(
-                                "text-arithmetic",
-                                side.span,
-                                format!(
-                                    "arithmetic on a text column (e.g. {eg:?} in `{}`)",
-                                    ctx.written
-                                ),
-                            )
-                            .help("only numeric columns (such as a score) can be computed with"),
-                        );
-                        ok = false;
-                    }
-                }
-                if matches!(op, ast::ArithOp::Div) && r.0 == (ColumnExpr::Const { value: 0.0 }) {
-                    self.err(
-                        Diag::error("division-by-zero", rhs.span, "division by zero")
-                            .help("divide by the scale of the score, e.g. `col(4) / 5.0`"),
-                    );
-                    ok = false;
-                }
-                let samples = match (numbers(&l), numbers(&r)) {
-                    (Some(a), Some(b)) => {
-                        let n = a.len().max(b.len());
-                        let at = |v: &Vec<f64>, i: usize| if v.len() == 1 { v[0] } else { v[i] };
-                        let vals: Vec<String> = (0..n)
-                            .filter(|i| *i < a.len() || a.len() == 1)
-                            .filter(|i| *i < b.len() || b.len() == 1)
-                            .map(|i| {
-                                let (x, y) = (at(&a, i), at(&b, i));
-                                let v = match op {
-                                    ast::ArithOp::Add => x + y,
-                                    ast::ArithOp::Sub => x - y,
-                                    ast::ArithOp::Mul => x * y,
-                                    ast::ArithOp::Div => x / y,
-                                };
-                                v.to_string()
-                            })
-                            .collect();
-                        // A constant alone is not a sample of the file.
-                        (a.len() > 1 || b.len() > 1 || l.2.is_some() || r.2.is_some())
-                            .then_some(vals)
-                    }
-                    _ => None,
-                };
-                ok.then(|| {
-                    (
-                        ColumnExpr::Arith {
-                            op: (*op).into(),
-                            lhs: Box::new(l.0),
-                            rhs: Box::new(r.0),
-                        },
-                        Some(ColType::Float),
-                        samples,
-                    )
-                })
-            }
+            ColExprKind::Binary { op, lhs, rhs } => self.col_arith(ctx, *op, lhs, rhs),
             ColExprKind::Value(v) => {
                 self.err(
                     Diag::error(
@@ -185,22 +111,87 @@ impl Checker<'_> {
                 "item" => self.col_item(ctx, e.span, args),
                 "take" => self.col_take(ctx, e.span, args),
                 other => {
-                    let help = match registry::did_you_mean(other, COLUMN_FUNCTIONS.iter().copied()) {
-                        Some(s) => format!("did you mean `{s}`?"),
-                        None => "columns are chosen with col(INDEX) or col(\"NAME\"), labels mapped with map(...), scores rescaled with normalize(...), lists read with item(...) and take(...)".into(),
-                    };
-                    self.err(
-                        Diag::error(
-                            "unknown-name",
-                            name.span,
-                            format!("unknown column function `{other}`"),
-                        )
-                        .help(help),
-                    );
+                    self.unknown_column_function(other, name.span);
                     None
                 }
             },
         }
+    }
+
+    /// `a + b`, `a - b`, `a * b`, `a / b` of numeric single values; its
+    /// samples computed from the operands' where the file gave some.
+    fn col_arith(
+        &mut self,
+        ctx: &FileCtx,
+        op: ast::ArithOp,
+        lhs: &ast::ColExpr,
+        rhs: &ast::ColExpr,
+    ) -> Option<(ColumnExpr, Option<ColType>, Option<Vec<String>>)> {
+        let l = self.col_expr(ctx, lhs);
+        let r = self.col_expr(ctx, rhs);
+        let (l, r) = (l?, r?);
+        let mut ok = true;
+        for (side, x) in [(lhs, &l), (rhs, &r)] {
+            if matches!(x.0, ColumnExpr::Take { .. }) {
+                self.err(
+                    Diag::error("list-arithmetic", side.span, "arithmetic on a list")
+                        .help("compute with single values: item(col(...), INDEX) is one element"),
+                );
+                ok = false;
+            } else if x.1 == Some(ColType::Text) {
+                let eg =
+                    x.2.as_ref()
+                        .and_then(|v| v.first().cloned())
+                        .unwrap_or_default();
+                self.err(
+                    Diag::error(
+                        "text-arithmetic",
+                        side.span,
+                        format!(
+                            "arithmetic on a text column (e.g. {eg:?} in `{}`)",
+                            ctx.written
+                        ),
+                    )
+                    .help("only numeric columns (such as a score) can be computed with"),
+                );
+                ok = false;
+            }
+        }
+        if matches!(op, ast::ArithOp::Div) && r.0 == (ColumnExpr::Const { value: 0.0 }) {
+            self.err(
+                Diag::error("division-by-zero", rhs.span, "division by zero")
+                    .help("divide by the scale of the score, e.g. `col(4) / 5.0`"),
+            );
+            ok = false;
+        }
+        let samples = arith_samples(op, &l, &r);
+        ok.then(|| {
+            (
+                ColumnExpr::Arith {
+                    op: op.into(),
+                    lhs: Box::new(l.0),
+                    rhs: Box::new(r.0),
+                },
+                Some(ColType::Float),
+                samples,
+            )
+        })
+    }
+
+    /// Reports a call of a function that column expressions do not have.
+    fn unknown_column_function(&mut self, other: &str, span: Span) {
+        let help = match registry::did_you_mean(other, COLUMN_FUNCTIONS.iter().copied()) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => "columns are chosen with col(INDEX) or col(\"NAME\"), labels mapped with map(...), scores rescaled with normalize(...), lists read with item(...) and take(...)".into(),
+        };
+        self.err(
+            Diag::error(
+                "unknown-name",
+                span,
+                format!("unknown column function `{other}`"),
+            )
+            .help(help),
+        );
     }
 
     fn col_field(
@@ -412,4 +403,28 @@ pub(crate) fn infer(samples: &[String]) -> Option<ColType> {
     } else {
         Some(ColType::Text)
     }
+}
+
+/// The samples of `l op r`: computed row by row from the operands' (a
+/// constant applies to every row); none when neither side came from the
+/// file (a constant alone is not a sample of it).
+fn arith_samples(op: ast::ArithOp, l: &Operand, r: &Operand) -> Option<Vec<String>> {
+    let (a, b) = (numbers(l)?, numbers(r)?);
+    let n = a.len().max(b.len());
+    let at = |v: &Vec<f64>, i: usize| if v.len() == 1 { v[0] } else { v[i] };
+    let vals: Vec<String> = (0..n)
+        .filter(|i| *i < a.len() || a.len() == 1)
+        .filter(|i| *i < b.len() || b.len() == 1)
+        .map(|i| {
+            let (x, y) = (at(&a, i), at(&b, i));
+            let v = match op {
+                ast::ArithOp::Add => x + y,
+                ast::ArithOp::Sub => x - y,
+                ast::ArithOp::Mul => x * y,
+                ast::ArithOp::Div => x / y,
+            };
+            v.to_string()
+        })
+        .collect();
+    (a.len() > 1 || b.len() > 1 || l.2.is_some() || r.2.is_some()).then_some(vals)
 }
