@@ -1,6 +1,6 @@
 //! From text to AST, through the pest grammar.
 
-use pest::iterators::Pair;
+use pest::iterators::{Pair, Pairs};
 use pest::Parser;
 use pest_derive::Parser;
 
@@ -173,42 +173,7 @@ fn stmt(p: Pair<Rule>) -> Stmt {
                 .collect();
             StmtKind::Model { name, chain }
         }
-        Rule::data_stmt => {
-            let name = ident(it.next().expect("grammar: data name"));
-            let mut inner = it.next().expect("grammar: data expr").into_inner();
-            let source = call(inner.next().expect("grammar: data source"));
-            let mut columns = None;
-            let mut columns_span = None;
-            let mut limit = None;
-            for q in inner {
-                match q.as_rule() {
-                    Rule::columns => {
-                        columns_span = Some(span(&q));
-                        columns = Some(
-                            q.into_inner()
-                                .map(|c| {
-                                    let mut ci = c.into_inner();
-                                    let name = ident(ci.next().expect("grammar: column name"));
-                                    let expr = col_expr(ci.next().expect("grammar: column expr"));
-                                    ColumnDef { name, expr }
-                                })
-                                .collect(),
-                        );
-                    }
-                    Rule::limit => {
-                        limit = q.into_inner().next().map(value);
-                    }
-                    _ => {}
-                }
-            }
-            StmtKind::Data {
-                name,
-                source,
-                columns,
-                columns_span,
-                limit,
-            }
-        }
+        Rule::data_stmt => data_stmt(it),
         Rule::objective_stmt => {
             let name = ident(it.next().expect("grammar: objective name"));
             let loss = call(it.next().expect("grammar: loss"));
@@ -230,51 +195,7 @@ fn stmt(p: Pair<Rule>) -> Stmt {
             let call = call(it.next().expect("grammar: evaluator call"));
             StmtKind::Evaluator { name, call }
         }
-        Rule::train_stmt => {
-            let model = ident(it.next().expect("grammar: train model"));
-            let mut name = None;
-            let mut items = Vec::new();
-            for q in it {
-                let qs = span(&q);
-                match q.as_rule() {
-                    Rule::stage_name => {
-                        name = q.into_inner().next().map(ident);
-                    }
-                    Rule::evaluate_item => {
-                        let mut qi = q.into_inner();
-                        let what = value(qi.next().expect("grammar: evaluate what"));
-                        let every = qi.next().and_then(|e| e.into_inner().next()).map(value);
-                        items.push(StageItem::Evaluate {
-                            what,
-                            every,
-                            span: qs,
-                        });
-                    }
-                    Rule::checkpoint_item => {
-                        let mut qi = q.into_inner();
-                        let every = qi
-                            .next()
-                            .and_then(|e| e.into_inner().next())
-                            .map(value)
-                            .expect("grammar: checkpoint every");
-                        let keep = qi.next().map(value);
-                        items.push(StageItem::Checkpoint {
-                            every,
-                            keep,
-                            span: qs,
-                        });
-                    }
-                    Rule::setting => {
-                        let mut qi = q.into_inner();
-                        let key = ident(qi.next().expect("grammar: setting key"));
-                        let value = value(qi.next().expect("grammar: setting value"));
-                        items.push(StageItem::Setting { key, value });
-                    }
-                    _ => {}
-                }
-            }
-            StmtKind::Train { model, name, items }
-        }
+        Rule::train_stmt => train_stmt(it),
         Rule::save_stmt => {
             let model = ident(it.next().expect("grammar: save model"));
             let path = value(it.next().expect("grammar: save path"));
@@ -298,6 +219,91 @@ fn stmt(p: Pair<Rule>) -> Stmt {
         _ => unreachable!("grammar: unexpected statement rule {rule:?}"),
     };
     Stmt { kind, span: sp }
+}
+
+/// `data NAME = SOURCE { COLUMNS } limit N`: the parts after the name.
+fn data_stmt(mut it: Pairs<Rule>) -> StmtKind {
+    let name = ident(it.next().expect("grammar: data name"));
+    let mut inner = it.next().expect("grammar: data expr").into_inner();
+    let source = call(inner.next().expect("grammar: data source"));
+    let mut columns = None;
+    let mut columns_span = None;
+    let mut limit = None;
+    for q in inner {
+        match q.as_rule() {
+            Rule::columns => {
+                columns_span = Some(span(&q));
+                columns = Some(
+                    q.into_inner()
+                        .map(|c| {
+                            let mut ci = c.into_inner();
+                            let name = ident(ci.next().expect("grammar: column name"));
+                            let expr = col_expr(ci.next().expect("grammar: column expr"));
+                            ColumnDef { name, expr }
+                        })
+                        .collect(),
+                );
+            }
+            Rule::limit => {
+                limit = q.into_inner().next().map(value);
+            }
+            _ => {}
+        }
+    }
+    StmtKind::Data {
+        name,
+        source,
+        columns,
+        columns_span,
+        limit,
+    }
+}
+
+/// `train MODEL [as NAME] { ITEMS }`.
+fn train_stmt(mut it: Pairs<Rule>) -> StmtKind {
+    let model = ident(it.next().expect("grammar: train model"));
+    let mut name = None;
+    let mut items = Vec::new();
+    for q in it {
+        let qs = span(&q);
+        match q.as_rule() {
+            Rule::stage_name => {
+                name = q.into_inner().next().map(ident);
+            }
+            Rule::evaluate_item => {
+                let mut qi = q.into_inner();
+                let what = value(qi.next().expect("grammar: evaluate what"));
+                let every = qi.next().and_then(|e| e.into_inner().next()).map(value);
+                items.push(StageItem::Evaluate {
+                    what,
+                    every,
+                    span: qs,
+                });
+            }
+            Rule::checkpoint_item => {
+                let mut qi = q.into_inner();
+                let every = qi
+                    .next()
+                    .and_then(|e| e.into_inner().next())
+                    .map(value)
+                    .expect("grammar: checkpoint every");
+                let keep = qi.next().map(value);
+                items.push(StageItem::Checkpoint {
+                    every,
+                    keep,
+                    span: qs,
+                });
+            }
+            Rule::setting => {
+                let mut qi = q.into_inner();
+                let key = ident(qi.next().expect("grammar: setting key"));
+                let value = value(qi.next().expect("grammar: setting value"));
+                items.push(StageItem::Setting { key, value });
+            }
+            _ => {}
+        }
+    }
+    StmtKind::Train { model, name, items }
 }
 
 fn metric_ref(p: Pair<Rule>) -> MetricRef {
