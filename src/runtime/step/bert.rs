@@ -102,16 +102,76 @@ impl BertStep {
         };
         let (b, s) = input_ids.dims2()?;
         let h = self.hidden;
-        let (word, pos, typ) = (
-            read(self.word.as_tensor())?,
-            read(self.position.as_tensor())?,
-            read(self.token_type.as_tensor())?,
-        );
         let mask = attention_mask
             .to_dtype(DType::F32)?
             .flatten_all()?
             .to_vec1::<f32>()?;
         let packed = Packed::new(&mask, b, s, h, self.heads);
+        let Embedded {
+            mut x,
+            ids,
+            positions,
+            types,
+        } = self.embed(&packed, input_ids, token_type_ids, s)?;
+        let norm = layer_norm(
+            &mut x,
+            &read(self.norm.w.as_tensor())?,
+            &read(self.norm.b.as_tensor())?,
+            self.norm.eps,
+        );
+        let drop = dropout_mask(self.dropout.hidden, ctx);
+        if let Some(m) = drop {
+            m.apply_rows(&mut x, &packed.tokens, h);
+        }
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for l in &self.layers {
+            let drops = LayerDrops {
+                attn: dropout_mask(self.dropout.attn, ctx),
+                attn_out: dropout_mask(self.dropout.attn_out, ctx),
+                ffn: dropout_mask(self.dropout.ffn, ctx),
+            };
+            let (y, tape) = layer::forward(l, x, &packed, drops, tapes, ctx.precision())?;
+            x = y;
+            layers.push(tape);
+        }
+        let x = unpack(&x, &packed, b * s, h);
+        let out = Var::from_tensor(&Tensor::from_vec(x, (b, s, h), input_ids.device())?)?;
+        let t = out.as_tensor().clone();
+        tapes.record(
+            ctx.order(),
+            Tape::Bert(BertTape {
+                step: Arc::clone(self),
+                out,
+                packed,
+                embed: EmbedTape {
+                    ids,
+                    positions,
+                    types,
+                    norm,
+                    drop,
+                },
+                layers,
+                precision: ctx.precision(),
+            }),
+        );
+        Ok(t)
+    }
+
+    /// The packed tokens' embeddings (word + position + token type), before
+    /// the embeddings' layer norm, with the ids they were read at.
+    fn embed(
+        &self,
+        packed: &Packed,
+        input_ids: &Tensor,
+        token_type_ids: Option<&Tensor>,
+        s: usize,
+    ) -> Result<Embedded> {
+        let h = self.hidden;
+        let (word, pos, typ) = (
+            read(self.word.as_tensor())?,
+            read(self.position.as_tensor())?,
+            read(self.token_type.as_tensor())?,
+        );
         let all_ids = ids_below(input_ids, word.len() / h, "token id")?;
         let ids: Vec<u32> = packed.tokens.iter().map(|&t| all_ids[t as usize]).collect();
         let types = match token_type_ids {
@@ -142,54 +202,12 @@ impl BertStep {
                 *x = w + p + y;
             }
         }
-        drop((word, pos, typ));
-        let norm = layer_norm(
-            &mut x,
-            &read(self.norm.w.as_tensor())?,
-            &read(self.norm.b.as_tensor())?,
-            self.norm.eps,
-        );
-        let drop = dropout_mask(self.dropout.hidden, ctx);
-        if let Some(m) = drop {
-            m.apply_rows(&mut x, &packed.tokens, h);
-        }
-        let mut layers = Vec::with_capacity(self.layers.len());
-        for l in &self.layers {
-            let drops = LayerDrops {
-                attn: dropout_mask(self.dropout.attn, ctx),
-                attn_out: dropout_mask(self.dropout.attn_out, ctx),
-                ffn: dropout_mask(self.dropout.ffn, ctx),
-            };
-            let (y, tape) = layer::forward(l, x, &packed, drops, tapes, ctx.precision())?;
-            x = y;
-            layers.push(tape);
-        }
-        // Back to the padded layout, zeros at padded positions.
-        let mut full = vec![0f32; b * s * h];
-        for (r, &t) in packed.tokens.iter().enumerate() {
-            full[t as usize * h..(t as usize + 1) * h].copy_from_slice(&x[r * h..(r + 1) * h]);
-        }
-        let x = full;
-        let out = Var::from_tensor(&Tensor::from_vec(x, (b, s, h), input_ids.device())?)?;
-        let t = out.as_tensor().clone();
-        tapes.record(
-            ctx.order(),
-            Tape::Bert(BertTape {
-                step: Arc::clone(self),
-                out,
-                packed,
-                embed: EmbedTape {
-                    ids,
-                    positions,
-                    types,
-                    norm,
-                    drop,
-                },
-                layers,
-                precision: ctx.precision(),
-            }),
-        );
-        Ok(t)
+        Ok(Embedded {
+            x,
+            ids,
+            positions,
+            types,
+        })
     }
 }
 
@@ -319,4 +337,22 @@ pub(crate) fn backward(
         sink.add_rows(&step.word, &e.ids, grad);
     }
     Ok(())
+}
+
+/// What [`BertStep::embed`] gives: the rows and the ids read.
+struct Embedded {
+    x: Vec<f32>,
+    ids: Vec<u32>,
+    positions: Vec<u32>,
+    types: Vec<u32>,
+}
+
+/// Packed rows back to the padded layout of `tokens` positions, zeros at
+/// padded positions.
+fn unpack(x: &[f32], packed: &Packed, tokens: usize, h: usize) -> Vec<f32> {
+    let mut full = vec![0f32; tokens * h];
+    for (r, &t) in packed.tokens.iter().enumerate() {
+        full[t as usize * h..(t as usize + 1) * h].copy_from_slice(&x[r * h..(r + 1) * h]);
+    }
+    full
 }
