@@ -13,11 +13,13 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 
 use crate::check::types::{Pipeline, Stage};
+use crate::registry::choices::Precision;
 use crate::runtime::data::Dataset;
-use crate::runtime::loss::{Loss, TextBatch};
+use crate::runtime::loss::{Loss, LossInputs, TextBatch};
 use crate::runtime::{Ctx, SentenceEncoder};
 
 use super::checkpoint;
@@ -356,48 +358,19 @@ fn turn(
             let loss = step.run(&cols, inputs, &mut |g| opt.accumulate(g, 1.0 / micro))?;
             (loss, None)
         }
-        None if feed.loss.wants_layers() => {
-            // Every column's final and earlier layers' embeddings, in one
-            // forward pass each (AdaptiveLayerLoss).
-            let ctx = Ctx::train(dropout_seed).with_precision(stage.precision);
-            let mut layers: Vec<Vec<Tensor>> = Vec::new();
-            for (i, c) in cols.iter().enumerate() {
-                let (last, earlier) = model.embed_layers(c, feed.prompt(i), &ctx)?;
-                inputs.embeddings.push(last);
-                layers.resize_with(earlier.len(), Vec::new);
-                for (l, e) in earlier.into_iter().enumerate() {
-                    layers[l].push(e);
-                }
-            }
-            inputs.layers = Some(layers);
-            let loss = feed.loss.forward(&inputs)?;
-            let grads = loss.backward()?;
-            (loss, Some(grads))
-        }
         None => {
-            // Encoders with an explicit step record it here; their
-            // gradients are added below, after the loss's backward.
-            let ctx = Ctx::train_explicit(dropout_seed)
-                .with_precision(stage.precision)
-                .with_weight_panels(opt.weight_panels());
-            let prompts: Vec<Option<&str>> = (0..cols.len()).map(|i| feed.prompt(i)).collect();
-            let loss = if feed.loss.runs_models() {
-                // The loss embeds (or decodes) the texts with its own
-                // models and the trained one (ContrastiveTension, TSDAE).
-                let batch = TextBatch {
-                    columns: &cols,
-                    prompts,
-                    inputs,
-                };
-                feed.loss.forward_texts(model, batch, &ctx)?
-            } else {
-                inputs.embeddings = embed_columns(model, &cols, &prompts, &ctx)?;
-                feed.loss.forward(&inputs)?
+            let pass = Pass {
+                model,
+                feed,
+                cols: &cols,
+                seed: dropout_seed,
+                precision: stage.precision,
             };
-            let grads = loss.backward()?;
-            if let Some(tapes) = ctx.tapes() {
-                opt.accumulate_tapes(tapes, &grads, 1.0 / micro)?;
-            }
+            let (loss, grads) = if feed.loss.wants_layers() {
+                pass.with_layers(inputs)?
+            } else {
+                pass.explicit(inputs, opt, micro)?
+            };
             (loss, Some(grads))
         }
     };
@@ -414,6 +387,72 @@ fn turn(
         opt.accumulate(&grads, 1.0 / micro)?;
     }
     Ok(Some((feed.name.clone(), value, idx.len())))
+}
+
+/// One batch's forward and backward through autograd (the losses without
+/// GradCache).
+struct Pass<'a, 'f> {
+    model: &'a SentenceEncoder,
+    feed: &'a Feed<'f>,
+    cols: &'a [Vec<&'a str>],
+    /// The seed of the batch's dropout masks.
+    seed: u64,
+    precision: Precision,
+}
+
+impl Pass<'_, '_> {
+    /// Every column's final and earlier layers' embeddings, in one
+    /// forward pass each (AdaptiveLayerLoss).
+    fn with_layers(&self, mut inputs: LossInputs) -> Result<(Tensor, GradStore)> {
+        let ctx = Ctx::train(self.seed).with_precision(self.precision);
+        let mut layers: Vec<Vec<Tensor>> = Vec::new();
+        for (i, c) in self.cols.iter().enumerate() {
+            let (last, earlier) = self.model.embed_layers(c, self.feed.prompt(i), &ctx)?;
+            inputs.embeddings.push(last);
+            layers.resize_with(earlier.len(), Vec::new);
+            for (l, e) in earlier.into_iter().enumerate() {
+                layers[l].push(e);
+            }
+        }
+        inputs.layers = Some(layers);
+        let loss = self.feed.loss.forward(&inputs)?;
+        let grads = loss.backward()?;
+        Ok((loss, grads))
+    }
+
+    /// The columns' embeddings (or the loss's own pass over the texts).
+    /// Encoders with an explicit step record it in the context; their
+    /// gradients are accumulated here, after the loss's backward.
+    fn explicit(
+        &self,
+        mut inputs: LossInputs,
+        opt: &mut Optimizer,
+        micro: f32,
+    ) -> Result<(Tensor, GradStore)> {
+        let ctx = Ctx::train_explicit(self.seed)
+            .with_precision(self.precision)
+            .with_weight_panels(opt.weight_panels());
+        let prompts: Vec<Option<&str>> =
+            (0..self.cols.len()).map(|i| self.feed.prompt(i)).collect();
+        let loss = if self.feed.loss.runs_models() {
+            // The loss embeds (or decodes) the texts with its own models
+            // and the trained one (ContrastiveTension, TSDAE).
+            let batch = TextBatch {
+                columns: self.cols,
+                prompts,
+                inputs,
+            };
+            self.feed.loss.forward_texts(self.model, batch, &ctx)?
+        } else {
+            inputs.embeddings = embed_columns(self.model, self.cols, &prompts, &ctx)?;
+            self.feed.loss.forward(&inputs)?
+        };
+        let grads = loss.backward()?;
+        if let Some(tapes) = ctx.tapes() {
+            opt.accumulate_tapes(tapes, &grads, 1.0 / micro)?;
+        }
+        Ok((loss, grads))
+    }
 }
 
 /// Every column's embeddings, each column in a context of its own
