@@ -71,6 +71,55 @@ pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
+/// Write a new or truncated file from what `fill` writes, through a
+/// buffer, and sync it: a file too large to hold in memory twice (a
+/// checkpoint's optimizer state). `size` is the number of bytes `fill`
+/// writes; at the armed failpoint the file is cut after half of them.
+pub fn write_with(
+    path: &Path,
+    size: u64,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let crash = hit();
+    let f = std::fs::File::create(path)?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+    if crash {
+        let mut cut = Cut {
+            inner: &mut w,
+            left: size / 2,
+        };
+        let _ = fill(&mut cut);
+        let _ = w.flush();
+        let _ = w.get_ref().sync_all();
+        die("write", path);
+    }
+    fill(&mut w)?;
+    let f = w.into_inner().map_err(|e| e.into_error())?;
+    f.sync_all()
+}
+
+/// A writer that passes on its first `left` bytes and drops the rest (a
+/// write cut short by a crash).
+struct Cut<'a, W: Write> {
+    inner: &'a mut W,
+    left: u64,
+}
+
+impl<W: Write> Write for Cut<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        self.inner.write_all(&buf[..n])?;
+        self.left -= n as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Append `bytes` to an open file (one call, so a line is not torn by
 /// the process itself).
 pub fn append(file: &mut std::fs::File, path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -24,6 +24,7 @@ pub mod loss;
 pub mod modules;
 pub mod ops;
 pub mod process;
+mod safetensors_out;
 pub mod search;
 pub mod signals;
 pub mod st_format;

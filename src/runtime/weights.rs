@@ -170,17 +170,19 @@ impl WeightFile {
 /// Write named tensors to a safetensors file that PyTorch/transformers read
 /// (metadata `format: pt`).
 pub fn save_safetensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
-    let mut owned = Vec::with_capacity(tensors.len());
-    for (name, t) in tensors {
-        owned.push((name.clone(), t.contiguous()?));
-    }
-    let mut meta = HashMap::new();
-    meta.insert("format".to_string(), "pt".to_string());
-    let bytes = safetensors::serialize(owned, Some(meta)).map_err(|e| Error::Weights {
-        path: path.to_path_buf(),
-        msg: e.to_string(),
-    })?;
-    crate::fsio::write(path, &bytes).map_err(|e| Error::io(path, e))
+    use super::safetensors_out::{write, Source, WriteError};
+    let sources: Vec<(&str, Source)> = tensors
+        .iter()
+        .map(|(name, t)| (name.as_str(), Source::Tensor(t)))
+        .collect();
+    let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
+    write(path, &sources, Some(meta)).map_err(|e| match e {
+        WriteError::Io(e) => Error::io(path, e),
+        WriteError::Format(msg) => Error::Weights {
+            path: path.to_path_buf(),
+            msg,
+        },
+    })
 }
 
 /// Detached copies of vars, for saving.

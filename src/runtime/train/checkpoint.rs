@@ -26,6 +26,8 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor};
 
 use super::optim::Moments;
+pub(crate) use crate::runtime::safetensors_out::Source;
+use crate::runtime::safetensors_out::WriteError;
 
 /// Errors of checkpoint files.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -64,6 +66,35 @@ pub struct Checkpoint {
     pub weights: HashMap<String, Tensor>,
     /// AdamW moments by parameter name.
     pub moments: HashMap<String, Moments>,
+}
+
+/// What a checkpoint is written from, borrowed (from the optimizer): the
+/// files are written from the tensors and moment vectors themselves,
+/// without a copy in memory.
+pub(crate) struct Snapshot<'a> {
+    pub step: u64,
+    pub state: serde_json::Value,
+    /// Trainable tensors by name.
+    pub weights: Vec<(&'a str, Source<'a>)>,
+    /// AdamW moments by parameter name.
+    pub moments: Vec<(&'a str, &'a Moments)>,
+}
+
+#[cfg(test)]
+impl Checkpoint {
+    /// This checkpoint, to be written again.
+    pub(crate) fn snapshot(&self) -> Snapshot<'_> {
+        Snapshot {
+            step: self.step,
+            state: self.state.clone(),
+            weights: self
+                .weights
+                .iter()
+                .map(|(n, t)| (n.as_str(), Source::Tensor(t)))
+                .collect(),
+            moments: self.moments.iter().map(|(n, m)| (n.as_str(), m)).collect(),
+        }
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
@@ -130,15 +161,12 @@ pub fn list(root: &Path) -> Result<Vec<(u64, PathBuf)>> {
     Ok(plain)
 }
 
-fn save_tensors(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<()> {
-    let mut owned: Vec<(&String, Tensor)> = Vec::with_capacity(tensors.len());
-    for (k, t) in tensors {
-        owned.push((k, t.contiguous().map_err(|e| corrupt(path, e))?));
-    }
-    owned.sort_by(|a, b| a.0.cmp(b.0));
-    let bytes = safetensors::serialize(owned.iter().map(|(k, t)| (k.as_str(), t)), None)
-        .map_err(|e| corrupt(path, e))?;
-    crate::fsio::write(path, &bytes).map_err(io(path))
+/// Write `tensors` as a safetensors file, straight from where they lie.
+fn save_tensors(path: &Path, tensors: &[(&str, Source)]) -> Result<()> {
+    crate::runtime::safetensors_out::write(path, tensors, None).map_err(|e| match e {
+        WriteError::Io(e) => io(path)(e),
+        WriteError::Format(m) => corrupt(path, m),
+    })
 }
 
 /// Remove what interrupted saves left in `root`: `.tmp` directories, and
@@ -166,7 +194,7 @@ fn clean_leftovers(root: &Path) -> Result<()> {
 }
 
 /// Write `ckpt` under `root` atomically, then keep only the newest `keep`.
-pub fn save(root: &Path, ckpt: &Checkpoint, keep: usize) -> Result<PathBuf> {
+pub(crate) fn save(root: &Path, ckpt: &Snapshot, keep: usize) -> Result<PathBuf> {
     use crate::fsio;
     fsio::create_dir_all(root).map_err(io(root))?;
     clean_leftovers(root)?;
@@ -179,17 +207,15 @@ pub fn save(root: &Path, ckpt: &Checkpoint, keep: usize) -> Result<PathBuf> {
     let state_path = tmp.join("state.json");
     fsio::write(&state_path, &state_bytes).map_err(io(&state_path))?;
     save_tensors(&tmp.join("weights.safetensors"), &ckpt.weights)?;
-    let mut opt = HashMap::new();
-    for (name, m) in &ckpt.moments {
-        let to_t = |v: &Vec<f32>| Tensor::from_slice(v, v.len(), &Device::Cpu);
-        opt.insert(
-            format!("m.{name}"),
-            to_t(&m.m).map_err(|e| corrupt(&tmp, e))?,
-        );
-        opt.insert(
-            format!("v.{name}"),
-            to_t(&m.v).map_err(|e| corrupt(&tmp, e))?,
-        );
+    let names: Vec<(String, String)> = ckpt
+        .moments
+        .iter()
+        .map(|(name, _)| (format!("m.{name}"), format!("v.{name}")))
+        .collect();
+    let mut opt = Vec::with_capacity(2 * names.len());
+    for ((m_name, v_name), (_, m)) in names.iter().zip(&ckpt.moments) {
+        opt.push((m_name.as_str(), Source::F32(&m.m)));
+        opt.push((v_name.as_str(), Source::F32(&m.v)));
     }
     save_tensors(&tmp.join("optimizer.safetensors"), &opt)?;
     fsio::sync_dir(&tmp);
@@ -316,7 +342,7 @@ mod tests {
         let root = tmp.path().join("checkpoints");
         assert!(latest(&root, &Device::Cpu).unwrap().is_none());
         for s in [5, 10, 15] {
-            save(&root, &ckpt(s), 2).unwrap();
+            save(&root, &ckpt(s).snapshot(), 2).unwrap();
         }
         let steps: Vec<u64> = list(&root).unwrap().into_iter().map(|(s, _)| s).collect();
         assert_eq!(steps, vec![10, 15]);
@@ -335,13 +361,13 @@ mod tests {
     fn an_interrupted_save_is_invisible_and_cleaned_up() {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().to_path_buf();
-        save(&root, &ckpt(5), 3).unwrap();
+        save(&root, &ckpt(5).snapshot(), 3).unwrap();
         // A save killed half way leaves only a .tmp directory.
         let half = root.join("step-00000010.tmp");
         std::fs::create_dir_all(&half).unwrap();
         std::fs::write(half.join("state.json"), "{").unwrap();
         assert_eq!(latest(&root, &Device::Cpu).unwrap().unwrap().step, 5);
-        save(&root, &ckpt(10), 3).unwrap();
+        save(&root, &ckpt(10).snapshot(), 3).unwrap();
         assert!(!half.exists());
         assert_eq!(latest(&root, &Device::Cpu).unwrap().unwrap().step, 10);
     }
@@ -349,7 +375,7 @@ mod tests {
     #[test]
     fn corrupt_files_are_named() {
         let tmp = tempfile::tempdir().unwrap();
-        let dir = save(tmp.path(), &ckpt(1), 1).unwrap();
+        let dir = save(tmp.path(), &ckpt(1).snapshot(), 1).unwrap();
         std::fs::write(dir.join("optimizer.safetensors"), b"garbage").unwrap();
         let err = read(&dir, &Device::Cpu).unwrap_err().to_string();
         assert!(err.contains("optimizer.safetensors"), "{err}");
@@ -359,7 +385,7 @@ mod tests {
     fn a_crash_between_the_renames_of_a_rewrite_keeps_the_old_copy() {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().to_path_buf();
-        save(&root, &ckpt(5), 3).unwrap();
+        save(&root, &ckpt(5).snapshot(), 3).unwrap();
         // Rewriting step 5 renames it to `.old` first; a crash before the
         // new one is renamed into place leaves only the `.old` copy and a
         // complete `.tmp`.
@@ -369,7 +395,7 @@ mod tests {
         std::fs::create_dir_all(root.join(format!("{}.tmp", step_dir_name(5)))).unwrap();
         assert_eq!(latest(&root, &Device::Cpu).unwrap().unwrap().step, 5);
         // The next save puts the only copy back under its name.
-        save(&root, &ckpt(10), 3).unwrap();
+        save(&root, &ckpt(10).snapshot(), 3).unwrap();
         assert!(plain.is_dir() && !old.exists());
         let steps: Vec<u64> = list(&root).unwrap().into_iter().map(|(s, _)| s).collect();
         assert_eq!(steps, vec![5, 10]);
@@ -379,8 +405,8 @@ mod tests {
     fn a_damaged_newest_checkpoint_falls_back_to_the_one_before_and_says_so() {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().to_path_buf();
-        save(&root, &ckpt(5), 3).unwrap();
-        let newest = save(&root, &ckpt(10), 3).unwrap();
+        save(&root, &ckpt(5).snapshot(), 3).unwrap();
+        let newest = save(&root, &ckpt(10).snapshot(), 3).unwrap();
         // What the old rewrite left: the final name without its state.
         std::fs::remove_file(newest.join("state.json")).unwrap();
         let (c, notes) = latest_with_notes(&root, &Device::Cpu).unwrap();

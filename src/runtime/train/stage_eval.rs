@@ -9,7 +9,7 @@ use candle_core::{Device, Tensor};
 use crate::check::types::Stage;
 use crate::runtime::eval::EvalMetrics;
 
-use super::checkpoint::{self, Checkpoint};
+use super::checkpoint::{self, Snapshot};
 use super::error::{Result, RunError};
 use super::log::RunLog;
 use super::optim::Optimizer;
@@ -77,11 +77,11 @@ fn keep_best(
         });
         checkpoint::save(
             &env.dir.join("best").join(format!("{e}.{metric}")),
-            &Checkpoint {
+            &Snapshot {
                 step,
                 state: serde_json::json!({ "value": v }),
-                weights: opt.weights(),
-                moments: HashMap::new(),
+                weights: opt.weights_to_save(),
+                moments: Vec::new(),
             },
             1,
         )?;
@@ -114,11 +114,11 @@ pub(super) fn save_checkpoint(
     let state = serde_json::to_value(progress).map_err(|e| RunError::Invalid(e.to_string()))?;
     checkpoint::save(
         &env.dir.join("checkpoints"),
-        &Checkpoint {
+        &Snapshot {
             step,
             state,
-            weights: opt.weights(),
-            moments: opt.moments(),
+            weights: opt.weights_to_save(),
+            moments: opt.moments_to_save(),
         },
         keep.unwrap_or(2),
     )?;

@@ -18,6 +18,7 @@ use candle_core::{backprop::GradStore, Tensor, Var};
 
 use super::error::{Result, RunError};
 use crate::registry::{ArgError, Args, Component};
+use crate::runtime::safetensors_out::Source;
 use crate::runtime::step::WeightPanels;
 use grad::{Grad, RowGrad, Sink};
 
@@ -364,6 +365,22 @@ impl Optimizer {
         self.params
             .iter()
             .map(|p| (p.name.clone(), p.moments.clone()))
+            .collect()
+    }
+
+    /// The weights by name, borrowed, for a checkpoint written from them.
+    pub(crate) fn weights_to_save(&self) -> Vec<(&str, Source<'_>)> {
+        self.params
+            .iter()
+            .map(|p| (p.name.as_str(), Source::Tensor(p.var.as_tensor())))
+            .collect()
+    }
+
+    /// The optimizer state by parameter name, borrowed, for a checkpoint.
+    pub(crate) fn moments_to_save(&self) -> Vec<(&str, &Moments)> {
+        self.params
+            .iter()
+            .map(|p| (p.name.as_str(), &p.moments))
             .collect()
     }
 
