@@ -28,7 +28,7 @@ impl Checker<'_> {
         at: Span,
         args: &BoundArgs,
     ) -> bool {
-        let ok = self.check_columns_inner(comp, ds, at, args);
+        let ok = self.columns_fit(comp, ds, at, args);
         if ok {
             self.require_labels(comp, &ds.name, args);
         }
@@ -59,7 +59,9 @@ impl Checker<'_> {
         }
     }
 
-    fn check_columns_inner(
+    /// Whether `ds` has what `comp`'s `Columns` ask for (with a teacher
+    /// that computes the label, no label); reports every mismatch.
+    fn columns_fit(
         &mut self,
         comp: &Component,
         ds: &DataSource,

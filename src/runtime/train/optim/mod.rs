@@ -352,16 +352,20 @@ impl Optimizer {
         Ok(norm)
     }
 
-    /// Current values of every parameter, by name (for checkpoints).
-    pub fn weights(&self) -> HashMap<String, Tensor> {
+    /// Current values of every parameter, by name: an owned copy of
+    /// [`Self::weights_to_save`], for tests that compare optimizers.
+    #[cfg(test)]
+    pub(crate) fn weights(&self) -> HashMap<String, Tensor> {
         self.params
             .iter()
             .map(|p| (p.name.clone(), p.var.as_tensor().clone()))
             .collect()
     }
 
-    /// The optimizer state by parameter name (for checkpoints).
-    pub fn moments(&self) -> HashMap<String, Moments> {
+    /// The optimizer state by parameter name: an owned copy of
+    /// [`Self::moments_to_save`], for tests that compare optimizers.
+    #[cfg(test)]
+    pub(crate) fn moments(&self) -> HashMap<String, Moments> {
         self.params
             .iter()
             .map(|p| (p.name.clone(), p.moments.clone()))
@@ -384,8 +388,9 @@ impl Optimizer {
             .collect()
     }
 
-    /// Restore weights and state written by [`Self::weights`] and
-    /// [`Self::moments`]; every parameter must be present with its shape.
+    /// Restore weights and state as a checkpoint holds them (written from
+    /// [`Self::weights_to_save`] and [`Self::moments_to_save`]); every
+    /// parameter must be present with its shape.
     pub fn restore(
         &mut self,
         weights: &HashMap<String, Tensor>,
